@@ -1,0 +1,40 @@
+# Trust Ledger: the two commands a newcomer needs are `make run` and `make test`.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+PGDIR ?= $(CURDIR)/var/test-postgres
+PYTEST_ARGS ?=
+
+.PHONY: install run test lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install
+	$(VENV)/bin/trustledger migrate
+	$(VENV)/bin/trustledger serve --host 127.0.0.1 --port $(PORT)
+
+# Starts a throwaway PostgreSQL, runs the whole suite on PostgreSQL and SQLite, stops the server.
+test: install
+	url=$$(tools/throwaway-postgres start $(PGDIR) | tail -n 1); \
+	trap 'tools/throwaway-postgres stop $(PGDIR)' EXIT; \
+	TRUSTLEDGER_TEST_POSTGRES_URL=$$url $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy domain api projections
+
+bench: install
+	url=$$(tools/throwaway-postgres start $(PGDIR) | tail -n 1); \
+	trap 'tools/throwaway-postgres stop $(PGDIR)' EXIT; \
+	for script in bench/*.py; do TRUSTLEDGER_BENCH_POSTGRES_URL=$$url $(PY) $$script; done
+
+clean:
+	rm -rf $(VENV) var build *.egg-info

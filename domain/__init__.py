@@ -1,0 +1,1 @@
+"""Trust Ledger's domain: relationships as event streams, trust, the push gate. No framework here."""

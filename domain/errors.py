@@ -1,0 +1,48 @@
+"""The domain's own errors: what a caller sent cannot be true, or cannot be recorded now."""
+
+from __future__ import annotations
+
+
+class LedgerError(Exception):
+    """Base of every error the ledger reports to its callers."""
+
+
+class RejectedEvent(LedgerError):
+    """An event breaks a rule of the relationship; nothing was stored."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class UnknownReference(RejectedEvent):
+    """The event refers to a promise, offer, error, case, advice or push the ledger never saw open."""
+
+
+class DuplicateReference(RejectedEvent):
+    """The event opens something (a promise, an offer, ...) under an id already in use."""
+
+
+class EventIdConflict(LedgerError):
+    """The brand reused one of its event ids for different content."""
+
+    def __init__(self, event_id: str) -> None:
+        super().__init__(f"event_id {event_id!r} was already recorded with other content")
+        self.event_id = event_id
+
+
+class ConcurrencyConflict(LedgerError):
+    """Concurrent writers kept changing the relationship; the write was given up after retries."""
+
+
+class BatchRejected(LedgerError):
+    """One or more events of a batch were rejected; nothing of the batch was stored."""
+
+    def __init__(self, errors: dict[int, LedgerError]) -> None:
+        first = min(errors)
+        super().__init__(f"{len(errors)} event(s) rejected, the first at index {first}: {errors[first]}")
+        self.errors = errors
+
+
+class RelationshipNotFound(LedgerError):
+    """No relationship for this brand and customer (or it belongs to another brand)."""

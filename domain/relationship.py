@@ -1,0 +1,757 @@
+"""The relationship: one brand x one customer, one event stream, every interaction an event.
+
+Each type of DESIGN.md's event catalogue is an explicit event class with a stable topic
+(``trustledger:<type>``) and a command on :class:`Relationship` that guards it. The aggregate
+keeps its state folded (open promises, offers and error reports, consents, preferences, counts),
+and forgets closed references after :data:`MEMORY` of event time, so loading and appending cost
+the same whatever the length of the history.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime, timedelta
+from typing import Any, ClassVar, TypeVar
+from uuid import UUID, uuid5
+
+from eventsourcing.domain import Aggregate
+from eventsourcing.utils import register_topic
+
+from domain.errors import DuplicateReference, RejectedEvent, UnknownReference
+
+NAMESPACE = UUID("6f1d5a3e-8a4b-5c2e-9d47-3b1f0e2a7c55")
+FUTURE_TOLERANCE = timedelta(minutes=5)
+MEMORY = timedelta(days=400)
+"""How long a closed reference (a kept promise, an admitted error) is remembered, in event time.
+
+Afterwards a repeat is still rejected (nothing is open under that id), only with a plainer message.
+"""
+ENVELOPE = ("event_id", "occurred_at", "actor", "channel")
+SEVERITIES = ("minor", "major", "critical")
+DISCOVERERS = ("brand", "customer", "regulator", "third_party")
+REACTIONS = ("opened", "clicked", "dismissed", "unwanted", "unsubscribed")
+EVERY_PURPOSE = "*"
+
+
+def relationship_id(brand: str, customer: str) -> UUID:
+    """The stable id of a brand x customer relationship."""
+    return uuid5(NAMESPACE, f"relationship\x1f{brand}\x1f{customer}")
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """What every posted event carries besides its data."""
+
+    event_id: str
+    occurred_at: datetime
+    actor: str | None = None
+    channel: str | None = None
+
+
+@dataclass(frozen=True)
+class PostedEvent:
+    """One event as a brand posts it, its data already parsed into Python values."""
+
+    event_id: str
+    type: str
+    customer: str
+    occurred_at: datetime
+    actor: str | None = None
+    channel: str | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def envelope(self) -> Envelope:
+        return Envelope(self.event_id, self.occurred_at, self.actor, self.channel)
+
+    def fingerprint(self) -> str:
+        """A digest of the content, so a repeated event_id can be told apart from a reused one."""
+        content = {
+            "type": self.type,
+            "customer": self.customer,
+            "occurred_at": self.occurred_at,
+            "actor": self.actor,
+            "channel": self.channel,
+            "data": self.data,
+        }
+        canonical = json.dumps(content, sort_keys=True, default=_canonical, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _canonical(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    raise TypeError(f"cannot fingerprint {type(value).__name__}")
+
+
+class Interaction(Aggregate.Event):
+    """Base of every event of the catalogue: the envelope; subclasses add their data."""
+
+    TYPE: ClassVar[str] = ""
+    PERSONAL: ClassVar[tuple[str, ...]] = ("actor",)
+    """Fields that identify or describe the person: encrypted at rest, masked after erasure."""
+
+    event_id: str
+    occurred_at: datetime
+    actor: str | None
+    channel: str | None
+
+    @classmethod
+    def data_fields(cls) -> tuple[str, ...]:
+        skip = {*ENVELOPE, "originator_id", "originator_version", "timestamp"}
+        return tuple(f.name for f in fields(cls) if f.name not in skip)  # type: ignore[arg-type]
+
+    @classmethod
+    def required_fields(cls) -> tuple[str, ...]:
+        optional = {f.name for f in fields(cls) if "None" in str(f.type)}  # type: ignore[arg-type]
+        return tuple(name for name in cls.data_fields() if name not in optional)
+
+    @property
+    def data(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in self.data_fields()}
+
+    @property
+    def recorded_at(self) -> datetime:
+        return self.timestamp
+
+    def apply(self, relationship: Relationship) -> None:  # type: ignore[override]
+        relationship.note(self)
+        self.fold(relationship)
+
+    def fold(self, relationship: Relationship) -> None:
+        """This event's effect on the relationship's state; most events only count."""
+
+
+CATALOGUE: dict[str, type[Interaction]] = {}
+I = TypeVar("I", bound=type[Interaction])  # noqa: E741
+
+
+def interaction(type_: str, *, personal: tuple[str, ...] = ()) -> Callable[[I], I]:
+    """Registers an event class under its catalogue type, with a topic that never moves."""
+
+    def register(cls: I) -> I:
+        cls.TYPE = type_
+        cls.TOPIC = f"trustledger:{type_}"  # type: ignore[attr-defined]
+        cls.PERSONAL = ("actor", *personal)
+        register_topic(cls.TOPIC, cls)  # type: ignore[attr-defined]
+        CATALOGUE[type_] = cls
+        return cls
+
+    return register
+
+
+# --- promises -------------------------------------------------------------------------------
+
+
+@interaction("promise.made", personal=("summary",))
+class PromiseMade(Interaction):
+    promise_id: str
+    summary: str
+    due_at: datetime
+
+    def fold(self, relationship: Relationship) -> None:
+        relationship.open_item("promise", self.promise_id, self, due_at=self.due_at)
+
+
+@interaction("promise.kept")
+class PromiseKept(Interaction):
+    promise_id: str
+
+    def fold(self, relationship: Relationship) -> None:
+        relationship.close_item("promise", self.promise_id, self, "kept")
+
+
+@interaction("promise.broken", personal=("reason",))
+class PromiseBroken(Interaction):
+    promise_id: str
+    reason: str | None
+
+    def fold(self, relationship: Relationship) -> None:
+        relationship.close_item("promise", self.promise_id, self, "broken")
+
+
+@interaction("promise.released", personal=("reason",))
+class PromiseReleased(Interaction):
+    promise_id: str
+    reason: str | None
+
+    def fold(self, relationship: Relationship) -> None:
+        relationship.close_item("promise", self.promise_id, self, "released")
+
+
+# --- offers ---------------------------------------------------------------------------------
+
+
+@interaction("offer.made", personal=("summary",))
+class OfferMade(Interaction):
+    offer_id: str
+    summary: str
+    expires_at: datetime | None
+    claims: list[str] | None
+
+    def fold(self, relationship: Relationship) -> None:
+        relationship.open_item("offer", self.offer_id, self, expires_at=self.expires_at)
+
+
+@interaction("offer.accepted")
+class OfferAccepted(Interaction):
+    offer_id: str
+
+    def fold(self, relationship: Relationship) -> None:
+        relationship.mark_item("offer", self.offer_id, self, "accepted")
+
+
+@interaction("offer.declined")
+class OfferDeclined(Interaction):
+    offer_id: str
+
+    def fold(self, relationship: Relationship) -> None:
+        relationship.close_item("offer", self.offer_id, self, "declined")
+
+
+@interaction("offer.honored")
+class OfferHonored(Interaction):
+    offer_id: str
+
+    def fold(self, relationship: Relationship) -> None:
+        relationship.close_item("offer", self.offer_id, self, "honored")
+
+
+@interaction("offer.reneged", personal=("reason",))
+class OfferReneged(Interaction):
+    offer_id: str
+    reason: str
+
+    def fold(self, relationship: Relationship) -> None:
+        relationship.close_item("offer", self.offer_id, self, "reneged")
+
+
+# --- errors ---------------------------------------------------------------------------------
+
+
+@interaction("error.admitted", personal=("summary",))
+class ErrorAdmitted(Interaction):
+    error_id: str
+    summary: str
+    severity: str
+    discovered_by: str
+
+    def fold(self, relationship: Relationship) -> None:
+        if self.error_id in relationship.items["error"]:
+            relationship.close_item("error", self.error_id, self, "admitted")
+        else:
+            relationship.open_item("error", self.error_id, self)
+            relationship.close_item("error", self.error_id, self, "admitted")
+
+
+@interaction("error.reported", personal=("summary", "reported_by"))
+class ErrorReported(Interaction):
+    error_id: str
+    summary: str
+    reported_by: str
+
+    def fold(self, relationship: Relationship) -> None:
+        relationship.open_item("error", self.error_id, self)
+
+
+@interaction("error.disputed", personal=("reason",))
+class ErrorDisputed(Interaction):
+    error_id: str
+    reason: str
+
+    def fold(self, relationship: Relationship) -> None:
+        relationship.mark_item("error", self.error_id, self, "disputed")
+
+
+@interaction("error.confirmed", personal=("by",))
+class ErrorConfirmed(Interaction):
+    error_id: str
+    by: str
+
+    def fold(self, relationship: Relationship) -> None:
+        relationship.mark_item("error", self.error_id, self, "confirmed")
+
+
+@interaction("error.withdrawn")
+class ErrorWithdrawn(Interaction):
+    error_id: str
+
+    def fold(self, relationship: Relationship) -> None:
+        relationship.close_item("error", self.error_id, self, "withdrawn")
+
+
+# --- support: questions, cases, advice ------------------------------------------------------
+
+
+@interaction("question.answered")
+class QuestionAnswered(Interaction):
+    case_id: str
+    topic: str
+    resolved: bool
+    rating: int | None
+
+    def fold(self, relationship: Relationship) -> None:
+        relationship.remember_item("case", self.case_id, self, "answered")
+
+
+@interaction("case.reopened")
+class CaseReopened(Interaction):
+    case_id: str
+
+    def fold(self, relationship: Relationship) -> None:
+        relationship.remember_item("case", self.case_id, self, "reopened")
+
+
+@interaction("advice.given", personal=("summary",))
+class AdviceGiven(Interaction):
+    advice_id: str
+    topic: str
+    summary: str
+
+    def fold(self, relationship: Relationship) -> None:
+        relationship.open_item("advice", self.advice_id, self)
+
+
+@interaction("advice.rated")
+class AdviceRated(Interaction):
+    advice_id: str
+    helpful: bool
+
+    def fold(self, relationship: Relationship) -> None:
+        relationship.close_item("advice", self.advice_id, self, "rated")
+
+
+# --- consent and preferences ----------------------------------------------------------------
+
+
+@interaction("consent.granted")
+class ConsentGranted(Interaction):
+    purpose: str
+    channels: list[str]
+    data_categories: list[str]
+    notice_version: str
+    method: str
+    expires_at: datetime | None
+    jurisdiction: str | None
+
+    def fold(self, relationship: Relationship) -> None:
+        channels = relationship.consents.setdefault(self.purpose, {})
+        for channel in self.channels:
+            channels[channel] = {
+                "status": "granted",
+                "data_categories": list(self.data_categories),
+                "notice_version": self.notice_version,
+                "method": self.method,
+                "expires_at": self.expires_at,
+                "jurisdiction": self.jurisdiction,
+                "since": self.occurred_at,
+                "event_id": self.event_id,
+            }
+        relationship.objection = None
+
+
+@interaction("consent.withdrawn")
+class ConsentWithdrawn(Interaction):
+    purpose: str
+    channels: list[str] | None
+
+    def fold(self, relationship: Relationship) -> None:
+        if self.purpose == EVERY_PURPOSE:
+            relationship.objection = {"event_id": self.event_id, "since": self.occurred_at}
+        relationship.withdraw(self.purpose, self.channels, self)
+
+
+@interaction("preferences.updated")
+class PreferencesUpdated(Interaction):
+    timezone: str | None
+    quiet_hours: dict[str, str] | None
+
+    def fold(self, relationship: Relationship) -> None:
+        if self.timezone is not None:
+            relationship.preferences["timezone"] = self.timezone
+        if self.quiet_hours is not None:
+            relationship.preferences["quiet_hours"] = dict(self.quiet_hours)
+
+
+# --- pushes ---------------------------------------------------------------------------------
+
+
+@interaction("push.decided")
+class PushDecided(Interaction):
+    """Written by the gate, never posted: the decision, its reasons and the policy version."""
+
+    push_id: str
+    request: dict[str, Any]
+    decision: dict[str, Any]
+
+    def fold(self, relationship: Relationship) -> None:
+        relationship.remember_item(
+            "push",
+            self.push_id,
+            self,
+            "decided",
+            outcome=self.decision.get("outcome"),
+            purpose=self.request.get("purpose"),
+            channel=self.request.get("channel"),
+        )
+
+
+@interaction("push.sent")
+class PushSent(Interaction):
+    push_id: str
+
+    def fold(self, relationship: Relationship) -> None:
+        relationship.remember_item("push", self.push_id, self, "sent", sent_channel=self.channel)
+
+
+@interaction("push.feedback")
+class PushFeedback(Interaction):
+    push_id: str
+    reaction: str
+
+    def fold(self, relationship: Relationship) -> None:
+        if self.reaction != "unsubscribed":
+            return
+        push = relationship.items["push"][self.push_id]
+        channel = push.get("channel") or push.get("sent_channel")
+        purposes = [push["purpose"]] if push.get("purpose") else list(relationship.consents)
+        for purpose in purposes:
+            relationship.withdraw(purpose, [channel] if channel else None, self)
+
+
+# --- the aggregate --------------------------------------------------------------------------
+
+OPEN = ("open", "accepted", "disputed", "confirmed")
+"""States of an item that is still open: never forgotten, since its deadline still counts."""
+KINDS = ("promise", "offer", "error", "case", "advice", "push")
+
+
+class Relationship(Aggregate, created_event_name="Opened"):
+    """One brand x one customer: the stream every interaction of the pair is recorded on."""
+
+    TOPIC = "trustledger:relationship"
+
+    class Event(Aggregate.Event):
+        TOPIC = "trustledger:relationship.event"
+
+    class Opened(Aggregate.Created):
+        TOPIC = "trustledger:relationship.opened"
+        brand: str
+        customer: str
+
+    @staticmethod
+    def create_id(brand: str, customer: str) -> UUID:  # type: ignore[override]
+        return relationship_id(brand, customer)
+
+    def __init__(self, brand: str, customer: str) -> None:
+        self.brand = brand
+        self.customer = customer
+        self.items: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in KINDS}
+        self.consents: dict[str, dict[str, dict[str, Any]]] = {}
+        self.objection: dict[str, Any] | None = None
+        self.preferences: dict[str, Any] = {}
+        self.counts: dict[str, int] = {}
+        self.first_at: datetime | None = None
+        self.last_at: datetime | None = None
+        self._prune_at: dict[str, int] = {}
+
+    # --- commands: each guards its rule, then records its event -----------------------------
+
+    def record(self, posted: PostedEvent) -> None:
+        """Records one posted event through the command of its type."""
+        cls = CATALOGUE.get(posted.type)
+        if cls is None or cls is PushDecided:
+            raise RejectedEvent(f"unknown event type {posted.type!r}", field="type")
+        unknown = sorted(set(posted.data) - set(cls.data_fields()))
+        if unknown:
+            raise RejectedEvent(f"unknown data field(s) for {cls.TYPE}: {', '.join(unknown)}", field="data")
+        missing = [name for name in cls.required_fields() if posted.data.get(name) is None]
+        if missing:
+            raise RejectedEvent(f"missing data field(s) for {cls.TYPE}: {', '.join(missing)}", field="data")
+        data = {name: posted.data.get(name) for name in cls.data_fields()}
+        COMMANDS[cls](self, posted.envelope, **data)
+
+    def make_promise(self, env: Envelope, promise_id: str, summary: str, due_at: datetime) -> None:
+        self._require_new("promise", promise_id)
+        self._trigger(PromiseMade, env, promise_id=promise_id, summary=summary, due_at=due_at)
+
+    def keep_promise(self, env: Envelope, promise_id: str) -> None:
+        self._require_open("promise", promise_id)
+        self._trigger(PromiseKept, env, promise_id=promise_id)
+
+    def break_promise(self, env: Envelope, promise_id: str, reason: str | None = None) -> None:
+        self._require_open("promise", promise_id)
+        self._trigger(PromiseBroken, env, promise_id=promise_id, reason=reason)
+
+    def release_promise(self, env: Envelope, promise_id: str, reason: str | None = None) -> None:
+        self._require_open("promise", promise_id)
+        self._trigger(PromiseReleased, env, promise_id=promise_id, reason=reason)
+
+    def make_offer(
+        self,
+        env: Envelope,
+        offer_id: str,
+        summary: str,
+        expires_at: datetime | None = None,
+        claims: list[str] | None = None,
+    ) -> None:
+        self._require_new("offer", offer_id)
+        self._trigger(
+            OfferMade, env, offer_id=offer_id, summary=summary, expires_at=expires_at, claims=claims
+        )
+
+    def accept_offer(self, env: Envelope, offer_id: str) -> None:
+        self._require_open("offer", offer_id, statuses=("open",))
+        self._trigger(OfferAccepted, env, offer_id=offer_id)
+
+    def decline_offer(self, env: Envelope, offer_id: str) -> None:
+        self._require_open("offer", offer_id, statuses=("open",))
+        self._trigger(OfferDeclined, env, offer_id=offer_id)
+
+    def honor_offer(self, env: Envelope, offer_id: str) -> None:
+        self._require_open("offer", offer_id)
+        self._trigger(OfferHonored, env, offer_id=offer_id)
+
+    def renege_offer(self, env: Envelope, offer_id: str, reason: str) -> None:
+        self._require_open("offer", offer_id)
+        self._trigger(OfferReneged, env, offer_id=offer_id, reason=reason)
+
+    def admit_error(
+        self, env: Envelope, error_id: str, summary: str, severity: str, discovered_by: str
+    ) -> None:
+        _require_choice("severity", severity, SEVERITIES)
+        _require_choice("discovered_by", discovered_by, DISCOVERERS)
+        known = self.items["error"].get(error_id)
+        if known is not None and known["status"] not in OPEN:
+            raise DuplicateReference(f"error {error_id!r} is already {known['status']}", field="error_id")
+        self._trigger(
+            ErrorAdmitted,
+            env,
+            error_id=error_id,
+            summary=summary,
+            severity=severity,
+            discovered_by=discovered_by,
+        )
+
+    def report_error(self, env: Envelope, error_id: str, summary: str, reported_by: str) -> None:
+        self._require_new("error", error_id)
+        self._trigger(ErrorReported, env, error_id=error_id, summary=summary, reported_by=reported_by)
+
+    def dispute_error(self, env: Envelope, error_id: str, reason: str) -> None:
+        self._require_open("error", error_id, statuses=("open",))
+        self._trigger(ErrorDisputed, env, error_id=error_id, reason=reason)
+
+    def confirm_error(self, env: Envelope, error_id: str, by: str) -> None:
+        self._require_open("error", error_id, statuses=("open", "disputed"))
+        self._trigger(ErrorConfirmed, env, error_id=error_id, by=by)
+
+    def withdraw_error(self, env: Envelope, error_id: str) -> None:
+        self._require_open("error", error_id)
+        self._trigger(ErrorWithdrawn, env, error_id=error_id)
+
+    def answer_question(
+        self, env: Envelope, case_id: str, topic: str, resolved: bool, rating: int | None = None
+    ) -> None:
+        if rating is not None and not 1 <= rating <= 5:
+            raise RejectedEvent("rating must be from 1 to 5", field="rating")
+        self._trigger(
+            QuestionAnswered, env, case_id=case_id, topic=topic, resolved=resolved, rating=rating
+        )
+
+    def reopen_case(self, env: Envelope, case_id: str) -> None:
+        if case_id not in self.items["case"]:
+            raise UnknownReference(f"case {case_id!r} was never answered", field="case_id")
+        self._trigger(CaseReopened, env, case_id=case_id)
+
+    def give_advice(self, env: Envelope, advice_id: str, topic: str, summary: str) -> None:
+        self._require_new("advice", advice_id)
+        self._trigger(AdviceGiven, env, advice_id=advice_id, topic=topic, summary=summary)
+
+    def rate_advice(self, env: Envelope, advice_id: str, helpful: bool) -> None:
+        self._require_open("advice", advice_id)
+        self._trigger(AdviceRated, env, advice_id=advice_id, helpful=helpful)
+
+    def grant_consent(
+        self,
+        env: Envelope,
+        purpose: str,
+        channels: list[str],
+        data_categories: list[str],
+        notice_version: str,
+        method: str,
+        expires_at: datetime | None = None,
+        jurisdiction: str | None = None,
+    ) -> None:
+        if purpose == EVERY_PURPOSE:
+            raise RejectedEvent("consent is granted for one purpose, not '*'", field="purpose")
+        if not channels:
+            raise RejectedEvent("consent needs at least one channel", field="channels")
+        self._trigger(
+            ConsentGranted,
+            env,
+            purpose=purpose,
+            channels=list(channels),
+            data_categories=list(data_categories),
+            notice_version=notice_version,
+            method=method,
+            expires_at=expires_at,
+            jurisdiction=jurisdiction,
+        )
+
+    def withdraw_consent(self, env: Envelope, purpose: str, channels: list[str] | None = None) -> None:
+        if purpose != EVERY_PURPOSE:
+            granted = self.consents.get(purpose)
+            if not granted:
+                raise UnknownReference(f"consent for {purpose!r} was never granted", field="purpose")
+            unknown = sorted(set(channels or ()) - set(granted))
+            if unknown:
+                raise UnknownReference(
+                    f"consent for {purpose!r} was never granted on {', '.join(unknown)}",
+                    field="channels",
+                )
+        self._trigger(
+            ConsentWithdrawn, env, purpose=purpose, channels=list(channels) if channels else None
+        )
+
+    def update_preferences(
+        self, env: Envelope, timezone: str | None = None, quiet_hours: dict[str, str] | None = None
+    ) -> None:
+        if timezone is None and quiet_hours is None:
+            raise RejectedEvent("preferences.updated needs timezone or quiet_hours", field="data")
+        self._trigger(PreferencesUpdated, env, timezone=timezone, quiet_hours=quiet_hours)
+
+    def record_push_sent(self, env: Envelope, push_id: str) -> None:
+        self._trigger(PushSent, env, push_id=push_id)
+
+    def record_push_feedback(self, env: Envelope, push_id: str, reaction: str) -> None:
+        _require_choice("reaction", reaction, REACTIONS)
+        if self.items["push"].get(push_id, {}).get("status") != "sent":
+            raise UnknownReference(f"push {push_id!r} was never sent", field="push_id")
+        self._trigger(PushFeedback, env, push_id=push_id, reaction=reaction)
+
+    def record_push_decision(
+        self, env: Envelope, push_id: str, request: dict[str, Any], decision: dict[str, Any]
+    ) -> None:
+        """The gate's own command: not reachable through :meth:`record`."""
+        self._trigger(PushDecided, env, push_id=push_id, request=request, decision=decision)
+
+    # --- guards ------------------------------------------------------------------------------
+
+    def _require_new(self, kind: str, item_id: str) -> None:
+        known = self.items[kind].get(item_id)
+        if known is not None:
+            raise DuplicateReference(
+                f"{kind} {item_id!r} already exists ({known['status']})", field=f"{kind}_id"
+            )
+
+    def _require_open(self, kind: str, item_id: str, statuses: tuple[str, ...] = OPEN) -> None:
+        known = self.items[kind].get(item_id)
+        if known is None:
+            verb = "given" if kind == "advice" else "made" if kind != "error" else "reported"
+            raise UnknownReference(f"{kind} {item_id!r} was never {verb}", field=f"{kind}_id")
+        if known["status"] not in statuses:
+            raise UnknownReference(f"{kind} {item_id!r} is already {known['status']}", field=f"{kind}_id")
+
+    def _trigger(self, cls: type[Interaction], env: Envelope, **data: Any) -> None:
+        if env.occurred_at.tzinfo is None:
+            raise RejectedEvent("occurred_at needs a UTC offset", field="occurred_at")
+        if env.occurred_at > datetime.now(UTC) + FUTURE_TOLERANCE:
+            raise RejectedEvent("occurred_at is more than 5 minutes in the future", field="occurred_at")
+        self.trigger_event(
+            cls,
+            event_id=env.event_id,
+            occurred_at=env.occurred_at,
+            actor=env.actor,
+            channel=env.channel,
+            **data,
+        )
+
+    # --- the fold: called by the events as they are applied ----------------------------------
+
+    def note(self, event: Interaction) -> None:
+        self.counts[event.TYPE] = self.counts.get(event.TYPE, 0) + 1
+        if self.first_at is None or event.occurred_at < self.first_at:
+            self.first_at = event.occurred_at
+        if self.last_at is None or event.occurred_at > self.last_at:
+            self.last_at = event.occurred_at
+
+    def open_item(self, kind: str, item_id: str, event: Interaction, **info: Any) -> None:
+        self.items[kind][item_id] = {
+            "status": "open",
+            "opened_at": event.occurred_at,
+            "at": event.occurred_at,
+            "event_id": event.event_id,
+            **info,
+        }
+
+    def mark_item(self, kind: str, item_id: str, event: Interaction, status: str) -> None:
+        item = self.items[kind][item_id]
+        item.update(status=status, at=event.occurred_at, **{f"{status}_by": event.event_id})
+
+    def close_item(self, kind: str, item_id: str, event: Interaction, status: str) -> None:
+        self.mark_item(kind, item_id, event, status)
+        self._forget_old(kind)
+
+    def remember_item(
+        self, kind: str, item_id: str, event: Interaction, status: str, **info: Any
+    ) -> None:
+        item = self.items[kind].setdefault(item_id, {"opened_at": event.occurred_at})
+        item.update(status=status, at=event.occurred_at, event_id=event.event_id, **info)
+        self._forget_old(kind)
+
+    def withdraw(self, purpose: str, channels: list[str] | None, event: Interaction) -> None:
+        purposes = list(self.consents) if purpose == EVERY_PURPOSE else [purpose]
+        for name in purposes:
+            granted = self.consents.get(name, {})
+            for channel in channels or list(granted):
+                if channel in granted:
+                    granted[channel].update(
+                        status="withdrawn", since=event.occurred_at, event_id=event.event_id
+                    )
+
+    def _forget_old(self, kind: str) -> None:
+        """Drops closed items older than MEMORY, amortised O(1): only when the map has doubled."""
+        items = self.items[kind]
+        if len(items) < self._prune_at.get(kind, 512) or self.last_at is None:
+            return
+        horizon = self.last_at - MEMORY
+        for item_id in [i for i, item in items.items() if item["status"] not in OPEN and item["at"] < horizon]:
+            del items[item_id]
+        self._prune_at[kind] = max(512, 2 * len(items))
+
+
+def _require_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise RejectedEvent(f"{name} must be one of {', '.join(choices)}", field=name)
+
+
+COMMANDS: dict[type[Interaction], Callable[..., None]] = {
+    PromiseMade: Relationship.make_promise,
+    PromiseKept: Relationship.keep_promise,
+    PromiseBroken: Relationship.break_promise,
+    PromiseReleased: Relationship.release_promise,
+    OfferMade: Relationship.make_offer,
+    OfferAccepted: Relationship.accept_offer,
+    OfferDeclined: Relationship.decline_offer,
+    OfferHonored: Relationship.honor_offer,
+    OfferReneged: Relationship.renege_offer,
+    ErrorAdmitted: Relationship.admit_error,
+    ErrorReported: Relationship.report_error,
+    ErrorDisputed: Relationship.dispute_error,
+    ErrorConfirmed: Relationship.confirm_error,
+    ErrorWithdrawn: Relationship.withdraw_error,
+    QuestionAnswered: Relationship.answer_question,
+    CaseReopened: Relationship.reopen_case,
+    AdviceGiven: Relationship.give_advice,
+    AdviceRated: Relationship.rate_advice,
+    ConsentGranted: Relationship.grant_consent,
+    ConsentWithdrawn: Relationship.withdraw_consent,
+    PreferencesUpdated: Relationship.update_preferences,
+    PushSent: Relationship.record_push_sent,
+    PushFeedback: Relationship.record_push_feedback,
+    PushDecided: Relationship.record_push_decision,
+}
+POSTABLE_TYPES = tuple(t for t, cls in CATALOGUE.items() if cls is not PushDecided)

@@ -1,0 +1,95 @@
+"""Where the ledger keeps its events: `TRUSTLEDGER_DATABASE_URL`, read once and turned into settings."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
+
+DEFAULT_URL = "sqlite:///var/trustledger.sqlite3"
+
+
+class BadDatabaseUrl(ValueError):
+    """The database URL is neither sqlite:///PATH nor postgresql://USER@HOST:PORT/DB."""
+
+
+@dataclass(frozen=True)
+class Store:
+    """A parsed database URL: the embedded SQLite file or a PostgreSQL database."""
+
+    url: str
+    kind: str  # "sqlite" or "postgres"
+    path: str = ""
+    host: str = ""
+    port: int = 5432
+    user: str = ""
+    password: str = ""
+    dbname: str = ""
+
+    @classmethod
+    def from_url(cls, url: str | None) -> Store:
+        url = url or DEFAULT_URL
+        parts = urlsplit(url)
+        if parts.scheme == "sqlite":
+            # sqlite:///relative/path or sqlite:////absolute/path, as SQLAlchemy spells them.
+            path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else ""
+            if not path:
+                raise BadDatabaseUrl(f"{url!r}: expected sqlite:///PATH")
+            return cls(url=url, kind="sqlite", path=path)
+        if parts.scheme in ("postgresql", "postgres", "postgresql+psycopg"):
+            dbname = parts.path.lstrip("/")
+            if not parts.hostname or not dbname:
+                raise BadDatabaseUrl(f"{url!r}: expected postgresql://USER:PASS@HOST:PORT/DB")
+            try:
+                port = parts.port or 5432
+            except ValueError as error:
+                raise BadDatabaseUrl(f"{url!r}: {error}") from None
+            return cls(
+                url=url,
+                kind="postgres",
+                host=parts.hostname,
+                port=port,
+                user=unquote(parts.username or ""),
+                password=unquote(parts.password or ""),
+                dbname=dbname,
+            )
+        raise BadDatabaseUrl(f"{url!r}: the scheme must be sqlite or postgresql")
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.kind == "sqlite"
+
+    def eventsourcing_env(self, pool_size: int = 5) -> dict[str, str]:
+        """The eventsourcing library's settings. Tables are alembic's: the library never creates them."""
+        if self.is_sqlite:
+            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            return {
+                "PERSISTENCE_MODULE": "eventsourcing.sqlite",
+                "SQLITE_DBNAME": self.path,
+                "SQLITE_LOCK_TIMEOUT": "30",
+                "CREATE_TABLE": "n",
+            }
+        return {
+            "PERSISTENCE_MODULE": "eventsourcing.postgres",
+            "POSTGRES_DBNAME": self.dbname,
+            "POSTGRES_HOST": self.host,
+            "POSTGRES_PORT": str(self.port),
+            "POSTGRES_USER": self.user,
+            "POSTGRES_PASSWORD": self.password,
+            "POSTGRES_POOL_SIZE": str(pool_size),
+            "POSTGRES_MAX_OVERFLOW": str(pool_size * 2),
+            "POSTGRES_CONNECT_TIMEOUT": "10",
+            "POSTGRES_LOCK_TIMEOUT": "10",
+            "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "30",
+            "CREATE_TABLE": "n",
+        }
+
+    def sqlalchemy_url(self) -> str:
+        if self.is_sqlite:
+            return f"sqlite:///{self.path}"
+        return "postgresql+psycopg" + self.conninfo()[len("postgresql") :]
+
+    def conninfo(self) -> str:
+        """A libpq connection URL, for psycopg connections of our own (projections, keys)."""
+        auth = quote(self.user, safe="") + (f":{quote(self.password, safe='')}" if self.password else "")
+        return f"postgresql://{auth}@{self.host}:{self.port}/{self.dbname}"
