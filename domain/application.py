@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -56,7 +57,7 @@ class IdempotencyKey(Aggregate, created_event_name="Claimed"):
 
     @staticmethod
     def create_id(brand: str, event_id: str) -> UUID:  # type: ignore[override]
-        return uuid5(NAMESPACE, f"event-id\x1f{brand}\x1f{event_id}")
+        return uuid5(NAMESPACE, json.dumps(["event-id", brand, event_id]))
 
     def __init__(
         self,

@@ -38,7 +38,7 @@ EVERY_PURPOSE = "*"
 
 def relationship_id(brand: str, customer: str) -> UUID:
     """The stable id of a brand x customer relationship."""
-    return uuid5(NAMESPACE, f"relationship\x1f{brand}\x1f{customer}")
+    return uuid5(NAMESPACE, json.dumps(["relationship", brand, customer]))
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,17 @@ class PostedEvent:
         return hashlib.sha256(canonical.encode()).hexdigest()
 
 
+def _simple(value: Any) -> Any:
+    """The value with datetimes as RFC 3339 strings, for JSON."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {k: _simple(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_simple(v) for v in value]
+    return value
+
+
 def _canonical(value: object) -> object:
     if isinstance(value, datetime):
         return value.astimezone(UTC).isoformat()
@@ -116,6 +127,19 @@ class Interaction(Aggregate.Event):
     @property
     def recorded_at(self) -> datetime:
         return self.timestamp
+
+    def as_dict(self) -> dict[str, Any]:
+        """The event in simple types (timestamps as RFC 3339 strings), as operators and the API show it."""
+        return {
+            "event_id": self.event_id,
+            "type": self.TYPE,
+            "sequence": self.originator_version,
+            "occurred_at": self.occurred_at.isoformat(),
+            "recorded_at": self.timestamp.isoformat(),
+            "actor": self.actor,
+            "channel": self.channel,
+            "data": _simple(self.data),
+        }
 
     def apply(self, relationship: Relationship) -> None:  # type: ignore[override]
         relationship.note(self)

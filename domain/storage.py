@@ -18,7 +18,7 @@ class Store:
     """A parsed database URL: the embedded SQLite file or a PostgreSQL database."""
 
     url: str
-    kind: str  # "sqlite" or "postgres"
+    kind: str  # "sqlite", "postgres", or "memory" (the library's in-process store, for unit tests)
     path: str = ""
     host: str = ""
     port: int = 5432
@@ -29,6 +29,8 @@ class Store:
     @classmethod
     def from_url(cls, url: str | None) -> Store:
         url = url or DEFAULT_URL
+        if url == "memory://":
+            return cls(url=url, kind="memory")
         parts = urlsplit(url)
         if parts.scheme == "sqlite":
             # sqlite:///relative/path or sqlite:////absolute/path, as SQLAlchemy spells them.
@@ -61,6 +63,8 @@ class Store:
 
     def eventsourcing_env(self, pool_size: int = 5) -> dict[str, str]:
         """The eventsourcing library's settings. Tables are alembic's: the library never creates them."""
+        if self.kind == "memory":
+            return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
         if self.is_sqlite:
             Path(self.path).parent.mkdir(parents=True, exist_ok=True)
             return {

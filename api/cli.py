@@ -1,0 +1,104 @@
+"""`trustledger`: the operators' command line. Bad arguments get one clear line and exit 2."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+
+from api.settings import Settings
+from domain.application import Ledger
+from domain.errors import LedgerError
+from domain.storage import BadDatabaseUrl
+
+
+class Context:
+    """What every command shares: the settings, and a ledger built on first use."""
+
+    def __init__(self, database_url: str | None) -> None:
+        self.settings = Settings.load({"database_url": database_url} if database_url else None)
+        self._ledger: Ledger | None = None
+
+    @property
+    def ledger(self) -> Ledger:
+        if self._ledger is None:
+            self._ledger = Ledger(self.settings.store)
+        return self._ledger
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--database-url",
+    metavar="URL",
+    help="sqlite:///PATH or postgresql://USER:PASS@HOST:PORT/DB [env: TRUSTLEDGER_DATABASE_URL]",
+)
+@click.pass_context
+def cli(ctx: click.Context, database_url: str | None) -> None:
+    """Trust Ledger: an event-sourced customer relationship and trust ledger."""
+    ctx.obj = Context(database_url)
+
+
+@cli.command()
+@pass_context
+def migrate(context: Context) -> None:
+    """Create or upgrade every table (running it twice is harmless)."""
+    from migrations import current, upgrade
+
+    store = context.settings.store
+    upgrade(store)
+    click.echo(f"{store.kind} database at revision {current(store)}")
+
+
+@cli.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@pass_context
+def serve(context: Context, host: str, port: int) -> None:
+    """Serve the HTTP API and the web pages."""
+    from werkzeug.serving import run_simple
+
+    from api.app import create_app
+
+    app = create_app({"database_url": context.settings.database_url})
+    click.echo(f"Trust Ledger on http://{host}:{port}/ ({context.settings.store.kind})")
+    run_simple(host, port, app, threaded=True, use_reloader=False)
+
+
+@cli.command()
+@click.option("--brand", required=True, help="The brand's slug.")
+@click.option("--customer", required=True, help="The customer's reference.")
+@pass_context
+def events(context: Context, brand: str, customer: str) -> None:
+    """Print a relationship's events as JSON lines, oldest first."""
+    for event in context.ledger.interactions(brand, customer):
+        click.echo(json.dumps(event.as_dict(), ensure_ascii=False))
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Runs the command line; every error is one line on stderr and a non-zero exit."""
+    try:
+        return cli.main(args=argv, prog_name="trustledger", standalone_mode=False)
+    except click.exceptions.Exit as done:
+        sys.exit(done.exit_code)
+    except click.Abort:
+        sys.exit(130)
+    except click.UsageError as error:
+        _fail(f"{error.format_message()} (see --help)", 2)
+    except click.ClickException as error:
+        _fail(error.format_message(), error.exit_code)
+    except (LedgerError, BadDatabaseUrl) as error:
+        _fail(str(error), 1)
+
+
+def _fail(message: str, code: int) -> None:
+    click.echo(f"trustledger: {message}", err=True)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

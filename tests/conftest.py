@@ -1,0 +1,77 @@
+"""Fixtures for both stores: a temporary SQLite file, and the throwaway PostgreSQL of `make test`.
+
+`make test` sets TRUSTLEDGER_TEST_POSTGRES_URL. Without it the PostgreSQL half of the suite fails
+with a clear message, rather than passing by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from domain.application import Ledger
+from domain.storage import Store
+from migrations import upgrade
+
+POSTGRES_URL_VARIABLE = "TRUSTLEDGER_TEST_POSTGRES_URL"
+
+
+def postgres_url() -> str:
+    url = os.environ.get(POSTGRES_URL_VARIABLE)
+    if not url:
+        pytest.fail(f"{POSTGRES_URL_VARIABLE} is not set: run the suite with `make test`")
+    return url
+
+
+@pytest.fixture(scope="session")
+def migrated_postgres() -> Store:
+    """The shared test database, migrated once per run; tests keep apart by unique references."""
+    store = Store.from_url(postgres_url())
+    upgrade(store)
+    return store
+
+
+def new_postgres_database() -> Store:
+    """A fresh, migrated database of its own, for tests that read the whole log."""
+    base = Store.from_url(postgres_url())
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(base.conninfo(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    store = Store.from_url(base.conninfo().rsplit("/", 1)[0] + "/" + name)
+    upgrade(store)
+    return store
+
+
+def new_sqlite_database(directory: Path) -> Store:
+    store = Store.from_url(f"sqlite:///{directory / 'trustledger.sqlite3'}")
+    upgrade(store)
+    return store
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    """A migrated store of each kind. PostgreSQL is shared across tests: use unique references."""
+    if request.param == "sqlite":
+        return new_sqlite_database(tmp_path)
+    migrated: Store = request.getfixturevalue("migrated_postgres")
+    return migrated
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    """A migrated store of each kind holding nothing yet: for tests that read the whole log."""
+    if request.param == "sqlite":
+        return new_sqlite_database(tmp_path)
+    return new_postgres_database()
+
+
+@pytest.fixture
+def ledger(store: Store) -> Iterator[Ledger]:
+    app = Ledger(store)
+    yield app
+    app.close()

@@ -1,0 +1,86 @@
+"""Alembic owns the schema: migrating twice is harmless, and the result is what the library expects."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from domain.application import Ledger
+from domain.storage import Store
+from migrations import current, upgrade
+from tests.conftest import new_postgres_database
+
+
+def test_migrating_twice_is_harmless(empty_store: Store) -> None:
+    upgrade(empty_store)
+    upgrade(empty_store)
+    assert current(empty_store) is not None
+
+
+def postgres_schema(store: Store, tables: tuple[str, ...]) -> dict[str, Any]:
+    with psycopg.connect(store.conninfo()) as conn:
+        columns = conn.execute(
+            "SELECT table_name, column_name, data_type, is_nullable, column_default"
+            " FROM information_schema.columns WHERE table_schema = 'public' AND table_name = ANY(%s)"
+            " ORDER BY table_name, ordinal_position",
+            [list(tables)],
+        ).fetchall()
+        indexes = conn.execute(
+            "SELECT tablename, indexname, indexdef FROM pg_indexes"
+            " WHERE schemaname = 'public' AND tablename = ANY(%s) ORDER BY indexname",
+            [list(tables)],
+        ).fetchall()
+        options = conn.execute(
+            "SELECT relname, reloptions FROM pg_class WHERE relname = ANY(%s) ORDER BY relname",
+            [list(tables)],
+        ).fetchall()
+        composite = conn.execute(
+            "SELECT a.attname, format_type(a.atttypid, a.atttypmod) FROM pg_type t"
+            " JOIN pg_attribute a ON a.attrelid = t.typrelid"
+            " WHERE t.typname = 'stored_event_uuid' ORDER BY a.attnum"
+        ).fetchall()
+    return {"columns": columns, "indexes": indexes, "options": options, "composite": composite}
+
+
+@pytest.mark.postgres
+def test_the_migrated_postgres_schema_is_what_the_library_creates() -> None:
+    migrated = new_postgres_database()
+    by_library = new_postgres_database_unmigrated()
+    ledger = Ledger(by_library, env={"CREATE_TABLE": "y"})
+    ledger.close()
+    tables = ("ledger_events", "ledger_snapshots")
+    assert postgres_schema(migrated, tables) == postgres_schema(by_library, tables)
+
+
+def new_postgres_database_unmigrated() -> Store:
+    store = new_postgres_database()
+    with psycopg.connect(store.conninfo(), autocommit=True) as conn:
+        conn.execute("DROP TABLE ledger_events, ledger_snapshots, alembic_version CASCADE")
+        conn.execute("DROP TYPE stored_event_uuid")
+    return store
+
+
+def sqlite_schema(path: str, tables: tuple[str, ...]) -> dict[str, Any]:
+    import sqlite3
+
+    with sqlite3.connect(path) as conn:
+        return {
+            table: (
+                conn.execute(f"PRAGMA table_info({table})").fetchall(),
+                conn.execute(f"PRAGMA index_list({table})").fetchall(),
+                conn.execute("SELECT sql LIKE '%WITHOUT ROWID' FROM sqlite_master WHERE name = ?", [table]).fetchall(),
+            )
+            for table in tables
+        }
+
+
+def test_the_migrated_sqlite_schema_is_what_the_library_creates(tmp_path: Path) -> None:
+    migrated = Store.from_url(f"sqlite:///{tmp_path / 'migrated.sqlite3'}")
+    upgrade(migrated)
+    by_library = Store.from_url(f"sqlite:///{tmp_path / 'library.sqlite3'}")
+    Ledger(by_library, env={"CREATE_TABLE": "y"}).close()
+    tables = ("stored_events", "stored_snapshots")
+    assert sqlite_schema(migrated.path, tables) == sqlite_schema(by_library.path, tables)
