@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import sqlite3
 import sys
 from typing import Any
 
 import click
+import psycopg
 
+from api.auth import ROLES, KeyProblem, KeyStore
 from api.settings import Settings
 from domain.application import Ledger
 from domain.errors import LedgerError
@@ -20,12 +23,25 @@ class Context:
     def __init__(self, database_url: str | None) -> None:
         self.settings = Settings.load({"database_url": database_url} if database_url else None)
         self._ledger: Ledger | None = None
+        self._keys: KeyStore | None = None
 
     @property
     def ledger(self) -> Ledger:
         if self._ledger is None:
             self._ledger = Ledger(self.settings.store)
         return self._ledger
+
+    @property
+    def keys(self) -> KeyStore:
+        if self._keys is None:
+            self._keys = KeyStore(self.settings.store)
+        return self._keys
+
+    def close(self) -> None:
+        if self._keys is not None:
+            self._keys.close()
+        if self._ledger is not None:
+            self._ledger.close()
 
 
 pass_context = click.make_pass_decorator(Context)
@@ -41,6 +57,7 @@ pass_context = click.make_pass_decorator(Context)
 def cli(ctx: click.Context, database_url: str | None) -> None:
     """Trust Ledger: an event-sourced customer relationship and trust ledger."""
     ctx.obj = Context(database_url)
+    ctx.call_on_close(ctx.obj.close)
 
 
 @cli.command()
@@ -69,6 +86,45 @@ def serve(context: Context, host: str, port: int) -> None:
     run_simple(host, port, app, threaded=True, use_reloader=False)
 
 
+@cli.group()
+def keys() -> None:
+    """Create, list and revoke API keys (one brand and one role each)."""
+
+
+@keys.command("create")
+@click.option("--brand", required=True, metavar="SLUG", help="The brand's slug; created if new.")
+@click.option("--role", required=True, type=click.Choice(ROLES), help="What the key may do.")
+@pass_context
+def create_key(context: Context, brand: str, role: str) -> None:
+    """Issue a key; it is printed once, alone on the last line."""
+    issued = context.keys.create(brand, role)
+    if issued.new_brand:
+        click.echo(f"new brand {brand}")
+    click.echo(f"key {issued.info.key_id} for brand {brand}, role {role}; shown this once:")
+    click.echo(issued.key)
+
+
+@keys.command("list")
+@click.option("--brand", metavar="SLUG", help="Only this brand's keys.")
+@pass_context
+def list_keys(context: Context, brand: str | None) -> None:
+    """Every key: id, brand, role, when created, when revoked (never the key itself)."""
+    click.echo(f"{'KEY_ID':<14}{'BRAND':<28}{'ROLE':<12}{'CREATED':<27}REVOKED")
+    for info in context.keys.every(brand):
+        revoked = info.revoked_at.isoformat(timespec="seconds") if info.revoked_at else "-"
+        created = info.created_at.isoformat(timespec="seconds")
+        click.echo(f"{info.key_id:<14}{info.brand:<28}{info.role:<12}{created:<27}{revoked}")
+
+
+@keys.command("revoke")
+@click.argument("key_id")
+@pass_context
+def revoke_key(context: Context, key_id: str) -> None:
+    """Revoke a key, named by its id (or the whole key); it fails from the next request on."""
+    info = context.keys.revoke(key_id)
+    click.echo(f"revoked key {info.key_id} (brand {info.brand}, role {info.role})")
+
+
 @cli.command()
 @click.option("--brand", required=True, help="The brand's slug.")
 @click.option("--customer", required=True, help="The customer's reference.")
@@ -91,8 +147,11 @@ def main(argv: list[str] | None = None) -> Any:
         _fail(f"{error.format_message()} (see --help)", 2)
     except click.ClickException as error:
         _fail(error.format_message(), error.exit_code)
-    except (LedgerError, BadDatabaseUrl) as error:
+    except (LedgerError, BadDatabaseUrl, KeyProblem) as error:
         _fail(str(error), 1)
+    except (sqlite3.Error, psycopg.Error) as error:
+        message = str(error).strip().splitlines() or [type(error).__name__]
+        _fail(f"database: {message[0]} (has `trustledger migrate` run?)", 1)
 
 
 def _fail(message: str, code: int) -> None:

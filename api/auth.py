@@ -1,0 +1,235 @@
+"""API keys: one brand and one role each, shown once, stored only as a hash, revocable.
+
+A key reads `tlk_<key_id>_<secret>`: `tlk_` makes a leaked key recognisable (secret scanners,
+logs), `key_id` (48 bits, not secret) finds its row and names it in `trustledger keys list`, and
+the secret is 256 random bits. The table keeps the SHA-256 of the whole key, compared in constant
+time. The tables are alembic's (migrations/versions/0003_api_keys.py); this module reads them with
+sqlite3 or psycopg directly, one short connection (SQLite) or a small pool (PostgreSQL) per process.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+import sqlite3
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from domain.storage import Store
+
+PREFIX = "tlk_"
+ROLES = ("brand", "agent", "compliance")
+BRAND_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+KEY_SHAPE = re.compile(r"^tlk_(?P<key_id>[0-9a-f]{12})_[A-Za-z0-9_-]{43}$")
+
+
+class KeyProblem(ValueError):
+    """A key command cannot be done: a bad slug or role, or an unknown key id."""
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: the brand (the tenant of every ledger call) and the role of the key."""
+
+    brand: str
+    role: str
+    key_id: str
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    key_id: str
+    brand: str
+    role: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class IssuedKey:
+    """A new key: the only moment its plaintext exists."""
+
+    key: str
+    info: KeyInfo
+    new_brand: bool
+
+
+def digest(key: str) -> str:
+    return hashlib.sha256(key.encode()).hexdigest()
+
+
+def key_id_of(key: str) -> str | None:
+    """The public id inside a well-formed key, or None."""
+    shape = KEY_SHAPE.fullmatch(key)
+    return shape["key_id"] if shape else None
+
+
+class KeyStore:
+    """The `brands` and `api_keys` tables of one database."""
+
+    def __init__(self, store: Store) -> None:
+        if store.kind not in ("sqlite", "postgres"):
+            raise KeyProblem(f"API keys need SQLite or PostgreSQL, not {store.kind}")
+        self.store = store
+        self._pool: Any = None
+        self._lock = threading.Lock()
+
+    # --- operators ------------------------------------------------------------------------------
+
+    def create(self, brand: str, role: str) -> IssuedKey:
+        """Issues a key for `brand` (registering the brand if it is new) with `role`."""
+        if not BRAND_SLUG.match(brand):
+            raise KeyProblem(f"brand {brand!r} is not a slug: a-z, 0-9 and '-', at most 63")
+        if role not in ROLES:
+            raise KeyProblem(f"role {role!r} is not one of {', '.join(ROLES)}")
+        key_id = secrets.token_hex(6)
+        key = f"{PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
+        now = datetime.now(UTC)
+        with self._connection() as conn:
+            known = self._fetch(conn, "SELECT slug FROM brands WHERE slug = ?", [brand])
+            if not known:
+                self._execute(
+                    conn,
+                    "INSERT INTO brands (slug, created_at) VALUES (?, ?)",
+                    [brand, self._time(now)],
+                )
+            self._execute(
+                conn,
+                "INSERT INTO api_keys (key_id, brand, role, secret_hash, created_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [key_id, brand, role, digest(key), self._time(now)],
+            )
+        return IssuedKey(key, KeyInfo(key_id, brand, role, now, None), new_brand=not known)
+
+    def every(self, brand: str | None = None) -> list[KeyInfo]:
+        """Every key (of one brand, or of all), revoked ones included; never a secret."""
+        query = "SELECT key_id, brand, role, created_at, revoked_at FROM api_keys"
+        query += " WHERE brand = ?" if brand else ""
+        with self._connection() as conn:
+            rows = self._fetch(
+                conn, query + " ORDER BY brand, created_at, key_id", [brand] if brand else []
+            )
+        return [self._info(row) for row in rows]
+
+    def revoke(self, key_or_id: str) -> KeyInfo:
+        """Revokes a key, named by its id or the whole key; revoking twice keeps the first time."""
+        key_id = key_id_of(key_or_id) or key_or_id
+        with self._connection() as conn:
+            self._execute(
+                conn,
+                "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
+                [self._time(datetime.now(UTC)), key_id],
+            )
+            rows = self._fetch(
+                conn,
+                "SELECT key_id, brand, role, created_at, revoked_at FROM api_keys WHERE key_id = ?",
+                [key_id],
+            )
+        if not rows:
+            raise KeyProblem(f"no key {key_id!r}")
+        return self._info(rows[0])
+
+    # --- requests -------------------------------------------------------------------------------
+
+    def authenticate(self, presented: str) -> Caller | None:
+        """The caller a live key belongs to, or None for a malformed, unknown or revoked key."""
+        key_id = key_id_of(presented)
+        if key_id is None:
+            return None
+        with self._connection() as conn:
+            rows = self._fetch(
+                conn,
+                "SELECT brand, role, secret_hash FROM api_keys"
+                " WHERE key_id = ? AND revoked_at IS NULL",
+                [key_id],
+            )
+        if not rows:
+            return None
+        brand, role, stored = rows[0]
+        if not hmac.compare_digest(digest(presented), str(stored).strip()):
+            return None
+        return Caller(brand=brand, role=role, key_id=key_id)
+
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    # --- the two databases ----------------------------------------------------------------------
+
+    @contextmanager
+    def _connection(self) -> Iterator[Any]:
+        """A connection in a transaction, committed on success (SQLite: a fresh one, cheap)."""
+        if self.store.is_sqlite:
+            conn = sqlite3.connect(self.store.path, timeout=30)
+            try:
+                with conn:
+                    yield conn
+            finally:
+                conn.close()
+            return
+        with self._postgres_pool().connection() as conn:
+            yield conn
+
+    def _postgres_pool(self) -> Any:
+        with self._lock:
+            if self._pool is None:
+                from psycopg_pool import ConnectionPool
+
+                self._pool = ConnectionPool(
+                    self.store.conninfo(),
+                    min_size=1,
+                    max_size=4,
+                    open=True,
+                    name="trustledger-keys",
+                )
+            return self._pool
+
+    def _execute(self, conn: Any, sql: str, params: Sequence[Any]) -> None:
+        conn.execute(self._sql(sql), params)
+
+    def _fetch(self, conn: Any, sql: str, params: Sequence[Any]) -> list[Any]:
+        return list(conn.execute(self._sql(sql), params).fetchall())
+
+    def _sql(self, sql: str) -> str:
+        return sql if self.store.is_sqlite else sql.replace("?", "%s")
+
+    def _time(self, moment: datetime) -> Any:
+        return moment.isoformat() if self.store.is_sqlite else moment
+
+    @staticmethod
+    def _info(row: Sequence[Any]) -> KeyInfo:
+        key_id, brand, role, created, revoked = row
+        return KeyInfo(key_id, brand, role, _moment(created), _moment(revoked) if revoked else None)
+
+
+def _moment(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+# --- requests: who is calling, and may they -----------------------------------------------------
+
+
+def bearer_key(header: str | None) -> str | None:
+    """The key of an `Authorization: Bearer <key>` header."""
+    scheme, _, key = (header or "").partition(" ")
+    return key.strip() if scheme.lower() == "bearer" and key.strip() else None
+
+
+def authorise(keys: KeyStore, header: str | None, roles: tuple[str, ...]) -> Caller:
+    """The caller, if its key is live (else 401) and its role is one of `roles` (else 403)."""
+    from werkzeug.exceptions import Forbidden, Unauthorized
+
+    key = bearer_key(header)
+    caller = keys.authenticate(key) if key else None
+    if caller is None:
+        raise Unauthorized()
+    if caller.role not in roles:
+        raise Forbidden()
+    return caller

@@ -1,0 +1,115 @@
+"""The key store and `trustledger keys` on both stores: issue, check, list, revoke."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from api.auth import KeyProblem, KeyStore, digest
+from domain.storage import Store
+from tests.random_refs import random_brand
+
+ROOT = Path(__file__).parents[2]
+
+
+@pytest.fixture
+def keys(store: Store) -> Iterator[KeyStore]:
+    keys = KeyStore(store)
+    yield keys
+    keys.close()
+
+
+def rows(store: Store, table: str) -> list[tuple[Any, ...]]:
+    if store.is_sqlite:
+        with sqlite3.connect(store.path) as conn:
+            return conn.execute(f"SELECT * FROM {table}").fetchall()
+    with psycopg.connect(store.conninfo()) as conn:
+        return conn.execute(f"SELECT * FROM {table}").fetchall()  # type: ignore[arg-type]
+
+
+def test_an_issued_key_authenticates_as_its_brand_and_role(keys: KeyStore) -> None:
+    brand = random_brand()
+    issued = keys.create(brand, "agent")
+    caller = keys.authenticate(issued.key)
+    assert caller is not None
+    assert (caller.brand, caller.role, caller.key_id) == (brand, "agent", issued.info.key_id)
+
+
+def test_only_the_hash_of_a_key_is_stored(keys: KeyStore, store: Store) -> None:
+    issued = keys.create(random_brand(), "brand")
+    stored = [row for row in rows(store, "api_keys") if row[0] == issued.info.key_id]
+    assert len(stored) == 1
+    secret = issued.key.rsplit("_", 1)[1]
+    assert not any(secret in str(value) for value in stored[0])
+    assert digest(issued.key) in [str(value).strip() for value in stored[0]]
+
+
+def test_a_wrong_revoked_or_malformed_key_authenticates_as_nobody(keys: KeyStore) -> None:
+    issued = keys.create(random_brand(), "brand")
+    forged = issued.key[:-1] + ("A" if issued.key[-1] != "A" else "B")
+    assert keys.authenticate(forged) is None
+    assert keys.authenticate("tlk_ffffffffffff_" + "A" * 43) is None
+    assert keys.authenticate("not a key") is None
+    keys.revoke(issued.info.key_id)
+    assert keys.authenticate(issued.key) is None
+
+
+def test_a_brand_is_created_once_with_its_first_key(keys: KeyStore, store: Store) -> None:
+    brand = random_brand()
+    assert keys.create(brand, "brand").new_brand
+    assert not keys.create(brand, "compliance").new_brand
+    assert [row[0] for row in rows(store, "brands")].count(brand) == 1
+    assert [k.role for k in keys.every(brand)] == ["brand", "compliance"]
+
+
+@pytest.mark.parametrize(
+    ("brand", "role"),
+    [("Acme", "brand"), ("-acme", "brand"), ("a" * 64, "brand"), ("acme", "admin"), ("", "brand")],
+)
+def test_bad_slugs_and_roles_are_refused(keys: KeyStore, brand: str, role: str) -> None:
+    with pytest.raises(KeyProblem):
+        keys.create(brand, role)
+
+
+def test_revoking_keeps_the_first_time_and_an_unknown_id_is_refused(keys: KeyStore) -> None:
+    issued = keys.create(random_brand(), "brand")
+    first = keys.revoke(issued.key)
+    assert first.revoked_at is not None
+    assert keys.revoke(issued.info.key_id).revoked_at == first.revoked_at
+    with pytest.raises(KeyProblem):
+        keys.revoke("000000000000")
+
+
+def trustledger(store: Store, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "api", "--database-url", store.url, *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.slow
+def test_the_keys_commands_create_list_and_revoke(store: Store, keys: KeyStore) -> None:
+    brand = random_brand()
+    created = trustledger(store, "keys", "create", "--brand", brand, "--role", "compliance")
+    assert created.returncode == 0, created.stderr
+    key = created.stdout.splitlines()[-1]
+    caller = keys.authenticate(key)
+    assert caller is not None and (caller.brand, caller.role) == (brand, "compliance")
+    listed = trustledger(store, "keys", "list", "--brand", brand)
+    assert caller.key_id in listed.stdout and key not in listed.stdout
+    revoked = trustledger(store, "keys", "revoke", caller.key_id)
+    assert revoked.returncode == 0 and keys.authenticate(key) is None
+    again = trustledger(store, "keys", "revoke", "nope")
+    assert (again.returncode, again.stderr.count("\n")) == (1, 1)
+    bad = trustledger(store, "keys", "create", "--brand", brand, "--role", "root")
+    assert (bad.returncode, bad.stderr.count("\n")) == (2, 1)
