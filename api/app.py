@@ -1,4 +1,8 @@
-"""The HTTP API's composition root: `create_app` builds nothing at import time."""
+"""The HTTP API's composition root: `create_app` builds nothing at import time.
+
+The ledger and the key store are built on first use, once per process, so a gunicorn worker
+builds its own after the fork; `close_app` (or the worker's exit) closes them.
+"""
 
 from __future__ import annotations
 
@@ -7,19 +11,32 @@ from typing import Any
 
 from flask import Flask
 
+from api import errors, openapi
+from api.context import EXTENSION, Resources
 from api.settings import Settings
 from domain.application import Ledger
 
+MAX_BODY = 1024 * 1024
+
 
 def create_app(config: Mapping[str, Any] | None = None, ledger: Ledger | None = None) -> Flask:
-    """Builds the Flask app; the ledger is built lazily, once per process (so after a fork)."""
+    """Builds the Flask app from `Settings` (environment, then `config`); `ledger` is for tests."""
+    from api.resources import customers, events, health
+
     app = Flask(__name__)
     settings = Settings.load(config)
-    app.config["SETTINGS"] = settings
-    app.extensions["trustledger.ledger"] = ledger
-
-    @app.get("/healthz")
-    def healthz() -> dict[str, str]:
-        return {"status": "ok"}
-
+    app.config.update(SETTINGS=settings, MAX_CONTENT_LENGTH=MAX_BODY, **openapi.settings())
+    # A customer reference may hold "//"; merging slashes would redirect to another customer.
+    app.url_map.merge_slashes = False
+    app.extensions[EXTENSION] = Resources(settings, ledger)
+    errors.register(app)
+    api = openapi.LedgerApi(app)
+    for blueprint in (health.blp, events.blp, customers.blp):
+        api.register_blueprint(blueprint)
     return app
+
+
+def close_app(app: Flask) -> None:
+    """Closes the ledger and the key store this process opened for `app`."""
+    resources: Resources = app.extensions[EXTENSION]
+    resources.close()

@@ -1,0 +1,69 @@
+"""What a request uses, built lazily once per process (so after gunicorn forks) and kept.
+
+The eventsourcing `Application` connects in its constructor and closes its pool when collected,
+so the app keeps one reference to it for its life and closes it on shutdown.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from flask import current_app, g
+
+from api.auth import Caller, KeyStore
+from api.settings import Settings
+from domain.application import Ledger
+
+EXTENSION = "trustledger"
+
+
+class Resources:
+    """The ledger and the key store of one process."""
+
+    def __init__(self, settings: Settings, ledger: Ledger | None = None) -> None:
+        self.settings = settings
+        self._ledger = ledger
+        self._owns_ledger = ledger is None
+        self._keys: KeyStore | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def ledger(self) -> Ledger:
+        if self._ledger is None:
+            with self._lock:
+                if self._ledger is None:
+                    self._ledger = Ledger(self.settings.store)
+        return self._ledger
+
+    @property
+    def keys(self) -> KeyStore:
+        if self._keys is None:
+            with self._lock:
+                if self._keys is None:
+                    self._keys = KeyStore(self.settings.store)
+        return self._keys
+
+    def close(self) -> None:
+        """Closes what this process opened (a ledger handed in is its owner's to close)."""
+        with self._lock:
+            if self._ledger is not None and self._owns_ledger:
+                self._ledger.close()
+                self._ledger = None
+            if self._keys is not None:
+                self._keys.close()
+                self._keys = None
+
+
+def resources() -> Resources:
+    found: Resources = current_app.extensions[EXTENSION]
+    return found
+
+
+def ledger() -> Ledger:
+    return resources().ledger
+
+
+def caller() -> Caller:
+    """Who is calling; set by the `allow` guard of the view."""
+    found: Caller = g.caller
+    return found

@@ -1,0 +1,177 @@
+"""The one place that turns errors into answers: RFC 9457 `application/problem+json`.
+
+Domain errors (domain/errors.py), validation errors and HTTP errors all end here; views raise and
+never catch. Nothing is stored when any of these is raised: the ledger saves a write in one
+transaction, after every check.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from flask import Flask, Response, request
+from werkzeug.exceptions import HTTPException
+
+from api.schemas.problem import PROBLEM
+from domain.errors import (
+    BatchRejected,
+    ConcurrencyConflict,
+    DuplicateReference,
+    EventIdConflict,
+    LedgerError,
+    RejectedEvent,
+    RelationshipNotFound,
+    UnknownReference,
+)
+from domain.relationship import ENVELOPE
+
+log = logging.getLogger(__name__)
+TYPE_BASE = "urn:trustledger:problem:"
+ENVELOPE_FIELDS = {*ENVELOPE, "type", "customer", "data"}
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A kind of problem: its status, the last part of its type URI, its title."""
+
+    status: int
+    name: str
+    title: str
+
+
+DOMAIN: dict[type[LedgerError], Kind] = {
+    EventIdConflict: Kind(409, "event-id-conflict", "Event id already used for other content"),
+    ConcurrencyConflict: Kind(409, "concurrency-conflict", "The customer's record kept changing"),
+    DuplicateReference: Kind(409, "duplicate-reference", "Already exists"),
+    UnknownReference: Kind(422, "unknown-reference", "Refers to nothing open"),
+    RejectedEvent: Kind(422, "rejected-event", "Event rejected"),
+    RelationshipNotFound: Kind(404, "not-found", "Not found"),
+}
+HTTP_DETAILS = {
+    400: "The body is not valid JSON.",
+    401: "Send a live API key as 'Authorization: Bearer tlk_...'.",
+    403: "This key's role may not make this call.",
+    404: "Nothing is here.",
+    413: "The body is larger than 1 MiB.",
+    415: "Send the body as application/json.",
+    422: "The request has invalid fields; see errors.",
+}
+NOT_FOUND = (
+    "No such customer for this key's brand."  # the same whether another brand has one or not
+)
+
+
+def register(app: Flask) -> None:
+    app.register_error_handler(LedgerError, on_ledger_error)
+    app.register_error_handler(HTTPException, on_http_error)
+
+
+def problem(
+    status: int,
+    title: str,
+    detail: str,
+    *,
+    name: str | None = None,
+    errors: Mapping[str, Any] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    """An RFC 9457 answer; `instance` is a fresh URN, logged, that echoes nothing of the request."""
+    instance = f"urn:uuid:{uuid.uuid4()}"
+    body: dict[str, Any] = {
+        "type": TYPE_BASE + name if name else "about:blank",
+        "title": title,
+        "status": status,
+        "detail": detail,
+        "instance": instance,
+    }
+    if errors:
+        body["errors"] = errors
+    log.info("%s %s -> %s %s: %s", request.method, request.path, status, instance, detail)
+    return Response(
+        json.dumps(body, ensure_ascii=False), status, headers=dict(headers or {}), mimetype=PROBLEM
+    )
+
+
+def on_ledger_error(error: LedgerError) -> Response:
+    if isinstance(error, BatchRejected):
+        return batch_rejected(error)
+    kind = kind_of(error)
+    detail = NOT_FOUND if isinstance(error, RelationshipNotFound) else str(error)
+    return problem(kind.status, kind.title, detail, name=kind.name, errors=field_errors(error))
+
+
+def batch_rejected(error: BatchRejected) -> Response:
+    """Every rejected event by its index; 409 when all are conflicts, else 422."""
+    statuses = {kind_of(e).status for e in error.errors.values()}
+    status = 409 if statuses == {409} else 422
+    errors = {
+        "events": {
+            str(i): field_errors(e) or {"_schema": [str(e)]}
+            for i, e in sorted(error.errors.items())
+        }
+    }
+    return problem(
+        status,
+        "Batch rejected; nothing was stored",
+        str(error),
+        name="batch-rejected",
+        errors=errors,
+    )
+
+
+def kind_of(error: LedgerError) -> Kind:
+    for cls in type(error).__mro__:
+        if cls in DOMAIN:
+            return DOMAIN[cls]
+    raise TypeError(f"no answer is defined for {type(error).__name__}") from error
+
+
+def field_errors(error: LedgerError) -> dict[str, Any] | None:
+    """The error under the field of the event it is about, shaped like the request body."""
+    if isinstance(error, EventIdConflict):
+        return {"event_id": [str(error)]}
+    if not isinstance(error, RejectedEvent):
+        return None
+    field = error.field or "_schema"
+    if field in ENVELOPE_FIELDS or field == "_schema":
+        return {field: [str(error)]}
+    return {"data": {field: [str(error)]}}
+
+
+def on_http_error(error: HTTPException) -> Response:
+    status = error.code or 500
+    if status >= 500:
+        log.error(
+            "%s %s failed",
+            request.method,
+            request.path,
+            exc_info=getattr(error, "original_exception", None),
+        )
+        return problem(status, error.name, "The ledger could not answer; the failure is logged.")
+    headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
+    if status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="trustledger"'
+    errors = validation_errors(error) if status == 422 else None
+    detail = HTTP_DETAILS.get(status, error.description or error.name)
+    return problem(status, error.name, detail, errors=errors, headers=headers)
+
+
+def validation_errors(error: HTTPException) -> dict[str, Any]:
+    """webargs' messages, keyed by location ("json", "query", ...), merged into one mapping."""
+    messages = (getattr(error, "data", None) or {}).get("messages", {})
+    merged: dict[str, Any] = {}
+    for by_field in messages.values():
+        merged.update(
+            _stringify(by_field) if isinstance(by_field, Mapping) else {"_schema": by_field}
+        )
+    return merged
+
+
+def _stringify(messages: Mapping[Any, Any]) -> dict[str, Any]:
+    """marshmallow keys list indexes by int; JSON keys are strings."""
+    return {str(k): _stringify(v) if isinstance(v, Mapping) else v for k, v in messages.items()}

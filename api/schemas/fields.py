@@ -1,0 +1,101 @@
+"""Fields strict enough that the OpenAPI document and the parser agree on every value.
+
+marshmallow's own fields are lenient where JSON Schema is not (`Boolean` takes "yes" and 1,
+`Integer` takes true, `Regexp` lets a trailing newline through `$`), and a lenient parser under a
+strict document is a contradiction a client can trip over.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from typing import Any
+
+from marshmallow import ValidationError, fields, validate
+
+RFC3339 = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?P<fraction>\.[0-9]+)?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
+)
+
+
+class Text(fields.String):
+    """A bounded string of valid Unicode (no lone surrogates, which could not be stored)."""
+
+    def __init__(self, max_length: int, *, min_length: int = 1, **kwargs: Any) -> None:
+        extra = kwargs.pop("validate", None)
+        super().__init__(
+            validate=[validate.Length(min_length, max_length), *([extra] if extra else [])],
+            **kwargs,
+        )
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text: str = super()._deserialize(value, attr, data, **kwargs)
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError("Not valid Unicode text.") from None
+        return text
+
+
+class Choice(Text):
+    """A string from a fixed list."""
+
+    def __init__(self, choices: tuple[str, ...] | list[str], **kwargs: Any) -> None:
+        super().__init__(max(len(c) for c in choices), **kwargs)
+        self.validators.append(validate.OneOf(choices))
+
+
+class Pattern(validate.Regexp):
+    """`Regexp` that must match the whole value, as JSON Schema's `pattern` with ^...$ does."""
+
+    def __call__(self, value: Any) -> Any:
+        if self.regex.fullmatch(value) is None:
+            raise ValidationError(self._format_error(value))
+        return value
+
+
+class Timestamp(fields.DateTime):
+    """An RFC 3339 timestamp with an offset (`Z` or `±hh:mm`); dumped in RFC 3339 too."""
+
+    default_error_messages = {  # noqa: RUF012 (marshmallow's class attribute)
+        "invalid": "Not an RFC 3339 timestamp with an offset, like 2026-01-31T09:30:00Z.",
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(format="iso", **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
+        shape = RFC3339.fullmatch(value) if isinstance(value, str) else None
+        if shape is None:
+            raise self.make_error("invalid")
+        text = value.upper().replace("Z", "+00:00")
+        if shape["fraction"] and len(shape["fraction"]) > 7:  # Python keeps microseconds
+            text = text.replace(shape["fraction"], shape["fraction"][:7], 1)
+        try:
+            moment = datetime.fromisoformat(text)
+            moment.astimezone(UTC)  # an offset that pushes it past year 1 or 9999 fails here
+        except (ValueError, OverflowError):
+            raise self.make_error("invalid") from None
+        return moment
+
+
+class StrictBoolean(fields.Boolean):
+    """true or false, nothing else."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> bool:
+        if not isinstance(value, bool):
+            raise self.make_error("invalid", input=value)
+        return value
+
+
+class StrictInteger(fields.Integer):
+    """A JSON integer: not a boolean, not a float, not a string."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(strict=True, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise self.make_error("invalid", input=value)
+        result: int = super()._deserialize(value, attr, data, **kwargs)
+        return result

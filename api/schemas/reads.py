@@ -1,0 +1,108 @@
+"""What brands, agents and compliance read: a customer's timeline and consents."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import re
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate
+from webargs.fields import DelimitedList
+
+from api.schemas.events import ID
+from api.schemas.fields import Choice, Text, Timestamp
+from domain.relationship import CATALOGUE
+
+LIMIT = 200
+CONSENT_STATUSES = ("granted", "withdrawn", "expired")
+
+
+class Cursor(fields.Field[int]):
+    """An opaque page position: the sequence the next page starts below, base64url-encoded."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        metadata = {"type": "string", "minLength": 1, "maxLength": 64, **kwargs.pop("metadata", {})}
+        super().__init__(metadata=metadata, **kwargs)
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        if value is None:
+            return None
+        return base64.urlsafe_b64encode(f"before:{value}".encode()).decode().rstrip("=")
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if isinstance(value, str) and 0 < len(value) <= 64:
+            try:
+                decoded = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
+            except (binascii.Error, UnicodeDecodeError, ValueError):
+                decoded = ""
+            kind, _, sequence = decoded.partition(":")
+            if kind == "before" and re.fullmatch("[0-9]{1,18}", sequence):
+                return int(sequence)
+        raise ValidationError("Not a cursor this API gave out.")
+
+
+class AsOf(Schema):
+    as_of = Timestamp(metadata={"description": "Answer as the ledger knew it at this record time."})
+
+
+class TimelineQuery(AsOf):
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, LIMIT))
+    cursor = Cursor(metadata={"description": "`next_cursor` of the page before."})
+    types = DelimitedList(
+        Choice(tuple(CATALOGUE)),
+        validate=validate.Length(1, len(CATALOGUE)),
+        metadata={"description": "Only these event types, comma-separated."},
+    )
+
+
+class CustomerPath(Schema):
+    customer = Text(
+        ID, required=True, metadata={"description": "The brand's reference for the customer."}
+    )
+
+
+class TimelineItemSchema(Schema):
+    event_id = fields.String(required=True)
+    type = fields.String(required=True)
+    occurred_at = fields.DateTime(required=True)
+    recorded_at = fields.DateTime(required=True)
+    actor = fields.String(required=True, allow_none=True)
+    channel = fields.String(required=True, allow_none=True)
+    summary = fields.String(
+        required=True, metadata={"description": "One line for a person to read."}
+    )
+    data = fields.Dict(required=True)
+
+
+class TimelinePageSchema(Schema):
+    items = fields.List(
+        fields.Nested(TimelineItemSchema), required=True, metadata={"description": "Newest first."}
+    )
+    next_cursor = Cursor(
+        required=True, allow_none=True, metadata={"description": "null on the last page."}
+    )
+
+
+class ConsentSchema(Schema):
+    purpose = fields.String(required=True)
+    channel = fields.String(required=True)
+    status = fields.String(required=True, validate=validate.OneOf(CONSENT_STATUSES))
+    data_categories = fields.List(fields.String(), required=True)
+    notice_version = fields.String(required=True)
+    method = fields.String(required=True)
+    since = fields.DateTime(
+        required=True, metadata={"description": "Event time of the grant or withdrawal."}
+    )
+    expires_at = fields.DateTime(required=True, allow_none=True)
+    event_id = fields.String(
+        required=True, metadata={"description": "The event that set this status."}
+    )
+
+
+class ConsentsSchema(Schema):
+    consents = fields.List(fields.Nested(ConsentSchema), required=True)
+
+
+class HealthSchema(Schema):
+    status = fields.String(required=True)

@@ -1,0 +1,423 @@
+"""POST /v1/events and /v1/events/batch over HTTP, on both stores: answers, errors, replays."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from domain.relationship import POSTABLE_TYPES
+from tests.e2e.conftest import Client, ClientFor, as_json
+from tests.factories import LATER, NOW, posted, story
+from tests.random_refs import random_customer, random_event_id
+
+PROBLEM = "application/problem+json"
+
+
+def made(customer: str, promise_id: str = "p1", **overrides: Any) -> dict[str, Any]:
+    return {
+        **as_json(
+            posted("promise.made", customer, promise_id=promise_id, summary="refund", due_at=LATER)
+        ),
+        **overrides,
+    }
+
+
+def timeline_ids(client: Client, customer: str) -> list[str]:
+    answer = client.get(f"/v1/customers/{customer}/timeline?limit=200")
+    assert answer.status_code == 200, answer.get_json()
+    return [item["event_id"] for item in answer.get_json()["items"]]
+
+
+def assert_problem(answer: Any, status: int) -> dict[str, Any]:
+    assert answer.status_code == status, answer.get_data(as_text=True)
+    assert answer.mimetype == PROBLEM
+    body: dict[str, Any] = answer.get_json(force=True)
+    assert body["status"] == status
+    assert {"type", "title", "detail", "instance"} <= set(body)
+    assert "Traceback" not in answer.get_data(as_text=True)
+    return body
+
+
+# --- recording ---------------------------------------------------------------------------------
+
+
+def test_every_event_type_is_recorded_and_read_back(client_for: ClientFor) -> None:
+    brand = client_for("brand")
+    customer = random_customer()
+    events = story(customer)
+    answers = brand.record(*events)
+    assert [a.status_code for a in answers] == [201] * len(events)
+    assert {e.type for e in events} == set(POSTABLE_TYPES)
+    sequences = [a.get_json()["sequence"] for a in answers]
+    assert sequences == sorted(sequences) and len(set(sequences)) == len(sequences)
+    for event, answer in zip(events, answers, strict=True):
+        body = answer.get_json()
+        assert set(body) == {"event_id", "customer", "sequence", "recorded_at"}
+        assert (body["event_id"], body["customer"]) == (event.event_id, customer)
+        assert datetime.fromisoformat(body["recorded_at"]).tzinfo is not None
+        assert "Idempotent-Replayed" not in answer.headers
+    assert timeline_ids(brand, customer) == [e.event_id for e in reversed(events)]
+
+
+def test_a_read_right_after_a_write_includes_it(client_for: ClientFor) -> None:
+    brand = client_for("brand")
+    customer = random_customer()
+    for i in range(5):
+        event = made(customer, f"p{i}")
+        assert brand.record(event)[0].status_code == 201
+        assert timeline_ids(brand, customer)[0] == event["event_id"]
+
+
+def test_the_envelope_and_data_come_back_as_sent(client_for: ClientFor) -> None:
+    brand = client_for("brand")
+    customer = random_customer()
+    event = made(
+        customer, actor="agent-9", channel="phone", occurred_at="2026-01-02T03:04:05.123456+02:00"
+    )
+    brand.record(event)
+    item = brand.get(f"/v1/customers/{customer}/timeline").get_json()["items"][0]
+    assert item["actor"] == "agent-9" and item["channel"] == "phone"
+    assert datetime.fromisoformat(item["occurred_at"]) == datetime.fromisoformat(
+        event["occurred_at"]
+    )
+    assert item["data"]["summary"] == "refund" and item["data"]["promise_id"] == "p1"
+    assert item["summary"].startswith("Promise p1 made: refund")
+
+
+# --- idempotency -------------------------------------------------------------------------------
+
+
+def test_a_repeated_event_gets_the_first_answer_with_the_replayed_header(
+    client_for: ClientFor,
+) -> None:
+    brand = client_for("brand")
+    customer = random_customer()
+    event = made(customer)
+    first, again = brand.record(event, event)
+    assert again.status_code == first.status_code == 201
+    assert again.get_data() == first.get_data()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert timeline_ids(brand, customer) == [event["event_id"]]
+
+
+def test_the_same_content_written_differently_is_the_same_event(client_for: ClientFor) -> None:
+    brand = client_for("brand")
+    customer = random_customer()
+    event = made(customer, occurred_at="2026-01-01T00:00:00Z")
+    same = {**event, "occurred_at": "2026-01-01T01:00:00+01:00"}
+    first, again = brand.record(event, same)
+    assert again.get_data() == first.get_data() and again.headers["Idempotent-Replayed"] == "true"
+
+
+def test_a_reused_event_id_with_other_content_is_a_conflict(client_for: ClientFor) -> None:
+    brand = client_for("brand")
+    customer = random_customer()
+    event = made(customer)
+    brand.record(event)
+    body = assert_problem(
+        brand.record({**event, "data": {**event["data"], "summary": "other"}})[0], 409
+    )
+    assert body["errors"] == {
+        "event_id": [f"event_id {event['event_id']!r} was already recorded with other content"]
+    }
+    assert timeline_ids(brand, customer) == [event["event_id"]]
+
+
+def test_a_repeated_batch_gets_the_first_answer(client_for: ClientFor) -> None:
+    brand = client_for("brand")
+    batch = {"events": [as_json(e) for e in story(random_customer())]}
+    first = brand.post("/v1/events/batch", json=batch)
+    again = brand.post("/v1/events/batch", json=batch)
+    assert first.status_code == again.status_code == 201
+    assert again.get_data() == first.get_data()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first.headers
+
+
+def test_a_batch_reusing_an_id_for_other_content_is_a_conflict_naming_it(
+    client_for: ClientFor,
+) -> None:
+    brand = client_for("brand")
+    customer = random_customer()
+    event = made(customer)
+    brand.record(event)
+    changed = {**event, "data": {**event["data"], "summary": "other"}}
+    body = assert_problem(
+        brand.post("/v1/events/batch", json={"events": [made(customer, "p2"), changed]}), 409
+    )
+    assert list(body["errors"]["events"]) == ["1"]
+    assert timeline_ids(brand, customer) == [event["event_id"]]
+
+
+# --- batches -----------------------------------------------------------------------------------
+
+
+def test_a_batch_is_recorded_whole_across_customers(client_for: ClientFor) -> None:
+    brand = client_for("brand")
+    customers = [random_customer(), random_customer()]
+    events = story(customers[0]) + story(customers[1])
+    answer = brand.post("/v1/events/batch", json={"events": [as_json(e) for e in events]})
+    assert answer.status_code == 201
+    assert [r["event_id"] for r in answer.get_json()["events"]] == [e.event_id for e in events]
+    assert [r["customer"] for r in answer.get_json()["events"]] == [e.customer for e in events]
+    for customer in customers:
+        assert len(timeline_ids(brand, customer)) == len(story())
+
+
+def test_one_invalid_event_rejects_the_whole_batch_with_errors_by_index(
+    client_for: ClientFor,
+) -> None:
+    brand = client_for("brand")
+    customers = [random_customer(), random_customer()]
+    good = [as_json(e) for e in story(customers[0])]
+    bad_shape = {**made(customers[1]), "data": {"promise_id": "p"}}
+    bad_rule = as_json(posted("offer.honored", customers[1], offer_id="never-made"))
+    body = assert_problem(brand.post("/v1/events/batch", json={"events": [*good, bad_shape]}), 422)
+    assert set(body["errors"]["events"]) == {str(len(good))}
+    assert set(body["errors"]["events"][str(len(good))]["data"]) == {"summary", "due_at"}
+    body = assert_problem(brand.post("/v1/events/batch", json={"events": [*good, bad_rule]}), 422)
+    assert body["errors"]["events"] == {
+        str(len(good)): {"data": {"offer_id": ["offer 'never-made' was never made"]}}
+    }
+    for customer in customers:
+        assert_problem(brand.get(f"/v1/customers/{customer}/timeline"), 404)
+
+
+def test_a_batch_names_every_bad_event(client_for: ClientFor) -> None:
+    brand = client_for("brand")
+    customer = random_customer()
+    events = [
+        made(customer, "p1"),
+        {**made(customer, "p2"), "type": "nope"},
+        made(customer, "p3", unknown=1),
+    ]
+    body = assert_problem(brand.post("/v1/events/batch", json={"events": events}), 422)
+    assert body["errors"]["events"] == {
+        "1": {"type": body["errors"]["events"]["1"]["type"]},
+        "2": {"unknown": ["Unknown field."]},
+    }
+
+
+def test_a_batch_repeating_an_event_id_is_rejected(client_for: ClientFor) -> None:
+    brand = client_for("brand")
+    event = made(random_customer())
+    body = assert_problem(brand.post("/v1/events/batch", json={"events": [event, event]}), 422)
+    assert list(body["errors"]["events"]) == ["1"]
+
+
+@pytest.mark.parametrize("size", [0, 501])
+def test_a_batch_holds_1_to_500_events(client_for: ClientFor, size: int) -> None:
+    brand = client_for("brand")
+    customer = random_customer()
+    events = [made(customer, f"p{i}") for i in range(size)]
+    body = assert_problem(brand.post("/v1/events/batch", json={"events": events}), 422)
+    assert "events" in body["errors"]
+
+
+def test_a_batch_of_500_is_recorded(client_for: ClientFor) -> None:
+    brand = client_for("brand")
+    customer = random_customer()
+    answer = brand.post(
+        "/v1/events/batch", json={"events": [made(customer, f"p{i}") for i in range(500)]}
+    )
+    assert answer.status_code == 201 and len(answer.get_json()["events"]) == 500
+
+
+# --- what is rejected, and how -----------------------------------------------------------------
+
+
+def test_malformed_json_is_400(client_for: ClientFor) -> None:
+    brand = client_for("brand")
+    for body in ('{"event_id": ', "[" * 100_000, '{"n": ' + "1" * 5000 + "}", b"\xff\xfe{}"):
+        assert_problem(brand.post("/v1/events", data=body, content_type="application/json"), 400)
+
+
+def test_a_body_that_is_not_json_is_415(client_for: ClientFor) -> None:
+    brand = client_for("brand")
+    assert_problem(brand.post("/v1/events", data="event_id=1", content_type="text/plain"), 415)
+    assert_problem(brand.post("/v1/events/batch"), 415)
+
+
+def test_a_body_over_1_mib_is_413(client_for: ClientFor) -> None:
+    brand = client_for("brand")
+    customer = random_customer()
+    big = {
+        "events": [
+            made(
+                customer,
+                f"p{i}",
+                data={"promise_id": "p", "summary": "x" * 1990, "due_at": LATER.isoformat()},
+            )
+            for i in range(500)
+        ]
+    }
+    assert len(json.dumps(big)) > 1024 * 1024
+    assert_problem(brand.post("/v1/events/batch", json=big), 413)
+    assert_problem(brand.get(f"/v1/customers/{customer}/timeline"), 404)
+
+
+def in_minutes(minutes: int) -> str:
+    return (datetime.now(UTC) + timedelta(minutes=minutes)).isoformat()
+
+
+@pytest.mark.parametrize(
+    ("change", "errors"),
+    [
+        ({"type": "promise.invented"}, {"type"}),
+        ({"type": "push.decided"}, {"type"}),
+        ({"surprise": 1}, {"surprise"}),
+        ({"event_id": ""}, {"event_id"}),
+        ({"event_id": "e" * 129}, {"event_id"}),
+        ({"customer": "c" * 129}, {"customer"}),
+        ({"customer": None}, {"customer"}),
+        ({"occurred_at": "2026-01-01T00:00:00"}, {"occurred_at"}),
+        ({"occurred_at": "2026-01-01"}, {"occurred_at"}),
+        ({"occurred_at": "yesterday"}, {"occurred_at"}),
+        ({"occurred_at": "0001-01-01T00:00:00+01:00"}, {"occurred_at"}),
+        ({"occurred_at": in_minutes(10)}, {"occurred_at"}),
+        ({"actor": 7}, {"actor"}),
+        ({"data": {"promise_id": "p", "summary": "s", "due_at": "soon"}}, {"data"}),
+        (
+            {"data": {"promise_id": "p", "summary": "s" * 2001, "due_at": LATER.isoformat()}},
+            {"data"},
+        ),
+        ({"data": "promise"}, {"data"}),
+        ({"data": {"promise_id": "\ud800", "summary": "s", "due_at": LATER.isoformat()}}, {"data"}),
+    ],
+)
+def test_an_invalid_event_is_422_naming_the_field(
+    client_for: ClientFor, change: dict[str, Any], errors: set[str]
+) -> None:
+    brand = client_for("brand")
+    customer = random_customer()
+    body = assert_problem(brand.post("/v1/events", json={**made(customer), **change}), 422)
+    assert set(body["errors"]) == errors
+    assert_problem(brand.get(f"/v1/customers/{customer}/timeline"), 404)
+
+
+@pytest.mark.parametrize(
+    ("type_", "data", "field"),
+    [
+        ("question.answered", {"case_id": "c", "topic": "t", "resolved": 1}, "resolved"),
+        ("question.answered", {"case_id": "c", "topic": "t", "resolved": "yes"}, "resolved"),
+        (
+            "question.answered",
+            {"case_id": "c", "topic": "t", "resolved": True, "rating": 6},
+            "rating",
+        ),
+        (
+            "question.answered",
+            {"case_id": "c", "topic": "t", "resolved": True, "rating": True},
+            "rating",
+        ),
+        (
+            "question.answered",
+            {"case_id": "c", "topic": "t", "resolved": True, "rating": 4.0},
+            "rating",
+        ),
+        (
+            "error.admitted",
+            {"error_id": "x", "summary": "s", "severity": "huge", "discovered_by": "brand"},
+            "severity",
+        ),
+        ("push.feedback", {"push_id": "x", "reaction": "angry"}, "reaction"),
+        (
+            "consent.granted",
+            {
+                "purpose": "m",
+                "channels": [],
+                "data_categories": [],
+                "notice_version": "1",
+                "method": "web",
+            },
+            "channels",
+        ),
+        (
+            "consent.granted",
+            {
+                "purpose": "m",
+                "channels": ["e"] * 51,
+                "data_categories": [],
+                "notice_version": "1",
+                "method": "web",
+            },
+            "channels",
+        ),
+        ("preferences.updated", {"timezone": "Mars/Olympus"}, "timezone"),
+        (
+            "preferences.updated",
+            {"quiet_hours": {"start": "21:00\n", "end": "08:00"}},
+            "quiet_hours",
+        ),
+        ("preferences.updated", {"quiet_hours": {"start": "24:00", "end": "08:00"}}, "quiet_hours"),
+    ],
+)
+def test_data_is_checked_against_its_type(
+    client_for: ClientFor, type_: str, data: dict[str, Any], field: str
+) -> None:
+    brand = client_for("brand")
+    event = {
+        "event_id": random_event_id(),
+        "type": type_,
+        "customer": random_customer(),
+        "occurred_at": NOW.isoformat(),
+        "data": data,
+    }
+    body = assert_problem(brand.post("/v1/events", json=event), 422)
+    assert list(body["errors"]["data"]) == [field]
+
+
+@pytest.mark.parametrize(
+    ("event", "status", "field"),
+    [
+        (lambda c: posted("promise.kept", c, promise_id="never"), 422, "promise_id"),
+        (lambda c: posted("consent.withdrawn", c, purpose="never-granted"), 422, "purpose"),
+        (
+            lambda c: posted("push.feedback", c, push_id="never-sent", reaction="opened"),
+            422,
+            "push_id",
+        ),
+        (lambda c: posted("preferences.updated", c), 422, "data"),
+        (
+            lambda c: posted(
+                "consent.granted",
+                c,
+                purpose="*",
+                channels=["email"],
+                data_categories=[],
+                notice_version="1",
+                method="web",
+            ),
+            422,
+            "purpose",
+        ),
+    ],
+)
+def test_a_broken_domain_rule_is_answered_with_the_field_and_stores_nothing(
+    client_for: ClientFor, event: Any, status: int, field: str
+) -> None:
+    brand = client_for("brand")
+    customer = random_customer()
+    body = assert_problem(brand.record(event(customer))[0], status)
+    assert field in body["errors"] or field in body["errors"].get("data", {})
+    assert_problem(brand.get(f"/v1/customers/{customer}/timeline"), 404)
+
+
+def test_opening_something_twice_is_a_409(client_for: ClientFor) -> None:
+    brand = client_for("brand")
+    customer = random_customer()
+    brand.record(made(customer, "p1"))
+    body = assert_problem(brand.record(made(customer, "p1"))[0], 409)
+    assert body["type"] == "urn:trustledger:problem:duplicate-reference"
+    assert list(body["errors"]["data"]) == ["promise_id"]
+    assert len(timeline_ids(brand, customer)) == 1
+
+
+def test_unknown_paths_and_methods_are_problems(client_for: ClientFor) -> None:
+    brand = client_for("brand")
+    assert_problem(brand.get("/v1/nothing"), 404)
+    answer = assert_problem(brand.get("/v1/events"), 405)
+    assert answer["title"] == "Method Not Allowed"

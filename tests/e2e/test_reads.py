@@ -1,0 +1,236 @@
+"""GET a customer's timeline and consents over HTTP, on both stores: paging, filters, as_of."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Client, ClientFor, as_json
+from tests.e2e.test_events import assert_problem, made
+from tests.factories import posted
+from tests.random_refs import random_customer
+
+
+def page(client: Client, customer: str, **query: Any) -> dict[str, Any]:
+    answer = client.get(f"/v1/customers/{customer}/timeline", query_string=query)
+    assert answer.status_code == 200, answer.get_json()
+    body: dict[str, Any] = answer.get_json()
+    return body
+
+
+def recorded(client: Client, *events: dict[str, Any]) -> list[dict[str, Any]]:
+    answers = client.record(*events)
+    assert all(a.status_code == 201 for a in answers), [a.get_json() for a in answers]
+    return [a.get_json() for a in answers]
+
+
+def test_pages_walk_the_timeline_newest_first(client_for: ClientFor) -> None:
+    brand = client_for("brand")
+    customer = random_customer()
+    events = [made(customer, f"p{i}") for i in range(7)]
+    recorded(brand, *events)
+    seen, cursor, sizes = [], None, []
+    while True:
+        body = page(brand, customer, limit=3, **({"cursor": cursor} if cursor else {}))
+        sizes.append(len(body["items"]))
+        seen += [item["event_id"] for item in body["items"]]
+        cursor = body["next_cursor"]
+        if cursor is None:
+            break
+    assert sizes == [3, 3, 1]
+    assert seen == [e["event_id"] for e in reversed(events)]
+
+
+def test_a_cursor_stays_put_while_new_events_arrive(client_for: ClientFor) -> None:
+    brand = client_for("brand")
+    customer = random_customer()
+    events = [made(customer, f"p{i}") for i in range(4)]
+    recorded(brand, *events)
+    first = page(brand, customer, limit=2)
+    recorded(brand, made(customer, "later-1"), made(customer, "later-2"))
+    second = page(brand, customer, limit=2, cursor=first["next_cursor"])
+    assert [i["event_id"] for i in second["items"]] == [
+        events[1]["event_id"],
+        events[0]["event_id"],
+    ]
+    assert second["next_cursor"] is None
+
+
+def test_the_default_page_is_50_and_the_limit_at_most_200(client_for: ClientFor) -> None:
+    brand = client_for("brand")
+    customer = random_customer()
+    brand.post("/v1/events/batch", json={"events": [made(customer, f"p{i}") for i in range(205)]})
+    assert len(page(brand, customer)["items"]) == 50
+    assert len(page(brand, customer, limit=200)["items"]) == 200
+    body = assert_problem(brand.get(f"/v1/customers/{customer}/timeline?limit=201"), 422)
+    assert list(body["errors"]) == ["limit"]
+
+
+def test_types_choose_which_events_are_listed(client_for: ClientFor) -> None:
+    brand = client_for("brand")
+    customer = random_customer()
+    offer = as_json(posted("offer.made", customer, offer_id="o1", summary="10% off"))
+    answered = as_json(posted("question.answered", customer, case_id="c", topic="t", resolved=True))
+    recorded(brand, made(customer), offer, answered)
+    body = page(brand, customer, types="offer.made,question.answered")
+    assert [i["type"] for i in body["items"]] == ["question.answered", "offer.made"]
+    assert page(brand, customer, types="push.sent")["items"] == []
+    limited = page(brand, customer, types="promise.made,offer.made", limit=1)
+    assert [i["type"] for i in limited["items"]] == ["offer.made"]
+    rest = page(brand, customer, types="promise.made,offer.made", cursor=limited["next_cursor"])
+    assert [i["type"] for i in rest["items"]] == ["promise.made"] and rest["next_cursor"] is None
+
+
+def test_as_of_answers_what_the_ledger_knew_then(client_for: ClientFor) -> None:
+    brand = client_for("brand")
+    customer = random_customer()
+    first = recorded(brand, made(customer, "p1"))[0]
+    later = made(customer, "p2")
+    recorded(brand, later)
+    then = page(brand, customer, as_of=first["recorded_at"])
+    assert [i["event_id"] for i in then["items"]] == [first["event_id"]]
+    before = (datetime.fromisoformat(first["recorded_at"]) - timedelta(seconds=1)).isoformat()
+    assert_problem(
+        brand.get(f"/v1/customers/{customer}/timeline", query_string={"as_of": before}), 404
+    )
+
+
+def test_timeline_items_carry_every_documented_field(client_for: ClientFor) -> None:
+    brand = client_for("brand")
+    customer = random_customer()
+    sent = recorded(brand, made(customer))[0]
+    item = page(brand, customer)["items"][0]
+    assert set(item) == {
+        "event_id",
+        "type",
+        "occurred_at",
+        "recorded_at",
+        "actor",
+        "channel",
+        "summary",
+        "data",
+    }
+    assert item["recorded_at"] == sent["recorded_at"]
+
+
+@pytest.mark.parametrize(
+    ("query", "field"),
+    [
+        ("limit=0", "limit"),
+        ("limit=ten", "limit"),
+        ("cursor=bm9wZQ", "cursor"),
+        ("cursor=" + "A" * 65, "cursor"),
+        ("types=promise.made,nope", "types"),
+        ("as_of=2026-01-01", "as_of"),
+        ("as_of=now", "as_of"),
+    ],
+)
+def test_a_bad_query_is_422_naming_it(client_for: ClientFor, query: str, field: str) -> None:
+    brand = client_for("brand")
+    customer = random_customer()
+    recorded(brand, made(customer))
+    body = assert_problem(brand.get(f"/v1/customers/{customer}/timeline?{query}"), 422)
+    assert list(body["errors"]) == [field]
+
+
+def test_a_customer_never_seen_is_404(client_for: ClientFor) -> None:
+    brand = client_for("brand")
+    for what in ("timeline", "consents"):
+        body = assert_problem(brand.get(f"/v1/customers/{random_customer()}/{what}"), 404)
+        assert body["detail"] == "No such customer for this key's brand."
+
+
+def test_a_customer_reference_may_hold_slashes_and_spaces(client_for: ClientFor) -> None:
+    brand = client_for("brand")
+    customer = f"crm//{random_customer()}/ a b/"
+    recorded(brand, made(customer))
+    assert len(page(brand, customer.replace("/", "%2F").replace(" ", "%20"))["items"]) == 1
+    assert len(page(brand, customer)["items"]) == 1
+
+
+# --- consents ----------------------------------------------------------------------------------
+
+
+def granted(customer: str, purpose: str, channels: list[str], **data: Any) -> dict[str, Any]:
+    return as_json(
+        posted(
+            "consent.granted",
+            customer,
+            purpose=purpose,
+            channels=channels,
+            data_categories=["purchase_history"],
+            notice_version="2026-01",
+            method="web_form",
+            **data,
+        )
+    )
+
+
+def consents(client: Client, customer: str, **query: Any) -> list[dict[str, Any]]:
+    answer = client.get(f"/v1/customers/{customer}/consents", query_string=query)
+    assert answer.status_code == 200, answer.get_json()
+    found: list[dict[str, Any]] = answer.get_json()["consents"]
+    return found
+
+
+def test_consents_are_listed_per_purpose_and_channel(client_for: ClientFor) -> None:
+    brand = client_for("brand")
+    customer = random_customer()
+    grant = granted(customer, "marketing", ["email", "push"])
+    withdrawal = as_json(
+        posted("consent.withdrawn", customer, purpose="marketing", channels=["push"])
+    )
+    recorded(brand, grant, withdrawal)
+    listed = consents(brand, customer)
+    assert [(c["purpose"], c["channel"], c["status"]) for c in listed] == [
+        ("marketing", "email", "granted"),
+        ("marketing", "push", "withdrawn"),
+    ]
+    email, push = listed
+    assert email["event_id"] == grant["event_id"] and push["event_id"] == withdrawal["event_id"]
+    assert email["data_categories"] == ["purchase_history"]
+    assert (email["notice_version"], email["method"]) == ("2026-01", "web_form")
+    assert datetime.fromisoformat(email["since"]) == datetime.fromisoformat(grant["occurred_at"])
+    assert set(email) >= {
+        "purpose",
+        "channel",
+        "status",
+        "data_categories",
+        "notice_version",
+        "method",
+        "since",
+        "event_id",
+    }
+
+
+def test_a_consent_past_its_expiry_is_reported_expired(client_for: ClientFor) -> None:
+    brand = client_for("brand")
+    customer = random_customer()
+    expires_at = datetime.now(UTC) + timedelta(seconds=1)
+    answer = recorded(brand, granted(customer, "service", ["sms"], expires_at=expires_at))[0]
+    assert [c["status"] for c in consents(brand, customer, as_of=answer["recorded_at"])] == [
+        "granted"
+    ]
+    time.sleep(max(0.0, (expires_at - datetime.now(UTC)).total_seconds()) + 0.05)
+    assert [c["status"] for c in consents(brand, customer)] == ["expired"]
+
+
+def test_consents_as_of_a_record_time(client_for: ClientFor) -> None:
+    brand = client_for("brand")
+    customer = random_customer()
+    grant = recorded(brand, granted(customer, "marketing", ["email"]))[0]
+    recorded(brand, as_json(posted("consent.withdrawn", customer, purpose="*")))
+    assert [c["status"] for c in consents(brand, customer)] == ["withdrawn"]
+    assert [c["status"] for c in consents(brand, customer, as_of=grant["recorded_at"])] == [
+        "granted"
+    ]
+
+
+def test_a_customer_without_consents_has_an_empty_list(client_for: ClientFor) -> None:
+    brand = client_for("brand")
+    customer = random_customer()
+    recorded(brand, made(customer))
+    assert consents(brand, customer) == []

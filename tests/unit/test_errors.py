@@ -1,0 +1,83 @@
+"""The one mapping of errors to answers: every domain error's status, type and field errors."""
+
+from __future__ import annotations
+
+import pytest
+from flask import Flask
+
+from api import errors
+from domain.errors import (
+    BatchRejected,
+    ConcurrencyConflict,
+    DuplicateReference,
+    EventIdConflict,
+    LedgerError,
+    RejectedEvent,
+    RelationshipNotFound,
+    UnknownReference,
+)
+
+
+def answer_to(error: LedgerError) -> tuple[int, dict[str, object]]:
+    app = Flask(__name__)
+    errors.register(app)
+
+    @app.post("/raise")
+    def raising() -> None:
+        raise error
+
+    response = app.test_client().post("/raise")
+    assert response.mimetype == "application/problem+json"
+    return response.status_code, response.get_json(force=True)
+
+
+@pytest.mark.parametrize(
+    ("error", "status", "name"),
+    [
+        (ConcurrencyConflict("kept changing"), 409, "concurrency-conflict"),
+        (EventIdConflict("e1"), 409, "event-id-conflict"),
+        (DuplicateReference("exists", field="promise_id"), 409, "duplicate-reference"),
+        (UnknownReference("never made", field="promise_id"), 422, "unknown-reference"),
+        (RejectedEvent("in the future", field="occurred_at"), 422, "rejected-event"),
+        (RelationshipNotFound("no relationship with customer 'c-secret'"), 404, "not-found"),
+    ],
+)
+def test_each_domain_error_has_its_status(error: LedgerError, status: int, name: str) -> None:
+    code, body = answer_to(error)
+    assert (code, body["status"], body["type"]) == (
+        status,
+        status,
+        f"urn:trustledger:problem:{name}",
+    )
+    assert str(body["instance"]).startswith("urn:uuid:")
+
+
+def test_field_errors_are_shaped_like_the_body() -> None:
+    assert answer_to(UnknownReference("never", field="promise_id"))[1]["errors"] == {
+        "data": {"promise_id": ["never"]}
+    }
+    assert answer_to(RejectedEvent("ahead", field="occurred_at"))[1]["errors"] == {
+        "occurred_at": ["ahead"]
+    }
+    assert answer_to(RejectedEvent("no rule field"))[1]["errors"] == {"_schema": ["no rule field"]}
+
+
+def test_not_found_never_echoes_the_customer() -> None:
+    body = answer_to(RelationshipNotFound("no relationship with customer 'c-secret'"))[1]
+    assert "c-secret" not in str(body)
+
+
+@pytest.mark.parametrize(
+    ("inner", "status"),
+    [
+        ({0: EventIdConflict("a"), 3: DuplicateReference("b", field="offer_id")}, 409),
+        ({0: EventIdConflict("a"), 3: UnknownReference("b", field="offer_id")}, 422),
+        ({2: ConcurrencyConflict("c")}, 409),
+    ],
+)
+def test_a_rejected_batch_is_409_only_when_every_error_is_a_conflict(
+    inner: dict[int, LedgerError], status: int
+) -> None:
+    code, body = answer_to(BatchRejected(inner))
+    assert code == status
+    assert list(body["errors"]["events"]) == [str(i) for i in sorted(inner)]  # type: ignore[index]

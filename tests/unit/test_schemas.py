@@ -1,0 +1,119 @@
+"""The API's schemas agree with the domain's catalogue, and parse as strictly as they document."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+
+import pytest
+from marshmallow import Schema, ValidationError
+
+from api.schemas.events import DATA, EVENTS, BatchSchema, EventSchema
+from api.schemas.fields import StrictBoolean, StrictInteger, Text, Timestamp
+from api.schemas.reads import Cursor, TimelineQuery
+from domain.relationship import CATALOGUE, POSTABLE_TYPES
+
+
+@pytest.mark.parametrize("type_", POSTABLE_TYPES)
+def test_each_type_has_a_data_schema_with_the_domains_fields(type_: str) -> None:
+    schema = DATA[type_]()
+    event = CATALOGUE[type_]
+    assert set(schema.fields) == set(event.data_fields())
+    assert {n for n, f in schema.fields.items() if f.required} == set(event.required_fields())
+
+
+def test_only_postable_types_have_schemas() -> None:
+    assert set(DATA) == set(EVENTS) == set(POSTABLE_TYPES)
+
+
+def loads(field: Any, value: Any) -> Any:
+    return Schema.from_dict({"v": field})().load({"v": value})["v"]
+
+
+@pytest.mark.parametrize(
+    ("text", "moment"),
+    [
+        ("2026-01-31T09:30:00Z", datetime(2026, 1, 31, 9, 30, tzinfo=UTC)),
+        ("2026-01-31t09:30:00z", datetime(2026, 1, 31, 9, 30, tzinfo=UTC)),
+        (
+            "2026-01-31T09:30:00.123456789+01:00",
+            datetime(2026, 1, 31, 9, 30, 0, 123456, tzinfo=timezone(timedelta(hours=1))),
+        ),
+        (
+            "2026-01-31T09:30:00-05:30",
+            datetime(2026, 1, 31, 9, 30, tzinfo=timezone(-timedelta(hours=5, minutes=30))),
+        ),
+    ],
+)
+def test_timestamps_are_rfc_3339(text: str, moment: datetime) -> None:
+    assert loads(Timestamp(), text) == moment
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "2026-01-31T09:30:00",
+        "2026-01-31 09:30:00Z",
+        "2026-01-31",
+        "20260131T093000Z",
+        "2026-01-31T09:30Z",
+        "2026-13-01T00:00:00Z",
+        "2026-01-31T09:30:00+25:00",
+        "9999-12-31T23:59:59-01:00",
+        "2026-01-31T09:30:00Z\n",
+        1700000000,
+        None,
+    ],
+)
+def test_anything_else_is_not_a_timestamp(text: Any) -> None:
+    with pytest.raises(ValidationError):
+        loads(Timestamp(), text)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        (StrictBoolean(), 1),
+        (StrictBoolean(), "true"),
+        (StrictBoolean(), None),
+        (StrictInteger(), True),
+        (StrictInteger(), 1.0),
+        (StrictInteger(), "1"),
+        (Text(3), ""),
+        (Text(3), "abcd"),
+        (Text(3), "\ud800"),
+        (Text(3), 1),
+    ],
+)
+def test_fields_take_only_their_json_type(field: Any, value: Any) -> None:
+    with pytest.raises(ValidationError):
+        loads(field, value)
+
+
+def test_a_cursor_round_trips_and_refuses_forgeries() -> None:
+    token = Cursor().serialize("c", {"c": 42})
+    assert loads(Cursor(), token) == 42
+    for forged in ("", "42", "YmVmb3JlOi0x", "YmVmb3JlOjE5OTk5OTk5OTk5OTk5OTk5OTk5OQ", "?" * 10):
+        with pytest.raises(ValidationError):
+            loads(Cursor(), forged)
+
+
+def test_the_timeline_query_defaults_to_50() -> None:
+    assert TimelineQuery().load({}) == {"limit": 50}
+
+
+def test_an_event_is_loaded_by_its_types_schema() -> None:
+    event = {
+        "event_id": "e",
+        "type": "advice.rated",
+        "customer": "c",
+        "occurred_at": "2026-01-01T00:00:00Z",
+        "data": {"advice_id": "a", "helpful": True},
+    }
+    assert EventSchema().load(event).data == {"advice_id": "a", "helpful": True}
+    with pytest.raises(ValidationError) as error:
+        EventSchema().load({**event, "data": {"advice_id": "a", "helpful": True, "rating": 1}})
+    assert error.value.messages == {"data": {"rating": ["Unknown field."]}}
+    with pytest.raises(ValidationError) as error:
+        BatchSchema().load({"events": [event, {**event, "type": "x"}]})
+    assert list(error.value.messages["events"]) == [1]  # type: ignore[call-overload]
