@@ -74,16 +74,25 @@ def migrate(context: Context) -> None:
 @cli.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--workers",
+    default=1,
+    show_default=True,
+    type=click.IntRange(1, 64),
+    help="More than 1: gunicorn with that many sync worker processes.",
+)
 @pass_context
-def serve(context: Context, host: str, port: int) -> None:
+def serve(context: Context, host: str, port: int, workers: int) -> None:
     """Serve the HTTP API and the web pages."""
-    from werkzeug.serving import run_simple
+    from api.server import serve_in_process, serve_with_gunicorn
 
-    from api.app import create_app
-
-    app = create_app({"database_url": context.settings.database_url})
-    click.echo(f"Trust Ledger on http://{host}:{port}/ ({context.settings.store.kind})")
-    run_simple(host, port, app, threaded=True, use_reloader=False)
+    config = {"database_url": context.settings.database_url}
+    how = f"gunicorn, {workers} sync workers" if workers > 1 else "in process"
+    click.echo(f"Trust Ledger on http://{host}:{port}/ ({context.settings.store.kind}, {how})")
+    if workers > 1:
+        serve_with_gunicorn(config, host, port, workers)
+    else:
+        serve_in_process(config, host, port)
 
 
 @cli.group()

@@ -1,0 +1,64 @@
+"""Serving the app: in this process (one worker), or under gunicorn with sync workers.
+
+Under gunicorn each worker calls `create_app` itself after the fork (the app is never preloaded
+in the master), so every worker builds its own ledger and connection pools, and closes them as
+it exits.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from flask import Flask
+from gunicorn.app.base import BaseApplication
+
+from api.app import close_app, create_app
+
+
+def serve_in_process(config: Mapping[str, Any], host: str, port: int) -> None:
+    from werkzeug.serving import run_simple
+
+    app = create_app(config)
+    try:
+        run_simple(host, port, app, threaded=True, use_reloader=False)
+    finally:
+        close_app(app)
+
+
+class Gunicorn(BaseApplication):  # type: ignore[misc]
+    """gunicorn, configured in code, loading the app in each worker."""
+
+    def __init__(self, config: Mapping[str, Any], options: Mapping[str, Any]) -> None:
+        self.app_config = dict(config)
+        self.options = dict(options)
+        super().__init__()
+
+    def load_config(self) -> None:
+        for name, value in self.options.items():
+            self.cfg.set(name, value)
+
+    def load(self) -> Flask:
+        return create_app(self.app_config)
+
+
+def worker_exit(server: Any, worker: Any) -> None:
+    """gunicorn's hook: the worker's app closes its ledger and key store."""
+    app = getattr(worker, "wsgi", None)
+    if isinstance(app, Flask):
+        close_app(app)
+
+
+def serve_with_gunicorn(config: Mapping[str, Any], host: str, port: int, workers: int) -> None:
+    options = {
+        "bind": f"{host}:{port}",
+        "workers": workers,
+        "worker_class": "sync",
+        "preload_app": False,
+        "worker_exit": worker_exit,
+        "accesslog": None,
+        "errorlog": "-",
+        "loglevel": "warning",
+        "proc_name": "trustledger",
+    }
+    Gunicorn(config, options).run()

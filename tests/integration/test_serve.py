@@ -1,0 +1,106 @@
+"""`trustledger serve`: in process, and gunicorn with sync workers that each build their own app."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api.auth import KeyStore
+from domain.storage import Store
+from tests.random_refs import random_brand, random_customer, random_event_id
+
+ROOT = Path(__file__).parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextmanager
+def serving(store: Store, workers: int) -> Iterator[str]:
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "api",
+            "--database-url",
+            store.url,
+            "serve",
+            "--port",
+            str(port),
+            "--workers",
+            str(workers),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                urllib.request.urlopen(base + "/healthz", timeout=1).close()
+                break
+            except OSError:
+                assert process.poll() is None, process.communicate()[0]
+                time.sleep(0.1)
+        yield base
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        output = process.communicate(timeout=30)[0]
+    assert "Traceback" not in output, output
+
+
+def request(url: str, key: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
+    data = json.dumps(body).encode() if body is not None else None
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    try:
+        with urllib.request.urlopen(
+            urllib.request.Request(url, data, headers), timeout=10
+        ) as answer:
+            return answer.status, json.loads(answer.read())
+    except urllib.error.HTTPError as error:
+        return error.code, json.loads(error.read())
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_records_and_reads_over_http(store: Store, workers: int) -> None:
+    keys = KeyStore(store)
+    key = keys.create(random_brand(), "brand").key
+    keys.close()
+    customer = random_customer()
+    with serving(store, workers) as base:
+        for i in range(6):  # enough requests to reach both workers
+            event = {
+                "event_id": random_event_id(),
+                "type": "case.reopened" if i else "question.answered",
+                "customer": customer,
+                "occurred_at": "2026-01-01T00:00:00Z",
+                "data": {"case_id": "c"} if i else {"case_id": "c", "topic": "t", "resolved": True},
+            }
+            status, body = request(base + "/v1/events", key, event)
+            assert status == 201, body
+            status, page = request(f"{base}/v1/customers/{customer}/timeline", key)
+            assert status == 200 and page["items"][0]["event_id"] == event["event_id"]
+        assert request(base + "/v1/events", "tlk_nope", {})[0] == 401
