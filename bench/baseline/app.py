@@ -1,0 +1,56 @@
+"""The baseline the ingest bench compares with: a bare Flask endpoint doing one raw insert.
+
+Same framework, same server, same payload, none of the ledger: one psycopg connection per
+worker (opened after the fork), one INSERT per request (one per event for /batch, in one
+transaction), optionally inside the LOCK TABLE ... IN EXCLUSIVE MODE that the eventsourcing
+library takes on every save, to show what that lock alone costs.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+import psycopg
+from flask import Flask, request
+
+TABLE = "bench_baseline"
+_connection: dict[str, Any] = {}
+
+
+def connection() -> psycopg.Connection[Any]:
+    if "conn" not in _connection:
+        _connection["conn"] = psycopg.connect(os.environ["BENCH_BASELINE_URL"])
+    conn: psycopg.Connection[Any] = _connection["conn"]
+    return conn
+
+
+def insert(rows: list[dict[str, Any]], lock: bool) -> None:
+    conn = connection()
+    with conn.transaction(), conn.cursor() as cursor:
+        if lock:
+            cursor.execute(f"LOCK TABLE {TABLE} IN EXCLUSIVE MODE")
+        cursor.executemany(
+            f"INSERT INTO {TABLE} (event_id, body) VALUES (%s, %s)",
+            [(row["event_id"], json.dumps(row)) for row in rows],
+        )
+
+
+def create() -> Flask:
+    app = Flask(__name__)
+    lock = os.environ.get("BENCH_BASELINE_LOCK") == "y"
+
+    @app.post("/v1/events")
+    def one() -> tuple[dict[str, Any], int]:
+        event = request.get_json()
+        insert([event], lock)
+        return {"event_id": event["event_id"], "customer": event["customer"]}, 201
+
+    @app.post("/v1/events/batch")
+    def batch() -> tuple[dict[str, Any], int]:
+        events = request.get_json()["events"]
+        insert(events, lock)
+        return {"events": [{"event_id": e["event_id"]} for e in events]}, 201
+
+    return app

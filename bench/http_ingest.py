@@ -1,0 +1,333 @@
+"""HTTP ingest: single events and batches of 100, next to a bare-Flask baseline of the same run.
+
+gunicorn with 2 sync workers, 4 concurrent clients (processes), PostgreSQL: the cluster of
+`make bench` (TRUSTLEDGER_BENCH_POSTGRES_URL) or a throwaway one this script starts. Prints
+requests/s, events/s and latency percentiles of each server, and the ratios the issue sets
+as goals: single events at least 70% of the baseline with p99 at most 10 ms, and batches at
+least 20,000 events/s. The baseline (bench/baseline/app.py) is also run with the table lock the
+eventsourcing library takes on every save, to tell that lock's share from the rest; and each
+step of the ledger's path is timed alone, in this process, to show where the time goes.
+It prints; it asserts nothing.
+
+    .venv/bin/python bench/http_ingest.py [--seconds 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import http.client
+import json
+import multiprocessing
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from api.auth import KeyStore  # noqa: E402
+from domain.storage import Store  # noqa: E402
+from migrations import upgrade  # noqa: E402
+
+CLIENTS = 4
+WORKERS = 2
+BATCH = 100
+CUSTOMERS = 2000
+
+
+@dataclass
+class Run:
+    name: str
+    requests: int
+    events: int
+    seconds: float
+    latencies_ms: list[float]
+    failures: int
+
+    @property
+    def rps(self) -> float:
+        return self.requests / self.seconds
+
+    @property
+    def eps(self) -> float:
+        return self.events / self.seconds
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.latencies_ms)
+        if not ordered:
+            return float("nan")
+        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+    def line(self) -> str:
+        return (
+            f"{self.name:<34} {self.rps:>8.0f} req/s {self.eps:>9.0f} events/s"
+            f"   p50 {self.percentile(50):6.2f} ms   p99 {self.percentile(99):6.2f} ms"
+            + (f"   FAILED {self.failures}" if self.failures else "")
+        )
+
+
+# --- the database and the servers -------------------------------------------------------------
+
+
+@contextmanager
+def postgres() -> Iterator[str]:
+    url = os.environ.get("TRUSTLEDGER_BENCH_POSTGRES_URL")
+    if url:
+        yield url
+        return
+    directory = ROOT / "var" / "bench-postgres"
+    tool = str(ROOT / "tools" / "throwaway-postgres")
+    started = subprocess.run(
+        [tool, "start", str(directory)], check=True, capture_output=True, text=True
+    )
+    try:
+        yield started.stdout.strip().splitlines()[-1]
+    finally:
+        subprocess.run([tool, "stop", str(directory)], check=False)
+
+
+def fresh_database(url: str) -> Store:
+    base = Store.from_url(url)
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(base.conninfo(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    store = Store.from_url(base.conninfo().rsplit("/", 1)[0] + "/" + name)
+    upgrade(store)
+    with psycopg.connect(store.conninfo(), autocommit=True) as conn:
+        conn.execute(
+            "CREATE TABLE bench_baseline (id bigserial PRIMARY KEY, event_id text, body jsonb)"
+        )
+    return store
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+@contextmanager
+def server(command: list[str], env: dict[str, str]) -> Iterator[int]:
+    port = free_port()
+    process = subprocess.Popen(
+        [part.replace("{port}", str(port)) for part in command],
+        cwd=ROOT, env={**os.environ, **env}, start_new_session=True,
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                if process.poll() is not None:
+                    errors = process.stderr.read() if process.stderr else ""
+                    raise SystemExit(f"server failed: {errors}") from None
+                time.sleep(0.1)
+        yield port
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        process.wait(timeout=30)
+
+
+def ledger_server(store: Store) -> Any:
+    return server(
+        [sys.executable, "-m", "api", "--database-url", store.url, "serve",
+         "--port", "{port}", "--workers", str(WORKERS)],
+        {},
+    )
+
+
+def baseline_server(store: Store, lock: bool) -> Any:
+    return server(
+        [sys.executable, "-m", "gunicorn", "--workers", str(WORKERS), "--worker-class", "sync",
+         "--bind", "127.0.0.1:{port}", "--log-level", "warning", "bench.baseline.app:create()"],
+        {"BENCH_BASELINE_URL": store.conninfo(), "BENCH_BASELINE_LOCK": "y" if lock else "n"},
+    )
+
+
+# --- the clients ------------------------------------------------------------------------------
+
+
+def event(client: int, i: int) -> dict[str, Any]:
+    return {
+        "event_id": f"bench-{uuid.uuid4().hex}",
+        "type": "question.answered",
+        "customer": f"cust-{(client * 7919 + i) % CUSTOMERS}",
+        "occurred_at": "2026-01-01T00:00:00Z",
+        "actor": "agent-7",
+        "channel": "chat",
+        "data": {"case_id": f"c-{client}-{i}", "topic": "billing", "resolved": True, "rating": 5},
+    }
+
+
+def client_loop(
+    port: int, key: str, path: str, per_request: int, seconds: float, client: int, results: Any
+) -> None:
+    latencies: list[float] = []
+    failures = 0
+    deadline = time.monotonic() + seconds
+    i = 0
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    while time.monotonic() < deadline:
+        events = [event(client, i + j) for j in range(per_request)]
+        i += per_request
+        body = json.dumps(events[0] if per_request == 1 else {"events": events})
+        started = time.perf_counter()
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        conn.request("POST", path, body, headers)
+        answer = conn.getresponse()
+        answer.read()
+        conn.close()
+        latencies.append((time.perf_counter() - started) * 1000)
+        failures += answer.status != 201
+    results.put((latencies, failures))
+
+
+def load(name: str, port: int, key: str, per_request: int, seconds: float) -> Run:
+    path = "/v1/events" if per_request == 1 else "/v1/events/batch"
+    warm = multiprocessing.Queue()  # type: ignore[var-annotated]
+    client_loop(port, key, path, per_request, 1.0, 99, warm)  # warm up both workers' connections
+    warm.get()
+    results = multiprocessing.Queue()  # type: ignore[var-annotated]
+    clients = [
+        multiprocessing.Process(
+            target=client_loop, args=(port, key, path, per_request, seconds, c, results)
+        )
+        for c in range(CLIENTS)
+    ]
+    started = time.monotonic()
+    for c in clients:
+        c.start()
+    collected = [results.get() for _ in clients]
+    for c in clients:
+        c.join()
+    elapsed = time.monotonic() - started
+    latencies = [ms for part, _ in collected for ms in part]
+    failures = sum(f for _, f in collected)
+    return Run(name, len(latencies), len(latencies) * per_request, elapsed, latencies, failures)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=8.0, help="per measurement (default 8)")
+    seconds = parser.parse_args().seconds
+    with postgres() as url:
+        store = fresh_database(url)
+        keys = KeyStore(store)
+        key = keys.create("bench", "brand").key
+        keys.close()
+        runs: dict[str, Run] = {}
+        measure: list[tuple[str, Callable[[], Any], int]] = [
+            ("baseline, single", lambda: baseline_server(store, lock=False), 1),
+            ("baseline + table lock, single", lambda: baseline_server(store, lock=True), 1),
+            ("ledger, single", lambda: ledger_server(store), 1),
+            ("baseline, batch of 100", lambda: baseline_server(store, lock=False), BATCH),
+            ("ledger, batch of 100", lambda: ledger_server(store), BATCH),
+        ]
+        print(
+            f"HTTP ingest: gunicorn {WORKERS} sync workers, {CLIENTS} clients, PostgreSQL,"
+            f" {seconds:.0f} s each"
+        )
+        for name, serve, per_request in measure:
+            with serve() as port:
+                runs[name] = load(name, port, key, per_request, seconds)
+            print(runs[name].line(), flush=True)
+        report(runs)
+        print()
+        breakdown(store)
+
+
+def report(runs: dict[str, Run]) -> None:
+    single = runs["ledger, single"]
+    base = runs["baseline, single"]
+    locked = runs["baseline + table lock, single"]
+    batch = runs["ledger, batch of 100"]
+    print()
+    print(
+        f"single events: ledger / baseline = {single.rps / base.rps:.0%} (goal >= 70%),"
+        f" p99 {single.percentile(99):.2f} ms (goal <= 10 ms)"
+    )
+    print(
+        f"the library's table lock alone: baseline + lock / baseline = {locked.rps / base.rps:.0%};"
+        f" ledger / (baseline + lock) = {single.rps / locked.rps:.0%}"
+    )
+    print(
+        f"batches: {batch.eps:,.0f} events/s (goal >= 20,000),"
+        f" {batch.eps / runs['baseline, batch of 100'].eps:.0%} of the baseline's batch"
+    )
+
+
+# --- where the time goes: each step alone, in this process, one thread ------------------------
+
+
+def per_call_ms(step: Callable[[int], Any], times: int) -> float:
+    started = time.perf_counter()
+    for i in range(times):
+        step(i)
+    return (time.perf_counter() - started) / times * 1000
+
+
+def breakdown(store: Store) -> None:
+    from api.schemas.events import BatchSchema, EventSchema
+    from domain.application import Ledger
+
+    keys = KeyStore(store)
+    key = keys.create("bench-steps", "brand").key
+    ledger = Ledger(store)
+    raw = psycopg.connect(store.conninfo())
+    one, many = EventSchema(), BatchSchema()
+
+    def insert(i: int, lock: bool = False) -> None:
+        with raw.transaction():
+            if lock:
+                raw.execute("LOCK TABLE bench_baseline IN EXCLUSIVE MODE")
+            raw.execute(
+                "INSERT INTO bench_baseline (event_id, body) VALUES (%s, %s)",
+                [f"x{i}", json.dumps(event(7, i))],
+            )
+
+    def record(posted: Any) -> None:
+        ledger.record("bench-steps", posted)
+
+    def record_all(batch: dict[str, Any]) -> None:
+        ledger.record_batch("bench-steps", many.load(batch)["events"])
+
+    batches = [{"events": [event(8, i * BATCH + j) for j in range(BATCH)]} for i in range(20)]
+    lone = [
+        {"events": [{**event(8, j), "customer": f"lone-{i}"} for j in range(BATCH)]}
+        for i in range(20)
+    ]
+    steps = [
+        ("raw INSERT and commit", lambda i: insert(i), 300),
+        ("raw INSERT inside LOCK TABLE", lambda i: insert(i, lock=True), 300),
+        ("check a key (one indexed SELECT)", lambda i: keys.authenticate(key), 300),
+        ("parse one event (marshmallow)", lambda i: one.load(event(9, i)), 300),
+        ("Ledger.record one event", lambda i: record(one.load(event(9, i))), 300),
+        ("parse a batch of 100", lambda i: many.load(batches[i]), 20),
+        ("Ledger.record_batch, 100 customers", lambda i: record_all(batches[i]), 20),
+        ("Ledger.record_batch, 1 customer", lambda i: record_all(lone[i]), 20),
+    ]
+    print("where the time goes (one thread, in process, ms per call):")
+    for name, step, times in steps:
+        print(f"  {name:<38} {per_call_ms(step, times):8.2f}")
+    raw.close()
+    ledger.close()
+    keys.close()
+
+
+if __name__ == "__main__":
+    main()
