@@ -156,10 +156,13 @@ class Ledger(Application[UUID]):
         relationships: dict[UUID, Relationship] = {}
         events: list[Interaction] = []
         errors: dict[int, LedgerError] = {}
+        existing = self._existing({relationship_id(brand, p.customer) for p in batch})
         for i, posted in enumerate(batch):
             rid = relationship_id(brand, posted.customer)
             if rid not in relationships:
-                relationships[rid] = self._get_or_open(brand, posted.customer)
+                relationships[rid] = (
+                    self.repository.get(rid) if rid in existing else Relationship(brand, posted.customer)
+                )
             try:
                 relationships[rid].record(posted)
             except RejectedEvent as error:
@@ -168,12 +171,31 @@ class Ledger(Application[UUID]):
                 events.append(relationships[rid].pending_events[-1])  # type: ignore[arg-type]
         return relationships, events, errors
 
-    def _get_or_open(self, brand: str, customer: str) -> Relationship:
-        try:
-            relationship: Relationship = self.repository.get(relationship_id(brand, customer))
-        except AggregateNotFoundError:
-            relationship = Relationship(brand, customer)
-        return relationship
+    def _existing(self, ids: set[UUID]) -> set[UUID]:
+        """Which of these relationships exist: one query, where a get per id would cost two each."""
+        if self.store.kind == "memory":
+            return {i for i in ids if self._exists_id(i)}
+        ordered = list(ids)
+        datastore: Any = self.recorder.datastore
+        if self.store.is_sqlite:
+            marks = ", ".join("?" for _ in ordered)
+            with datastore.transaction(commit=False) as cursor:
+                cursor.execute(
+                    "SELECT originator_id FROM stored_events"
+                    f" WHERE originator_version = 1 AND originator_id IN ({marks})",
+                    [i.hex for i in ordered],
+                )
+                return {UUID(row[0]) for row in cursor.fetchall()}
+        with datastore.get_connection() as conn, conn.cursor() as cursor:
+            cursor.execute(
+                "SELECT originator_id FROM ledger_events"
+                " WHERE originator_version = 1 AND originator_id = ANY(%s)",
+                [ordered],
+            )
+            return {row["originator_id"] for row in cursor.fetchall()}
+
+    def _exists_id(self, rid: UUID) -> bool:
+        return bool(list(self.events.get(rid, limit=1)))
 
     def _look_up_ids(self, brand: str, batch: dict[int, PostedEvent]) -> dict[int, Recording]:
         """The earlier recordings of these event ids; other content under a known id is a conflict."""
@@ -247,7 +269,7 @@ class Ledger(Application[UUID]):
             start = page[-1].id + 1
 
     def _exists(self, brand: str, customer: str) -> bool:
-        return bool(list(self.events.get(relationship_id(brand, customer), limit=1)))
+        return self._exists_id(relationship_id(brand, customer))
 
 
 def _reject_repeated_ids(batch: Sequence[PostedEvent]) -> None:

@@ -29,6 +29,10 @@ MEMORY = timedelta(days=400)
 
 Afterwards a repeat is still rejected (nothing is open under that id), only with a plainer message.
 """
+MEMORY_ITEMS = 200
+"""At most this many closed items of each kind are remembered (the newest), whatever their age,
+so a relationship's state stays small however long its history. Reopening a case or giving
+feedback on a push older than that is rejected as unknown."""
 ENVELOPE = ("event_id", "occurred_at", "actor", "channel")
 SEVERITIES = ("minor", "major", "critical")
 DISCOVERERS = ("brand", "customer", "regulator", "third_party")
@@ -737,14 +741,20 @@ class Relationship(Aggregate, created_event_name="Opened"):
                     )
 
     def _forget_old(self, kind: str) -> None:
-        """Drops closed items older than MEMORY, amortised O(1): only when the map has doubled."""
+        """Drops closed items older than MEMORY, and all but the newest MEMORY_ITEMS closed ones.
+
+        Runs only when the map has doubled since it last ran, so it costs O(1) per event amortised.
+        """
         items = self.items[kind]
-        if len(items) < self._prune_at.get(kind, 512) or self.last_at is None:
+        if len(items) < self._prune_at.get(kind, 2 * MEMORY_ITEMS) or self.last_at is None:
             return
         horizon = self.last_at - MEMORY
-        for item_id in [i for i, item in items.items() if item["status"] not in OPEN and item["at"] < horizon]:
-            del items[item_id]
-        self._prune_at[kind] = max(512, 2 * len(items))
+        closed = [i for i, item in items.items() if item["status"] not in OPEN]
+        surplus = len(closed) - MEMORY_ITEMS
+        for n, item_id in enumerate(closed):
+            if n < surplus or items[item_id]["at"] < horizon:
+                del items[item_id]
+        self._prune_at[kind] = max(2 * MEMORY_ITEMS, 2 * len(items))
 
 
 def _require_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

@@ -12,6 +12,7 @@ from domain.relationship import (
     CATALOGUE,
     POSTABLE_TYPES,
     MEMORY,
+    MEMORY_ITEMS,
     Relationship,
     relationship_id,
 )
@@ -148,10 +149,17 @@ def test_closed_references_are_forgotten_after_the_memory_so_state_stays_bounded
     for i in range(3000):
         at = start + timedelta(hours=i * 8)
         relationship.record(posted("question.answered", at=at, case_id=f"c{i}", topic="t", resolved=True))
-    within_memory = (MEMORY.days + 1) * 3  # three cases a day
-    assert len(relationship.items["case"]) <= 2 * within_memory + 512
-    assert f"c{2999}" in relationship.items["case"]
+    assert len(relationship.items["case"]) <= 2 * MEMORY_ITEMS
+    assert "c2999" in relationship.items["case"]
     assert "c0" not in relationship.items["case"]
+
+
+def test_closed_items_within_the_memory_are_capped_by_count() -> None:
+    relationship = Relationship("brand-a", "cust-1")
+    for i in range(5 * MEMORY_ITEMS):
+        relationship.record(posted("question.answered", case_id=f"c{i}", topic="t", resolved=True))
+    assert len(relationship.items["case"]) <= 2 * MEMORY_ITEMS
+    assert f"c{5 * MEMORY_ITEMS - 1}" in relationship.items["case"]
 
 
 def test_open_items_are_never_forgotten() -> None:
