@@ -64,10 +64,15 @@ def serve(context: Context, host: str, port: int) -> None:
     from werkzeug.serving import run_simple
 
     from api.app import create_app
+    from projections.runner import Runner
 
-    app = create_app({"database_url": context.settings.database_url})
+    app = create_app({"database_url": context.settings.database_url}, ledger=context.ledger)
+    stop_projections = Runner(context.ledger).start()
     click.echo(f"Trust Ledger on http://{host}:{port}/ ({context.settings.store.kind})")
-    run_simple(host, port, app, threaded=True, use_reloader=False)
+    try:
+        run_simple(host, port, app, threaded=True, use_reloader=False)
+    finally:
+        stop_projections()
 
 
 @cli.command()

@@ -13,6 +13,7 @@ import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
+from functools import cache
 from datetime import UTC, datetime, timedelta
 from typing import Any, ClassVar, TypeVar
 from uuid import UUID, uuid5
@@ -116,13 +117,11 @@ class Interaction(Aggregate.Event):
 
     @classmethod
     def data_fields(cls) -> tuple[str, ...]:
-        skip = {*ENVELOPE, "originator_id", "originator_version", "timestamp"}
-        return tuple(f.name for f in fields(cls) if f.name not in skip)  # type: ignore[arg-type]
+        return _data_fields(cls)
 
     @classmethod
     def required_fields(cls) -> tuple[str, ...]:
-        optional = {f.name for f in fields(cls) if "None" in str(f.type)}  # type: ignore[arg-type]
-        return tuple(name for name in cls.data_fields() if name not in optional)
+        return _required_fields(cls)
 
     @property
     def data(self) -> dict[str, Any]:
@@ -151,6 +150,18 @@ class Interaction(Aggregate.Event):
 
     def fold(self, relationship: Relationship) -> None:
         """This event's effect on the relationship's state; most events only count."""
+
+
+@cache
+def _data_fields(cls: type[Interaction]) -> tuple[str, ...]:
+    skip = {*ENVELOPE, "originator_id", "originator_version", "timestamp"}
+    return tuple(f.name for f in fields(cls) if f.name not in skip)  # type: ignore[arg-type]
+
+
+@cache
+def _required_fields(cls: type[Interaction]) -> tuple[str, ...]:
+    optional = {f.name for f in fields(cls) if "None" in str(f.type)}  # type: ignore[arg-type]
+    return tuple(name for name in _data_fields(cls) if name not in optional)
 
 
 CATALOGUE: dict[str, type[Interaction]] = {}

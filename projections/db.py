@@ -24,13 +24,13 @@ def timestamp(value: datetime | None) -> str | None:
     """A timestamp as fixed-width UTC text: sorts and compares like the instant it names."""
     if value is None:
         return None
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="microseconds")
 
 
 def parse_timestamp(value: str | None) -> datetime | None:
-    if value is None:
-        return None
-    return datetime.strptime(value, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=UTC)
+    return None if value is None else datetime.fromisoformat(value)
 
 
 def to_json(value: Any) -> str:
@@ -88,13 +88,29 @@ class Database:
             return cursor.rowcount
 
     def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Runs an `INSERT INTO table (columns) VALUES (?, ...) [ON CONFLICT ...]` for many rows.
+
+        On PostgreSQL the rows are COPYed into a temporary table, then inserted with one
+        INSERT ... SELECT: a rebuild writes hundreds of thousands of rows, and one statement per
+        row would cost more than everything else it does.
+        """
         if not rows:
             return
         if self.is_sqlite:
             self._sqlite.executemany(statement, rows)
-        else:
-            with self._pg.cursor() as cursor:
-                cursor.executemany(self.sql(statement), rows)
+            return
+        head, _, tail = statement.partition(" VALUES (")
+        conflict = tail.partition(")")[2]
+        table, _, columns = head.removeprefix("INSERT INTO ").partition(" ")
+        columns = columns.strip("()")
+        staging = f"staging_{table}"
+        with self._pg.cursor() as cursor:
+            cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {table})")
+            with cursor.copy(f"COPY {staging} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cursor.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging}{conflict}")
+            cursor.execute(f"TRUNCATE {staging}")
 
     def query(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
         if self.is_sqlite:

@@ -37,6 +37,7 @@ log = logging.getLogger("trustledger.projections")
 READ_MODELS: tuple[ReadModel, ...] = (Relationships(), Decisions(), Timeline(), Consents())
 """In the order they apply a page: consents read the decisions of pushes a customer unsubscribes from."""
 RELATIONSHIP_TOPICS = frozenset([Relationship.Opened.TOPIC, *(c.TOPIC for c in CATALOGUE.values())])  # type: ignore[attr-defined]
+RELATIONSHIP_TOPIC_LIST = sorted(RELATIONSHIP_TOPICS)
 REBUILD_SUFFIX = "_rebuild"
 
 
@@ -95,12 +96,13 @@ class Runner:
         """Applies what is recorded so far (or `max_pages` pages of it); returns how many
         notifications it went through."""
         total = 0
+        head = self.head()
         for _ in iter(int, 1) if max_pages is None else range(max_pages):
             start = min(self.positions()[m.name] for m in self.models)
-            notifications = self.ledger.recorder.select_notifications(start + 1, self.page_size)
-            if not notifications:
+            if start >= head:
                 return total
-            self._apply_live(notifications)
+            notifications, last = self._page(start, head)
+            self._apply_live(notifications, last)
             total += len(notifications)
             with self.applied:
                 self.applied.notify_all()
@@ -122,6 +124,25 @@ class Runner:
             if listener is not None:
                 listener.close()
 
+    def start(self) -> Callable[[], None]:
+        """Follows the log in a background thread (the embedded default); returns how to stop it."""
+        stop = threading.Event()
+
+        def follow() -> None:
+            try:
+                self.run_forever(stop)
+            except ProjectionFailed:
+                pass  # logged already; the read models wait at the failed event until a restart
+
+        thread = threading.Thread(target=follow, name="trustledger-projections", daemon=True)
+        thread.start()
+
+        def halt() -> None:
+            stop.set()
+            thread.join(timeout=5)
+
+        return halt
+
     def _listen(self) -> psycopg.Connection[Any]:
         conn = psycopg.connect(self.ledger.store.conninfo(), autocommit=True)
         conn.execute(f'LISTEN "{self.ledger.recorder.channel_name}"')  # type: ignore[attr-defined]
@@ -131,20 +152,34 @@ class Runner:
         """Blocks until every read model has applied `position` (read-your-writes)."""
         wait_for_position(self.db, position, timeout, [m.name for m in self.models])
 
-    def _apply_live(self, notifications: Sequence[Any]) -> None:
+    def _page(self, after: int, head: int) -> tuple[Sequence[Any], int]:
+        """The relationship events after `after` (a page of them), and the position the page
+        covers: up to `head` when it holds them all, since other aggregates' events (idempotency
+        keys, policies) come in between and are not read at all."""
+        notifications = self.ledger.recorder.select_notifications(
+            after + 1, self.page_size, stop=head, topics=RELATIONSHIP_TOPIC_LIST
+        )
+        last = notifications[-1].id if len(notifications) == self.page_size else head
+        return notifications, last
+
+    def _apply_live(self, notifications: Sequence[Any], last: int) -> None:
         tables = {t: t for m in READ_MODELS for t in m.tables}
         try:
-            self._apply(notifications, self.models, tables, track=True)
+            self._apply(notifications, last, self.models, tables, track=True)
         except Exception:
-            if len(notifications) == 1:
-                self._fail(notifications[0])
+            if len(notifications) <= 1:
+                self._fail(notifications[0] if notifications else None)
             for notification in notifications:  # find the event at fault; apply those before it
                 try:
-                    self._apply([notification], self.models, tables, track=True)
+                    self._apply([notification], notification.id, self.models, tables, track=True)
                 except Exception:
                     self._fail(notification)
+            self._apply([], last, self.models, tables, track=True)
 
     def _fail(self, notification: Any) -> None:
+        if notification is None:
+            log.exception("read models could not record their position")
+            raise ProjectionFailed("read models could not record their position")
         event = self.ledger.mapper.to_domain_event(notification)
         message = (
             f"read models stopped at position {notification.id}: event "
@@ -157,13 +192,13 @@ class Runner:
     def _apply(
         self,
         notifications: Sequence[Any],
+        last: int,
         models: Sequence[ReadModel],
         tables: Mapping[str, str],
         track: bool,
     ) -> None:
         """One transaction: the page's effect on each model that has not applied it, and positions."""
         events, positions = self._decode(notifications)
-        last = notifications[-1].id
         with self.db.transaction():
             current = self._lock_positions() if track else {}
             for model in models:
@@ -215,14 +250,16 @@ class Runner:
             live = self._lock_positions()
             head = max(self.head(), done)
             self._catch_up(done, head, tables)
+            differences: dict[str, list[str]] = {}
             for model in self.models:
-                self._catch_up(live[model.name], head, {t: t for t in tables}, [model])
+                if verify:  # bring the live tables to the same position, to compare like with like
+                    self._catch_up(live[model.name], head, {t: t for t in tables}, [model])
+                    differences.update({t: self._compare(t, rebuilt[t]) for t in model.tables})
+                else:
+                    for table in model.tables:
+                        self.db.execute(f"DELETE FROM {table}")
+                        self.db.execute(f"INSERT INTO {table} SELECT * FROM {rebuilt[table]}")
                 self.db.execute("UPDATE projection_positions SET position = ? WHERE name = ?", [head, model.name])
-            differences = {t: self._compare(t, c) for t, c in rebuilt.items()}
-            if not verify:
-                for table, copy in rebuilt.items():
-                    self.db.execute(f"DELETE FROM {table}")
-                    self.db.execute(f"INSERT INTO {table} SELECT * FROM {copy}")
             for copy in rebuilt.values():
                 self.db.execute(f"DROP TABLE {copy}")
         return {t: d for t, d in differences.items() if d}
@@ -236,9 +273,9 @@ class Runner:
         progress: Callable[[Progress], None] | None,
     ) -> int:
         done = after
-        for notifications in self._pages(after, until):
-            self._apply(notifications, self.models, tables, track=False)
-            done = notifications[-1].id
+        for notifications, last in self._pages(after, until):
+            self._apply(notifications, last, self.models, tables, track=False)
+            done = last
             state.done = done
             if progress:
                 progress(state)
@@ -252,19 +289,17 @@ class Runner:
         models: Sequence[ReadModel] | None = None,
     ) -> None:
         """Applies (after, until] inside the caller's transaction."""
-        for notifications in self._pages(after, until):
+        for notifications, last in self._pages(after, until):
             events, positions = self._decode(notifications)
-            page = Page(events, positions, notifications[-1].id, self._brand_of)
+            page = Page(events, positions, last, self._brand_of)
             for model in models or self.models:
                 model.apply(self.db, page, tables)
 
-    def _pages(self, after: int, until: int) -> Iterator[Sequence[Any]]:
+    def _pages(self, after: int, until: int) -> Iterator[tuple[Sequence[Any], int]]:
         while after < until:
-            notifications = self.ledger.recorder.select_notifications(after + 1, self.page_size, stop=until)
-            if not notifications:
-                return
-            yield notifications
-            after = notifications[-1].id
+            notifications, last = self._page(after, until)
+            yield notifications, last
+            after = last
 
     def _compare(self, table: str, copy: str) -> list[str]:
         """Rows in one table and not the other, both ways (a few of each, and the counts)."""

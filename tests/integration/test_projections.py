@@ -77,7 +77,7 @@ def test_delivering_an_applied_page_again_changes_nothing(fresh_ledger: Ledger) 
     runner.run_once()
     notifications = fresh_ledger.recorder.select_notifications(1, 1000)
     tables = {t: t for t in ("timeline", "consents", "relationships", "decisions")}
-    runner._apply(notifications, runner.models, tables, track=False)  # noqa: SLF001 (a redelivery)
+    runner._apply(notifications, notifications[-1].id, runner.models, tables, track=False)  # noqa: SLF001
     assert runner.rebuild(verify=True) == {}
     runner.close()
 
