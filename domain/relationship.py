@@ -696,14 +696,14 @@ class Relationship(Aggregate, created_event_name="Opened"):
     # --- the fold: called by the events as they are applied ----------------------------------
 
     def note(self, event: Interaction) -> None:
+        pieces = self.evidence_of(event)
+        if pieces:
+            self.evidence = trust_model.with_pieces(self.evidence, pieces)
         self.counts[event.TYPE] = self.counts.get(event.TYPE, 0) + 1
         if self.first_at is None or event.occurred_at < self.first_at:
             self.first_at = event.occurred_at
         if self.last_at is None or event.occurred_at > self.last_at:
             self.last_at = event.occurred_at
-        pieces = self.evidence_of(event)
-        if pieces:
-            self.evidence = trust_model.with_pieces(self.evidence, pieces)
 
     def evidence_of(self, event: Interaction) -> list[trust_model.Piece]:
         """The trust evidence the event carries, judged by the promise or error it refers to.

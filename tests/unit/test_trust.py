@@ -290,6 +290,13 @@ def test_each_event_carries_the_evidence_of_the_catalogue(
     assert evidence(relationship, last) == expected
 
 
+def test_a_due_at_without_a_utc_offset_is_refused_since_trust_compares_it() -> None:
+    relationship = Relationship("brand-t", "cust-t")
+    with pytest.raises(RejectedEvent, match="due_at"):
+        post(relationship, "promise.made", T0, **promise(DUE.replace(tzinfo=None)))
+    assert relationship.items["promise"] == {}
+
+
 # --- derived evidence, crossing its deadlines -----------------------------------------------
 
 MICROSECOND = timedelta(microseconds=1)
