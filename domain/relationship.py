@@ -710,6 +710,8 @@ class Relationship(Aggregate, created_event_name="Opened"):
 
         Called before the event's fold, so the item is as it was before (e.g. still disputed).
         """
+        if not trust_model.carries_evidence(event.TYPE):
+            return []
         kind = event.TYPE.split(".")[0]
         item = self.items.get(kind, {}).get(getattr(event, f"{kind}_id", ""))
         return trust_model.evidence_of(

@@ -172,6 +172,11 @@ RULES: dict[str, Rule] = {
 """DESIGN.md's "trust evidence" column; the types not named here carry none."""
 
 
+def carries_evidence(type_: str) -> bool:
+    """Whether events of this type can carry evidence of their own (derived evidence aside)."""
+    return type_ in RULES
+
+
 def evidence_of(
     type_: str,
     event_id: str,
@@ -273,10 +278,12 @@ def with_pieces(evidence: Mapping[str, Any], pieces: Sequence[Piece]) -> dict[st
 
 def _with_top(top: list[Entry], piece: Piece, half_life: float | None) -> list[Entry]:
     """The bounded top list with the piece in its place, if it ranks among the TOP_EVENTS."""
-    rank = _rank(piece, half_life)
-    ranks = [_rank(_unkept(entry, piece.dimension), half_life) for entry in top]
+    rank = _rank(piece.mass, piece.at, half_life)
     # After the equal ranks already kept: ties go to the earlier recorded, as a stable sort does.
-    place = next((i for i, kept in enumerate(ranks) if kept < rank), len(top))
+    place = next(
+        (i for i, kept in enumerate(top) if _rank(_mass(kept), kept["at"], half_life) < rank),
+        len(top),
+    )
     if place >= TOP_EVENTS:
         return top
     entry = {
@@ -286,6 +293,10 @@ def _with_top(top: list[Entry], piece: Piece, half_life: float | None) -> list[E
         "negative": piece.negative,
     }
     return [*top[:place], entry, *top[place:]][:TOP_EVENTS]
+
+
+def _mass(entry: Mapping[str, Any]) -> float:
+    return float(entry["positive"] + entry["negative"])
 
 
 def _unkept(entry: Mapping[str, Any], dimension: str) -> Piece:
@@ -396,11 +407,11 @@ def _decay(age: timedelta, half_life: float | None) -> float:
     return math.exp2(-half_lives)
 
 
-def _rank(piece: Piece, half_life: float | None) -> float:
-    """log2(|face value| x 2^(t/H)): orders pieces as their decayed size does, at any later time."""
+def _rank(mass: float, at: datetime, half_life: float | None) -> float:
+    """log2(face value x 2^(t/H)): orders pieces as their decayed size does, at any later time."""
     if half_life is None:
-        return math.log2(piece.mass)
-    return math.log2(piece.mass) + (piece.at - RANK_EPOCH).total_seconds() / half_life
+        return math.log2(mass)
+    return math.log2(mass) + (at - RANK_EPOCH).total_seconds() / half_life
 
 
 def _sum(pieces: Iterable[Piece], side: str, at: datetime, half_life: float | None) -> float:
@@ -410,7 +421,7 @@ def _sum(pieces: Iterable[Piece], side: str, at: datetime, half_life: float | No
 def _top_events(
     pieces: Sequence[Piece], at: datetime, half_life: float | None
 ) -> tuple[TopEvent, ...]:
-    ranked = sorted(pieces, key=lambda piece: -_rank(piece, half_life))[:TOP_EVENTS]
+    ranked = sorted(pieces, key=lambda piece: -_rank(piece.mass, piece.at, half_life))[:TOP_EVENTS]
     return tuple(_top_event(piece, at, half_life) for piece in ranked)
 
 
