@@ -652,3 +652,49 @@ def test_relationships_scored_at_different_times_cannot_be_summed() -> None:
     relationship = Relationship("brand-t", "cust-1")
     with pytest.raises(ValueError, match="cannot join"):
         brand_scores([relationship.trust(T0), relationship.trust(T0 + DAY)], T0)
+
+
+# --- docs/trust.md's worked example, so its numbers stay true ------------------------------
+
+
+def test_the_worked_example_of_the_documentation() -> None:
+    def noon(day: str) -> datetime:
+        return datetime.fromisoformat(f"{day}T12:00:00+00:00")
+
+    relationship = Relationship("acme", "cust-42")
+    history: list[tuple[str, str, dict[str, Any]]] = [
+        ("promise.made", "2025-01-10", promise(noon("2025-01-15"))),
+        ("promise.kept", "2025-01-14", {"promise_id": "p1"}),
+        ("error.reported", "2025-02-01", report()),
+        ("error.disputed", "2025-02-03", {"error_id": "x1", "reason": "we see one charge"}),
+        ("error.confirmed", "2025-02-20", {"error_id": "x1", "by": "ombudsman"}),
+        ("question.answered", "2025-03-01", {**ANSWER, "resolved": True}),
+        ("error.admitted", "2025-03-05", admission("major", "brand", "x2")),
+        ("promise.made", "2025-06-01", {**promise(noon("2025-06-03")), "promise_id": "p2"}),
+    ]
+    ids = [post(relationship, type_, noon(day), **data) for type_, day, data in history]
+    brand = {"consistency": 0.7, "honesty": 0.6, "expertise": 0.8}
+    scored = relationship.trust(noon("2025-07-13"), brand)
+    table = {
+        name: tuple(
+            round(getattr(score.opinion, side), 4) for side in ("positive", "negative", "P")
+        )
+        for name, score in scored.dimensions.items()
+    }
+    assert table == {
+        "consistency": (0.5, 0.8606, 0.5654),
+        "honesty": (1.2123, 1.7037, 0.4907),
+        "expertise": (0.5969, 0.0, 0.846),
+    }
+    assert round(scored.overall, 4) == 0.634
+    honesty_movers = [event.event_id for event in scored.dimensions["honesty"].top_events]
+    assert honesty_movers == [ids[6], ids[4], ids[2]]
+    post(relationship, "error.admitted", noon("2025-07-13"), **admission("minor", "customer"))
+    post(relationship, "promise.kept", noon("2025-07-13"), promise_id="p2")
+    after = relationship.trust(noon("2025-07-13"), brand)
+    assert [round(score.opinion.P, 4) for score in after.dimensions.values()] == [
+        0.6857,
+        0.5986,
+        0.846,
+    ]
+    assert round(after.overall, 4) == 0.7101
