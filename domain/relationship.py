@@ -2,9 +2,9 @@
 
 Each type of DESIGN.md's event catalogue is an explicit event class with a stable topic
 (``trustledger:<type>``) and a command on :class:`Relationship` that guards it. The aggregate
-keeps its state folded (open promises, offers and error reports, consents, preferences, counts),
-and forgets closed references after :data:`MEMORY` of event time, so loading and appending cost
-the same whatever the length of the history.
+keeps its state folded (open promises, offers and error reports, consents, preferences, counts,
+trust evidence) and forgets closed references after :data:`MEMORY` of event time, so loading and
+appending cost the same whatever the length of the history.
 """
 
 from __future__ import annotations
