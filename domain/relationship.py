@@ -2,25 +2,26 @@
 
 Each type of DESIGN.md's event catalogue is an explicit event class with a stable topic
 (``trustledger:<type>``) and a command on :class:`Relationship` that guards it. The aggregate
-keeps its state folded (open promises, offers and error reports, consents, preferences, counts),
-and forgets closed references after :data:`MEMORY` of event time, so loading and appending cost
-the same whatever the length of the history.
+keeps its state folded (open promises, offers and error reports, consents, preferences, counts,
+trust evidence) and forgets closed references after :data:`MEMORY` of event time, so loading and
+appending cost the same whatever the length of the history.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from functools import cache
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 from uuid import UUID, uuid5
 
-from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Aggregate, CanMutateAggregate
 from eventsourcing.utils import register_topic
 
+from domain import trust as trust_model
 from domain.errors import DuplicateReference, RejectedEvent, UnknownReference
 
 NAMESPACE = UUID("6f1d5a3e-8a4b-5c2e-9d47-3b1f0e2a7c55")
@@ -496,6 +497,8 @@ class Relationship(Aggregate, created_event_name="Opened"):
         self.first_at: datetime | None = None
         self.last_at: datetime | None = None
         self._prune_at: dict[str, int] = {}
+        self.evidence: dict[str, Any] = trust_model.empty_evidence()
+        """Trust evidence, kept incrementally in plain JSON values (see trust.empty_evidence)."""
 
     # --- commands: each guards its rule, then records its event -----------------------------
 
@@ -515,6 +518,8 @@ class Relationship(Aggregate, created_event_name="Opened"):
 
     def make_promise(self, env: Envelope, promise_id: str, summary: str, due_at: datetime) -> None:
         self._require_new("promise", promise_id)
+        if due_at.tzinfo is None:  # trust compares it with occurred_at, which has an offset
+            raise RejectedEvent("due_at needs a UTC offset", field="due_at")
         self._trigger(PromiseMade, env, promise_id=promise_id, summary=summary, due_at=due_at)
 
     def keep_promise(self, env: Envelope, promise_id: str) -> None:
@@ -677,6 +682,25 @@ class Relationship(Aggregate, created_event_name="Opened"):
         """The gate's own command: not reachable through :meth:`record`."""
         self._trigger(PushDecided, env, push_id=push_id, request=request, decision=decision)
 
+    # --- trust: the scores, evaluated at a time the caller gives -----------------------------
+
+    def trust(
+        self,
+        at: datetime,
+        base_rates: Mapping[str, float] | None = None,
+        half_life: timedelta | None = trust_model.HALF_LIFE,
+    ) -> trust_model.Scores:
+        """Each dimension's opinion and top events at event time `at`, and the overall score.
+
+        `base_rates` are the brand's own P per dimension (0.5 where missing). The evidence is kept
+        decayed at one half-life: for another one, :func:`refold` the relationship's events first.
+        """
+        kept = trust_model.half_life_of(self.evidence)
+        if kept != half_life:
+            raise ValueError(f"evidence is kept at half-life {kept}, not {half_life}: refold it")
+        derived = trust_model.derived_evidence(self.items, at)
+        return trust_model.scores(self.evidence, at, base_rates, derived)
+
     # --- guards ------------------------------------------------------------------------------
 
     def _require_new(self, kind: str, item_id: str) -> None:
@@ -711,11 +735,27 @@ class Relationship(Aggregate, created_event_name="Opened"):
     # --- the fold: called by the events as they are applied ----------------------------------
 
     def note(self, event: Interaction) -> None:
+        pieces = self.evidence_of(event)
+        if pieces:
+            self.evidence = trust_model.with_pieces(self.evidence, pieces)
         self.counts[event.TYPE] = self.counts.get(event.TYPE, 0) + 1
         if self.first_at is None or event.occurred_at < self.first_at:
             self.first_at = event.occurred_at
         if self.last_at is None or event.occurred_at > self.last_at:
             self.last_at = event.occurred_at
+
+    def evidence_of(self, event: Interaction) -> list[trust_model.Piece]:
+        """The trust evidence the event carries, judged by the promise or error it refers to.
+
+        Called before the event's fold, so the item is as it was before (e.g. still disputed).
+        """
+        if not trust_model.carries_evidence(event.TYPE):
+            return []
+        kind = event.TYPE.split(".")[0]
+        item = self.items.get(kind, {}).get(getattr(event, f"{kind}_id", ""))
+        return trust_model.evidence_of(
+            event.TYPE, event.event_id, event.occurred_at, event.data, item
+        )
 
     def open_item(self, kind: str, item_id: str, event: Interaction, **info: Any) -> None:
         self.items[kind][item_id] = {
@@ -771,6 +811,21 @@ class Relationship(Aggregate, created_event_name="Opened"):
 def _require_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise RejectedEvent(f"{name} must be one of {', '.join(choices)}", field=name)
+
+
+def refold(events: Iterable[CanMutateAggregate[UUID]], half_life: timedelta | None) -> Relationship:
+    """The relationship folded again from all its events, its evidence kept at another half-life.
+
+    For a brand policy whose half-life is not HALF_LIFE, the one relationships keep: O(events).
+    """
+    relationship: Relationship | None = None
+    for event in events:
+        relationship = cast(Relationship, event.mutate(relationship))
+        if isinstance(event, Relationship.Opened):
+            relationship.evidence = trust_model.empty_evidence(half_life)
+    if relationship is None:
+        raise ValueError("a relationship is refolded from its events, and there are none")
+    return relationship
 
 
 COMMANDS: dict[type[Interaction], Callable[..., None]] = {
