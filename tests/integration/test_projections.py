@@ -23,7 +23,7 @@ from domain.application import Ledger
 from domain.storage import Store
 from projections.db import Database
 from projections.readmodel import Page
-from projections.runner import ProjectionFailed, Runner
+from projections.runner import READ_MODELS, ProjectionFailed, Runner
 from projections.timeline import Timeline, timeline_page
 from tests.conftest import new_sqlite_database
 from tests.factories import posted, story
@@ -76,7 +76,7 @@ def test_delivering_an_applied_page_again_changes_nothing(fresh_ledger: Ledger) 
     runner = Runner(fresh_ledger)
     runner.run_once()
     notifications = fresh_ledger.recorder.select_notifications(1, 1000)
-    tables = {t: t for t in ("timeline", "consents", "relationships", "decisions")}
+    tables = {t: t for model in READ_MODELS for t in model.tables}
     runner._apply(notifications, notifications[-1].id, runner.models, tables, track=False)  # noqa: SLF001
     assert runner.rebuild(verify=True) == {}
     runner.close()
