@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -13,11 +13,13 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
+from domain.brand import BrandPolicy, Policy, policy_id
 from domain.errors import (
     BatchRejected,
     ConcurrencyConflict,
     EventIdConflict,
     LedgerError,
+    PolicyNotFound,
     RejectedEvent,
     RelationshipNotFound,
 )
@@ -197,6 +199,55 @@ class Ledger(Application[UUID]):
         if conflicts:
             raise BatchRejected(conflicts)
         return found
+
+    # --- the brand's push policy ---------------------------------------------------------------
+
+    def policy(
+        self, brand: str, version: int | None = None, as_of: datetime | None = None
+    ) -> Policy:
+        """The brand's policy now, at `version` (0 is the default), or at record time `as_of`."""
+        if as_of is not None:
+            version = self._policy_version_at(brand, as_of) if version is None else version
+        if version == 0:
+            return Policy.default(brand)
+        try:
+            policy: BrandPolicy = self.repository.get(policy_id(brand), version=version)
+        except AggregateNotFoundError:
+            if version is None:
+                return Policy.default(brand)
+            raise PolicyNotFound(f"the policy has no version {version}") from None
+        if version is not None and policy.version != version:
+            raise PolicyNotFound(f"the policy has no version {version}")
+        return policy.policy()
+
+    def set_policy(self, brand: str, changes: Mapping[str, Any]) -> Policy:
+        """Changes the brand's policy; returns the new version (the same if nothing changed)."""
+        for _ in range(self.max_attempts):
+            try:
+                policy: BrandPolicy = self.repository.get(policy_id(brand))
+            except AggregateNotFoundError:
+                policy = BrandPolicy.adopt(brand, changes)
+            else:
+                policy.change(changes)
+            if not policy.pending_events:
+                return policy.policy()
+            try:
+                self.save(policy)
+            except IntegrityError:
+                continue
+            return policy.policy()
+        raise ConcurrencyConflict(
+            f"the policy kept changing; gave up after {self.max_attempts} attempts"
+        )
+
+    def _policy_version_at(self, brand: str, as_of: datetime) -> int:
+        version = 0
+        event: Any
+        for event in self.events.get(policy_id(brand)):
+            if event.timestamp > as_of:
+                break
+            version = event.originator_version
+        return version
 
     # --- reading ------------------------------------------------------------------------------
 

@@ -46,3 +46,15 @@ class BatchRejected(LedgerError):
 
 class RelationshipNotFound(LedgerError):
     """No relationship for this brand and customer (or it belongs to another brand)."""
+
+
+class InvalidPolicy(LedgerError):
+    """A policy change names an unknown field or a value out of range; no version was made."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class PolicyNotFound(LedgerError):
+    """The brand's policy has no such version."""
