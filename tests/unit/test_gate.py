@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -11,8 +12,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from domain.application import Ledger
 from domain.brand import DEFAULT_POLICY, Policy
-from domain.errors import InvalidPushRequest
+from domain.errors import InvalidPushRequest, PushIdConflict
 from domain.gate import (
     RULES,
     PushRequest,
@@ -21,9 +23,10 @@ from domain.gate import (
     quiet_until,
     required_evidence,
 )
-from domain.relationship import Envelope, PostedEvent, Relationship
+from domain.relationship import Envelope, PostedEvent, PushDecided, Relationship, relationship_id
+from domain.storage import Store
 from tests.factories import posted
-from tests.gate_factories import NOON, grant, push, scores
+from tests.gate_factories import NO_QUIET_HOURS, NOON, grant, push, scores
 
 DEFAULT = Policy.default("brand-a")
 GOOD = scores()
@@ -738,3 +741,153 @@ def test_a_bad_request_is_rejected_naming_the_field(change: dict[str, Any], fiel
 def test_the_decision_time_needs_an_offset() -> None:
     with pytest.raises(ValueError, match="UTC offset"):
         decide(consented(), now=NOON.replace(tzinfo=None))
+
+
+# --- Ledger.decide_push on the in-memory store ---------------------------------------------------
+
+
+@pytest.fixture
+def memory_ledger() -> Iterator[Ledger]:
+    ledger = Ledger(Store.from_url("memory://"))
+    yield ledger
+    ledger.close()
+
+
+def granted(ledger: Ledger, customer: str = "cust-1", **policy_changes: Any) -> None:
+    ledger.record("brand-a", grant(customer))
+    ledger.set_policy("brand-a", {**NO_QUIET_HOURS, **policy_changes})
+
+
+def test_a_decision_is_recorded_as_push_decided_on_the_relationship(memory_ledger: Ledger) -> None:
+    granted(memory_ledger)
+    request = push()
+    decision = memory_ledger.decide_push("brand-a", request, GOOD, NOON)
+    assert (decision["outcome"], decision["policy_version"]) == ("allow", 1)
+    recorded = memory_ledger.interactions("brand-a", "cust-1")[-1]
+    assert isinstance(recorded, PushDecided)
+    assert (recorded.push_id, recorded.occurred_at, recorded.actor) == (
+        request.push_id,
+        NOON,
+        "gate",
+    )
+    assert (recorded.request, recorded.decision) == (request.as_dict(), decision)
+    assert recorded.event_id.startswith("gate-")
+
+
+def test_a_repeated_push_id_gets_the_recorded_decision_unchanged(memory_ledger: Ledger) -> None:
+    granted(memory_ledger)
+    request = push()
+    first = memory_ledger.decide_push("brand-a", request, GOOD, NOON)
+    memory_ledger.record("brand-a", posted("consent.withdrawn", purpose="marketing", at=NOON))
+    again = memory_ledger.decide_push(
+        "brand-a", request.as_dict(), scores(0.1), NOON + timedelta(hours=1)
+    )
+    assert again == first
+    assert memory_ledger.relationship("brand-a", "cust-1").counts["push.decided"] == 1
+
+
+def test_a_push_id_asked_again_with_another_request_is_a_conflict(memory_ledger: Ledger) -> None:
+    granted(memory_ledger)
+    request = push()
+    memory_ledger.decide_push("brand-a", request, GOOD, NOON)
+    with pytest.raises(PushIdConflict):
+        memory_ledger.decide_push("brand-a", replace(request, channel="email"), GOOD, NOON)
+    with pytest.raises(PushIdConflict):
+        memory_ledger.decide_push("brand-a", replace(request, customer="cust-2"), GOOD, NOON)
+    assert memory_ledger.decide_push("brand-b", replace(request, customer="cust-2"), GOOD, NOON)
+
+
+def test_the_frequency_cap_is_reached_after_its_allowance_of_allows(memory_ledger: Ledger) -> None:
+    granted(memory_ledger, frequency_cap=3)
+    times = [NOON + timedelta(hours=h) for h in range(5)]
+    outcomes = [
+        memory_ledger.decide_push("brand-a", push(), scores(0.5), t)["outcome"] for t in times
+    ]
+    assert outcomes == ["allow", "allow", "allow", "defer", "defer"]
+    last = memory_ledger.decide_push("brand-a", push(), scores(0.5), times[-1])
+    assert last["retry_after"] == times[0] + timedelta(days=7)
+
+
+def test_a_deferred_push_is_decided_again_once_its_retry_after_has_come(
+    memory_ledger: Ledger,
+) -> None:
+    memory_ledger.record("brand-a", grant())
+    request, night = push(), NOON - timedelta(hours=14)  # 22:00, in the default quiet hours
+    deferred = memory_ledger.decide_push("brand-a", request, GOOD, night)
+    assert (deferred["outcome"], deferred["retry_after"]) == ("defer", NOON - timedelta(hours=4))
+    assert (
+        memory_ledger.decide_push("brand-a", request, GOOD, night + timedelta(hours=1)) == deferred
+    )
+    allowed = memory_ledger.decide_push("brand-a", request, GOOD, deferred["retry_after"])
+    assert allowed["outcome"] == "allow"
+    assert memory_ledger.relationship("brand-a", "cust-1").counts["push.decided"] == 2
+
+
+def test_a_push_for_a_customer_without_a_relationship_opens_one(memory_ledger: Ledger) -> None:
+    offer = memory_ledger.decide_push("brand-a", push(customer="new-1"), GOOD, NOON)
+    assert offer["outcome"] == "deny"
+    assert reason(offer, "consent")["detail"] == "no consent for marketing on push"
+    service = memory_ledger.decide_push(
+        "brand-a", push("service", customer="new-2", purpose=None), GOOD, NOON
+    )
+    assert service["outcome"] == "allow"
+    assert list(memory_ledger.customers("brand-a")) == ["new-1", "new-2"]
+
+
+def test_a_withdrawal_is_seen_by_the_next_decision(memory_ledger: Ledger) -> None:
+    granted(memory_ledger)
+    assert memory_ledger.decide_push("brand-a", push(), GOOD, NOON)["outcome"] == "allow"
+    memory_ledger.record("brand-a", posted("consent.withdrawn", purpose="marketing", at=NOON))
+    assert memory_ledger.decide_push("brand-a", push(), GOOD, NOON)["outcome"] == "deny"
+
+
+def test_every_recorded_decision_re_evaluates_the_same_under_its_policy_version(
+    memory_ledger: Ledger,
+) -> None:
+    granted(memory_ledger, frequency_cap=2)
+    memory_ledger.decide_push("brand-a", push(), scores(0.5), NOON)
+    memory_ledger.set_policy("brand-a", {"frequency_cap": 1})
+    memory_ledger.decide_push("brand-a", push(), scores(0.5), NOON + timedelta(hours=1))
+    memory_ledger.set_policy("brand-a", {"frequency_cap": 5})
+    memory_ledger.decide_push("brand-a", push(), scores(0.5), NOON + timedelta(hours=2))
+    rid = relationship_id("brand-a", "cust-1")
+    decisions = [
+        e for e in memory_ledger.interactions("brand-a", "cust-1") if isinstance(e, PushDecided)
+    ]
+    assert [d.decision["outcome"] for d in decisions] == ["allow", "defer", "allow"]
+    assert [d.decision["policy_version"] for d in decisions] == [1, 2, 3]
+    for decided in decisions:
+        before = memory_ledger.repository.get(rid, version=decided.originator_version - 1)
+        in_force = memory_ledger.policy("brand-a", version=decided.decision["policy_version"])
+        request = PushRequest.from_dict(decided.request)
+        again = evaluate(before, decided.decision["scores"], in_force, request, decided.occurred_at)
+        assert again == decided.decision
+
+
+def test_scores_can_come_from_a_provider_given_the_relationship_and_time(
+    memory_ledger: Ledger,
+) -> None:
+    granted(memory_ledger)
+    seen: list[tuple[str, datetime]] = []
+
+    def provider(relationship: Relationship, now: datetime) -> dict[str, Any]:
+        seen.append((relationship.customer, now))
+        return scores(0.2)
+
+    decision = memory_ledger.decide_push("brand-a", push(), provider, NOON)
+    assert (decision["outcome"], decision["scores"], seen) == (
+        "deny",
+        scores(0.2),
+        [("cust-1", NOON)],
+    )
+
+
+def test_without_scores_the_seam_for_trust_says_so(memory_ledger: Ledger) -> None:
+    with pytest.raises(NotImplementedError, match="trust"):
+        memory_ledger.decide_push("brand-a", push(), now=NOON)
+
+
+def test_a_bad_request_decides_and_stores_nothing(memory_ledger: Ledger) -> None:
+    with pytest.raises(InvalidPushRequest):
+        memory_ledger.decide_push("brand-a", {**VALID, "kind": "spam"}, GOOD, NOON)
+    assert list(memory_ledger.customers("brand-a")) == []
