@@ -89,3 +89,23 @@ def record_until_done(ledger: Ledger, brand: str, event: Any) -> int:
 
 def decisions(ledger: Ledger, brand: str, customer: str) -> list[PushDecided]:
     return [e for e in ledger.interactions(brand, customer) if isinstance(e, PushDecided)]
+
+
+def test_racing_requests_with_one_push_id_get_one_decision(ledger: Ledger) -> None:
+    brand, customer = random_brand(), random_customer()
+    ledger.record(brand, grant(customer))
+    request, start = push(customer=customer), threading.Barrier(RACERS)
+    answers: list[dict[str, Any]] = []
+
+    def ask() -> None:
+        start.wait()
+        answers.append(ledger.decide_push(brand, request, scores(), NOON))
+
+    threads = [threading.Thread(target=ask) for _ in range(RACERS)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(answers) == RACERS
+    assert all(answer == answers[0] for answer in answers)
+    assert len(decisions(ledger, brand, customer)) == 1

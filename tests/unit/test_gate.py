@@ -891,3 +891,22 @@ def test_a_bad_request_decides_and_stores_nothing(memory_ledger: Ledger) -> None
     with pytest.raises(InvalidPushRequest):
         memory_ledger.decide_push("brand-a", {**VALID, "kind": "spam"}, GOOD, NOON)
     assert list(memory_ledger.customers("brand-a")) == []
+
+
+def test_what_the_gate_reads_survives_a_snapshot(memory_ledger: Ledger) -> None:
+    granted(memory_ledger, frequency_cap=1000)
+    memory_ledger.record("brand-a", posted("preferences.updated", timezone="Europe/Paris"))
+    memory_ledger.record("brand-a", posted("push.sent", push_id="earlier", at=NOON))
+    memory_ledger.record("brand-a", posted("push.feedback", push_id="earlier", reaction="unwanted"))
+    for minute in range(60):
+        memory_ledger.decide_push("brand-a", push(), GOOD, NOON + timedelta(minutes=minute))
+    rid = relationship_id("brand-a", "cust-1")
+    assert memory_ledger.snapshots is not None and list(memory_ledger.snapshots.get(rid))
+    cached = memory_ledger.repository.get(rid)
+    rebuilt = memory_ledger.repository.get(rid, version=cached.version)
+    assert len(rebuilt.unwanted) == 1
+    assert (rebuilt.items, rebuilt.preferences_by, rebuilt.unwanted) == (
+        cached.items,
+        cached.preferences_by,
+        cached.unwanted,
+    )
