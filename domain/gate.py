@@ -301,10 +301,12 @@ def personalisation_depth(context: Context) -> Reason:
     passed = round(have, PRECISION) >= round(need, PRECISION)
     categories, policy = context.request.data_categories, context.policy
     sensitive = [c for c in categories if c in policy.sensitive_categories]
-    used = f"{len(categories)} data categor{'y' if len(categories) == 1 else 'ies'}"
+    one = len(categories) == 1
+    used = f"{len(categories)} data categor{'y' if one else 'ies'}"
     if sensitive:
         used += f" ({len(sensitive)} sensitive: {', '.join(sensitive)})"
-    detail = f"{used} need relationship evidence {need:.3f}, the relationship has {have:.3f}"
+    needs = "needs" if one else "need"
+    detail = f"{used} {needs} relationship evidence {need:.3f}, the relationship has {have:.3f}"
     evidence = _score_evidence(context.scores, DIMENSIONS)
     return Reason("personalisation_depth", passed, detail, evidence)
 
