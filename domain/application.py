@@ -252,7 +252,9 @@ class Ledger(Application[UUID]):
         decision back, unless it was deferred and its retry_after has come. A customer without a
         relationship gets one, opened by the decision.
         """
-        push = request if isinstance(request, PushRequest) else PushRequest.from_dict(request)
+        push = PushRequest.from_dict(
+            request.as_dict() if isinstance(request, PushRequest) else request
+        )
         moment = now or datetime.now(UTC)
         for _ in range(self.max_attempts):
             relationship = self._get_or_open(brand, push.customer)

@@ -910,3 +910,12 @@ def test_what_the_gate_reads_survives_a_snapshot(memory_ledger: Ledger) -> None:
         cached.preferences_by,
         cached.unwanted,
     )
+
+
+def test_a_request_built_in_code_is_checked_too(memory_ledger: Ledger) -> None:
+    with pytest.raises(InvalidPushRequest):
+        memory_ledger.decide_push("brand-a", replace(push(), kind="spam"), GOOD, NOON)
+    unsorted = replace(push(), data_categories=("b", "a"))
+    decided = memory_ledger.decide_push("brand-a", unsorted, GOOD, NOON)
+    repeat = replace(unsorted, data_categories=("a", "b"))
+    assert memory_ledger.decide_push("brand-a", repeat, GOOD, NOON) == decided
