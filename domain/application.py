@@ -314,8 +314,8 @@ class Ledger(Application[UUID]):
         self, brand: str, push: PushRequest, relationship: Relationship
     ) -> list[PushClaim]:
         """A claim on a new push id, none if this customer holds it, a conflict if another does."""
-        if push.push_id in relationship.items["push"]:
-            return []
+        if "decision_sequence" in relationship.items["push"].get(push.push_id, {}):
+            return []  # decided before, so claimed with that decision
         claims: list[Any] = list(self.events.get(PushClaim.create_id(brand, push.push_id), limit=1))
         if not claims:
             return [PushClaim(brand, push.push_id, push.customer)]

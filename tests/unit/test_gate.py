@@ -919,3 +919,11 @@ def test_a_request_built_in_code_is_checked_too(memory_ledger: Ledger) -> None:
     decided = memory_ledger.decide_push("brand-a", unsorted, GOOD, NOON)
     repeat = replace(unsorted, data_categories=("a", "b"))
     assert memory_ledger.decide_push("brand-a", repeat, GOOD, NOON) == decided
+
+
+def test_a_push_id_sent_before_it_was_asked_about_is_still_claimed(memory_ledger: Ledger) -> None:
+    memory_ledger.record("brand-a", posted("push.sent", "cust-1", push_id="early", at=NOON))
+    request = push("service", push_id="early", purpose=None)
+    memory_ledger.decide_push("brand-a", request, GOOD, NOON)
+    with pytest.raises(PushIdConflict):
+        memory_ledger.decide_push("brand-a", replace(request, customer="cust-2"), GOOD, NOON)
