@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid5
 
@@ -13,16 +13,31 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
+from domain.brand import BrandPolicy, Policy, policy_id
 from domain.errors import (
     BatchRejected,
     ConcurrencyConflict,
     EventIdConflict,
     LedgerError,
+    PolicyNotFound,
+    PushIdConflict,
     RejectedEvent,
     RelationshipNotFound,
 )
-from domain.relationship import NAMESPACE, Interaction, PostedEvent, Relationship, relationship_id
+from domain.gate import PushRequest, Scores, evaluate
+from domain.relationship import (
+    NAMESPACE,
+    Envelope,
+    Interaction,
+    PostedEvent,
+    PushDecided,
+    Relationship,
+    relationship_id,
+)
 from domain.storage import Store
+
+ScoresProvider = Callable[[Relationship, datetime], Scores]
+"""Gives the gate a relationship's trust scores at the decision time (domain/trust.py's job)."""
 
 
 @dataclass(frozen=True)
@@ -72,6 +87,28 @@ class IdempotencyKey(Aggregate, created_event_name="Claimed"):
         self.relationship_id = relationship_id
         self.sequence = sequence
         self.recorded_at = recorded_at
+
+
+class PushClaim(Aggregate, created_event_name="Claimed"):
+    """Claims one of a brand's push ids for one customer, saved with the push's first decision."""
+
+    TOPIC = "trustledger:push-id"
+
+    class Event(Aggregate.Event):
+        TOPIC = "trustledger:push-id.event"
+
+    class Claimed(Aggregate.Created):
+        TOPIC = "trustledger:push-id.claimed"
+        brand: str
+        push_id: str
+        customer: str
+
+    @staticmethod
+    def create_id(brand: str, push_id: str) -> UUID:
+        return uuid5(NAMESPACE, json.dumps(["push-id", brand, push_id]))
+
+    def __init__(self, brand: str, push_id: str, customer: str) -> None:
+        self.customer = customer
 
 
 class Ledger(Application[UUID]):
@@ -219,6 +256,151 @@ class Ledger(Application[UUID]):
         if conflicts:
             raise BatchRejected(conflicts)
         return found
+
+    # --- the push gate ------------------------------------------------------------------------
+
+    def decide_push(
+        self,
+        brand: str,
+        request: PushRequest | Mapping[str, Any],
+        scores: Scores | ScoresProvider | None = None,
+        now: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Asks the gate, and records its decision as `push.decided` on the relationship.
+
+        The decision is saved with the relationship version it was evaluated on: if anything was
+        written to the relationship meanwhile (a consent withdrawal, a racing decision), the save
+        fails and the push is decided again on the new state. A repeated push_id gets its recorded
+        decision back, unless it was deferred and its retry_after has come. A customer without a
+        relationship gets one, opened by the decision.
+        """
+        push = PushRequest.from_dict(
+            request.as_dict() if isinstance(request, PushRequest) else request
+        )
+        moment = now or datetime.now(UTC)
+        for _ in range(self.max_attempts):
+            relationship = self._get_or_open(brand, push.customer)
+            recorded = self._recorded_decision(relationship, push, moment)
+            if recorded is not None:
+                return recorded
+            claim = self._claim_push_id(brand, push, relationship)
+            policy = self.policy(brand)
+            decision = evaluate(
+                relationship, self._scores(scores, relationship, moment), policy, push, moment
+            )
+            envelope = self._decision_envelope(relationship, push, moment)
+            relationship.record_push_decision(envelope, push.push_id, push.as_dict(), decision)
+            try:
+                self.save(relationship, *claim)
+            except IntegrityError:
+                continue
+            return decision
+        raise ConcurrencyConflict(
+            f"the relationship kept changing; gave up after {self.max_attempts} attempts"
+        )
+
+    def gate_scores(self, relationship: Relationship, now: datetime) -> Scores:
+        """The seam for domain/trust.py: a relationship's scores, its brand's P as base rate."""
+        raise NotImplementedError(
+            "trust scores are not wired into the Ledger yet: pass `scores` to decide_push"
+        )
+
+    def _scores(
+        self, scores: Scores | ScoresProvider | None, relationship: Relationship, now: datetime
+    ) -> Scores:
+        if scores is None:
+            return self.gate_scores(relationship, now)
+        return scores(relationship, now) if callable(scores) else scores
+
+    def _recorded_decision(
+        self, relationship: Relationship, push: PushRequest, now: datetime
+    ) -> dict[str, Any] | None:
+        """The decision already recorded for this push_id, unless it was a defer now due again."""
+        known = relationship.items["push"].get(push.push_id, {})
+        if "decision_sequence" not in known:
+            return None
+        decided = self._decision_event(relationship.id, known["decision_sequence"])
+        if decided.request != push.as_dict():
+            raise PushIdConflict(push.push_id)
+        decision: dict[str, Any] = decided.decision
+        if decision["outcome"] == "defer" and decision["retry_after"] <= now:
+            return None
+        return decision
+
+    def _decision_event(self, rid: UUID, sequence: int) -> PushDecided:
+        event: Any = next(iter(self.events.get(rid, gt=sequence - 1, lte=sequence)))
+        decided: PushDecided = event
+        return decided
+
+    def _claim_push_id(
+        self, brand: str, push: PushRequest, relationship: Relationship
+    ) -> list[PushClaim]:
+        """A claim on a new push id, none if this customer holds it, a conflict if another does."""
+        if "decision_sequence" in relationship.items["push"].get(push.push_id, {}):
+            return []  # decided before, so claimed with that decision
+        claims: list[Any] = list(self.events.get(PushClaim.create_id(brand, push.push_id), limit=1))
+        if not claims:
+            return [PushClaim(brand, push.push_id, push.customer)]
+        if claims[0].customer != push.customer:
+            raise PushIdConflict(push.push_id)
+        return []
+
+    @staticmethod
+    def _decision_envelope(
+        relationship: Relationship, push: PushRequest, now: datetime
+    ) -> Envelope:
+        """The gate's own envelope: its event_id is derived from the relationship and version."""
+        key = json.dumps(["push.decided", str(relationship.id), relationship.version + 1])
+        return Envelope(f"gate-{uuid5(NAMESPACE, key)}", now, actor="gate", channel=push.channel)
+
+    # --- the brand's push policy ---------------------------------------------------------------
+
+    def policy(
+        self, brand: str, version: int | None = None, as_of: datetime | None = None
+    ) -> Policy:
+        """The brand's policy now, at `version` (0 is the default), or at record time `as_of`."""
+        if as_of is not None:
+            version = self._policy_version_at(brand, as_of) if version is None else version
+        if version == 0:
+            return Policy.default(brand)
+        try:
+            policy: BrandPolicy = self.repository.get(policy_id(brand), version=version)
+        except AggregateNotFoundError:
+            if version is None:
+                return Policy.default(brand)
+            raise PolicyNotFound(f"the policy has no version {version}") from None
+        if version is not None and policy.version != version:
+            raise PolicyNotFound(f"the policy has no version {version}")
+        return policy.policy()
+
+    def set_policy(self, brand: str, changes: Mapping[str, Any]) -> Policy:
+        """Changes the brand's policy; returns the new version (the same if nothing changed)."""
+        for _ in range(self.max_attempts):
+            try:
+                policy: BrandPolicy = self.repository.get(policy_id(brand))
+            except AggregateNotFoundError:
+                policy = BrandPolicy.adopt(brand, changes)
+            else:
+                policy.change(changes)
+            if not policy.pending_events:
+                return policy.policy()
+            try:
+                self.save(policy)
+            except IntegrityError:
+                continue
+            return policy.policy()
+        raise ConcurrencyConflict(
+            f"the policy kept changing; gave up after {self.max_attempts} attempts"
+        )
+
+    def _policy_version_at(self, brand: str, as_of: datetime) -> int:
+        version = 0
+        event: Any
+        for event in self.events.get(policy_id(brand)):
+            if event.timestamp > as_of:
+                break
+            version = event.originator_version
+        return version
 
     # --- reading ------------------------------------------------------------------------------
 

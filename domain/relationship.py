@@ -40,6 +40,8 @@ SEVERITIES = ("minor", "major", "critical")
 DISCOVERERS = ("brand", "customer", "regulator", "third_party")
 REACTIONS = ("opened", "clicked", "dismissed", "unwanted", "unsubscribed")
 EVERY_PURPOSE = "*"
+UNWANTED_MEMORY = timedelta(days=31)
+"""How long an `unwanted` push reaction is kept: the gate's 30 days and a day's margin."""
 
 
 def relationship_id(brand: str, customer: str) -> UUID:
@@ -414,6 +416,9 @@ class PreferencesUpdated(Interaction):
             relationship.preferences["timezone"] = self.timezone
         if self.quiet_hours is not None:
             relationship.preferences["quiet_hours"] = dict(self.quiet_hours)
+        for name in ("timezone", "quiet_hours"):
+            if getattr(self, name) is not None:
+                relationship.preferences_by[name] = self.event_id
 
 
 # --- pushes ---------------------------------------------------------------------------------
@@ -428,14 +433,21 @@ class PushDecided(Interaction):
     decision: dict[str, Any]
 
     def fold(self, relationship: Relationship) -> None:
+        # A push sent before it was asked about stays "sent", so its feedback is still accepted.
+        known = relationship.items["push"].get(self.push_id, {})
         relationship.remember_item(
             "push",
             self.push_id,
             self,
-            "decided",
+            "sent" if known.get("status") == "sent" else "decided",
             outcome=self.decision.get("outcome"),
             purpose=self.request.get("purpose"),
             channel=self.request.get("channel"),
+            push_kind=self.request.get("kind"),
+            retry_after=self.decision.get("retry_after"),
+            decided_at=self.occurred_at,
+            decided_by=self.event_id,
+            decision_sequence=self.originator_version,
         )
 
 
@@ -453,6 +465,8 @@ class PushFeedback(Interaction):
     reaction: str
 
     def fold(self, relationship: Relationship) -> None:
+        if self.reaction == "unwanted":
+            relationship.note_unwanted(self)
         if self.reaction != "unsubscribed":
             return
         push = relationship.items["push"][self.push_id]
@@ -493,6 +507,10 @@ class Relationship(Aggregate, created_event_name="Opened"):
         self.consents: dict[str, dict[str, dict[str, Any]]] = {}
         self.objection: dict[str, Any] | None = None
         self.preferences: dict[str, Any] = {}
+        self.preferences_by: dict[str, str] = {}
+        """The event id that set each preference, for the gate's evidence."""
+        self.unwanted: list[dict[str, Any]] = []
+        """`unwanted` push reactions of the last UNWANTED_MEMORY of event time, oldest first."""
         self.counts: dict[str, int] = {}
         self.first_at: datetime | None = None
         self.last_at: datetime | None = None
@@ -790,6 +808,13 @@ class Relationship(Aggregate, created_event_name="Opened"):
                     granted[channel].update(
                         status="withdrawn", since=event.occurred_at, event_id=event.event_id
                     )
+
+    def note_unwanted(self, event: Interaction) -> None:
+        """Keeps an `unwanted` reaction for the frequency rule, dropping those too old to count."""
+        self.unwanted.append({"at": event.occurred_at, "event_id": event.event_id})
+        self.unwanted.sort(key=lambda reaction: reaction["at"])
+        horizon = (self.last_at or event.occurred_at) - UNWANTED_MEMORY
+        self.unwanted = [reaction for reaction in self.unwanted if reaction["at"] >= horizon]
 
     def _forget_old(self, kind: str) -> None:
         """Drops closed items older than MEMORY, and all but the newest MEMORY_ITEMS closed ones.
