@@ -208,6 +208,13 @@ class Ledger(Application[UUID]):
                 events.append(relationships[rid].pending_events[-1])  # type: ignore[arg-type]
         return relationships, events, errors
 
+    def _get_or_open(self, brand: str, customer: str) -> Relationship:
+        try:
+            relationship: Relationship = self.repository.get(relationship_id(brand, customer))
+        except AggregateNotFoundError:
+            relationship = Relationship(brand, customer)
+        return relationship
+
     def _existing(self, ids: set[UUID]) -> set[UUID]:
         """Which of these relationships exist: one query, where a get per id would cost two each."""
         if self.store.kind == "memory":
