@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid5
 
@@ -13,6 +13,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
+from domain import trust
 from domain.brand import BrandPolicy, Policy, policy_id
 from domain.errors import (
     BatchRejected,
@@ -32,11 +33,34 @@ from domain.relationship import (
     PostedEvent,
     PushDecided,
     Relationship,
+    refold,
     relationship_id,
 )
 from domain.storage import Store
 
 ScoresProvider = Callable[[Relationship, datetime], Scores]
+BaseRates = Callable[[str, datetime], Mapping[str, float]]
+
+
+def neutral_base_rates(brand: str, at: datetime) -> dict[str, float]:
+    return dict.fromkeys(trust.DIMENSIONS, trust.NEUTRAL_BASE_RATE)
+
+
+def gate_view(scores: trust.Scores) -> dict[str, Any]:
+    """Scores as the gate reads and records them: b, d, u, a, P and the moving event ids."""
+    view: dict[str, Any] = {
+        name: {
+            "b": score.opinion.b,
+            "d": score.opinion.d,
+            "u": score.opinion.u,
+            "a": score.opinion.a,
+            "P": score.opinion.P,
+            "evidence": [top.event_id for top in score.top_events],
+        }
+        for name, score in scores.dimensions.items()
+    }
+    view["overall"] = scores.overall
+    return view
 """Gives the gate a relationship's trust scores at the decision time (domain/trust.py's job)."""
 
 
@@ -119,8 +143,16 @@ class Ledger(Application[UUID]):
     max_attempts = 5
     """Optimistic-concurrency retries before a write is reported as a conflict."""
 
-    def __init__(self, store: Store | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store | None = None,
+        env: dict[str, str] | None = None,
+        base_rates: BaseRates | None = None,
+    ) -> None:
         self.store = store or Store.from_url(None)
+        self.base_rates: BaseRates = base_rates or neutral_base_rates
+        """The brand's P per dimension at a time: a relationship's base rates. The composition
+        root wires it to the brand trust read model; alone, the ledger uses 0.5."""
         super().__init__(
             {
                 **self.store.eventsourcing_env(),
@@ -307,10 +339,16 @@ class Ledger(Application[UUID]):
         )
 
     def gate_scores(self, relationship: Relationship, now: datetime) -> Scores:
-        """The seam for domain/trust.py: a relationship's scores, its brand's P as base rate."""
-        raise NotImplementedError(
-            "trust scores are not wired into the Ledger yet: pass `scores` to decide_push"
-        )
+        """A relationship's scores as the gate reads them: from its own state, at `now`, on its
+        brand's P as base rate, under the half-life of the brand's policy."""
+        half_life = timedelta(days=self.policy(relationship.brand).trust_half_life_days)
+        rates = self.base_rates(relationship.brand, now)
+        if half_life == trust.HALF_LIFE:
+            scores = relationship.trust(now, rates)
+        else:  # evidence is kept at the default half-life; another one means folding it again
+            again = refold(self.events.get(relationship.id), half_life)
+            scores = again.trust(now, rates, half_life)
+        return gate_view(scores)
 
     def _scores(
         self, scores: Scores | ScoresProvider | None, relationship: Relationship, now: datetime

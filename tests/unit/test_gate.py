@@ -9,6 +9,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+
+from domain.trust import DIMENSIONS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -882,9 +884,17 @@ def test_scores_can_come_from_a_provider_given_the_relationship_and_time(
     )
 
 
-def test_without_scores_the_seam_for_trust_says_so(memory_ledger: Ledger) -> None:
-    with pytest.raises(NotImplementedError, match="trust"):
-        memory_ledger.decide_push("brand-a", push(), now=NOON)
+@pytest.mark.parametrize(("brand_p", "passed"), [(0.9, True), (0.1, False)])
+def test_without_scores_the_gate_scores_the_relationship_on_its_brands_p(
+    memory_ledger: Ledger, brand_p: float, passed: bool
+) -> None:
+    granted(memory_ledger)
+    memory_ledger.base_rates = lambda brand, at: dict.fromkeys(DIMENSIONS, brand_p)
+    decision = memory_ledger.decide_push("brand-a", push(), now=NOON)
+    trust_reason = next(r for r in decision["reasons"] if r["rule"] == "trust")
+    assert trust_reason["passed"] is passed
+    assert decision["scores"]["honesty"]["a"] == brand_p
+    assert decision["scores"]["honesty"]["P"] == pytest.approx(brand_p)  # no evidence yet: u = 1
 
 
 def test_a_bad_request_decides_and_stores_nothing(memory_ledger: Ledger) -> None:
