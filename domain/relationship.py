@@ -785,8 +785,12 @@ class Relationship(Aggregate, created_event_name="Opened"):
         }
 
     def mark_item(self, kind: str, item_id: str, event: Interaction, status: str) -> None:
-        item = self.items[kind][item_id]
-        item.update(status=status, at=event.occurred_at, **{f"{status}_by": event.event_id})
+        self.items[kind][item_id] = {
+            **self.items[kind][item_id],
+            "status": status,
+            "at": event.occurred_at,
+            f"{status}_by": event.event_id,
+        }
 
     def close_item(self, kind: str, item_id: str, event: Interaction, status: str) -> None:
         self.mark_item(kind, item_id, event, status)
@@ -795,8 +799,14 @@ class Relationship(Aggregate, created_event_name="Opened"):
     def remember_item(
         self, kind: str, item_id: str, event: Interaction, status: str, **info: Any
     ) -> None:
-        item = self.items[kind].setdefault(item_id, {"opened_at": event.occurred_at})
-        item.update(status=status, at=event.occurred_at, event_id=event.event_id, **info)
+        self.items[kind][item_id] = {
+            "opened_at": event.occurred_at,
+            **self.items[kind].get(item_id, {}),
+            "status": status,
+            "at": event.occurred_at,
+            "event_id": event.event_id,
+            **info,
+        }
         self._forget_old(kind)
 
     def withdraw(self, purpose: str, channels: list[str] | None, event: Interaction) -> None:
@@ -805,9 +815,31 @@ class Relationship(Aggregate, created_event_name="Opened"):
             granted = self.consents.get(name, {})
             for channel in channels or list(granted):
                 if channel in granted:
-                    granted[channel].update(
-                        status="withdrawn", since=event.occurred_at, event_id=event.event_id
-                    )
+                    granted[channel] = {
+                        **granted[channel],
+                        "status": "withdrawn",
+                        "since": event.occurred_at,
+                        "event_id": event.event_id,
+                    }
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Relationship:
+        """A copy that shares no mutable state with this one, made in O(kinds + items).
+
+        The repository hands out a copy of its cached relationship for every command; a real
+        deepcopy of a long relationship's state would cost more than the command. The fold never
+        changes an item, consent or evidence dict in place (it replaces them), so copying the
+        containers suffices.
+        """
+        copy = object.__new__(type(self))
+        state = dict(self.__dict__)
+        state["items"] = {kind: dict(items) for kind, items in self.items.items()}
+        state["consents"] = {purpose: dict(channels) for purpose, channels in self.consents.items()}
+        for name in ("preferences", "preferences_by", "counts", "_prune_at"):
+            state[name] = dict(state[name])
+        state["unwanted"] = list(self.unwanted)
+        state["_pending_events"] = list(self._pending_events)
+        copy.__dict__.update(state)
+        return copy
 
     def note_unwanted(self, event: Interaction) -> None:
         """Keeps an `unwanted` reaction for the frequency rule, dropping those too old to count."""

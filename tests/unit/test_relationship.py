@@ -170,3 +170,23 @@ def test_open_items_are_never_forgotten() -> None:
         relationship.record(posted("question.answered", at=NOW - timedelta(minutes=i), case_id=f"c{i}", topic="t",
                                    resolved=True))
     assert relationship.items["promise"]["old"]["status"] == "open"
+
+
+def test_a_copy_shares_no_state_the_fold_changes() -> None:
+    import copy as copying
+
+    original = recorded(*story()[:12])
+    original.record_push_decision(
+        posted("push.sent").envelope, "push-1", {"purpose": "marketing", "channel": "push"}, {"outcome": "allow"}
+    )
+    original.collect_events()
+    before = repr(vars(original))
+    duplicate = copying.deepcopy(original)
+    for event in story()[12:]:
+        duplicate.record(event)
+    duplicate.record(posted("push.feedback", push_id="push-1", reaction="unwanted"))
+    duplicate.record(posted("consent.withdrawn", purpose="*"))
+    assert repr(vars(original)) == before
+    assert repr(vars(duplicate)) != before
+    fresh = recorded(*story()[:12])
+    assert vars(copying.deepcopy(fresh)).keys() == vars(fresh).keys()
