@@ -18,6 +18,7 @@ from domain.brand import BrandPolicy, Policy, policy_id
 from domain.errors import (
     BatchRejected,
     ConcurrencyConflict,
+    DecisionNotFound,
     EventIdConflict,
     LedgerError,
     PolicyNotFound,
@@ -125,14 +126,14 @@ class PushClaim(Aggregate, created_event_name="Claimed"):
         TOPIC = "trustledger:push-id.claimed"
         brand: str
         push_id: str
-        customer: str
+        relationship_id: UUID
 
     @staticmethod
-    def create_id(brand: str, push_id: str) -> UUID:
+    def create_id(brand: str, push_id: str) -> UUID:  # type: ignore[override]
         return uuid5(NAMESPACE, json.dumps(["push-id", brand, push_id]))
 
-    def __init__(self, brand: str, push_id: str, customer: str) -> None:
-        self.customer = customer
+    def __init__(self, brand: str, push_id: str, relationship_id: UUID) -> None:
+        self.relationship_id = relationship_id
 
 
 class Ledger(Application[UUID]):
@@ -341,13 +342,18 @@ class Ledger(Application[UUID]):
     def gate_scores(self, relationship: Relationship, now: datetime) -> Scores:
         """A relationship's scores as the gate reads them: from its own state, at `now`, on its
         brand's P as base rate, under the half-life of the brand's policy."""
-        half_life = timedelta(days=self.policy(relationship.brand).trust_half_life_days)
         rates = self.base_rates(relationship.brand, now)
+        return self._scores_at(relationship, now, rates, self.policy(relationship.brand))
+
+    def _scores_at(
+        self, relationship: Relationship, now: datetime, rates: Mapping[str, float], policy: Policy
+    ) -> Scores:
+        half_life = timedelta(days=policy.trust_half_life_days)
         if half_life == trust.HALF_LIFE:
             scores = relationship.trust(now, rates)
         else:  # evidence is kept at the default half-life; another one means folding it again
-            again = refold(self.events.get(relationship.id), half_life)
-            scores = again.trust(now, rates, half_life)
+            events = self.events.get(relationship.id, lte=relationship.version)
+            scores = refold(events, half_life).trust(now, rates, half_life)
         return gate_view(scores)
 
     def _scores(
@@ -385,10 +391,69 @@ class Ledger(Application[UUID]):
             return []  # decided before, so claimed with that decision
         claims: list[Any] = list(self.events.get(PushClaim.create_id(brand, push.push_id), limit=1))
         if not claims:
-            return [PushClaim(brand, push.push_id, push.customer)]
-        if claims[0].customer != push.customer:
+            return [PushClaim(brand, push.push_id, relationship.id)]
+        if claims[0].relationship_id != relationship.id:
             raise PushIdConflict(push.push_id)
         return []
+
+    # --- the audit of decisions ----------------------------------------------------------------
+
+    def audit_push_decision(self, brand: str, push_id: str) -> dict[str, Any]:
+        """The push's recorded decision next to a fresh evaluation of it (see `audit_decision`)."""
+        claims: list[Any] = list(self.events.get(PushClaim.create_id(brand, push_id), limit=1))
+        if not claims:
+            raise DecisionNotFound(f"no decision for push {push_id!r}")
+        relationship: Relationship = self.repository.get(claims[0].relationship_id)
+        sequence = relationship.items["push"].get(push_id, {}).get("decision_sequence")
+        if sequence is None:
+            raise DecisionNotFound(f"no decision for push {push_id!r}")
+        return self.audit_decision(relationship.id, sequence)
+
+    def audit_decision(self, rid: UUID, sequence: int) -> dict[str, Any]:
+        """Evaluates a recorded decision again, from exactly the relationship's events recorded
+        before it, under the policy version it names, at its decision time, on the base rates it
+        recorded (the brand's P is read from a projection, which may lag; recording it is what
+        makes the audit exact). `reproduced` says whether the two agree."""
+        decided = self._decision_event(rid, sequence)
+        before: Relationship = self.repository.get(rid, version=sequence - 1)
+        recorded = decided.decision
+        policy = self.policy(before.brand, version=recorded["policy_version"])
+        rates = {name: recorded["scores"][name]["a"] for name in trust.DIMENSIONS}
+        scores = self._scores_at(before, decided.occurred_at, rates, policy)
+        again = evaluate(before, scores, policy, PushRequest.from_dict(decided.request), decided.occurred_at)
+        differences = [
+            f"{key}: recorded {recorded.get(key)!r}, re-evaluated {again.get(key)!r}"
+            for key in sorted(set(recorded) | set(again))
+            if recorded.get(key) != again.get(key)
+        ]
+        return {
+            "push_id": decided.push_id,
+            "event_id": decided.event_id,
+            "decided_at": decided.occurred_at,
+            "recorded_at": decided.timestamp,
+            "request": decided.request,
+            "recorded": recorded,
+            "reevaluated": again,
+            "reproduced": not differences,
+            "differences": differences,
+        }
+
+    def decisions(self, brand: str | None = None) -> Iterator[tuple[str, UUID, int]]:
+        """Every recorded decision in log order, as (brand, relationship id, sequence)."""
+        brands: dict[UUID, str] = {}
+        after = 0
+        while True:
+            page = self.recorder.select_notifications(after + 1, 500, topics=[PushDecided.TOPIC])  # type: ignore[attr-defined]
+            for notification in page:
+                rid = notification.originator_id
+                if rid not in brands:
+                    opened: Any = next(iter(self.events.get(rid, lte=1)))
+                    brands[rid] = opened.brand
+                if brand is None or brands[rid] == brand:
+                    yield brands[rid], rid, notification.originator_version  # type: ignore[misc]
+            if len(page) < 500:
+                return
+            after = page[-1].id
 
     @staticmethod
     def _decision_envelope(

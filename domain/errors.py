@@ -74,3 +74,7 @@ class PushIdConflict(LedgerError):
     def __init__(self, push_id: str) -> None:
         super().__init__(f"push_id {push_id!r} was already decided for another request")
         self.push_id = push_id
+
+
+class DecisionNotFound(LedgerError):
+    """No decision was recorded for this push (or it belongs to another brand)."""
