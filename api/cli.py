@@ -141,6 +141,33 @@ def rebuild(context: Context, names: tuple[str, ...], verify: bool) -> None:
         click.echo("rebuilt and live read models are identical")
 
 
+@cli.command("audit-decisions")
+@click.option("--brand", help="Only this brand's decisions.")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), help="Only decisions made since (UTC).")
+@pass_context
+def audit_decisions(context: Context, brand: str | None, since: Any) -> None:
+    """Evaluate every recorded push decision again; exit non-zero if any does not reproduce."""
+    from datetime import UTC
+
+    ledger = context.ledger
+    found = list(ledger.decisions(brand))
+    cutoff = since.replace(tzinfo=UTC) if since else None
+    failures, audited = [], 0
+    with click.progressbar(found, label="auditing decisions", file=sys.stderr, show_pos=True) as bar:
+        for _, rid, sequence in bar:
+            audit = ledger.audit_decision(rid, sequence)
+            if cutoff and audit["decided_at"] < cutoff:
+                continue
+            audited += 1
+            if not audit["reproduced"]:
+                failures.append(audit)
+    for audit in failures:
+        click.echo(f"push {audit['push_id']} ({audit['event_id']}): {'; '.join(audit['differences'])}")
+    click.echo(f"{audited} decision(s) audited, {len(failures)} not reproduced")
+    if failures:
+        sys.exit(1)
+
+
 @cli.command()
 @pass_context
 def lag(context: Context) -> None:

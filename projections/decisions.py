@@ -82,3 +82,35 @@ def decision(db: Database, brand: str, push_id: str) -> dict[str, Any] | None:
     for column in ("decided_at", "recorded_at"):
         row[column] = parse_timestamp(row[column])
     return row
+
+
+def findings(db: Database, brand: str, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+    """Pushes the brand sent without an allow decision, or inside a defer window: compliance findings."""
+    rows = db.query(
+        "SELECT push_id, relationship_id, outcome, decided_at, retry_after, sent_at, sent_channel, sent_event_id"
+        " FROM decisions WHERE brand = ? AND sent_at IS NOT NULL"
+        " AND (outcome IS NULL OR outcome = 'deny' OR (outcome = 'defer' AND sent_at < retry_after))"
+        " ORDER BY sent_at DESC, push_id LIMIT ? OFFSET ?",
+        [brand, limit, offset],
+    )
+    return [
+        {
+            "push_id": push_id,
+            "finding": _finding(outcome),
+            "outcome": outcome,
+            "decided_at": parse_timestamp(decided_at),
+            "retry_after": parse_timestamp(retry_after),
+            "sent_at": parse_timestamp(sent_at),
+            "channel": channel,
+            "event_id": event_id,
+        }
+        for push_id, _, outcome, decided_at, retry_after, sent_at, channel, event_id in rows
+    ]
+
+
+def _finding(outcome: str | None) -> str:
+    if outcome is None:
+        return "sent without a decision"
+    if outcome == "deny":
+        return "sent although denied"
+    return "sent inside its defer window"
