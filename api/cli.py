@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sqlite3
 import sys
+import time
 from typing import Any
 
 import click
@@ -142,6 +143,101 @@ def events(context: Context, brand: str, customer: str) -> None:
     """Print a relationship's events as JSON lines, oldest first."""
     for event in context.ledger.interactions(brand, customer):
         click.echo(json.dumps(event.as_dict(), ensure_ascii=False))
+
+
+@cli.command()
+@click.option("--once", is_flag=True, help="Apply what is recorded so far, then exit.")
+@pass_context
+def project(context: Context, once: bool) -> None:
+    """Run the projection worker: keep the read models up to date with the log."""
+    import signal
+    import threading
+
+    from projections.runner import Runner
+
+    runner = Runner(context.ledger)
+    if once:
+        click.echo(f"applied {runner.run_once()} notification(s)")
+        return
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    click.echo(f"following the log from position {min(runner.positions().values())}", err=True)
+    try:
+        runner.run_forever(stop)
+    except KeyboardInterrupt:
+        pass
+
+
+@cli.command()
+@click.option("--projection", "names", multiple=True, metavar="NAME", help="Only this read model (repeatable).")
+@click.option("--verify", is_flag=True, help="Compare with the live tables row by row; change nothing.")
+@pass_context
+def rebuild(context: Context, names: tuple[str, ...], verify: bool) -> None:
+    """Rebuild read models from the log into fresh tables, then swap them in."""
+    from projections.runner import Runner, read_models
+
+    try:
+        models = read_models(names)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--projection") from None
+    runner = Runner(context.ledger, models)
+    head = runner.head()
+    started = time.monotonic()
+    with click.progressbar(length=max(head, 1), label="rebuilding", file=sys.stderr, show_eta=True,
+                           show_pos=True, item_show_func=lambda rate: rate) as bar:
+        def advance(progress: Any) -> None:
+            rate = progress.done / max(time.monotonic() - started, 1e-6)
+            bar.update(progress.done - bar.pos, f"{rate:,.0f} events/s")
+
+        differences = runner.rebuild(verify=verify, progress=advance)
+    elapsed = time.monotonic() - started
+    click.echo(f"rebuilt {', '.join(m.name for m in models)} from {head} notification(s) in {elapsed:.1f}s")
+    if verify:
+        for table, found in differences.items():
+            for line in found:
+                click.echo(f"{table}: {line}")
+        if differences:
+            raise click.ClickException(f"rebuilt and live read models differ in {', '.join(differences)}")
+        click.echo("rebuilt and live read models are identical")
+
+
+@cli.command("audit-decisions")
+@click.option("--brand", help="Only this brand's decisions.")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), help="Only decisions made since (UTC).")
+@pass_context
+def audit_decisions(context: Context, brand: str | None, since: Any) -> None:
+    """Evaluate every recorded push decision again; exit non-zero if any does not reproduce."""
+    from datetime import UTC
+
+    ledger = context.ledger
+    found = list(ledger.decisions(brand))
+    cutoff = since.replace(tzinfo=UTC) if since else None
+    failures, audited = [], 0
+    with click.progressbar(found, label="auditing decisions", file=sys.stderr, show_pos=True) as bar:
+        for _, rid, sequence in bar:
+            audit = ledger.audit_decision(rid, sequence)
+            if cutoff and audit["decided_at"] < cutoff:
+                continue
+            audited += 1
+            if not audit["reproduced"]:
+                failures.append(audit)
+    for audit in failures:
+        click.echo(f"push {audit['push_id']} ({audit['event_id']}): {'; '.join(audit['differences'])}")
+    click.echo(f"{audited} decision(s) audited, {len(failures)} not reproduced")
+    if failures:
+        sys.exit(1)
+
+
+@cli.command()
+@pass_context
+def lag(context: Context) -> None:
+    """Print each read model's position against the head of the log."""
+    from projections.runner import Runner
+
+    runner = Runner(context.ledger)
+    head = runner.head()
+    for name, position in sorted(runner.positions().items()):
+        click.echo(f"{name:<14} {position:>10} of {head:<10} lag {head - position}")
 
 
 def main(argv: list[str] | None = None) -> Any:

@@ -2,7 +2,9 @@
 
 Under gunicorn each worker calls `create_app` itself after the fork (the app is never preloaded
 in the master), so every worker builds its own ledger and connection pools, and closes them as
-it exits.
+it exits. In process, a projection runner follows the log in a background thread, as the
+embedded default has no separate `trustledger project` worker; either way a read catches the
+read models up itself first (api/reads.py), so it never misses an acknowledged write.
 """
 
 from __future__ import annotations
@@ -19,10 +21,17 @@ from api.app import close_app, create_app
 def serve_in_process(config: Mapping[str, Any], host: str, port: int) -> None:
     from werkzeug.serving import run_simple
 
+    from api.context import EXTENSION
+    from projections.runner import Runner
+
     app = create_app(config)
+    runner = Runner(app.extensions[EXTENSION].ledger)
+    stop_projections = runner.start()
     try:
         run_simple(host, port, app, threaded=True, use_reloader=False)
     finally:
+        stop_projections()
+        runner.close()
         close_app(app)
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from uuid import UUID, uuid5
 
@@ -13,16 +13,56 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError
 
+from domain import trust
+from domain.brand import BrandPolicy, Policy, policy_id
 from domain.errors import (
     BatchRejected,
     ConcurrencyConflict,
+    DecisionNotFound,
     EventIdConflict,
     LedgerError,
+    PolicyNotFound,
+    PushIdConflict,
     RejectedEvent,
     RelationshipNotFound,
 )
-from domain.relationship import NAMESPACE, Interaction, PostedEvent, Relationship, relationship_id
+from domain.gate import PushRequest, Scores, evaluate
+from domain.relationship import (
+    NAMESPACE,
+    Envelope,
+    Interaction,
+    PostedEvent,
+    PushDecided,
+    Relationship,
+    refold,
+    relationship_id,
+)
 from domain.storage import Store
+
+ScoresProvider = Callable[[Relationship, datetime], Scores]
+BaseRates = Callable[[str, datetime], Mapping[str, float]]
+
+
+def neutral_base_rates(brand: str, at: datetime) -> dict[str, float]:
+    return dict.fromkeys(trust.DIMENSIONS, trust.NEUTRAL_BASE_RATE)
+
+
+def gate_view(scores: trust.Scores) -> dict[str, Any]:
+    """Scores as the gate reads and records them: b, d, u, a, P and the moving event ids."""
+    view: dict[str, Any] = {
+        name: {
+            "b": score.opinion.b,
+            "d": score.opinion.d,
+            "u": score.opinion.u,
+            "a": score.opinion.a,
+            "P": score.opinion.P,
+            "evidence": [top.event_id for top in score.top_events],
+        }
+        for name, score in scores.dimensions.items()
+    }
+    view["overall"] = scores.overall
+    return view
+"""Gives the gate a relationship's trust scores at the decision time (domain/trust.py's job)."""
 
 
 @dataclass(frozen=True)
@@ -74,6 +114,28 @@ class IdempotencyKey(Aggregate, created_event_name="Claimed"):
         self.recorded_at = recorded_at
 
 
+class PushClaim(Aggregate, created_event_name="Claimed"):
+    """Claims one of a brand's push ids for one customer, saved with the push's first decision."""
+
+    TOPIC = "trustledger:push-id"
+
+    class Event(Aggregate.Event):
+        TOPIC = "trustledger:push-id.event"
+
+    class Claimed(Aggregate.Created):
+        TOPIC = "trustledger:push-id.claimed"
+        brand: str
+        push_id: str
+        relationship_id: UUID
+
+    @staticmethod
+    def create_id(brand: str, push_id: str) -> UUID:  # type: ignore[override]
+        return uuid5(NAMESPACE, json.dumps(["push-id", brand, push_id]))
+
+    def __init__(self, brand: str, push_id: str, relationship_id: UUID) -> None:
+        self.relationship_id = relationship_id
+
+
 class Ledger(Application[UUID]):
     """Records brand-customer interactions as events on their relationship."""
 
@@ -82,8 +144,16 @@ class Ledger(Application[UUID]):
     max_attempts = 5
     """Optimistic-concurrency retries before a write is reported as a conflict."""
 
-    def __init__(self, store: Store | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store | None = None,
+        env: dict[str, str] | None = None,
+        base_rates: BaseRates | None = None,
+    ) -> None:
         self.store = store or Store.from_url(None)
+        self.base_rates: BaseRates = base_rates or neutral_base_rates
+        """The brand's P per dimension at a time: a relationship's base rates. The composition
+        root wires it to the brand trust read model; alone, the ledger uses 0.5."""
         super().__init__(
             {
                 **self.store.eventsourcing_env(),
@@ -156,10 +226,13 @@ class Ledger(Application[UUID]):
         relationships: dict[UUID, Relationship] = {}
         events: list[Interaction] = []
         errors: dict[int, LedgerError] = {}
+        existing = self._existing({relationship_id(brand, p.customer) for p in batch})
         for i, posted in enumerate(batch):
             rid = relationship_id(brand, posted.customer)
             if rid not in relationships:
-                relationships[rid] = self._get_or_open(brand, posted.customer)
+                relationships[rid] = (
+                    self.repository.get(rid) if rid in existing else Relationship(brand, posted.customer)
+                )
             try:
                 relationships[rid].record(posted)
             except RejectedEvent as error:
@@ -174,6 +247,32 @@ class Ledger(Application[UUID]):
         except AggregateNotFoundError:
             relationship = Relationship(brand, customer)
         return relationship
+
+    def _existing(self, ids: set[UUID]) -> set[UUID]:
+        """Which of these relationships exist: one query, where a get per id would cost two each."""
+        if self.store.kind == "memory":
+            return {i for i in ids if self._exists_id(i)}
+        ordered = list(ids)
+        datastore: Any = self.recorder.datastore
+        if self.store.is_sqlite:
+            marks = ", ".join("?" for _ in ordered)
+            with datastore.transaction(commit=False) as cursor:
+                cursor.execute(
+                    "SELECT originator_id FROM stored_events"
+                    f" WHERE originator_version = 1 AND originator_id IN ({marks})",
+                    [i.hex for i in ordered],
+                )
+                return {UUID(row[0]) for row in cursor.fetchall()}
+        with datastore.get_connection() as conn, conn.cursor() as cursor:
+            cursor.execute(
+                "SELECT originator_id FROM ledger_events"
+                " WHERE originator_version = 1 AND originator_id = ANY(%s)",
+                [ordered],
+            )
+            return {row["originator_id"] for row in cursor.fetchall()}
+
+    def _exists_id(self, rid: UUID) -> bool:
+        return bool(list(self.events.get(rid, limit=1)))
 
     def _look_up_ids(self, brand: str, batch: dict[int, PostedEvent]) -> dict[int, Recording]:
         """The earlier recordings of these event ids; other content under a known id is a conflict."""
@@ -197,6 +296,221 @@ class Ledger(Application[UUID]):
         if conflicts:
             raise BatchRejected(conflicts)
         return found
+
+    # --- the push gate ------------------------------------------------------------------------
+
+    def decide_push(
+        self,
+        brand: str,
+        request: PushRequest | Mapping[str, Any],
+        scores: Scores | ScoresProvider | None = None,
+        now: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Asks the gate, and records its decision as `push.decided` on the relationship.
+
+        The decision is saved with the relationship version it was evaluated on: if anything was
+        written to the relationship meanwhile (a consent withdrawal, a racing decision), the save
+        fails and the push is decided again on the new state. A repeated push_id gets its recorded
+        decision back, unless it was deferred and its retry_after has come. A customer without a
+        relationship gets one, opened by the decision.
+        """
+        push = PushRequest.from_dict(
+            request.as_dict() if isinstance(request, PushRequest) else request
+        )
+        moment = now or datetime.now(UTC)
+        for _ in range(self.max_attempts):
+            relationship = self._get_or_open(brand, push.customer)
+            recorded = self._recorded_decision(relationship, push, moment)
+            if recorded is not None:
+                return recorded
+            claim = self._claim_push_id(brand, push, relationship)
+            policy = self.policy(brand)
+            decision = evaluate(
+                relationship, self._scores(scores, relationship, moment), policy, push, moment
+            )
+            envelope = self._decision_envelope(relationship, push, moment)
+            relationship.record_push_decision(envelope, push.push_id, push.as_dict(), decision)
+            try:
+                self.save(relationship, *claim)
+            except IntegrityError:
+                continue
+            return decision
+        raise ConcurrencyConflict(
+            f"the relationship kept changing; gave up after {self.max_attempts} attempts"
+        )
+
+    def gate_scores(self, relationship: Relationship, now: datetime) -> Scores:
+        """A relationship's scores as the gate reads them: from its own state, at `now`, on its
+        brand's P as base rate, under the half-life of the brand's policy."""
+        rates = self.base_rates(relationship.brand, now)
+        return self._scores_at(relationship, now, rates, self.policy(relationship.brand))
+
+    def _scores_at(
+        self, relationship: Relationship, now: datetime, rates: Mapping[str, float], policy: Policy
+    ) -> Scores:
+        half_life = timedelta(days=policy.trust_half_life_days)
+        if half_life == trust.HALF_LIFE:
+            scores = relationship.trust(now, rates)
+        else:  # evidence is kept at the default half-life; another one means folding it again
+            events = self.events.get(relationship.id, lte=relationship.version)
+            scores = refold(events, half_life).trust(now, rates, half_life)
+        return gate_view(scores)
+
+    def _scores(
+        self, scores: Scores | ScoresProvider | None, relationship: Relationship, now: datetime
+    ) -> Scores:
+        if scores is None:
+            return self.gate_scores(relationship, now)
+        return scores(relationship, now) if callable(scores) else scores
+
+    def _recorded_decision(
+        self, relationship: Relationship, push: PushRequest, now: datetime
+    ) -> dict[str, Any] | None:
+        """The decision already recorded for this push_id, unless it was a defer now due again."""
+        known = relationship.items["push"].get(push.push_id, {})
+        if "decision_sequence" not in known:
+            return None
+        decided = self._decision_event(relationship.id, known["decision_sequence"])
+        if decided.request != push.as_dict():
+            raise PushIdConflict(push.push_id)
+        decision: dict[str, Any] = decided.decision
+        if decision["outcome"] == "defer" and decision["retry_after"] <= now:
+            return None
+        return decision
+
+    def _decision_event(self, rid: UUID, sequence: int) -> PushDecided:
+        event: Any = next(iter(self.events.get(rid, gt=sequence - 1, lte=sequence)))
+        decided: PushDecided = event
+        return decided
+
+    def _claim_push_id(
+        self, brand: str, push: PushRequest, relationship: Relationship
+    ) -> list[PushClaim]:
+        """A claim on a new push id, none if this customer holds it, a conflict if another does."""
+        if "decision_sequence" in relationship.items["push"].get(push.push_id, {}):
+            return []  # decided before, so claimed with that decision
+        claims: list[Any] = list(self.events.get(PushClaim.create_id(brand, push.push_id), limit=1))
+        if not claims:
+            return [PushClaim(brand, push.push_id, relationship.id)]
+        if claims[0].relationship_id != relationship.id:
+            raise PushIdConflict(push.push_id)
+        return []
+
+    # --- the audit of decisions ----------------------------------------------------------------
+
+    def audit_push_decision(self, brand: str, push_id: str) -> dict[str, Any]:
+        """The push's recorded decision next to a fresh evaluation of it (see `audit_decision`)."""
+        claims: list[Any] = list(self.events.get(PushClaim.create_id(brand, push_id), limit=1))
+        if not claims:
+            raise DecisionNotFound(f"no decision for push {push_id!r}")
+        relationship: Relationship = self.repository.get(claims[0].relationship_id)
+        sequence = relationship.items["push"].get(push_id, {}).get("decision_sequence")
+        if sequence is None:
+            raise DecisionNotFound(f"no decision for push {push_id!r}")
+        return self.audit_decision(relationship.id, sequence)
+
+    def audit_decision(self, rid: UUID, sequence: int) -> dict[str, Any]:
+        """Evaluates a recorded decision again, from exactly the relationship's events recorded
+        before it, under the policy version it names, at its decision time, on the base rates it
+        recorded (the brand's P is read from a projection, which may lag; recording it is what
+        makes the audit exact). `reproduced` says whether the two agree."""
+        decided = self._decision_event(rid, sequence)
+        before: Relationship = self.repository.get(rid, version=sequence - 1)
+        recorded = decided.decision
+        policy = self.policy(before.brand, version=recorded["policy_version"])
+        rates = {name: recorded["scores"][name]["a"] for name in trust.DIMENSIONS}
+        scores = self._scores_at(before, decided.occurred_at, rates, policy)
+        again = evaluate(before, scores, policy, PushRequest.from_dict(decided.request), decided.occurred_at)
+        differences = [
+            f"{key}: recorded {recorded.get(key)!r}, re-evaluated {again.get(key)!r}"
+            for key in sorted(set(recorded) | set(again))
+            if recorded.get(key) != again.get(key)
+        ]
+        return {
+            "push_id": decided.push_id,
+            "event_id": decided.event_id,
+            "decided_at": decided.occurred_at,
+            "recorded_at": decided.timestamp,
+            "request": decided.request,
+            "recorded": recorded,
+            "reevaluated": again,
+            "reproduced": not differences,
+            "differences": differences,
+        }
+
+    def decisions(self, brand: str | None = None) -> Iterator[tuple[str, UUID, int]]:
+        """Every recorded decision in log order, as (brand, relationship id, sequence)."""
+        brands: dict[UUID, str] = {}
+        after = 0
+        while True:
+            page = self.recorder.select_notifications(after + 1, 500, topics=[PushDecided.TOPIC])  # type: ignore[attr-defined]
+            for notification in page:
+                rid = notification.originator_id
+                if rid not in brands:
+                    opened: Any = next(iter(self.events.get(rid, lte=1)))
+                    brands[rid] = opened.brand
+                if brand is None or brands[rid] == brand:
+                    yield brands[rid], rid, notification.originator_version  # type: ignore[misc]
+            if len(page) < 500:
+                return
+            after = page[-1].id
+
+    @staticmethod
+    def _decision_envelope(
+        relationship: Relationship, push: PushRequest, now: datetime
+    ) -> Envelope:
+        """The gate's own envelope: its event_id is derived from the relationship and version."""
+        key = json.dumps(["push.decided", str(relationship.id), relationship.version + 1])
+        return Envelope(f"gate-{uuid5(NAMESPACE, key)}", now, actor="gate", channel=push.channel)
+
+    # --- the brand's push policy ---------------------------------------------------------------
+
+    def policy(
+        self, brand: str, version: int | None = None, as_of: datetime | None = None
+    ) -> Policy:
+        """The brand's policy now, at `version` (0 is the default), or at record time `as_of`."""
+        if as_of is not None:
+            version = self._policy_version_at(brand, as_of) if version is None else version
+        if version == 0:
+            return Policy.default(brand)
+        try:
+            policy: BrandPolicy = self.repository.get(policy_id(brand), version=version)
+        except AggregateNotFoundError:
+            if version is None:
+                return Policy.default(brand)
+            raise PolicyNotFound(f"the policy has no version {version}") from None
+        if version is not None and policy.version != version:
+            raise PolicyNotFound(f"the policy has no version {version}")
+        return policy.policy()
+
+    def set_policy(self, brand: str, changes: Mapping[str, Any]) -> Policy:
+        """Changes the brand's policy; returns the new version (the same if nothing changed)."""
+        for _ in range(self.max_attempts):
+            try:
+                policy: BrandPolicy = self.repository.get(policy_id(brand))
+            except AggregateNotFoundError:
+                policy = BrandPolicy.adopt(brand, changes)
+            else:
+                policy.change(changes)
+            if not policy.pending_events:
+                return policy.policy()
+            try:
+                self.save(policy)
+            except IntegrityError:
+                continue
+            return policy.policy()
+        raise ConcurrencyConflict(
+            f"the policy kept changing; gave up after {self.max_attempts} attempts"
+        )
+
+    def _policy_version_at(self, brand: str, as_of: datetime) -> int:
+        version = 0
+        event: Any
+        for event in self.events.get(policy_id(brand)):
+            if event.timestamp > as_of:
+                break
+            version = event.originator_version
+        return version
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -247,7 +561,7 @@ class Ledger(Application[UUID]):
             start = page[-1].id + 1
 
     def _exists(self, brand: str, customer: str) -> bool:
-        return bool(list(self.events.get(relationship_id(brand, customer), limit=1)))
+        return self._exists_id(relationship_id(brand, customer))
 
 
 def _reject_repeated_ids(batch: Sequence[PostedEvent]) -> None:

@@ -46,3 +46,35 @@ class BatchRejected(LedgerError):
 
 class RelationshipNotFound(LedgerError):
     """No relationship for this brand and customer (or it belongs to another brand)."""
+
+
+class InvalidPolicy(LedgerError):
+    """A policy change names an unknown field or a value out of range; no version was made."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class PolicyNotFound(LedgerError):
+    """The brand's policy has no such version."""
+
+
+class InvalidPushRequest(LedgerError):
+    """A request to the push gate is missing a field or has a wrong value; nothing was decided."""
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
+
+
+class PushIdConflict(LedgerError):
+    """The brand asked about one of its push ids again with another request."""
+
+    def __init__(self, push_id: str) -> None:
+        super().__init__(f"push_id {push_id!r} was already decided for another request")
+        self.push_id = push_id
+
+
+class DecisionNotFound(LedgerError):
+    """No decision was recorded for this push (or it belongs to another brand)."""

@@ -2,24 +2,26 @@
 
 Each type of DESIGN.md's event catalogue is an explicit event class with a stable topic
 (``trustledger:<type>``) and a command on :class:`Relationship` that guards it. The aggregate
-keeps its state folded (open promises, offers and error reports, consents, preferences, counts),
-and forgets closed references after :data:`MEMORY` of event time, so loading and appending cost
-the same whatever the length of the history.
+keeps its state folded (open promises, offers and error reports, consents, preferences, counts,
+trust evidence) and forgets closed references after :data:`MEMORY` of event time, so loading and
+appending cost the same whatever the length of the history.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
+from functools import cache
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, TypeVar, cast
 from uuid import UUID, uuid5
 
-from eventsourcing.domain import Aggregate
+from eventsourcing.domain import Aggregate, CanMutateAggregate
 from eventsourcing.utils import register_topic
 
+from domain import trust as trust_model
 from domain.errors import DuplicateReference, RejectedEvent, UnknownReference
 
 NAMESPACE = UUID("6f1d5a3e-8a4b-5c2e-9d47-3b1f0e2a7c55")
@@ -29,11 +31,17 @@ MEMORY = timedelta(days=400)
 
 Afterwards a repeat is still rejected (nothing is open under that id), only with a plainer message.
 """
+MEMORY_ITEMS = 200
+"""At most this many closed items of each kind are remembered (the newest), whatever their age,
+so a relationship's state stays small however long its history. Reopening a case or giving
+feedback on a push older than that is rejected as unknown."""
 ENVELOPE = ("event_id", "occurred_at", "actor", "channel")
 SEVERITIES = ("minor", "major", "critical")
 DISCOVERERS = ("brand", "customer", "regulator", "third_party")
 REACTIONS = ("opened", "clicked", "dismissed", "unwanted", "unsubscribed")
 EVERY_PURPOSE = "*"
+UNWANTED_MEMORY = timedelta(days=31)
+"""How long an `unwanted` push reaction is kept: the gate's 30 days and a day's margin."""
 
 
 def relationship_id(brand: str, customer: str) -> UUID:
@@ -112,13 +120,11 @@ class Interaction(Aggregate.Event):
 
     @classmethod
     def data_fields(cls) -> tuple[str, ...]:
-        skip = {*ENVELOPE, "originator_id", "originator_version", "timestamp"}
-        return tuple(f.name for f in fields(cls) if f.name not in skip)  # type: ignore[arg-type]
+        return _data_fields(cls)
 
     @classmethod
     def required_fields(cls) -> tuple[str, ...]:
-        optional = {f.name for f in fields(cls) if "None" in str(f.type)}  # type: ignore[arg-type]
-        return tuple(name for name in cls.data_fields() if name not in optional)
+        return _required_fields(cls)
 
     @property
     def data(self) -> dict[str, Any]:
@@ -147,6 +153,18 @@ class Interaction(Aggregate.Event):
 
     def fold(self, relationship: Relationship) -> None:
         """This event's effect on the relationship's state; most events only count."""
+
+
+@cache
+def _data_fields(cls: type[Interaction]) -> tuple[str, ...]:
+    skip = {*ENVELOPE, "originator_id", "originator_version", "timestamp"}
+    return tuple(f.name for f in fields(cls) if f.name not in skip)  # type: ignore[arg-type]
+
+
+@cache
+def _required_fields(cls: type[Interaction]) -> tuple[str, ...]:
+    optional = {f.name for f in fields(cls) if "None" in str(f.type)}  # type: ignore[arg-type]
+    return tuple(name for name in _data_fields(cls) if name not in optional)
 
 
 CATALOGUE: dict[str, type[Interaction]] = {}
@@ -398,6 +416,9 @@ class PreferencesUpdated(Interaction):
             relationship.preferences["timezone"] = self.timezone
         if self.quiet_hours is not None:
             relationship.preferences["quiet_hours"] = dict(self.quiet_hours)
+        for name in ("timezone", "quiet_hours"):
+            if getattr(self, name) is not None:
+                relationship.preferences_by[name] = self.event_id
 
 
 # --- pushes ---------------------------------------------------------------------------------
@@ -412,14 +433,21 @@ class PushDecided(Interaction):
     decision: dict[str, Any]
 
     def fold(self, relationship: Relationship) -> None:
+        # A push sent before it was asked about stays "sent", so its feedback is still accepted.
+        known = relationship.items["push"].get(self.push_id, {})
         relationship.remember_item(
             "push",
             self.push_id,
             self,
-            "decided",
+            "sent" if known.get("status") == "sent" else "decided",
             outcome=self.decision.get("outcome"),
             purpose=self.request.get("purpose"),
             channel=self.request.get("channel"),
+            push_kind=self.request.get("kind"),
+            retry_after=self.decision.get("retry_after"),
+            decided_at=self.occurred_at,
+            decided_by=self.event_id,
+            decision_sequence=self.originator_version,
         )
 
 
@@ -437,6 +465,8 @@ class PushFeedback(Interaction):
     reaction: str
 
     def fold(self, relationship: Relationship) -> None:
+        if self.reaction == "unwanted":
+            relationship.note_unwanted(self)
         if self.reaction != "unsubscribed":
             return
         push = relationship.items["push"][self.push_id]
@@ -477,10 +507,16 @@ class Relationship(Aggregate, created_event_name="Opened"):
         self.consents: dict[str, dict[str, dict[str, Any]]] = {}
         self.objection: dict[str, Any] | None = None
         self.preferences: dict[str, Any] = {}
+        self.preferences_by: dict[str, str] = {}
+        """The event id that set each preference, for the gate's evidence."""
+        self.unwanted: list[dict[str, Any]] = []
+        """`unwanted` push reactions of the last UNWANTED_MEMORY of event time, oldest first."""
         self.counts: dict[str, int] = {}
         self.first_at: datetime | None = None
         self.last_at: datetime | None = None
         self._prune_at: dict[str, int] = {}
+        self.evidence: dict[str, Any] = trust_model.empty_evidence()
+        """Trust evidence, kept incrementally in plain JSON values (see trust.empty_evidence)."""
 
     # --- commands: each guards its rule, then records its event -----------------------------
 
@@ -500,6 +536,8 @@ class Relationship(Aggregate, created_event_name="Opened"):
 
     def make_promise(self, env: Envelope, promise_id: str, summary: str, due_at: datetime) -> None:
         self._require_new("promise", promise_id)
+        if due_at.tzinfo is None:  # trust compares it with occurred_at, which has an offset
+            raise RejectedEvent("due_at needs a UTC offset", field="due_at")
         self._trigger(PromiseMade, env, promise_id=promise_id, summary=summary, due_at=due_at)
 
     def keep_promise(self, env: Envelope, promise_id: str) -> None:
@@ -662,6 +700,25 @@ class Relationship(Aggregate, created_event_name="Opened"):
         """The gate's own command: not reachable through :meth:`record`."""
         self._trigger(PushDecided, env, push_id=push_id, request=request, decision=decision)
 
+    # --- trust: the scores, evaluated at a time the caller gives -----------------------------
+
+    def trust(
+        self,
+        at: datetime,
+        base_rates: Mapping[str, float] | None = None,
+        half_life: timedelta | None = trust_model.HALF_LIFE,
+    ) -> trust_model.Scores:
+        """Each dimension's opinion and top events at event time `at`, and the overall score.
+
+        `base_rates` are the brand's own P per dimension (0.5 where missing). The evidence is kept
+        decayed at one half-life: for another one, :func:`refold` the relationship's events first.
+        """
+        kept = trust_model.half_life_of(self.evidence)
+        if kept != half_life:
+            raise ValueError(f"evidence is kept at half-life {kept}, not {half_life}: refold it")
+        derived = trust_model.derived_evidence(self.items, at)
+        return trust_model.scores(self.evidence, at, base_rates, derived)
+
     # --- guards ------------------------------------------------------------------------------
 
     def _require_new(self, kind: str, item_id: str) -> None:
@@ -696,11 +753,27 @@ class Relationship(Aggregate, created_event_name="Opened"):
     # --- the fold: called by the events as they are applied ----------------------------------
 
     def note(self, event: Interaction) -> None:
+        pieces = self.evidence_of(event)
+        if pieces:
+            self.evidence = trust_model.with_pieces(self.evidence, pieces)
         self.counts[event.TYPE] = self.counts.get(event.TYPE, 0) + 1
         if self.first_at is None or event.occurred_at < self.first_at:
             self.first_at = event.occurred_at
         if self.last_at is None or event.occurred_at > self.last_at:
             self.last_at = event.occurred_at
+
+    def evidence_of(self, event: Interaction) -> list[trust_model.Piece]:
+        """The trust evidence the event carries, judged by the promise or error it refers to.
+
+        Called before the event's fold, so the item is as it was before (e.g. still disputed).
+        """
+        if not trust_model.carries_evidence(event.TYPE):
+            return []
+        kind = event.TYPE.split(".")[0]
+        item = self.items.get(kind, {}).get(getattr(event, f"{kind}_id", ""))
+        return trust_model.evidence_of(
+            event.TYPE, event.event_id, event.occurred_at, event.data, item
+        )
 
     def open_item(self, kind: str, item_id: str, event: Interaction, **info: Any) -> None:
         self.items[kind][item_id] = {
@@ -712,8 +785,12 @@ class Relationship(Aggregate, created_event_name="Opened"):
         }
 
     def mark_item(self, kind: str, item_id: str, event: Interaction, status: str) -> None:
-        item = self.items[kind][item_id]
-        item.update(status=status, at=event.occurred_at, **{f"{status}_by": event.event_id})
+        self.items[kind][item_id] = {
+            **self.items[kind][item_id],
+            "status": status,
+            "at": event.occurred_at,
+            f"{status}_by": event.event_id,
+        }
 
     def close_item(self, kind: str, item_id: str, event: Interaction, status: str) -> None:
         self.mark_item(kind, item_id, event, status)
@@ -722,8 +799,14 @@ class Relationship(Aggregate, created_event_name="Opened"):
     def remember_item(
         self, kind: str, item_id: str, event: Interaction, status: str, **info: Any
     ) -> None:
-        item = self.items[kind].setdefault(item_id, {"opened_at": event.occurred_at})
-        item.update(status=status, at=event.occurred_at, event_id=event.event_id, **info)
+        self.items[kind][item_id] = {
+            "opened_at": event.occurred_at,
+            **self.items[kind].get(item_id, {}),
+            "status": status,
+            "at": event.occurred_at,
+            "event_id": event.event_id,
+            **info,
+        }
         self._forget_old(kind)
 
     def withdraw(self, purpose: str, channels: list[str] | None, event: Interaction) -> None:
@@ -732,24 +815,74 @@ class Relationship(Aggregate, created_event_name="Opened"):
             granted = self.consents.get(name, {})
             for channel in channels or list(granted):
                 if channel in granted:
-                    granted[channel].update(
-                        status="withdrawn", since=event.occurred_at, event_id=event.event_id
-                    )
+                    granted[channel] = {
+                        **granted[channel],
+                        "status": "withdrawn",
+                        "since": event.occurred_at,
+                        "event_id": event.event_id,
+                    }
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Relationship:
+        """A copy that shares no mutable state with this one, made in O(kinds + items).
+
+        The repository hands out a copy of its cached relationship for every command; a real
+        deepcopy of a long relationship's state would cost more than the command. The fold never
+        changes an item, consent or evidence dict in place (it replaces them), so copying the
+        containers suffices.
+        """
+        copy = object.__new__(type(self))
+        state = dict(self.__dict__)
+        state["items"] = {kind: dict(items) for kind, items in self.items.items()}
+        state["consents"] = {purpose: dict(channels) for purpose, channels in self.consents.items()}
+        for name in ("preferences", "preferences_by", "counts", "_prune_at"):
+            state[name] = dict(state[name])
+        state["unwanted"] = list(self.unwanted)
+        state["_pending_events"] = list(self._pending_events)
+        copy.__dict__.update(state)
+        return copy
+
+    def note_unwanted(self, event: Interaction) -> None:
+        """Keeps an `unwanted` reaction for the frequency rule, dropping those too old to count."""
+        self.unwanted.append({"at": event.occurred_at, "event_id": event.event_id})
+        self.unwanted.sort(key=lambda reaction: reaction["at"])
+        horizon = (self.last_at or event.occurred_at) - UNWANTED_MEMORY
+        self.unwanted = [reaction for reaction in self.unwanted if reaction["at"] >= horizon]
 
     def _forget_old(self, kind: str) -> None:
-        """Drops closed items older than MEMORY, amortised O(1): only when the map has doubled."""
+        """Drops closed items older than MEMORY, and all but the newest MEMORY_ITEMS closed ones.
+
+        Runs only when the map has doubled since it last ran, so it costs O(1) per event amortised.
+        """
         items = self.items[kind]
-        if len(items) < self._prune_at.get(kind, 512) or self.last_at is None:
+        if len(items) < self._prune_at.get(kind, 2 * MEMORY_ITEMS) or self.last_at is None:
             return
         horizon = self.last_at - MEMORY
-        for item_id in [i for i, item in items.items() if item["status"] not in OPEN and item["at"] < horizon]:
-            del items[item_id]
-        self._prune_at[kind] = max(512, 2 * len(items))
+        closed = [i for i, item in items.items() if item["status"] not in OPEN]
+        surplus = len(closed) - MEMORY_ITEMS
+        for n, item_id in enumerate(closed):
+            if n < surplus or items[item_id]["at"] < horizon:
+                del items[item_id]
+        self._prune_at[kind] = max(2 * MEMORY_ITEMS, 2 * len(items))
 
 
 def _require_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
     if value not in choices:
         raise RejectedEvent(f"{name} must be one of {', '.join(choices)}", field=name)
+
+
+def refold(events: Iterable[CanMutateAggregate[UUID]], half_life: timedelta | None) -> Relationship:
+    """The relationship folded again from all its events, its evidence kept at another half-life.
+
+    For a brand policy whose half-life is not HALF_LIFE, the one relationships keep: O(events).
+    """
+    relationship: Relationship | None = None
+    for event in events:
+        relationship = cast(Relationship, event.mutate(relationship))
+        if isinstance(event, Relationship.Opened):
+            relationship.evidence = trust_model.empty_evidence(half_life)
+    if relationship is None:
+        raise ValueError("a relationship is refolded from its events, and there are none")
+    return relationship
 
 
 COMMANDS: dict[type[Interaction], Callable[..., None]] = {

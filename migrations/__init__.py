@@ -28,7 +28,7 @@ def upgrade(store: Store, revision: str = "head", connection: Connection | None 
         command.upgrade(config, revision)
         return
     if store.is_sqlite:
-        Path(store.path).parent.mkdir(parents=True, exist_ok=True)
+        _use_wal(store.path)
     engine = create_engine(store.sqlalchemy_url())
     try:
         with engine.begin() as conn:
@@ -36,6 +36,17 @@ def upgrade(store: Store, revision: str = "head", connection: Connection | None 
             command.upgrade(config, revision)
     finally:
         engine.dispose()
+
+
+def _use_wal(path: str) -> None:
+    """Puts the SQLite file in WAL mode once, here: WAL persists in the file, and processes that
+    would each switch it on first open race for the exclusive lock it takes."""
+    import sqlite3
+
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    with sqlite3.connect(path, timeout=30) as conn:
+        conn.execute("PRAGMA journal_mode=WAL")
+    conn.close()
 
 
 def current(store: Store) -> str | None:

@@ -14,7 +14,15 @@ from zoneinfo import available_timezones as all_timezones
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
 
-from api.schemas.fields import Choice, Pattern, StrictBoolean, StrictInteger, Text, Timestamp
+from api.schemas.fields import (
+    EARLIEST,
+    Choice,
+    Pattern,
+    StrictBoolean,
+    StrictInteger,
+    Text,
+    Timestamp,
+)
 from domain.relationship import (
     DISCOVERERS,
     POSTABLE_TYPES,
@@ -58,7 +66,7 @@ def names(min_items: int = 0, **kwargs: Any) -> fields.List[Any]:
 class PromiseMadeData(Strict):
     promise_id = Text(ID, required=True)
     summary = Text(PROSE, required=True)
-    due_at = Timestamp(required=True)
+    due_at = Timestamp(required=True, earliest=EARLIEST)
 
 
 class PromiseRef(Strict):
@@ -72,7 +80,7 @@ class PromiseClosedData(PromiseRef):
 class OfferMadeData(Strict):
     offer_id = Text(ID, required=True)
     summary = Text(PROSE, required=True)
-    expires_at = optional(Timestamp())
+    expires_at = optional(Timestamp(earliest=EARLIEST))
     claims = optional(fields.List(Text(PROSE), validate=validate.Length(max=LIST)))
 
 
@@ -137,7 +145,7 @@ class ConsentGrantedData(Strict):
     data_categories = names(required=True)
     notice_version = Text(NAME, required=True)
     method = Text(NAME, required=True)
-    expires_at = optional(Timestamp())
+    expires_at = optional(Timestamp(earliest=EARLIEST))
     jurisdiction = optional(Text(NAME))
 
 
@@ -212,7 +220,9 @@ class Envelope(Strict):
         ID, required=True, metadata={"description": "The brand's pseudonymous reference."}
     )
     occurred_at = Timestamp(
-        required=True, metadata={"description": "Event time, at most 5 minutes ahead."}
+        required=True,
+        earliest=EARLIEST,
+        metadata={"description": "Event time: from 1970 to at most 5 minutes ahead."},
     )
     actor = optional(Text(ID))
     channel = optional(Text(NAME))

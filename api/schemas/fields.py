@@ -13,23 +13,29 @@ from typing import Any
 
 from marshmallow import ValidationError, fields, validate
 
+NUL = chr(0)
+NO_NUL = "^[^\\x00]*$"
+"""JSON Schema's (ECMA 262) way to say what Text refuses."""
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 RFC3339 = re.compile(
     r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?P<fraction>\.[0-9]+)?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
 
 
 class Text(fields.String):
-    """A bounded string of valid Unicode (no lone surrogates, which could not be stored)."""
+    """A bounded string every store can hold: valid Unicode (no lone surrogates) and no NUL,
+    which PostgreSQL's text columns (the read models') refuse."""
 
     def __init__(self, max_length: int, *, min_length: int = 1, **kwargs: Any) -> None:
         extra = kwargs.pop("validate", None)
-        super().__init__(
-            validate=[validate.Length(min_length, max_length), *([extra] if extra else [])],
-            **kwargs,
-        )
+        checks = [validate.Length(min_length, max_length), *([extra] if extra else [])]
+        metadata = {"pattern": NO_NUL, **kwargs.pop("metadata", {})}
+        super().__init__(validate=checks, metadata=metadata, **kwargs)
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         text: str = super()._deserialize(value, attr, data, **kwargs)
+        if NUL in text:
+            raise ValidationError("Must not contain NUL characters.")
         try:
             text.encode("utf-8")
         except UnicodeEncodeError:
@@ -55,14 +61,20 @@ class Pattern(validate.Regexp):
 
 
 class Timestamp(fields.DateTime):
-    """An RFC 3339 timestamp with an offset (`Z` or `±hh:mm`); dumped in RFC 3339 too."""
+    """An RFC 3339 timestamp with an offset (`Z` or `±hh:mm`); dumped in RFC 3339 too.
+
+    `earliest` bounds what a brand may date an event to: trust decays over event time, and an
+    event dated centuries before the rest would ask the arithmetic for more half-lives than it
+    can count (domain/trust.py's MAX_HALF_LIVES).
+    """
 
     default_error_messages = {  # noqa: RUF012 (marshmallow's class attribute)
         "invalid": "Not an RFC 3339 timestamp with an offset, like 2026-01-31T09:30:00Z.",
     }
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, earliest: datetime | None = None, **kwargs: Any) -> None:
         super().__init__(format="iso", **kwargs)
+        self.earliest = earliest
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> datetime:
         shape = RFC3339.fullmatch(value) if isinstance(value, str) else None
@@ -76,6 +88,8 @@ class Timestamp(fields.DateTime):
             moment.astimezone(UTC)  # an offset that pushes it past year 1 or 9999 fails here
         except (ValueError, OverflowError):
             raise self.make_error("invalid") from None
+        if self.earliest is not None and moment < self.earliest:
+            raise ValidationError(f"Must not be before {self.earliest.isoformat()}.")
         return moment
 
 

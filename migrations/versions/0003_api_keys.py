@@ -5,7 +5,7 @@ A key is stored only as the SHA-256 of the whole key (256 random bits, so a fast
 reads these tables with sqlite3 or psycopg directly (api/auth.py), not through SQLAlchemy.
 
 Revision ID: 0003
-Revises: 0001
+Revises: 0002
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0003"
-down_revision = "0001"
+down_revision = "0002"  # the read models' revision, merged from main
 branch_labels = None
 depends_on = None
 

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 
 from domain.relationship import POSTABLE_TYPES
+from domain.timeline import summarise
 from tests.e2e.conftest import Client, ClientFor, as_json
 from tests.factories import LATER, NOW, posted, story
 from tests.random_refs import random_customer, random_event_id
@@ -84,7 +85,7 @@ def test_the_envelope_and_data_come_back_as_sent(client_for: ClientFor) -> None:
         event["occurred_at"]
     )
     assert item["data"]["summary"] == "refund" and item["data"]["promise_id"] == "p1"
-    assert item["summary"].startswith("Promise p1 made: refund")
+    assert item["summary"] == summarise("promise.made", event["data"])
 
 
 # --- idempotency -------------------------------------------------------------------------------
@@ -278,6 +279,9 @@ def in_minutes(minutes: int) -> str:
         ({"occurred_at": "yesterday"}, {"occurred_at"}),
         ({"occurred_at": "0001-01-01T00:00:00+01:00"}, {"occurred_at"}),
         ({"occurred_at": in_minutes(60)}, {"occurred_at"}),
+        ({"occurred_at": "1969-12-31T23:59:59Z"}, {"occurred_at"}),
+        ({"actor": "agent\x00"}, {"actor"}),
+        ({"customer": "c\x00"}, {"customer"}),
         ({"actor": 7}, {"actor"}),
         ({"data": {"promise_id": "p", "summary": "s", "due_at": "soon"}}, {"data"}),
         (
@@ -404,6 +408,17 @@ def test_a_broken_domain_rule_is_answered_with_the_field_and_stores_nothing(
     body = assert_problem(brand.record(event(customer))[0], status)
     assert field in body["errors"] or field in body["errors"].get("data", {})
     assert_problem(brand.get(f"/v1/customers/{customer}/timeline"), 404)
+
+
+def test_events_dated_decades_apart_keep_every_read_working(client_for: ClientFor) -> None:
+    brand = client_for("brand")
+    customer = random_customer()
+    old = made(customer, "old", occurred_at="1970-01-01T00:00:00Z")
+    assert [a.status_code for a in brand.record(made(customer, "new"), old)] == [201, 201]
+    assert timeline_ids(brand, customer)[0] == old["event_id"]
+    other = random_customer()  # every customer's reads, not only this one's
+    brand.record(made(other))
+    assert len(timeline_ids(brand, other)) == 1
 
 
 def test_opening_something_twice_is_a_409(client_for: ClientFor) -> None:

@@ -143,6 +143,13 @@ def test_a_customer_never_seen_is_404(client_for: ClientFor) -> None:
         assert body["detail"] == "No such customer for this key's brand."
 
 
+def test_a_customer_reference_with_nul_is_422(client_for: ClientFor) -> None:
+    brand = client_for("brand")
+    for what in ("timeline", "consents"):
+        body = assert_problem(brand.get(f"/v1/customers/c%00x/{what}"), 422)
+        assert list(body["errors"]) == ["customer"]
+
+
 def test_a_customer_reference_may_hold_slashes_and_spaces(client_for: ClientFor) -> None:
     brand = client_for("brand")
     customer = f"crm//{random_customer()}/ a b/"

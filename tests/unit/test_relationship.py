@@ -12,6 +12,7 @@ from domain.relationship import (
     CATALOGUE,
     POSTABLE_TYPES,
     MEMORY,
+    MEMORY_ITEMS,
     Relationship,
     relationship_id,
 )
@@ -149,10 +150,17 @@ def test_closed_references_are_forgotten_after_the_memory_so_state_stays_bounded
     for i in range(3000):
         at = start + timedelta(hours=i * 8)
         relationship.record(posted("question.answered", at=at, case_id=f"c{i}", topic="t", resolved=True))
-    within_memory = (MEMORY.days + 1) * 3  # three cases a day
-    assert len(relationship.items["case"]) <= 2 * within_memory + 512
-    assert f"c{2999}" in relationship.items["case"]
+    assert len(relationship.items["case"]) <= 2 * MEMORY_ITEMS
+    assert "c2999" in relationship.items["case"]
     assert "c0" not in relationship.items["case"]
+
+
+def test_closed_items_within_the_memory_are_capped_by_count() -> None:
+    relationship = Relationship("brand-a", "cust-1")
+    for i in range(5 * MEMORY_ITEMS):
+        relationship.record(posted("question.answered", case_id=f"c{i}", topic="t", resolved=True))
+    assert len(relationship.items["case"]) <= 2 * MEMORY_ITEMS
+    assert f"c{5 * MEMORY_ITEMS - 1}" in relationship.items["case"]
 
 
 def test_open_items_are_never_forgotten() -> None:
@@ -163,3 +171,23 @@ def test_open_items_are_never_forgotten() -> None:
         relationship.record(posted("question.answered", at=NOW - timedelta(minutes=i), case_id=f"c{i}", topic="t",
                                    resolved=True))
     assert relationship.items["promise"]["old"]["status"] == "open"
+
+
+def test_a_copy_shares_no_state_the_fold_changes() -> None:
+    import copy as copying
+
+    original = recorded(*story()[:12])
+    original.record_push_decision(
+        posted("push.sent").envelope, "push-1", {"purpose": "marketing", "channel": "push"}, {"outcome": "allow"}
+    )
+    original.collect_events()
+    before = repr(vars(original))
+    duplicate = copying.deepcopy(original)
+    for event in story()[12:]:
+        duplicate.record(event)
+    duplicate.record(posted("push.feedback", push_id="push-1", reaction="unwanted"))
+    duplicate.record(posted("consent.withdrawn", purpose="*"))
+    assert repr(vars(original)) == before
+    assert repr(vars(duplicate)) != before
+    fresh = recorded(*story()[:12])
+    assert vars(copying.deepcopy(fresh)).keys() == vars(fresh).keys()

@@ -1,0 +1,68 @@
+"""Shared by the benchmarks: stores to run on, and timing. Each figure is printed next to a
+baseline measured in the same run, as a ratio, since these machines are shared and noisy."""
+
+from __future__ import annotations
+
+import atexit
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).parents[1]
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+
+from domain.storage import Store  # noqa: E402
+from migrations import upgrade  # noqa: E402
+
+_server_url: str | None = None
+
+
+def postgres_server() -> str:
+    """TRUSTLEDGER_BENCH_POSTGRES_URL (as `make bench` sets it), else a throwaway cluster of our own."""
+    global _server_url
+    if _server_url is None:
+        _server_url = os.environ.get("TRUSTLEDGER_BENCH_POSTGRES_URL")
+        if not _server_url:
+            directory = str(ROOT / "var" / f"bench-postgres-{os.getpid()}")
+            tool = str(ROOT / "tools" / "throwaway-postgres")
+            out = subprocess.run([tool, "start", directory], check=True, capture_output=True, text=True)
+            _server_url = out.stdout.strip().splitlines()[-1]
+            atexit.register(subprocess.run, [tool, "stop", directory], check=False)
+    return _server_url
+
+
+def postgres_store() -> Store:
+    """A fresh, migrated PostgreSQL database."""
+    server = Store.from_url(postgres_server())
+    name = f"bench_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(server.conninfo(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    store = Store.from_url(server.conninfo().rsplit("/", 1)[0] + "/" + name)
+    upgrade(store)
+    return store
+
+
+def sqlite_store() -> Store:
+    directory = tempfile.mkdtemp(prefix="trustledger-bench-")
+    store = Store.from_url(f"sqlite:///{directory}/bench.sqlite3")
+    upgrade(store)
+    return store
+
+
+def rate(count: int, run: Callable[[], object]) -> float:
+    """Operations per second of `run`, which performs `count` operations."""
+    started = time.perf_counter()
+    run()
+    return count / (time.perf_counter() - started)
+
+
+def row(label: str, value: float, unit: str, baseline: float | None = None, goal: str = "") -> None:
+    ratio = f"{value / baseline:6.2f}x baseline" if baseline else " " * 17
+    print(f"  {label:<58} {value:>12,.1f} {unit:<10} {ratio}  {goal}", flush=True)

@@ -1,0 +1,79 @@
+"""The push gate: in-process evaluation time, and decide-and-record for a relationship with 10 vs
+100,000 past events. (Decision latency over HTTP is in bench/http_gate.py.)"""
+
+from __future__ import annotations
+
+import statistics
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from append import answered
+from common import postgres_store, row, sqlite_store
+
+from domain.application import Ledger
+from domain.gate import PushRequest, evaluate
+from domain.relationship import PostedEvent
+
+RUNS = 400
+
+
+def consent(customer: str) -> PostedEvent:
+    return PostedEvent(
+        event_id=f"g-{uuid.uuid4().hex}", type="consent.granted", customer=customer,
+        occurred_at=datetime.now(UTC) - timedelta(days=1), data={
+            "purpose": "marketing", "channels": ["push"], "data_categories": ["purchase_history"],
+            "notice_version": "1", "method": "web_form"},
+    )  # fmt: skip
+
+
+def request(customer: str) -> PushRequest:
+    return PushRequest(f"p-{uuid.uuid4().hex}", customer, "offer", "push", "marketing", ("purchase_history",))
+
+
+def prepared(ledger: Ledger, past: int) -> str:
+    customer = f"g-{past}-{uuid.uuid4().hex[:6]}"
+    ledger.record("bench", consent(customer))
+    for start in range(0, past, 500):
+        ledger.record_batch("bench", [answered(customer, n) for n in range(start, min(past, start + 500))])
+    return customer
+
+
+def percentiles(samples: list[float]) -> tuple[float, float]:
+    ordered = sorted(samples)
+    return statistics.median(ordered) * 1000, ordered[int(len(ordered) * 0.99) - 1] * 1000
+
+
+def main() -> None:
+    for kind, make in (("sqlite", sqlite_store), ("postgres", postgres_store)):
+        ledger = Ledger(make())
+        ledger.set_policy("bench", {"frequency_cap": 1000, "quiet_hours": {"start": "00:00", "end": "00:00"}})
+        print(f"\n{kind}: the push gate in-process")
+        customer = prepared(ledger, 10)
+        relationship = ledger.relationship("bench", customer)
+        policy, now = ledger.policy("bench"), datetime.now(UTC)
+        scores = ledger.gate_scores(relationship, now)
+        samples = []
+        for _ in range(RUNS):
+            started = time.perf_counter()
+            evaluate(relationship, scores, policy, request(customer), now)
+            samples.append(time.perf_counter() - started)
+        p50, p99 = percentiles(samples)
+        row("evaluate the seven rules (pure), p50", p50, "ms", None, "goal <= 0.2 ms")
+        row("evaluate the seven rules (pure), p99", p99, "ms")
+        costs = {}
+        for past in (10, 100_000):
+            customer = prepared(ledger, past)
+            samples = []
+            for _ in range(RUNS // 2):
+                started = time.perf_counter()
+                ledger.decide_push("bench", request(customer))
+                samples.append(time.perf_counter() - started)
+            costs[past] = percentiles(samples)
+        row("decide and record, 10 past events, p50", costs[10][0], "ms")
+        row("decide and record, 100,000 past events, p50", costs[100_000][0], "ms", costs[10][0], "goal <= 1.2x")
+        ledger.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,132 @@
+"""Read models: rebuild rate next to the library's raw read-and-decode rate of the log; rebuild
+time for 2N vs N events with peak memory; projection lag while ingest runs."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+
+from common import ROOT, postgres_store, rate, row, sqlite_store
+
+from domain.application import Ledger
+from domain.storage import Store
+from projections.runner import Runner
+from tests.factories import story
+
+N = 40_000
+
+REBUILD = """
+import json, resource, sys, time
+from domain.application import Ledger
+from domain.storage import Store
+from projections.runner import Runner
+ledger = Ledger(Store.from_url(sys.argv[1]))
+runner = Runner(ledger)
+started = time.perf_counter()
+runner.rebuild()
+elapsed = time.perf_counter() - started
+print(json.dumps({"seconds": elapsed, "head": runner.head(), "maxrss_kb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+"""
+
+READ = """
+import json, resource, sys, time
+from domain.application import Ledger
+from domain.storage import Store
+ledger = Ledger(Store.from_url(sys.argv[1]))
+started, after, count = time.perf_counter(), 0, 0
+while True:
+    page = ledger.recorder.select_notifications(after + 1, 500)
+    if not page:
+        break
+    count += len([ledger.mapper.to_domain_event(n) for n in page])
+    after = page[-1].id
+print(json.dumps({"seconds": time.perf_counter() - started, "head": count}))
+"""
+
+
+def load(ledger: Ledger, events: int) -> None:
+    """About `events` events of realistic stories, in batches of 280 over 10 customers each."""
+    per_story = len(story())
+    for _ in range(max(1, events // (per_story * 10))):
+        ledger.record_batch("bench", [e for i in range(10) for e in story(f"c-{uuid.uuid4().hex[:10]}-{i}")])
+
+
+def measure(script: str, store: Store) -> dict[str, float]:
+    out = subprocess.run([sys.executable, "-c", script, store.url], cwd=ROOT, capture_output=True, text=True, check=True)
+    result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
+    return result
+
+
+def rebuild_figures(kind: str, store: Store) -> None:
+    ledger = Ledger(store)
+    load(ledger, N)
+    read = measure(READ, store)
+    first = measure(REBUILD, store)
+    print(f"\n{kind}: rebuild of every read model from {int(first['head']):,} notifications")
+    read_rate = read["head"] / read["seconds"]
+    row("library read-and-decode of the log (baseline)", read_rate, "events/s")
+    row("rebuild (replay into fresh tables, then swap)", first["head"] / first["seconds"], "events/s", read_rate,
+        "goal >= 0.4x" + (", >= 33,000/s" if kind == "postgres" else ""))
+    load(ledger, N)
+    second = measure(REBUILD, store)
+    row(f"rebuild time for N = {int(first['head']):,}", first["seconds"], "s")
+    row(f"rebuild time for 2N = {int(second['head']):,}", second["seconds"], "s", first["seconds"], "goal 1.8-2.2x")
+    row("peak memory of the rebuild, N", first["maxrss_kb"] / 1024, "MiB")
+    row("peak memory of the rebuild, 2N", second["maxrss_kb"] / 1024, "MiB", first["maxrss_kb"] / 1024, "goal flat")
+    ledger.close()
+
+
+def lag_figures(kind: str, store: Store, seconds: float = 8.0) -> None:
+    """Four writers record single events; a runner follows; how long until each is applied."""
+    ledger = Ledger(store)
+    runner = Runner(Ledger(store))
+    stop_runner = runner.start()
+    watcher = Runner(Ledger(store))
+    recorded: list[tuple[int, float]] = []
+    lock = threading.Lock()
+    deadline = time.monotonic() + seconds
+
+    def write() -> None:
+        customer = f"lag-{uuid.uuid4().hex[:8]}"
+        while time.monotonic() < deadline:
+            for event in story(customer)[:20]:
+                recording = ledger.record("bench", event)
+                with lock:
+                    recorded.append((recording.position or 0, time.monotonic()))
+            customer = f"lag-{uuid.uuid4().hex[:8]}"
+
+    writers = [threading.Thread(target=write) for _ in range(4)]
+    for writer in writers:
+        writer.start()
+    visible: dict[int, float] = {}
+    while any(w.is_alive() for w in writers) or len(visible) < len(recorded):
+        position = min(watcher.positions().values())
+        now = time.monotonic()
+        with lock:
+            for pos, _ in recorded:
+                if pos <= position and pos not in visible:
+                    visible[pos] = now
+        time.sleep(0.002)
+        if time.monotonic() > deadline + 30:
+            break
+    stop_runner()
+    lags = sorted(visible[p] - t for p, t in recorded if p in visible)
+    print(f"\n{kind}: projection lag while 4 writers ingest ({len(recorded):,} events in {seconds:.0f}s)")
+    row("lag p50", statistics.median(lags) * 1000, "ms")
+    row("lag p99", lags[int(len(lags) * 0.99) - 1] * 1000, "ms", None, "goal <= 1000 ms")
+
+
+def main() -> None:
+    for kind, make in (("postgres", postgres_store), ("sqlite", sqlite_store)):
+        rebuild_figures(kind, make())
+        lag_figures(kind, make())
+    _ = rate  # the shared helper is used by the other scripts
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""Trust: score evaluation for a relationship with 10 vs 100,000 past events, and the rate of the
+read model that keeps trust (relationships and brand evidence) next to the timeline's."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from datetime import UTC, datetime
+
+from append import answered
+from common import postgres_store, row, sqlite_store
+from read_models import load
+
+from domain.application import Ledger
+from domain.storage import Store
+from projections.relationships import Relationships
+from projections.runner import Runner
+from projections.timeline import Timeline
+
+EVALUATIONS = 500
+
+
+def evaluation_cost(ledger: Ledger, past: int) -> float:
+    """Seconds to load a relationship and evaluate its trust, after `past` events."""
+    customer = f"t-{past}-{uuid.uuid4().hex[:6]}"
+    for start in range(0, past, 500):
+        ledger.record_batch("bench", [answered(customer, n) for n in range(start, min(past, start + 500))])
+    rates = {"consistency": 0.7, "honesty": 0.6, "expertise": 0.8}
+    started = time.perf_counter()
+    for _ in range(EVALUATIONS):
+        ledger.relationship("bench", customer).trust(datetime.now(UTC), rates)
+    return (time.perf_counter() - started) / EVALUATIONS
+
+
+def model_rate(store: Store, model: object) -> float:
+    runner = Runner(Ledger(store), [model])  # type: ignore[list-item]
+    started = time.perf_counter()
+    runner.rebuild()
+    rate = runner.head() / (time.perf_counter() - started)
+    runner.close()
+    return rate
+
+
+def main() -> None:
+    for kind, make in (("postgres", postgres_store), ("sqlite", sqlite_store)):
+        store = make()
+        ledger = Ledger(store)
+        print(f"\n{kind}: trust")
+        short = evaluation_cost(ledger, 10)
+        long = evaluation_cost(ledger, 100_000)
+        row("evaluate a relationship's trust, 10 past events", short * 1000, "ms")
+        row("evaluate a relationship's trust, 100,000 past events", long * 1000, "ms", short * 1000, "goal <= 1.2x")
+        load(ledger, 30_000)
+        timeline = model_rate(store, Timeline())
+        row("timeline read model, rebuilt alone (baseline)", timeline, "notifications/s")
+        row("relationships + brand trust read model, rebuilt alone", model_rate(store, Relationships()), "notifications/s", timeline)
+        ledger.close()
+
+
+if __name__ == "__main__":
+    main()

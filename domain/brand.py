@@ -1,0 +1,269 @@
+"""The brand's push policy: an event-sourced aggregate, one version per change.
+
+A brand that never set a policy has :data:`DEFAULT_POLICY` as version 0. Its first change creates
+the aggregate (version 1) and every later change is a new version, each event carrying the whole
+policy it makes, so any version reads back exactly as it was in force, whatever the code's defaults
+become. The gate records the version it decided under; an audit reads that version back.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid5
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from eventsourcing.domain import Aggregate
+
+from domain.errors import InvalidPolicy
+from domain.relationship import NAMESPACE
+
+DIMENSIONS = ("consistency", "honesty", "expertise")
+TRUST_DIMENSIONS: dict[str, tuple[str, ...]] = {
+    "offer": ("consistency", "honesty"),
+    "advice": ("expertise",),
+}
+"""The dimensions DESIGN.md's trust rule checks, per push kind; service pushes check none."""
+
+DEFAULT_POLICY: dict[str, Any] = {
+    "thresholds": {
+        "offer": {"consistency": 0.5, "honesty": 0.5},
+        "advice": {"expertise": 0.5},
+    },
+    "personalisation_depth": {"per_category": 0.1, "sensitive_weight": 3.0, "cap": 0.8},
+    "frequency_cap": 4,
+    "quiet_hours": {"start": "21:00", "end": "08:00"},
+    "timezone": "UTC",
+    "sensitive_categories": [
+        "health",
+        "genetic",
+        "biometric",
+        "ethnic_origin",
+        "political_opinions",
+        "religious_beliefs",
+        "trade_union_membership",
+        "sex_life",
+        "sexual_orientation",
+        "precise_location",
+        "financial_situation",
+        "children",
+    ],
+    "trust_half_life_days": 180.0,
+}
+"""Version 0 of every brand's policy. Never change it in place: decisions recorded under version 0
+are audited against it. (The first eight sensitive categories are GDPR Art. 9's special categories.)
+"""
+
+HH_MM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+MAX_FREQUENCY_CAP = 1000
+MAX_HALF_LIFE_DAYS = 3650.0
+MAX_CATEGORIES = 200
+
+
+def policy_id(brand: str) -> UUID:
+    """The stable id of a brand's policy."""
+    return uuid5(NAMESPACE, json.dumps(["policy", brand]))
+
+
+@dataclass(frozen=True)
+class Policy:
+    """One version of a brand's push policy, as the gate reads it."""
+
+    brand: str
+    version: int
+    thresholds: dict[str, dict[str, float]]
+    personalisation_depth: dict[str, float]
+    frequency_cap: int
+    quiet_hours: dict[str, str]
+    timezone: str
+    sensitive_categories: tuple[str, ...]
+    trust_half_life_days: float
+    set_at: datetime | None = None
+    """The record time of this version; None for the default, version 0."""
+
+    @classmethod
+    def from_settings(
+        cls, brand: str, version: int, settings: Mapping[str, Any], set_at: datetime | None = None
+    ) -> Policy:
+        s = copy.deepcopy(dict(settings))
+        return cls(
+            brand=brand,
+            version=version,
+            thresholds=s["thresholds"],
+            personalisation_depth=s["personalisation_depth"],
+            frequency_cap=s["frequency_cap"],
+            quiet_hours=s["quiet_hours"],
+            timezone=s["timezone"],
+            sensitive_categories=tuple(s["sensitive_categories"]),
+            trust_half_life_days=s["trust_half_life_days"],
+            set_at=set_at,
+        )
+
+    @classmethod
+    def default(cls, brand: str) -> Policy:
+        return cls.from_settings(brand, 0, DEFAULT_POLICY)
+
+    def settings(self) -> dict[str, Any]:
+        """The policy's fields in simple types, as a brand reads and writes them."""
+        return {
+            "thresholds": copy.deepcopy(self.thresholds),
+            "personalisation_depth": dict(self.personalisation_depth),
+            "frequency_cap": self.frequency_cap,
+            "quiet_hours": dict(self.quiet_hours),
+            "timezone": self.timezone,
+            "sensitive_categories": list(self.sensitive_categories),
+            "trust_half_life_days": self.trust_half_life_days,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "set_at": self.set_at.isoformat() if self.set_at else None,
+            **self.settings(),
+        }
+
+
+class BrandPolicy(Aggregate, created_event_name="Adopted"):
+    """A brand's push policy over time: the aggregate's version is the policy's version."""
+
+    TOPIC = "trustledger:policy"
+
+    class Event(Aggregate.Event):
+        TOPIC = "trustledger:policy.event"
+
+    class Adopted(Aggregate.Created):
+        """The brand's first change to the defaults: version 1."""
+
+        TOPIC = "trustledger:policy.adopted"
+        brand: str
+        changes: dict[str, Any]
+        settings: dict[str, Any]
+
+    class Changed(Event):
+        """A later change: `changes` as the brand sent them, `settings` the whole policy after."""
+
+        TOPIC = "trustledger:policy.changed"
+        changes: dict[str, Any]
+        settings: dict[str, Any]
+
+        def apply(self, aggregate: Aggregate) -> None:
+            aggregate.settings = copy.deepcopy(self.settings)  # type: ignore[attr-defined]
+
+    @staticmethod
+    def create_id(brand: str) -> UUID:
+        return policy_id(brand)
+
+    def __init__(self, brand: str, changes: dict[str, Any], settings: dict[str, Any]) -> None:
+        self.brand = brand
+        self.settings = copy.deepcopy(settings)
+
+    @classmethod
+    def adopt(cls, brand: str, changes: Mapping[str, Any]) -> BrandPolicy:
+        """The aggregate for a brand's first change, validated against the defaults."""
+        settings = merged_policy(DEFAULT_POLICY, changes)
+        return cls(brand=brand, changes=copy.deepcopy(dict(changes)), settings=settings)
+
+    def change(self, changes: Mapping[str, Any]) -> None:
+        """Records a new version, unless the changes leave the policy as it is."""
+        settings = merged_policy(self.settings, changes)
+        if settings != self.settings:
+            changed = copy.deepcopy(dict(changes))
+            self.trigger_event(self.Changed, changes=changed, settings=settings)
+
+    def policy(self) -> Policy:
+        return Policy.from_settings(self.brand, self.version, self.settings, self.modified_on)
+
+
+# --- validation -------------------------------------------------------------------------------
+
+
+def merged_policy(current: Mapping[str, Any], changes: Mapping[str, Any]) -> dict[str, Any]:
+    """`current` with `changes` merged in (objects merge, lists and values replace), checked."""
+    if not isinstance(changes, Mapping):
+        raise InvalidPolicy("the policy changes must be an object", field="")
+    settings = _merge(copy.deepcopy(dict(current)), changes, "")
+    validate_policy(settings)
+    return settings
+
+
+def _merge(into: dict[str, Any], changes: Mapping[str, Any], path: str) -> dict[str, Any]:
+    for key, value in changes.items():
+        where = f"{path}{key}"
+        if key not in into:
+            raise InvalidPolicy(f"unknown policy field {where!r}", field=where)
+        if isinstance(into[key], dict):
+            if not isinstance(value, Mapping):
+                raise InvalidPolicy(f"{where} must be an object", field=where)
+            into[key] = _merge(into[key], value, f"{where}.")
+        else:
+            into[key] = copy.deepcopy(value)
+    return into
+
+
+def validate_policy(settings: Mapping[str, Any]) -> None:
+    """Raises InvalidPolicy naming the first field that is out of range or of the wrong type."""
+    for kind, dimensions in settings["thresholds"].items():
+        for dimension, value in dimensions.items():
+            _require_fraction(value, f"thresholds.{kind}.{dimension}")
+    depth = settings["personalisation_depth"]
+    _require_fraction(depth["per_category"], "personalisation_depth.per_category")
+    _require_fraction(depth["cap"], "personalisation_depth.cap")
+    _require_number(depth["sensitive_weight"], "personalisation_depth.sensitive_weight", 1.0, 100.0)
+    _require_count(settings["frequency_cap"], "frequency_cap", 0, MAX_FREQUENCY_CAP)
+    for end in ("start", "end"):
+        _require_clock_time(settings["quiet_hours"][end], f"quiet_hours.{end}")
+    _require_timezone(settings["timezone"], "timezone")
+    _require_categories(settings["sensitive_categories"], "sensitive_categories")
+    half_life = settings["trust_half_life_days"]
+    _require_number(half_life, "trust_half_life_days", 1.0, MAX_HALF_LIFE_DAYS)
+
+
+def _require_number(value: object, field: str, low: float, high: float) -> None:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not low <= value <= high:
+        raise InvalidPolicy(f"{field} must be a number from {low:g} to {high:g}", field=field)
+
+
+def _require_fraction(value: object, field: str) -> None:
+    _require_number(value, field, 0.0, 1.0)
+
+
+def _require_count(value: object, field: str, low: int, high: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise InvalidPolicy(f"{field} must be a whole number from {low} to {high}", field=field)
+
+
+def _require_clock_time(value: object, field: str) -> None:
+    if not isinstance(value, str) or not HH_MM.match(value):
+        raise InvalidPolicy(f"{field} must be a time of day as HH:MM", field=field)
+
+
+def _require_timezone(value: object, field: str) -> None:
+    if not is_timezone(value):
+        raise InvalidPolicy(f"{field} must be an IANA time zone such as Europe/Paris", field=field)
+
+
+def _require_categories(value: object, field: str) -> None:
+    if (
+        not isinstance(value, list)
+        or len(value) > MAX_CATEGORIES
+        or not all(isinstance(c, str) and 0 < len(c) <= 128 for c in value)
+    ):
+        raise InvalidPolicy(f"{field} must be a list of data category names", field=field)
+    if len(set(value)) != len(value):
+        raise InvalidPolicy(f"{field} names a category twice", field=field)
+
+
+def is_timezone(value: object) -> bool:
+    """Whether `value` names a time zone of the IANA database."""
+    if not isinstance(value, str) or not value or value != value.strip():
+        return False
+    try:
+        ZoneInfo(value)
+    except (ZoneInfoNotFoundError, ValueError, OSError):
+        return False
+    return True

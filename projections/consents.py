@@ -1,0 +1,141 @@
+"""Consents: every change per purpose x channel, so any moment's consents can be read back."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
+
+from domain.relationship import EVERY_PURPOSE, Interaction, relationship_id
+from projections.db import Database, parse_timestamp, timestamp, to_json
+from projections.readmodel import Page
+
+COLUMNS = (
+    "relationship_id", "purpose", "channel", "sequence", "brand", "status", "data_categories",
+    "notice_version", "method", "jurisdiction", "since", "expires_at", "event_id", "recorded_at",
+)  # fmt: skip
+CONSENT_TYPES = ("consent.granted", "consent.withdrawn", "push.feedback")
+
+Latest = dict[tuple[str, str], dict[str, Any]]
+
+
+class Consents:
+    name = "consents"
+    tables = ("consents",)
+
+    def apply(self, db: Database, page: Page, tables: Mapping[str, str]) -> None:
+        table = tables["consents"]
+        latest: dict[UUID, Latest] = {}
+        rows: list[dict[str, Any]] = []
+        for _, event in page.interactions:
+            if event.TYPE not in CONSENT_TYPES:
+                continue
+            rid = event.originator_id
+            if rid not in latest:
+                latest[rid] = _latest(db, table, str(rid))
+            for row in _changes(db, tables, event, latest[rid], page.brand(rid)):
+                latest[rid][(row["purpose"], row["channel"])] = row
+                rows.append(row)
+        db.executemany(
+            f"INSERT INTO {table} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
+            " ON CONFLICT DO NOTHING",
+            [tuple(row[c] for c in COLUMNS) for row in rows],
+        )
+
+
+def _latest(db: Database, table: str, rid: str) -> Latest:
+    rows = db.query(f"SELECT {', '.join(COLUMNS)} FROM {table} WHERE relationship_id = ? ORDER BY sequence", [rid])
+    return {(r[1], r[2]): dict(zip(COLUMNS, r, strict=True)) for r in rows}
+
+
+def _changes(
+    db: Database, tables: Mapping[str, str], event: Interaction, latest: Latest, brand: str
+) -> list[dict[str, Any]]:
+    data = event.data
+    base = {
+        "relationship_id": str(event.originator_id),
+        "sequence": event.originator_version,
+        "brand": brand,
+        "since": timestamp(event.occurred_at),
+        "event_id": event.event_id,
+        "recorded_at": timestamp(event.timestamp),
+    }
+    if event.TYPE == "consent.granted":
+        return [
+            {
+                **base,
+                "purpose": data["purpose"],
+                "channel": channel,
+                "status": "granted",
+                "data_categories": to_json(list(data["data_categories"])),
+                "notice_version": data["notice_version"],
+                "method": data["method"],
+                "jurisdiction": data.get("jurisdiction"),
+                "expires_at": timestamp(data.get("expires_at")),
+            }
+            for channel in data["channels"]
+        ]
+    if event.TYPE == "consent.withdrawn":
+        purposes = None if data["purpose"] == EVERY_PURPOSE else {data["purpose"]}
+        return _withdrawals(base, latest, purposes, data.get("channels"))
+    if data.get("reaction") == "unsubscribed":
+        push = db.query(
+            f"SELECT purpose, channel, sent_channel FROM {tables['decisions']} WHERE brand = ? AND push_id = ?",
+            [brand, data["push_id"]],
+        )
+        purpose, channel, sent_channel = push[0] if push else (None, None, None)
+        channel = channel or sent_channel
+        return _withdrawals(base, latest, {purpose} if purpose else None, [channel] if channel else None)
+    return []
+
+
+def _withdrawals(
+    base: dict[str, Any], latest: Latest, purposes: set[str] | None, channels: list[str] | None
+) -> list[dict[str, Any]]:
+    """A withdrawn row for each known purpose x channel the withdrawal covers, keeping its terms."""
+    return [
+        {**row, **base, "status": "withdrawn"}
+        for (purpose, channel), row in sorted(latest.items())
+        if (purposes is None or purpose in purposes) and (not channels or channel in channels)
+    ]
+
+
+def consents(
+    db: Database, brand: str, customer: str, as_of: datetime | None = None, now: datetime | None = None
+) -> list[dict[str, Any]]:
+    """Each purpose x channel's consent as the ledger knew it at record time `as_of` (default: now).
+
+    A grant whose expires_at has passed at the answer's time is reported `expired`.
+    """
+    at = as_of or now or datetime.now(UTC)
+    rows = db.query(
+        f"SELECT {', '.join(COLUMNS)} FROM consents WHERE relationship_id = ? AND brand = ?"
+        " AND recorded_at <= ? ORDER BY purpose, channel, sequence",
+        [str(relationship_id(brand, customer)), brand, timestamp(as_of) if as_of else "9999"],
+    )
+    latest: dict[tuple[str, str], dict[str, Any]] = {}
+    for values in rows:
+        row = dict(zip(COLUMNS, values, strict=True))
+        latest[(row["purpose"], row["channel"])] = row
+    return [_consent(row, at) for row in latest.values()]
+
+
+def _consent(row: dict[str, Any], at: datetime) -> dict[str, Any]:
+    expires_at = parse_timestamp(row["expires_at"])
+    status = row["status"]
+    if status == "granted" and expires_at is not None and expires_at <= at:
+        status = "expired"
+    return {
+        "purpose": row["purpose"],
+        "channel": row["channel"],
+        "status": status,
+        "data_categories": json.loads(row["data_categories"]),
+        "notice_version": row["notice_version"],
+        "method": row["method"],
+        "jurisdiction": row["jurisdiction"],
+        "since": parse_timestamp(row["since"]),
+        "expires_at": expires_at,
+        "event_id": row["event_id"],
+    }

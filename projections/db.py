@@ -1,0 +1,150 @@
+"""One thin connection for read models on either store, so each read model writes its SQL once.
+
+SQL is written with `?` placeholders (SQLite's style) and translated for psycopg. Timestamps are
+stored as fixed-width UTC text on both stores, so they compare and sort the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+
+from domain.storage import Store
+
+Row = tuple[Any, ...]
+
+
+def timestamp(value: datetime | None) -> str | None:
+    """A timestamp as fixed-width UTC text: sorts and compares like the instant it names."""
+    if value is None:
+        return None
+    if value.tzinfo is not UTC:
+        value = value.astimezone(UTC)
+    return value.isoformat(timespec="microseconds")
+
+
+def parse_timestamp(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value)
+
+
+def to_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, default=_json_default)
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot store {type(value).__name__} as JSON")
+
+
+class Database:
+    """A connection to the read-model tables, on SQLite or PostgreSQL."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.is_sqlite = store.is_sqlite
+        if self.is_sqlite:
+            self._sqlite = sqlite3.connect(
+                store.path, timeout=30, isolation_level=None, check_same_thread=False
+            )
+            self._sqlite.execute("PRAGMA journal_mode=WAL")
+            self._sqlite.execute("PRAGMA synchronous=FULL")
+        else:
+            self._pg = psycopg.connect(store.conninfo(), autocommit=True)
+
+    def close(self) -> None:
+        (self._sqlite if self.is_sqlite else self._pg).close()
+
+    def sql(self, statement: str) -> str:
+        return statement if self.is_sqlite else statement.replace("?", "%s")
+
+    @contextmanager
+    def transaction(self) -> Iterator[Database]:
+        """One write transaction; on SQLite it takes the write lock at once (BEGIN IMMEDIATE)."""
+        if self.is_sqlite:
+            self._sqlite.execute("BEGIN IMMEDIATE")
+            try:
+                yield self
+            except BaseException:
+                self._sqlite.execute("ROLLBACK")
+                raise
+            self._sqlite.execute("COMMIT")
+        else:
+            with self._pg.transaction():
+                yield self
+
+    def execute(self, statement: str, params: Sequence[Any] = ()) -> int:
+        """Runs one statement; returns the number of rows it changed."""
+        if self.is_sqlite:
+            return self._sqlite.execute(statement, params).rowcount
+        with self._pg.cursor() as cursor:
+            cursor.execute(self.sql(statement), params)
+            return cursor.rowcount
+
+    def executemany(self, statement: str, rows: Sequence[Sequence[Any]]) -> None:
+        """Runs an `INSERT INTO table (columns) VALUES (?, ...) [ON CONFLICT ...]` for many rows.
+
+        On PostgreSQL the rows are COPYed into a temporary table, then inserted with one
+        INSERT ... SELECT: a rebuild writes hundreds of thousands of rows, and one statement per
+        row would cost more than everything else it does.
+        """
+        if not rows:
+            return
+        if self.is_sqlite:
+            self._sqlite.executemany(statement, rows)
+            return
+        head, _, tail = statement.partition(" VALUES (")
+        conflict = tail.partition(")")[2]
+        table, _, columns = head.removeprefix("INSERT INTO ").partition(" ")
+        columns = columns.strip("()")
+        staging = f"staging_{table}"
+        with self._pg.cursor() as cursor:
+            cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {table})")
+            with cursor.copy(f"COPY {staging} ({columns}) FROM STDIN") as copy:
+                for row in rows:
+                    copy.write_row(row)
+            cursor.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging}{conflict}")
+            cursor.execute(f"TRUNCATE {staging}")
+
+    def query(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
+        if self.is_sqlite:
+            return self._sqlite.execute(statement, params).fetchall()
+        with self._pg.cursor() as cursor:
+            cursor.execute(self.sql(statement), params)
+            return cursor.fetchall()
+
+    def scalar(self, statement: str, params: Sequence[Any] = ()) -> Any:
+        rows = self.query(statement, params)
+        return rows[0][0] if rows else None
+
+    def table_exists(self, table: str) -> bool:
+        if self.is_sqlite:
+            found = self.scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", [table])
+        else:
+            found = self.scalar("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = ?", [table])
+        return bool(found)
+
+    def copy_table(self, table: str, copy: str) -> None:
+        """Creates an empty `copy` of `table`, with its constraints and indexes."""
+        self.execute(f"DROP TABLE IF EXISTS {copy}")
+        if not self.is_sqlite:
+            self.execute(f"CREATE TABLE {copy} (LIKE {table} INCLUDING ALL)")
+            return
+        statements = self.query(
+            "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = ? AND sql IS NOT NULL"
+            " ORDER BY type = 'index'",
+            [table],
+        )
+        for kind, name, sql in statements:
+            if kind == "table":
+                self.execute(sql.replace(f"CREATE TABLE {table}", f"CREATE TABLE {copy}", 1))
+            else:
+                self.execute(
+                    sql.replace(f"INDEX {name} ON {table}", f"INDEX {name}__{copy} ON {copy}", 1)
+                )

@@ -1,0 +1,116 @@
+"""Pushes: each push's decision by the gate and, when the brand reports it, its sending."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from typing import Any
+
+from projections.db import Database, parse_timestamp, timestamp, to_json
+from projections.readmodel import Page
+
+DECIDED = (
+    "brand", "push_id", "relationship_id", "sequence", "event_id", "decided_at", "recorded_at",
+    "outcome", "kind", "purpose", "channel", "retry_after", "policy_version", "request", "decision",
+)  # fmt: skip
+SENT = ("brand", "push_id", "relationship_id", "sent_at", "sent_channel", "sent_event_id")
+
+
+class Decisions:
+    name = "decisions"
+    tables = ("decisions",)
+
+    def apply(self, db: Database, page: Page, tables: Mapping[str, str]) -> None:
+        table = tables["decisions"]
+        for _, event in page.interactions:
+            if event.TYPE == "push.decided":
+                row = _decided(event, page.brand(event.originator_id))
+                columns = DECIDED
+            elif event.TYPE == "push.sent":
+                row = _sent(event, page.brand(event.originator_id))
+                columns = SENT
+            else:
+                continue
+            updates = ", ".join(f"{c} = excluded.{c}" for c in columns[3:])
+            db.execute(
+                f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
+                f" ON CONFLICT (brand, push_id) DO UPDATE SET {updates}",
+                [row[c] for c in columns],
+            )
+
+
+def _decided(event: Any, brand: str) -> dict[str, Any]:
+    request, decision = event.request, event.decision
+    retry_after = decision.get("retry_after")
+    return {
+        "brand": brand,
+        "push_id": event.push_id,
+        "relationship_id": str(event.originator_id),
+        "sequence": event.originator_version,
+        "event_id": event.event_id,
+        "decided_at": timestamp(event.occurred_at),
+        "recorded_at": timestamp(event.timestamp),
+        "outcome": decision.get("outcome"),
+        "kind": request.get("kind"),
+        "purpose": request.get("purpose"),
+        "channel": request.get("channel"),
+        "retry_after": retry_after if isinstance(retry_after, str) else timestamp(retry_after),
+        "policy_version": decision.get("policy_version"),
+        "request": to_json(request),
+        "decision": to_json(decision),
+    }
+
+
+def _sent(event: Any, brand: str) -> dict[str, Any]:
+    return {
+        "brand": brand,
+        "push_id": event.push_id,
+        "relationship_id": str(event.originator_id),
+        "sent_at": timestamp(event.occurred_at),
+        "sent_channel": event.channel,
+        "sent_event_id": event.event_id,
+    }
+
+
+def decision(db: Database, brand: str, push_id: str) -> dict[str, Any] | None:
+    rows = db.query(f"SELECT {', '.join(DECIDED)} FROM decisions WHERE brand = ? AND push_id = ?", [brand, push_id])
+    if not rows:
+        return None
+    row = dict(zip(DECIDED, rows[0], strict=True))
+    for column in ("request", "decision"):
+        row[column] = json.loads(row[column]) if row[column] else None
+    for column in ("decided_at", "recorded_at"):
+        row[column] = parse_timestamp(row[column])
+    return row
+
+
+def findings(db: Database, brand: str, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
+    """Pushes the brand sent without an allow decision, or inside a defer window: compliance findings."""
+    rows = db.query(
+        "SELECT push_id, relationship_id, outcome, decided_at, retry_after, sent_at, sent_channel, sent_event_id"
+        " FROM decisions WHERE brand = ? AND sent_at IS NOT NULL"
+        " AND (outcome IS NULL OR outcome = 'deny' OR (outcome = 'defer' AND sent_at < retry_after))"
+        " ORDER BY sent_at DESC, push_id LIMIT ? OFFSET ?",
+        [brand, limit, offset],
+    )
+    return [
+        {
+            "push_id": push_id,
+            "finding": _finding(outcome),
+            "outcome": outcome,
+            "decided_at": parse_timestamp(decided_at),
+            "retry_after": parse_timestamp(retry_after),
+            "sent_at": parse_timestamp(sent_at),
+            "channel": channel,
+            "event_id": event_id,
+        }
+        for push_id, _, outcome, decided_at, retry_after, sent_at, channel, event_id in rows
+    ]
+
+
+def _finding(outcome: str | None) -> str:
+    if outcome is None:
+        return "sent without a decision"
+    if outcome == "deny":
+        return "sent although denied"
+    return "sent inside its defer window"

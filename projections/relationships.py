@@ -1,0 +1,256 @@
+"""Relationships: one row per brand x customer, with counts, what is open and when it falls due,
+and trust: each relationship's evidence and P per dimension, and each brand's evidence.
+
+Trust evidence is judged here as the relationship judges it (domain/trust.py), event by event,
+from the promise or error as it stood before the event. A relationship's stored P is its score
+at its last interaction, with the brand's P at that moment as base rate: it ranks customers
+("lowest honesty first"); the trust endpoints evaluate afresh at the time asked.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from typing import Any
+
+from domain import trust
+from domain.relationship import Relationship
+from projections.db import Database, parse_timestamp, timestamp, to_json
+from projections.readmodel import Page
+
+COLUMNS = (
+    "relationship_id", "brand", "customer", "sequence", "events", "first_at", "last_at",
+    "opened_at", "counts", "open_promises", "open_reports", "evidence",
+    "consistency", "honesty", "expertise",
+)  # fmt: skip
+JSON_COLUMNS = ("counts", "open_promises", "open_reports", "evidence")
+DIMENSIONS = trust.DIMENSIONS
+
+
+class Relationships:
+    name = "relationships"
+    tables = ("relationships", "brand_trust")
+
+    def apply(self, db: Database, page: Page, tables: Mapping[str, str]) -> None:
+        rows = _load(db, tables["relationships"], {str(event.originator_id) for event in page.events})
+        brands = _load_brands(db, tables["brand_trust"], {page.brand(e.originator_id) for e in page.events})
+        for event in page.events:
+            rid = str(event.originator_id)
+            if isinstance(event, Relationship.Opened):
+                rows.setdefault(rid, _opened(event))
+            elif rid in rows and event.originator_version > rows[rid]["sequence"]:
+                row = rows[rid]
+                pieces = fold(row, event)
+                if pieces:
+                    brands[row["brand"]] = trust.with_pieces(brands[row["brand"]], pieces)
+                    _score(row, brands[row["brand"]])
+        _save(db, tables["relationships"], COLUMNS, rows.values(), "relationship_id")
+        _save(db, tables["brand_trust"], ("brand", "evidence"),
+              [{"brand": b, "evidence": e} for b, e in brands.items()], "brand")
+
+
+def _save(db: Database, table: str, columns: tuple[str, ...], rows: Iterable[dict[str, Any]], key: str) -> None:
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != key)
+    db.executemany(
+        f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
+        f" ON CONFLICT ({key}) DO UPDATE SET {updates}",
+        [tuple(to_json(row[c]) if c in JSON_COLUMNS else row[c] for c in columns) for row in rows],
+    )
+
+
+def _chunks(values: Iterable[str], size: int = 500) -> Iterable[list[str]]:
+    ordered = sorted(values)
+    for start in range(0, len(ordered), size):
+        yield ordered[start : start + size]
+
+
+def _load(db: Database, table: str, ids: set[str]) -> dict[str, dict[str, Any]]:
+    rows: dict[str, dict[str, Any]] = {}
+    for chunk in _chunks(ids):
+        found = db.query(
+            f"SELECT {', '.join(COLUMNS)} FROM {table}"
+            f" WHERE relationship_id IN ({', '.join('?' for _ in chunk)})",
+            chunk,
+        )
+        for values in found:
+            row = dict(zip(COLUMNS, values, strict=True))
+            for column in JSON_COLUMNS:
+                row[column] = json.loads(row[column])
+            row["evidence"] = load_evidence(row["evidence"])
+            rows[row["relationship_id"]] = row
+    return rows
+
+
+def _load_brands(db: Database, table: str, brands: set[str]) -> dict[str, dict[str, Any]]:
+    found: dict[str, dict[str, Any]] = {brand: trust.empty_evidence() for brand in brands}
+    for chunk in _chunks(brands):
+        rows = db.query(f"SELECT brand, evidence FROM {table} WHERE brand IN ({', '.join('?' for _ in chunk)})", chunk)
+        found.update({brand: load_evidence(json.loads(evidence)) for brand, evidence in rows})
+    return found
+
+
+def load_evidence(stored: dict[str, Any]) -> dict[str, Any]:
+    """Evidence as stored in JSON, with its times made datetimes again."""
+    stored["at"] = parse_timestamp(stored["at"]) if isinstance(stored["at"], str) else stored["at"]
+    for kept in stored["dimensions"].values():
+        for entry in kept["top"]:
+            if isinstance(entry["at"], str):
+                entry["at"] = datetime.fromisoformat(entry["at"])
+    return stored
+
+
+def _opened(event: Relationship.Opened) -> dict[str, Any]:
+    return {
+        "relationship_id": str(event.originator_id),
+        "brand": event.brand,
+        "customer": event.customer,
+        "sequence": event.originator_version,
+        "events": 0,
+        "first_at": None,
+        "last_at": None,
+        "opened_at": timestamp(event.timestamp),
+        "counts": {},
+        "open_promises": {},
+        "open_reports": {},
+        "evidence": trust.empty_evidence(),
+        **dict.fromkeys(DIMENSIONS, trust.NEUTRAL_BASE_RATE),
+    }
+
+
+def fold(row: dict[str, Any], event: Any) -> list[trust.Piece]:
+    """One event's effect on its relationship's row; returns the trust evidence it carries."""
+    row["sequence"] = event.originator_version
+    row["events"] += 1
+    row["counts"][event.TYPE] = row["counts"].get(event.TYPE, 0) + 1
+    at = timestamp(event.occurred_at)
+    row["first_at"] = min(filter(None, [row["first_at"], at]))
+    row["last_at"] = max(filter(None, [row["last_at"], at]))
+    data = event.data
+    kind = event.TYPE.split(".")[0]
+    pieces = trust.evidence_of(event.TYPE, event.event_id, event.occurred_at, data, _item(row, kind, data))
+    if pieces:
+        row["evidence"] = trust.with_pieces(row["evidence"], pieces)
+    _fold_open_items(row, event, data)
+    return pieces
+
+
+def _fold_open_items(row: dict[str, Any], event: Any, data: Mapping[str, Any]) -> None:
+    if event.TYPE == "promise.made":
+        due_at = _datetime(data["due_at"])
+        row["open_promises"][data["promise_id"]] = {
+            "due_at": timestamp(due_at),
+            "overdue_at": timestamp(due_at + trust.PROMISE_GRACE),
+            "event_id": event.event_id,
+        }
+    elif event.TYPE in ("promise.kept", "promise.broken", "promise.released"):
+        row["open_promises"].pop(data["promise_id"], None)
+    elif event.TYPE == "error.reported":
+        row["open_reports"][data["error_id"]] = {
+            "status": "open",
+            "reported_at": timestamp(event.occurred_at),
+            "grace_until": timestamp(event.occurred_at + trust.ADMISSION_GRACE),
+            "event_id": event.event_id,
+        }
+    elif event.TYPE in ("error.disputed", "error.confirmed") and data["error_id"] in row["open_reports"]:
+        row["open_reports"][data["error_id"]]["status"] = event.TYPE.split(".")[1]
+    elif event.TYPE in ("error.admitted", "error.withdrawn"):
+        row["open_reports"].pop(data["error_id"], None)
+
+
+def _datetime(value: Any) -> datetime:
+    return value if isinstance(value, datetime) else datetime.fromisoformat(value)
+
+
+def _item(row: Mapping[str, Any], kind: str, data: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The promise or error report the event refers to, as trust.evidence_of reads it."""
+    if kind == "promise" and data.get("promise_id") in row["open_promises"]:
+        promise = row["open_promises"][data["promise_id"]]
+        return {"status": "open", "due_at": parse_timestamp(promise["due_at"])}
+    if kind == "error" and data.get("error_id") in row["open_reports"]:
+        return {"status": row["open_reports"][data["error_id"]]["status"]}
+    return None
+
+
+def items(row: Mapping[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """The row's open promises and reports in the shape trust.derived_evidence reads."""
+    return {
+        "promise": {
+            pid: {"status": "open", "due_at": parse_timestamp(p["due_at"]), "event_id": p["event_id"]}
+            for pid, p in row["open_promises"].items()
+        },
+        "error": {
+            eid: {"status": e["status"], "opened_at": parse_timestamp(e["reported_at"]), "event_id": e["event_id"]}
+            for eid, e in row["open_reports"].items()
+        },
+    }
+
+
+def _score(row: dict[str, Any], brand_evidence: Mapping[str, Any]) -> None:
+    """The row's P per dimension at its last interaction, on the brand's P then as base rate."""
+    at = parse_timestamp(row["last_at"])
+    assert at is not None
+    base = trust.scores(brand_evidence, at)
+    rates = {name: score.opinion.P for name, score in base.dimensions.items()}
+    scores = trust.scores(row["evidence"], at, rates, trust.derived_evidence(items(row), at))
+    for name, score in scores.dimensions.items():
+        row[name] = round(score.opinion.P, 12)
+
+
+def relationship_row(db: Database, relationship_id: str) -> dict[str, Any] | None:
+    row = _load(db, "relationships", {relationship_id}).get(relationship_id)
+    if row is not None:
+        for column in ("first_at", "last_at", "opened_at"):
+            row[column] = parse_timestamp(row[column])
+    return row
+
+
+def customers(
+    db: Database,
+    brand: str,
+    *,
+    below: Mapping[str, float] | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> list[dict[str, Any]]:
+    """A brand's relationships: the lowest first on the first dimension filtered, else most recent."""
+    where, params = ["brand = ?"], [brand]
+    for dimension, threshold in (below or {}).items():
+        if dimension not in DIMENSIONS:
+            raise ValueError(f"no trust dimension named {dimension!r}")
+        where.append(f"{dimension} < ?")
+        params.append(threshold)  # type: ignore[arg-type]
+    order = f"{next(iter(below))} ASC" if below else "last_at DESC"
+    rows = db.query(
+        f"SELECT customer, events, first_at, last_at, consistency, honesty, expertise FROM relationships"
+        f" WHERE {' AND '.join(where)} ORDER BY {order}, relationship_id LIMIT ? OFFSET ?",
+        [*params, limit, offset],
+    )
+    return [
+        {
+            "customer": customer,
+            "events": events,
+            "first_at": parse_timestamp(first),
+            "last_at": parse_timestamp(last),
+            "consistency": c,
+            "honesty": h,
+            "expertise": e,
+        }
+        for customer, events, first, last, c, h, e in rows
+    ]
+
+
+def brand_evidence(db: Database, brand: str) -> dict[str, Any]:
+    return _load_brands(db, "brand_trust", {brand})[brand]
+
+
+def brand_open_items(db: Database, brand: str) -> list[dict[str, dict[str, dict[str, Any]]]]:
+    """The open promises and reports of every relationship of the brand, for derived evidence."""
+    rows = db.query(
+        "SELECT open_promises, open_reports FROM relationships WHERE brand = ?"
+        " AND (open_promises <> '{}' OR open_reports <> '{}')",
+        [brand],
+    )
+    return [items({"open_promises": json.loads(p), "open_reports": json.loads(r)}) for p, r in rows]
+
+

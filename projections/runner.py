@@ -1,0 +1,329 @@
+"""The runner: follows the ledger's log and applies each event to each read model exactly once.
+
+A page of the log (up to `page_size` notifications) is applied to every read model in ONE
+transaction that also moves each read model's position, so a crash loses or repeats nothing.
+The transaction starts by locking the positions (SELECT ... FOR UPDATE on PostgreSQL, BEGIN
+IMMEDIATE on SQLite): a second worker started by mistake waits, then finds the page applied.
+
+Why not the library's ProjectionRunner: it applies one event per transaction (too slow to rebuild
+millions of events), holds about 12 PostgreSQL connections per projection, and has no subscription
+on SQLite. This runner reads the same notification log through the library's recorder and mapper,
+and wakes on the same LISTEN/NOTIFY channel the library's inserts notify.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+import psycopg
+
+from domain.application import Ledger
+from domain.relationship import CATALOGUE, Relationship
+from projections.consents import Consents
+from projections.db import Database
+from projections.decisions import Decisions
+from projections.readmodel import Page, ReadModel
+from projections.relationships import Relationships
+from projections.timeline import Timeline
+
+log = logging.getLogger("trustledger.projections")
+
+READ_MODELS: tuple[ReadModel, ...] = (Relationships(), Decisions(), Timeline(), Consents())
+"""In the order they apply a page: consents read the decisions of pushes a customer unsubscribes from."""
+RELATIONSHIP_TOPICS = frozenset([Relationship.Opened.TOPIC, *(c.TOPIC for c in CATALOGUE.values())])  # type: ignore[attr-defined]
+RELATIONSHIP_TOPIC_LIST = sorted(RELATIONSHIP_TOPICS)
+REBUILD_SUFFIX = "_rebuild"
+
+
+class ProjectionFailed(RuntimeError):
+    """An event could not be applied; the read models stop before it and retry it at restart."""
+
+
+class WaitTimeout(TimeoutError):
+    """The read models did not reach a position in time."""
+
+
+def read_models(names: Sequence[str] = ()) -> tuple[ReadModel, ...]:
+    if not names:
+        return READ_MODELS
+    known = {m.name: m for m in READ_MODELS}
+    unknown = sorted(set(names) - set(known))
+    if unknown:
+        raise ValueError(f"no read model named {', '.join(unknown)} (known: {', '.join(known)})")
+    return tuple(m for m in READ_MODELS if m.name in names)
+
+
+@dataclass
+class Progress:
+    """What a long run reports as it goes: positions done out of the head of the log."""
+
+    done: int = 0
+    head: int = 0
+
+
+class Runner:
+    """Applies the log to the read models; one per process, on its own connection."""
+
+    def __init__(self, ledger: Ledger, models: Sequence[ReadModel] = READ_MODELS, page_size: int = 500):
+        self.ledger = ledger
+        self.models = tuple(models)
+        self.page_size = page_size
+        self.db = Database(ledger.store)
+        self._brands: dict[UUID, str] = {}
+        self.applied = threading.Condition()
+
+    def close(self) -> None:
+        self.db.close()
+
+    # --- positions --------------------------------------------------------------------------
+
+    def positions(self) -> dict[str, int]:
+        rows = self.db.query("SELECT name, position FROM projection_positions")
+        return {name: position for name, position in rows}
+
+    def head(self) -> int:
+        return self.ledger.recorder.max_notification_id() or 0
+
+    # --- following the log ------------------------------------------------------------------
+
+    def run_once(self, max_pages: int | None = None) -> int:
+        """Applies what is recorded so far (or `max_pages` pages of it); returns how many
+        notifications it went through."""
+        total = 0
+        head = self.head()
+        for _ in iter(int, 1) if max_pages is None else range(max_pages):
+            start = min(self.positions()[m.name] for m in self.models)
+            if start >= head:
+                return total
+            notifications, last = self._page(start, head)
+            self._apply_live(notifications, last)
+            total += len(notifications)
+            with self.applied:
+                self.applied.notify_all()
+        return total
+
+    def run_forever(self, stop: threading.Event, poll: float = 0.2) -> None:
+        """Follows the log until `stop` is set: woken by NOTIFY on PostgreSQL, by polling on SQLite."""
+        listener = None if self.db.is_sqlite else self._listen()
+        try:
+            while not stop.is_set():
+                if self.run_once():
+                    continue
+                if listener is None:
+                    stop.wait(0.05)
+                else:
+                    for _ in listener.notifies(timeout=poll, stop_after=1):
+                        pass
+        finally:
+            if listener is not None:
+                listener.close()
+
+    def start(self) -> Callable[[], None]:
+        """Follows the log in a background thread (the embedded default); returns how to stop it."""
+        stop = threading.Event()
+
+        def follow() -> None:
+            try:
+                self.run_forever(stop)
+            except ProjectionFailed:
+                pass  # logged already; the read models wait at the failed event until a restart
+
+        thread = threading.Thread(target=follow, name="trustledger-projections", daemon=True)
+        thread.start()
+
+        def halt() -> None:
+            stop.set()
+            thread.join(timeout=5)
+
+        return halt
+
+    def _listen(self) -> psycopg.Connection[Any]:
+        conn = psycopg.connect(self.ledger.store.conninfo(), autocommit=True)
+        conn.execute(f'LISTEN "{self.ledger.recorder.channel_name}"')  # type: ignore[attr-defined]
+        return conn
+
+    def wait(self, position: int | None, timeout: float = 5.0) -> None:
+        """Blocks until every read model has applied `position` (read-your-writes)."""
+        wait_for_position(self.db, position, timeout, [m.name for m in self.models])
+
+    def _page(self, after: int, head: int) -> tuple[Sequence[Any], int]:
+        """The relationship events after `after` (a page of them), and the position the page
+        covers: up to `head` when it holds them all, since other aggregates' events (idempotency
+        keys, policies) come in between and are not read at all."""
+        notifications = self.ledger.recorder.select_notifications(
+            after + 1, self.page_size, stop=head, topics=RELATIONSHIP_TOPIC_LIST
+        )
+        last = notifications[-1].id if len(notifications) == self.page_size else head
+        return notifications, last
+
+    def _apply_live(self, notifications: Sequence[Any], last: int) -> None:
+        tables = {t: t for m in READ_MODELS for t in m.tables}
+        try:
+            self._apply(notifications, last, self.models, tables, track=True)
+        except Exception:
+            if len(notifications) <= 1:
+                self._fail(notifications[0] if notifications else None)
+            for notification in notifications:  # find the event at fault; apply those before it
+                try:
+                    self._apply([notification], notification.id, self.models, tables, track=True)
+                except Exception:
+                    self._fail(notification)
+            self._apply([], last, self.models, tables, track=True)
+
+    def _fail(self, notification: Any) -> None:
+        if notification is None:
+            log.exception("read models could not record their position")
+            raise ProjectionFailed("read models could not record their position")
+        event = self.ledger.mapper.to_domain_event(notification)
+        message = (
+            f"read models stopped at position {notification.id}: event "
+            f"{getattr(event, 'event_id', '?')} ({notification.topic}) of relationship "
+            f"{notification.originator_id} could not be applied; it is retried at restart"
+        )
+        log.exception(message)
+        raise ProjectionFailed(message)
+
+    def _apply(
+        self,
+        notifications: Sequence[Any],
+        last: int,
+        models: Sequence[ReadModel],
+        tables: Mapping[str, str],
+        track: bool,
+    ) -> None:
+        """One transaction: the page's effect on each model that has not applied it, and positions."""
+        events, positions = self._decode(notifications)
+        with self.db.transaction():
+            current = self._lock_positions() if track else {}
+            for model in models:
+                since = current.get(model.name, 0)
+                if track and since >= last:
+                    continue
+                chosen = [(p, e) for p, e in zip(positions, events, strict=True) if p > since]
+                page = Page([e for _, e in chosen], [p for p, _ in chosen], last, self._brand_of)
+                model.apply(self.db, page, tables)
+                if track:
+                    self.db.execute("UPDATE projection_positions SET position = ? WHERE name = ?", [last, model.name])
+
+    def _lock_positions(self) -> dict[str, int]:
+        suffix = "" if self.db.is_sqlite else " FOR UPDATE"
+        return {n: p for n, p in self.db.query("SELECT name, position FROM projection_positions" + suffix)}
+
+    def _decode(self, notifications: Sequence[Any]) -> tuple[list[Any], list[int]]:
+        mapper = self.ledger.mapper
+        relevant = [n for n in notifications if n.topic in RELATIONSHIP_TOPICS]
+        return [mapper.to_domain_event(n) for n in relevant], [n.id for n in relevant]
+
+    def _brand_of(self, relationship_id: UUID) -> str:
+        if relationship_id not in self._brands:
+            if len(self._brands) > 100_000:
+                self._brands.clear()
+            opened: Any = next(iter(self.ledger.events.get(relationship_id, lte=1)))
+            self._brands[relationship_id] = opened.brand
+        return self._brands[relationship_id]
+
+    # --- rebuilding ------------------------------------------------------------------------
+
+    def rebuild(
+        self, verify: bool = False, progress: Callable[[Progress], None] | None = None
+    ) -> dict[str, list[str]]:
+        """Rebuilds the models from the whole log into fresh tables.
+
+        Without `verify`, swaps them in for the live tables; with it, compares them with the live
+        tables at the same position and leaves the live tables as they were. Returns the
+        differences per table (empty when rebuilt and live agree).
+        """
+        rebuilt = {t: t + REBUILD_SUFFIX for m in self.models for t in m.tables}
+        tables = {t: rebuilt.get(t, t) for m in READ_MODELS for t in m.tables}
+        with self.db.transaction():
+            for table, copy in rebuilt.items():
+                self.db.copy_table(table, copy)
+        state = Progress(head=self.head())
+        done = self._replay(0, state.head, tables, state, progress)
+        with self.db.transaction():
+            live = self._lock_positions()
+            head = max(self.head(), done)
+            self._catch_up(done, head, tables)
+            differences: dict[str, list[str]] = {}
+            for model in self.models:
+                if verify:  # bring the live tables to the same position, to compare like with like
+                    self._catch_up(live[model.name], head, {t: t for t in tables}, [model])
+                    differences.update({t: self._compare(t, rebuilt[t]) for t in model.tables})
+                else:
+                    for table in model.tables:
+                        self.db.execute(f"DELETE FROM {table}")
+                        self.db.execute(f"INSERT INTO {table} SELECT * FROM {rebuilt[table]}")
+                self.db.execute("UPDATE projection_positions SET position = ? WHERE name = ?", [head, model.name])
+            for copy in rebuilt.values():
+                self.db.execute(f"DROP TABLE {copy}")
+        return {t: d for t, d in differences.items() if d}
+
+    def _replay(
+        self,
+        after: int,
+        until: int,
+        tables: Mapping[str, str],
+        state: Progress,
+        progress: Callable[[Progress], None] | None,
+    ) -> int:
+        done = after
+        for notifications, last in self._pages(after, until):
+            self._apply(notifications, last, self.models, tables, track=False)
+            done = last
+            state.done = done
+            if progress:
+                progress(state)
+        return done
+
+    def _catch_up(
+        self,
+        after: int,
+        until: int,
+        tables: Mapping[str, str],
+        models: Sequence[ReadModel] | None = None,
+    ) -> None:
+        """Applies (after, until] inside the caller's transaction."""
+        for notifications, last in self._pages(after, until):
+            events, positions = self._decode(notifications)
+            page = Page(events, positions, last, self._brand_of)
+            for model in models or self.models:
+                model.apply(self.db, page, tables)
+
+    def _pages(self, after: int, until: int) -> Iterator[tuple[Sequence[Any], int]]:
+        while after < until:
+            notifications, last = self._page(after, until)
+            yield notifications, last
+            after = last
+
+    def _compare(self, table: str, copy: str) -> list[str]:
+        """Rows in one table and not the other, both ways (a few of each, and the counts)."""
+        found = []
+        for left, right, label in ((copy, table, "only in the rebuild"), (table, copy, "only live")):
+            count = self.db.scalar(f"SELECT count(*) FROM (SELECT * FROM {left} EXCEPT SELECT * FROM {right}) d")
+            if count:
+                sample = self.db.query(f"SELECT * FROM {left} EXCEPT SELECT * FROM {right} LIMIT 3")
+                found.append(f"{count} row(s) {label}, e.g. {[tuple(r[:3]) for r in sample]}")
+        return found
+
+
+def wait_for_position(db: Database, position: int | None, timeout: float, names: Sequence[str]) -> None:
+    """Polls the positions until every named read model has reached `position`."""
+    if not position:
+        return
+    deadline = time.monotonic() + timeout
+    delay = 0.002
+    placeholders = ", ".join("?" for _ in names)
+    while True:
+        reached = db.scalar(f"SELECT min(position) FROM projection_positions WHERE name IN ({placeholders})", list(names))
+        if reached is not None and reached >= position:
+            return
+        if time.monotonic() >= deadline:
+            raise WaitTimeout(f"read models are at {reached}, not yet at {position}, after {timeout}s")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.05)

@@ -1,0 +1,117 @@
+"""The timeline: one row per interaction, newest first, for agents, compliance and the API."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from domain.relationship import relationship_id
+from domain.timeline import summarise
+from projections.db import Database, parse_timestamp, timestamp, to_json
+from projections.readmodel import Page
+
+
+class Timeline:
+    name = "timeline"
+    tables = ("timeline",)
+
+    def apply(self, db: Database, page: Page, tables: Mapping[str, str]) -> None:
+        rows = [
+            (
+                str(event.originator_id),
+                event.originator_version,
+                page.brand(event.originator_id),
+                event.event_id,
+                event.TYPE,
+                timestamp(event.occurred_at),
+                timestamp(event.timestamp),
+                event.actor,
+                event.channel,
+                summarise(event.TYPE, event.data),
+                to_json(event.data),
+                position,
+            )
+            for position, event in page.interactions
+        ]
+        db.executemany(
+            f"INSERT INTO {tables['timeline']} (relationship_id, sequence, brand, event_id, type,"
+            " occurred_at, recorded_at, actor, channel, summary, data, position)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            rows,
+        )
+
+
+@dataclass(frozen=True)
+class TimelinePage:
+    items: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+class BadCursor(ValueError):
+    """The cursor was not one this API handed out."""
+
+
+def encode_cursor(sequence: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"before": sequence}).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> int:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        before = json.loads(base64.urlsafe_b64decode(padded))["before"]
+    except (ValueError, KeyError, TypeError):
+        raise BadCursor("cursor is not valid") from None
+    if not isinstance(before, int) or before < 1:
+        raise BadCursor("cursor is not valid")
+    return before
+
+
+def timeline_page(
+    db: Database,
+    brand: str,
+    customer: str,
+    *,
+    limit: int = 50,
+    cursor: str | None = None,
+    types: Sequence[str] = (),
+    as_of: datetime | None = None,
+) -> TimelinePage:
+    """A relationship's events newest first; the cursor stays valid while new events arrive."""
+    where = ["relationship_id = ?", "brand = ?"]
+    params: list[Any] = [str(relationship_id(brand, customer)), brand]
+    if cursor:
+        where.append("sequence < ?")
+        params.append(decode_cursor(cursor))
+    if types:
+        where.append(f"type IN ({', '.join('?' for _ in types)})")
+        params.extend(types)
+    if as_of is not None:
+        where.append("recorded_at <= ?")
+        params.append(timestamp(as_of))
+    rows = db.query(
+        "SELECT sequence, event_id, type, occurred_at, recorded_at, actor, channel, summary, data"
+        f" FROM timeline WHERE {' AND '.join(where)} ORDER BY sequence DESC LIMIT ?",
+        [*params, limit + 1],
+    )
+    items = [_item(row) for row in rows[:limit]]
+    next_cursor = encode_cursor(rows[limit - 1][0]) if len(rows) > limit else None
+    return TimelinePage(items, next_cursor)
+
+
+def _item(row: Sequence[Any]) -> dict[str, Any]:
+    sequence, event_id, type_, occurred_at, recorded_at, actor, channel, summary, data = row
+    return {
+        "event_id": event_id,
+        "type": type_,
+        "sequence": sequence,
+        "occurred_at": parse_timestamp(occurred_at),
+        "recorded_at": parse_timestamp(recorded_at),
+        "actor": actor,
+        "channel": channel,
+        "summary": summary,
+        "data": json.loads(data),
+    }

@@ -1,0 +1,107 @@
+"""Trust answers: a brand's scores from its projection (or replayed as of a record time), and the
+shape the API and the pages show: b, d, u, a, P, the evidence, and the events that moved it."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from domain import trust
+from projections.db import Database, parse_timestamp, timestamp
+from projections.relationships import brand_evidence, brand_open_items, fold, items
+
+
+@dataclass(frozen=True)
+class _Fact:
+    """A timeline row standing in for its event, to fold it again."""
+
+    TYPE: str
+    event_id: str
+    occurred_at: datetime
+    originator_version: int
+    data: dict[str, Any]
+
+
+def brand_scores(db: Database, brand: str, at: datetime | None = None, as_of: datetime | None = None) -> trust.Scores:
+    """The brand's own scores (base rate 0.5) at `at`; with `as_of`, from what was recorded by then."""
+    at = at or as_of or datetime.now(UTC)
+    if as_of is None:
+        evidence, open_items = brand_evidence(db, brand), brand_open_items(db, brand)
+    else:
+        evidence, open_items = _replayed(db, brand, as_of)
+    derived = [piece for found in open_items for piece in trust.derived_evidence(found, at)]
+    return trust.scores(evidence, at, None, derived)
+
+
+def _replayed(db: Database, brand: str, as_of: datetime) -> tuple[dict[str, Any], list[Any]]:
+    """The brand's evidence folded again from its timeline rows recorded by `as_of`."""
+    rows: dict[str, dict[str, Any]] = {}
+    evidence = trust.empty_evidence()
+    found = db.query(
+        "SELECT relationship_id, sequence, type, event_id, occurred_at, data FROM timeline"
+        " WHERE brand = ? AND recorded_at <= ? ORDER BY position",
+        [brand, timestamp(as_of)],
+    )
+    for rid, sequence, type_, event_id, occurred_at, data in found:
+        row = rows.setdefault(rid, _empty_row())
+        fact = _Fact(type_, event_id, parse_timestamp(occurred_at), sequence, json.loads(data))  # type: ignore[arg-type]
+        pieces = fold(row, fact)
+        if pieces:
+            evidence = trust.with_pieces(evidence, pieces)
+    return evidence, [items(row) for row in rows.values()]
+
+
+def _empty_row() -> dict[str, Any]:
+    return {
+        "sequence": 0, "events": 0, "counts": {}, "first_at": None, "last_at": None,
+        "open_promises": {}, "open_reports": {}, "evidence": trust.empty_evidence(),
+    }  # fmt: skip
+
+
+def base_rates(scores: trust.Scores) -> dict[str, float]:
+    """A brand's P per dimension: its relationships' base rates."""
+    return {name: score.opinion.P for name, score in scores.dimensions.items()}
+
+
+def event_types(db: Database, brand: str, event_ids: Iterable[str]) -> dict[str, str]:
+    ids = sorted(set(event_ids))
+    if not ids:
+        return {}
+    rows = db.query(
+        f"SELECT event_id, type FROM timeline WHERE brand = ? AND event_id IN ({', '.join('?' for _ in ids)})",
+        [brand, *ids],
+    )
+    return dict(rows)
+
+
+def scores_as_dict(scores: trust.Scores, types: Mapping[str, str]) -> dict[str, Any]:
+    """The answer of the trust endpoints: per dimension b, d, u, a, P, evidence and top events."""
+    answer: dict[str, Any] = {
+        name: {
+            "b": score.opinion.b,
+            "d": score.opinion.d,
+            "u": score.opinion.u,
+            "a": score.opinion.a,
+            "P": score.opinion.P,
+            "evidence": {"positive": score.opinion.positive, "negative": score.opinion.negative},
+            "top_events": [
+                {
+                    "event_id": top.event_id,
+                    "type": top.derived or types.get(top.event_id, "unknown"),
+                    "contribution": top.positive - top.negative,
+                }
+                for top in score.top_events
+            ],
+        }
+        for name, score in scores.dimensions.items()
+    }
+    answer["overall"] = scores.overall
+    answer["evaluated_at"] = scores.at
+    return answer
+
+
+def top_event_ids(scores: trust.Scores) -> list[str]:
+    return [top.event_id for score in scores.dimensions.values() for top in score.top_events]

@@ -1,0 +1,48 @@
+"""Compliance findings from the decisions read model, and the audit from the command line."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from domain.application import Ledger
+from projections.decisions import findings
+from projections.runner import Runner
+from tests.factories import posted
+from tests.gate_factories import NO_QUIET_HOURS, NOON, grant, push
+from tests.random_refs import random_brand, random_customer
+
+ROOT = Path(__file__).parents[2]
+
+
+def test_pushes_sent_without_an_allow_are_findings(ledger: Ledger) -> None:
+    brand, customer = random_brand(), random_customer()
+    ledger.set_policy(brand, NO_QUIET_HOURS)
+    ledger.record(brand, grant(customer))
+    allowed, denied = push("offer", (), customer), push("offer", ("browsing_history",), customer)
+    assert ledger.decide_push(brand, allowed, now=NOON)["outcome"] == "allow"
+    assert ledger.decide_push(brand, denied, now=NOON)["outcome"] == "deny"
+    for push_id in (allowed.push_id, denied.push_id, "never-asked"):
+        ledger.record(brand, replace(posted("push.sent", customer, push_id=push_id), channel="push"))
+    runner = Runner(ledger)
+    runner.run_once()
+    found = {f["push_id"]: f["finding"] for f in findings(runner.db, brand)}
+    assert found == {denied.push_id: "sent although denied", "never-asked": "sent without a decision"}
+    assert findings(runner.db, random_brand()) == []
+    runner.close()
+
+
+def test_audit_decisions_from_the_command_line(ledger: Ledger) -> None:
+    brand, customer = random_brand(), random_customer()
+    ledger.set_policy(brand, NO_QUIET_HOURS)
+    ledger.record(brand, grant(customer))
+    for categories in (("purchase_history",), ("browsing_history",), ()):
+        ledger.decide_push(brand, push("offer", categories, customer), now=NOON)
+    run = [sys.executable, "-m", "api", "--database-url", ledger.store.url, "audit-decisions", "--brand", brand]
+    result = subprocess.run(run, cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "3 decision(s) audited, 0 not reproduced" in result.stdout
+    later = subprocess.run([*run, "--since", "2999-01-01"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert "0 decision(s) audited" in later.stdout
