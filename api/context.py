@@ -1,4 +1,5 @@
-"""What a request uses, built lazily once per process (so after gunicorn forks) and kept.
+"""What a request uses, built lazily once per process (so after gunicorn forks) and kept:
+the ledger, the key store and the read side.
 
 The eventsourcing `Application` connects in its constructor and closes its pool when collected,
 so the app keeps one reference to it for its life and closes it on shutdown.
@@ -11,6 +12,7 @@ import threading
 from flask import current_app, g
 
 from api.auth import Caller, KeyStore
+from api.reads import ReadSide
 from api.settings import Settings
 from domain.application import Ledger
 
@@ -25,6 +27,7 @@ class Resources:
         self._ledger = ledger
         self._owns_ledger = ledger is None
         self._keys: KeyStore | None = None
+        self._reads: ReadSide | None = None
         self._lock = threading.Lock()
 
     @property
@@ -43,9 +46,21 @@ class Resources:
                     self._keys = KeyStore(self.settings.store)
         return self._keys
 
+    @property
+    def reads(self) -> ReadSide:
+        if self._reads is None:
+            ledger = self.ledger
+            with self._lock:
+                if self._reads is None:
+                    self._reads = ReadSide(ledger)
+        return self._reads
+
     def close(self) -> None:
         """Closes what this process opened (a ledger handed in is its owner's to close)."""
         with self._lock:
+            if self._reads is not None:
+                self._reads.close()
+                self._reads = None
             if self._ledger is not None and self._owns_ledger:
                 self._ledger.close()
                 self._ledger = None
@@ -61,6 +76,10 @@ def resources() -> Resources:
 
 def ledger() -> Ledger:
     return resources().ledger
+
+
+def read_side() -> ReadSide:
+    return resources().reads
 
 
 def caller() -> Caller:

@@ -29,6 +29,7 @@ from domain.errors import (
     UnknownReference,
 )
 from domain.relationship import ENVELOPE
+from projections.runner import ProjectionFailed
 
 log = logging.getLogger(__name__)
 TYPE_BASE = "urn:trustledger:problem:"
@@ -68,6 +69,7 @@ NOT_FOUND = (
 
 def register(app: Flask) -> None:
     app.register_error_handler(LedgerError, on_ledger_error)
+    app.register_error_handler(ProjectionFailed, on_read_models_stopped)
     app.register_error_handler(HTTPException, on_http_error)
 
 
@@ -141,6 +143,12 @@ def field_errors(error: LedgerError) -> dict[str, Any] | None:
     if field in ENVELOPE_FIELDS or field == "_schema":
         return {field: [str(error)]}
     return {"data": {field: [str(error)]}}
+
+
+def on_read_models_stopped(error: ProjectionFailed) -> Response:
+    """A read model cannot apply an event (logged by the runner): reads wait for an operator."""
+    detail = "The read models are stopped at an event they cannot apply; nothing was lost."
+    return problem(503, "Read models stopped", detail, name="read-models-stopped")
 
 
 def on_http_error(error: HTTPException) -> Response:

@@ -1,83 +1,81 @@
 """The API's two reads of a customer, behind one seam: the timeline and the consents.
 
-Today they fold the relationship's own events (`Ledger.interactions`, `Ledger.relationship`), so a
-read right after a write sees it. When the read models of `projections/` land, these two functions
-are the one place to switch to them (waiting for the projection's position for read-your-writes).
+They come from the read models of projections/. A read first catches the read models up with
+the log (applying whatever is recorded beyond their position, exactly once, as any projection
+worker would), so a read right after an acknowledged write always includes it, whether or not
+a `trustledger project` worker is running. A customer the brand never had, or did not have yet
+at `as_of`, is not found.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Collection
-from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from domain.application import Ledger
 from domain.errors import RelationshipNotFound
-from domain.timeline import summarise
+from domain.relationship import relationship_id
+from projections import consents as consent_model
+from projections import timeline as timeline_model
+from projections.db import Database, timestamp
+from projections.runner import Runner
+from projections.timeline import TimelinePage
 
 
-@dataclass(frozen=True)
-class TimelinePage:
-    items: list[dict[str, Any]]
-    """Newest first."""
-    next_cursor: int | None
-    """The sequence the next page starts below; None on the last page."""
+class ReadSide:
+    """One process's read models: a runner that catches them up, and a connection to read them."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        self.runner = Runner(ledger)
+        self.db = Database(ledger.store)
+        self._catching_up = threading.Lock()
+
+    def caught_up(self) -> Database:
+        """The read models, once they hold everything the log held when this was called."""
+        with self._catching_up:  # the runner's connection serves one thread at a time
+            self.runner.run_once()
+        return self.db
+
+    def close(self) -> None:
+        self.runner.close()
+        self.db.close()
 
 
 def timeline_page(
-    ledger: Ledger,
+    reads: ReadSide,
     brand: str,
     customer: str,
     *,
     limit: int,
-    before: int | None = None,
+    cursor: str | None = None,
     types: Collection[str] | None = None,
     as_of: datetime | None = None,
 ) -> TimelinePage:
-    """One page of the customer's events, newest first, below sequence `before`."""
-    events = ledger.interactions(brand, customer, as_of)
-    if not events:  # a relationship opens with its first event: at `as_of` it was not there yet
-        raise RelationshipNotFound(f"no relationship with customer {customer!r} at {as_of}")
-    chosen = [
-        event
-        for event in reversed(events)
-        if (before is None or event.originator_version < before)
-        and (not types or event.TYPE in types)
-    ]
-    page = chosen[:limit]
-    items = [
-        {
-            "event_id": event.event_id,
-            "type": event.TYPE,
-            "occurred_at": event.occurred_at,
-            "recorded_at": event.recorded_at,
-            "actor": event.actor,
-            "channel": event.channel,
-            "summary": summarise(event.TYPE, event.data),
-            "data": event.as_dict()["data"],
-        }
-        for event in page
-    ]
-    more = len(chosen) > limit
-    return TimelinePage(items, page[-1].originator_version if more else None)
+    """One page of the customer's events, newest first, after `cursor` (a `next_cursor`)."""
+    db = known(reads, brand, customer, as_of)
+    return timeline_model.timeline_page(
+        db, brand, customer, limit=limit, cursor=cursor, types=tuple(types or ()), as_of=as_of
+    )
 
 
 def consents(
-    ledger: Ledger, brand: str, customer: str, *, as_of: datetime | None = None
+    reads: ReadSide, brand: str, customer: str, *, as_of: datetime | None = None
 ) -> list[dict[str, Any]]:
-    """Every consent the customer gave, per purpose and channel, as known at `as_of` (or now)."""
-    state = ledger.relationship(brand, customer, as_of).consents
-    at = as_of or datetime.now(UTC)
-    return [
-        {**consent, "purpose": purpose, "channel": channel, "status": _status(consent, at)}
-        for purpose, channels in sorted(state.items())
-        for channel, consent in sorted(channels.items())
-    ]
+    """Every consent per purpose and channel as known at `as_of` (or now); expired ones say so."""
+    db = known(reads, brand, customer, as_of)
+    return consent_model.consents(db, brand, customer, as_of)
 
 
-def _status(consent: dict[str, Any], at: datetime) -> str:
-    expires_at = consent.get("expires_at")
-    if consent["status"] == "granted" and expires_at is not None and expires_at <= at:
-        return "expired"
-    return str(consent["status"])
+def known(reads: ReadSide, brand: str, customer: str, as_of: datetime | None) -> Database:
+    """The caught-up read models, if the brand had this customer (at `as_of`); else not found."""
+    db = reads.caught_up()
+    found = db.scalar(
+        "SELECT 1 FROM timeline"
+        " WHERE relationship_id = ? AND brand = ? AND recorded_at <= ? LIMIT 1",
+        [str(relationship_id(brand, customer)), brand, timestamp(as_of) if as_of else "9999"],
+    )
+    if found is None:  # a relationship opens with its first event: none yet, no customer yet
+        raise RelationshipNotFound(f"no relationship with customer {customer!r}")
+    return db

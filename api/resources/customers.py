@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from api import reads
-from api.context import caller, ledger
+from api.context import caller, read_side
 from api.resources import ApiBlueprint
 from api.schemas.reads import AsOf, ConsentsSchema, CustomerPath, TimelinePageSchema, TimelineQuery
 
@@ -21,17 +21,18 @@ READERS = ("brand", "agent", "compliance")
 @blp.arguments(TimelineQuery, location="query")
 @blp.response(200, TimelinePageSchema)
 @blp.alt_response(404, response="NOT_FOUND")
+@blp.alt_response(503, response="SERVICE_UNAVAILABLE")
 def timeline(path: dict[str, str], query: dict[str, Any], **_: str) -> Any:
     """The customer's events, newest first, a page at a time.
 
     Roles: brand, agent, compliance.
     """
     return reads.timeline_page(
-        ledger(),
+        read_side(),
         caller().brand,
         path["customer"],
         limit=query["limit"],
-        before=query.get("cursor"),
+        cursor=query.get("cursor"),
         types=query.get("types"),
         as_of=query.get("as_of"),
     )
@@ -43,6 +44,7 @@ def timeline(path: dict[str, str], query: dict[str, Any], **_: str) -> Any:
 @blp.arguments(AsOf, location="query")
 @blp.response(200, ConsentsSchema)
 @blp.alt_response(404, response="NOT_FOUND")
+@blp.alt_response(503, response="SERVICE_UNAVAILABLE")
 def consents(path: dict[str, str], query: dict[str, Any], **_: str) -> Any:
     """Every consent per purpose and channel: granted, withdrawn or expired.
 
@@ -50,6 +52,6 @@ def consents(path: dict[str, str], query: dict[str, Any], **_: str) -> Any:
     """
     return {
         "consents": reads.consents(
-            ledger(), caller().brand, path["customer"], as_of=query.get("as_of")
+            read_side(), caller().brand, path["customer"], as_of=query.get("as_of")
         )
     }

@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
-import re
 from typing import Any
 
 from marshmallow import Schema, ValidationError, fields, validate
@@ -13,32 +10,30 @@ from webargs.fields import DelimitedList
 from api.schemas.events import ID
 from api.schemas.fields import Choice, Text, Timestamp
 from domain.relationship import CATALOGUE
+from projections.timeline import BadCursor, decode_cursor
 
 LIMIT = 200
 CONSENT_STATUSES = ("granted", "withdrawn", "expired")
 
 
-class Cursor(fields.Field[int]):
-    """An opaque page position: the sequence the next page starts below, base64url-encoded."""
+class Cursor(fields.Field[str]):
+    """An opaque page position, as the timeline read model writes and reads it."""
 
     def __init__(self, **kwargs: Any) -> None:
         metadata = {"type": "string", "minLength": 1, "maxLength": 64, **kwargs.pop("metadata", {})}
         super().__init__(metadata=metadata, **kwargs)
 
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
-        if value is None:
-            return None
-        return base64.urlsafe_b64encode(f"before:{value}".encode()).decode().rstrip("=")
+        return None if value is None else str(value)
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
         if isinstance(value, str) and 0 < len(value) <= 64:
             try:
-                decoded = base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)).decode()
-            except (binascii.Error, UnicodeDecodeError, ValueError):
-                decoded = ""
-            kind, _, sequence = decoded.partition(":")
-            if kind == "before" and re.fullmatch("[0-9]{1,18}", sequence):
-                return int(sequence)
+                before = decode_cursor(value)
+            except BadCursor:
+                before = 0
+            if type(before) is int and 0 < before < 2**63:  # a sequence both stores can compare
+                return value
         raise ValidationError("Not a cursor this API gave out.")
 
 
