@@ -24,7 +24,8 @@ class Context:
     @property
     def ledger(self) -> Ledger:
         if self._ledger is None:
-            self._ledger = Ledger(self.settings.store)
+            master_key = self.settings.load_master_key(announce=_say)
+            self._ledger = Ledger(self.settings.store, master_key=master_key)
         return self._ledger
 
 
@@ -64,7 +65,8 @@ def serve(context: Context, host: str, port: int) -> None:
 
     from api.app import create_app
 
-    app = create_app({"database_url": context.settings.database_url})
+    # The ledger is opened now, so a missing or wrong master key stops the service at start.
+    app = create_app({"database_url": context.settings.database_url}, ledger=context.ledger)
     click.echo(f"Trust Ledger on http://{host}:{port}/ ({context.settings.store.kind})")
     run_simple(host, port, app, threaded=True, use_reloader=False)
 
@@ -93,6 +95,10 @@ def main(argv: list[str] | None = None) -> Any:
         _fail(error.format_message(), error.exit_code)
     except (LedgerError, BadDatabaseUrl) as error:
         _fail(str(error), 1)
+
+
+def _say(line: str) -> None:
+    click.echo(f"trustledger: {line}", err=True)
 
 
 def _fail(message: str, code: int) -> None:

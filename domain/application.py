@@ -11,17 +11,26 @@ from uuid import UUID, uuid5
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, Mapper
 
 from domain.errors import (
     BatchRejected,
     ConcurrencyConflict,
     EventIdConflict,
     LedgerError,
+    MasterKeyError,
     RejectedEvent,
     RelationshipNotFound,
 )
+from domain.key_table import key_table_for
 from domain.relationship import NAMESPACE, Interaction, PostedEvent, Relationship, relationship_id
+from domain.shredding import (
+    KEY_CACHE_SECONDS,
+    CustomerKey,
+    CustomerKeys,
+    MasterKey,
+    PersonalDataMapper,
+)
 from domain.storage import Store
 
 
@@ -82,8 +91,26 @@ class Ledger(Application[UUID]):
     max_attempts = 5
     """Optimistic-concurrency retries before a write is reported as a conflict."""
 
-    def __init__(self, store: Store | None = None, env: dict[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        store: Store | None = None,
+        env: dict[str, str] | None = None,
+        *,
+        master_key: MasterKey | None = None,
+        key_cache_seconds: float = KEY_CACHE_SECONDS,
+    ) -> None:
+        """Opens the store; refuses a missing master key, or one the store's keys are not under.
+
+        Only the in-memory store (unit tests) makes up a master key when none is given.
+        """
         self.store = store or Store.from_url(None)
+        if master_key is None and self.store.kind != "memory":
+            raise MasterKeyError(
+                f"no master key for the {self.store.kind} store (TRUSTLEDGER_MASTER_KEY):"
+                " personal data is never stored in plaintext"
+            )
+        self._master_key = master_key or MasterKey.generate()
+        self._key_cache_seconds = key_cache_seconds
         super().__init__(
             {
                 **self.store.eventsourcing_env(),
@@ -91,6 +118,13 @@ class Ledger(Application[UUID]):
                 **(env or {}),
             }
         )
+        self.customer_keys.check_master_key()
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        """The mapper that seals personal fields with each customer's key (and the keys' store)."""
+        table = key_table_for(getattr(self.factory, "datastore", None), self.store.kind)
+        self.customer_keys = CustomerKeys(table, self._master_key, self._key_cache_seconds)
+        return PersonalDataMapper(self.construct_transcoder(), self.customer_keys)
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -115,11 +149,12 @@ class Ledger(Application[UUID]):
                     raise BatchRejected(errors)
                 replays.update(found)
                 continue
+            customer_keys = self._customer_keys(brand, relationships)
             keys = [
                 IdempotencyKey(
                     brand,
                     batch[i].event_id,
-                    batch[i].fingerprint(),
+                    _fingerprint(customer_keys, brand, batch[i]),
                     relationship_id(brand, batch[i].customer),
                     event.originator_version,
                     event.timestamp,
@@ -168,6 +203,21 @@ class Ledger(Application[UUID]):
                 events.append(relationships[rid].pending_events[-1])  # type: ignore[arg-type]
         return relationships, events, errors
 
+    def _customer_keys(
+        self, brand: str, relationships: dict[UUID, Relationship]
+    ) -> dict[UUID, CustomerKey]:
+        """Each relationship's key; a new one's is created now, committed before its events.
+
+        A key whose events then fail to save stays unused and harmless: the retry, or the next
+        event for that customer, finds and uses it.
+        """
+        return {
+            rid: self.customer_keys.create(brand, rid)
+            if isinstance(relationship.pending_events[0], Relationship.Opened)
+            else self.customer_keys.require(rid)
+            for rid, relationship in relationships.items()
+        }
+
     def _get_or_open(self, brand: str, customer: str) -> Relationship:
         try:
             relationship: Relationship = self.repository.get(relationship_id(brand, customer))
@@ -184,7 +234,9 @@ class Ledger(Application[UUID]):
             if not claims:
                 continue
             claim: Any = claims[0]
-            if claim.fingerprint != posted.fingerprint():
+            rid = relationship_id(brand, posted.customer)
+            key = self.customer_keys.get(rid) if claim.relationship_id == rid else None
+            if key is None or claim.fingerprint != key.fingerprint(posted.canonical()):
                 conflicts[i] = EventIdConflict(posted.event_id)
                 continue
             found[i] = Recording(
@@ -248,6 +300,11 @@ class Ledger(Application[UUID]):
 
     def _exists(self, brand: str, customer: str) -> bool:
         return bool(list(self.events.get(relationship_id(brand, customer), limit=1)))
+
+
+def _fingerprint(keys: dict[UUID, CustomerKey], brand: str, posted: PostedEvent) -> str:
+    """Keyed by the customer's key, so the claim stored for an event id reveals nothing of it."""
+    return keys[relationship_id(brand, posted.customer)].fingerprint(posted.canonical())
 
 
 def _reject_repeated_ids(batch: Sequence[PostedEvent]) -> None:

@@ -9,7 +9,6 @@ the same whatever the length of the history.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field, fields
@@ -34,6 +33,8 @@ SEVERITIES = ("minor", "major", "critical")
 DISCOVERERS = ("brand", "customer", "regulator", "third_party")
 REACTIONS = ("opened", "clicked", "dismissed", "unwanted", "unsubscribed")
 EVERY_PURPOSE = "*"
+ERASED = "[erased]"
+"""What a personal field reads as once the customer is erased (their key destroyed)."""
 
 
 def relationship_id(brand: str, customer: str) -> UUID:
@@ -67,8 +68,8 @@ class PostedEvent:
     def envelope(self) -> Envelope:
         return Envelope(self.event_id, self.occurred_at, self.actor, self.channel)
 
-    def fingerprint(self) -> str:
-        """A digest of the content, so a repeated event_id can be told apart from a reused one."""
+    def canonical(self) -> bytes:
+        """The content in one canonical form, to fingerprint (with the customer key: see Ledger)."""
         content = {
             "type": self.type,
             "customer": self.customer,
@@ -78,7 +79,7 @@ class PostedEvent:
             "data": self.data,
         }
         canonical = json.dumps(content, sort_keys=True, default=_canonical, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return canonical.encode()
 
 
 def _simple(value: Any) -> Any:
@@ -403,7 +404,7 @@ class PreferencesUpdated(Interaction):
 # --- pushes ---------------------------------------------------------------------------------
 
 
-@interaction("push.decided")
+@interaction("push.decided", personal=("request.customer",))
 class PushDecided(Interaction):
     """Written by the gate, never posted: the decision, its reasons and the policy version."""
 
@@ -457,12 +458,15 @@ class Relationship(Aggregate, created_event_name="Opened"):
     """One brand x one customer: the stream every interaction of the pair is recorded on."""
 
     TOPIC = "trustledger:relationship"
+    PERSONAL: ClassVar[tuple[str, ...]] = ("customer",)
+    """State that identifies the person: encrypted in snapshots, masked after erasure."""
 
     class Event(Aggregate.Event):
         TOPIC = "trustledger:relationship.event"
 
     class Opened(Aggregate.Created):
         TOPIC = "trustledger:relationship.opened"
+        PERSONAL = ("customer",)
         brand: str
         customer: str
 
