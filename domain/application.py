@@ -16,6 +16,7 @@ from eventsourcing.persistence import IntegrityError, Mapper
 from domain.errors import (
     BatchRejected,
     ConcurrencyConflict,
+    CustomerErased,
     EventIdConflict,
     LedgerError,
     MasterKeyError,
@@ -23,7 +24,14 @@ from domain.errors import (
     RelationshipNotFound,
 )
 from domain.key_table import key_table_for
-from domain.relationship import NAMESPACE, Interaction, PostedEvent, Relationship, relationship_id
+from domain.relationship import (
+    ERASED,
+    NAMESPACE,
+    Interaction,
+    PostedEvent,
+    Relationship,
+    relationship_id,
+)
 from domain.shredding import (
     KEY_CACHE_SECONDS,
     CustomerKey,
@@ -45,6 +53,44 @@ class Recording:
     position: int | None = None
     """The event's place in the log (notification id), for waiting on projections; None on replay."""
     replayed: bool = False
+
+
+@dataclass(frozen=True)
+class ErasureReceipt:
+    """The ledger's answer to an erasure: what was shredded, when, at whose request, and why.
+
+    It names the relationship by its id, not by the customer reference: the ledger keeps no
+    plaintext reference, and a receipt may be kept where the reference must not be.
+    """
+
+    brand: str
+    relationship_id: UUID
+    requested_by: str
+    reason: str
+    erased_at: datetime
+    sequence: int
+    """The erasure event's place in the relationship; the events before it are shredded."""
+    replayed: bool = False
+    """True when the customer had been erased before: this is the first erasure's receipt."""
+
+    @property
+    def events_shredded(self) -> int:
+        return self.sequence - 1
+
+    @classmethod
+    def of(cls, brand: str, relationship: Relationship, replayed: bool) -> ErasureReceipt:
+        erased = relationship.erased
+        if erased is None:
+            raise ValueError(f"relationship {relationship.id} is not erased")
+        return cls(
+            brand=brand,
+            relationship_id=relationship.id,
+            requested_by=erased["requested_by"],
+            reason=erased["reason"],
+            erased_at=erased["at"],
+            sequence=erased["sequence"],
+            replayed=replayed,
+        )
 
 
 class IdempotencyKey(Aggregate, created_event_name="Claimed"):
@@ -236,6 +282,9 @@ class Ledger(Application[UUID]):
             claim: Any = claims[0]
             rid = relationship_id(brand, posted.customer)
             key = self.customer_keys.get(rid) if claim.relationship_id == rid else None
+            if claim.relationship_id == rid and key is None:
+                conflicts[i] = CustomerErased()
+                continue
             if key is None or claim.fingerprint != key.fingerprint(posted.canonical()):
                 conflicts[i] = EventIdConflict(posted.event_id)
                 continue
@@ -249,6 +298,34 @@ class Ledger(Application[UUID]):
         if conflicts:
             raise BatchRejected(conflicts)
         return found
+
+    # --- erasure ------------------------------------------------------------------------------
+
+    def erase(self, brand: str, customer: str, *, requested_by: str, reason: str) -> ErasureReceipt:
+        """Crypto-shreds the customer: records who asked and why, then destroys their key.
+
+        Erasing again completes an interrupted erasure and answers with the first receipt.
+        `reason` stays readable after the erasure: it must not hold the customer's data.
+        """
+        rid = relationship_id(brand, customer)
+        replayed = True
+        for _ in range(self.max_attempts):
+            relationship = self._get(rid, customer)
+            if relationship.erased is not None:
+                break
+            relationship.erase(requested_by, reason)
+            try:
+                self.save(relationship)
+            except IntegrityError:
+                continue
+            replayed = False
+            break
+        else:
+            raise ConcurrencyConflict(
+                f"the relationship kept changing; gave up after {self.max_attempts} attempts"
+            )
+        self.customer_keys.destroy(rid)
+        return ErasureReceipt.of(brand, relationship, replayed)
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -292,11 +369,18 @@ class Ledger(Application[UUID]):
             page = self.recorder.select_notifications(start, 500, topics=[topic])
             for notification in page:
                 opened: Any = self.mapper.to_domain_event(notification)
-                if opened.brand == brand:
+                if opened.brand == brand and opened.customer != ERASED:
                     yield opened.customer
             if len(page) < 500:
                 return
             start = page[-1].id + 1
+
+    def _get(self, rid: UUID, customer: str) -> Relationship:
+        try:
+            relationship: Relationship = self.repository.get(rid)
+        except AggregateNotFoundError:
+            raise RelationshipNotFound(f"no relationship with customer {customer!r}") from None
+        return relationship
 
     def _exists(self, brand: str, customer: str) -> bool:
         return bool(list(self.events.get(relationship_id(brand, customer), limit=1)))

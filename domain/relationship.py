@@ -19,7 +19,7 @@ from uuid import UUID, uuid5
 from eventsourcing.domain import Aggregate
 from eventsourcing.utils import register_topic
 
-from domain.errors import DuplicateReference, RejectedEvent, UnknownReference
+from domain.errors import CustomerErased, DuplicateReference, RejectedEvent, UnknownReference
 
 NAMESPACE = UUID("6f1d5a3e-8a4b-5c2e-9d47-3b1f0e2a7c55")
 FUTURE_TOLERANCE = timedelta(minutes=5)
@@ -460,6 +460,8 @@ class Relationship(Aggregate, created_event_name="Opened"):
     TOPIC = "trustledger:relationship"
     PERSONAL: ClassVar[tuple[str, ...]] = ("customer",)
     """State that identifies the person: encrypted in snapshots, masked after erasure."""
+    erased: dict[str, Any] | None = None
+    """Who erased the customer, when and why; None while they are not erased."""
 
     class Event(Aggregate.Event):
         TOPIC = "trustledger:relationship.event"
@@ -469,6 +471,22 @@ class Relationship(Aggregate, created_event_name="Opened"):
         PERSONAL = ("customer",)
         brand: str
         customer: str
+
+    class Erased(Event):
+        """The customer's key was destroyed: who asked, and why. Holds nothing personal itself."""
+
+        TOPIC = "trustledger:relationship.erased"
+        requested_by: str
+        reason: str
+
+        def apply(self, relationship: Relationship) -> None:  # type: ignore[override]
+            relationship.customer = ERASED
+            relationship.erased = {
+                "at": self.timestamp,
+                "requested_by": self.requested_by,
+                "reason": self.reason,
+                "sequence": self.originator_version,
+            }
 
     @staticmethod
     def create_id(brand: str, customer: str) -> UUID:  # type: ignore[override]
@@ -490,6 +508,7 @@ class Relationship(Aggregate, created_event_name="Opened"):
 
     def record(self, posted: PostedEvent) -> None:
         """Records one posted event through the command of its type."""
+        self._require_not_erased()
         cls = CATALOGUE.get(posted.type)
         if cls is None or cls is PushDecided:
             raise RejectedEvent(f"unknown event type {posted.type!r}", field="type")
@@ -666,7 +685,19 @@ class Relationship(Aggregate, created_event_name="Opened"):
         """The gate's own command: not reachable through :meth:`record`."""
         self._trigger(PushDecided, env, push_id=push_id, request=request, decision=decision)
 
+    def erase(self, requested_by: str, reason: str) -> None:
+        """Records the erasure of the customer; the ledger then destroys their key."""
+        self._require_not_erased()
+        self.trigger_event(self.Erased, requested_by=requested_by, reason=reason)
+
     # --- guards ------------------------------------------------------------------------------
+
+    def _require_not_erased(self) -> None:
+        if self.erased is not None:
+            raise CustomerErased(
+                f"the customer was erased at {self.erased['at'].isoformat()}:"
+                " nothing more is recorded for them"
+            )
 
     def _require_new(self, kind: str, item_id: str) -> None:
         known = self.items[kind].get(item_id)
@@ -684,6 +715,7 @@ class Relationship(Aggregate, created_event_name="Opened"):
             raise UnknownReference(f"{kind} {item_id!r} is already {known['status']}", field=f"{kind}_id")
 
     def _trigger(self, cls: type[Interaction], env: Envelope, **data: Any) -> None:
+        self._require_not_erased()
         if env.occurred_at.tzinfo is None:
             raise RejectedEvent("occurred_at needs a UTC offset", field="occurred_at")
         if env.occurred_at > datetime.now(UTC) + FUTURE_TOLERANCE:
