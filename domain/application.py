@@ -299,7 +299,7 @@ class Ledger(Application[UUID]):
             raise BatchRejected(conflicts)
         return found
 
-    # --- erasure ------------------------------------------------------------------------------
+    # --- erasure and keys ---------------------------------------------------------------------
 
     def erase(self, brand: str, customer: str, *, requested_by: str, reason: str) -> ErasureReceipt:
         """Crypto-shreds the customer: records who asked and why, then destroys their key.
@@ -326,6 +326,13 @@ class Ledger(Application[UUID]):
             )
         self.customer_keys.destroy(rid)
         return ErasureReceipt.of(brand, relationship, replayed)
+
+    def rotate_master_key(self, new_key: MasterKey) -> int:
+        """Rewraps every customer key with `new_key` in one transaction; returns how many.
+
+        This ledger uses the new key at once; other processes must restart with it.
+        """
+        return self.customer_keys.rotate(new_key)
 
     # --- reading ------------------------------------------------------------------------------
 
