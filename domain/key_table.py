@@ -9,7 +9,8 @@ rotation can no longer add keys wrapped by it.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
@@ -162,7 +163,7 @@ class SQLKeyTable:
         self.dialect = dialect
 
     def claim_master_key(self, key_id: str) -> str:
-        with self.datastore.transaction(commit=True) as cursor:
+        with self._writing() as cursor:
             cursor.execute(self.dialect.claim, (key_id, _now()))
             cursor.execute(self.dialect.check)
             return str(cursor.fetchone()["master_key_id"])
@@ -172,7 +173,7 @@ class SQLKeyTable:
     ) -> tuple[str, bytes]:
         # The insert comes first: on SQLite it takes the write lock, so the check below sees the
         # latest binding; on PostgreSQL the check's FOR SHARE waits for a rotation in progress.
-        with self.datastore.transaction(commit=True) as cursor:
+        with self._writing() as cursor:
             cursor.execute(
                 self.dialect.insert, (self.dialect.rid(rid), brand, wrapped, key_id, _now())
             )
@@ -192,15 +193,20 @@ class SQLKeyTable:
         return None if row is None else (str(row["brand"]), bytes(row["wrapped_key"]))
 
     def delete(self, rid: UUID) -> bool:
-        with self.datastore.transaction(commit=True) as cursor:
-            if self.dialect.name == "sqlite":
-                # Overwrite the deleted row's bytes instead of leaving them in a free page.
-                cursor.execute("PRAGMA secure_delete = ON")
+        with self._writing() as cursor:
             cursor.execute(self.dialect.delete, (self.dialect.rid(rid),))
             deleted = bool(cursor.fetchall())
         if self.dialect.name == "sqlite":
             self._truncate_wal()
         return deleted
+
+    @contextmanager
+    def _writing(self) -> Iterator[Any]:
+        """A write transaction; on SQLite, one that zeroes the bytes of what it deletes or moves."""
+        with self.datastore.transaction(commit=True) as cursor:
+            if self.dialect.name == "sqlite":
+                cursor.execute("PRAGMA secure_delete = ON")
+            yield cursor
 
     def _truncate_wal(self) -> None:
         """Empties the write-ahead log, so no older frame still holds the destroyed key."""
@@ -211,7 +217,7 @@ class SQLKeyTable:
 
     def rewrap_all(self, old_id: str, new_id: str, rewrap: Rewrap) -> int:
         d = self.dialect
-        with self.datastore.transaction(commit=True) as cursor:
+        with self._writing() as cursor:
             cursor.execute(d.lock_check)
             cursor.execute(d.bound)
             row = cursor.fetchone()

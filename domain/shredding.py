@@ -68,7 +68,9 @@ class MasterKey:
         except binascii.Error:
             raise MasterKeyError(f"{source} is not base64: {hint}") from None
         if len(secret) != KEY_BYTES:
-            raise MasterKeyError(f"{source} holds {len(secret)} bytes, not {KEY_BYTES}: {hint}")
+            looks_hex = len(text.strip()) == 2 * KEY_BYTES and _is_hex(text.strip())
+            found = "looks like hex" if looks_hex else f"holds {len(secret)} bytes, not {KEY_BYTES}"
+            raise MasterKeyError(f"{source} {found}: {hint}")
         return cls(secret)
 
     @classmethod
@@ -317,6 +319,14 @@ def _wrapping_aad(brand: str, rid: UUID) -> bytes:
 
 def _event_aad(brand: str, rid: UUID, version: int | None, topic: str) -> bytes:
     return json.dumps(["personal", brand, str(rid), version, topic]).encode()
+
+
+def _is_hex(text: str) -> bool:
+    try:
+        bytes.fromhex(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _uuid(value: UUID | str) -> UUID:
