@@ -173,7 +173,7 @@ class SQLKeyTable:
     ) -> tuple[str, bytes]:
         # The insert comes first: on SQLite it takes the write lock, so the check below sees the
         # latest binding; on PostgreSQL the check's FOR SHARE waits for a rotation in progress.
-        with self._writing() as cursor:
+        with self._writing(flush=False) as cursor:
             cursor.execute(
                 self.dialect.insert, (self.dialect.rid(rid), brand, wrapped, key_id, _now())
             )
@@ -201,12 +201,31 @@ class SQLKeyTable:
         return deleted
 
     @contextmanager
-    def _writing(self) -> Iterator[Any]:
-        """A write transaction; on SQLite, one that zeroes the bytes of what it deletes or moves."""
-        with self.datastore.transaction(commit=True) as cursor:
-            if self.dialect.name == "sqlite":
-                cursor.execute("PRAGMA secure_delete = ON")
-            yield cursor
+    def _writing(self, flush: bool = True) -> Iterator[Any]:
+        """A write transaction; on SQLite, one that zeroes the bytes of what it deletes or moves.
+
+        Without `flush` the commit does not wait for the disk: for a key created just before
+        its relationship's first event, whose own (flushed) commit then carries the key's
+        commit to disk with it, since both databases flush their log in order.
+        """
+        if self.dialect.name == "postgres":
+            with self.datastore.transaction(commit=True) as cursor:
+                if not flush:
+                    cursor.execute("SET LOCAL synchronous_commit = off")
+                yield cursor
+            return
+        with self.datastore.get_connection(commit=True) as connection:
+            outer = connection.cursor()
+            outer.execute("PRAGMA secure_delete = ON")
+            outer.execute("PRAGMA synchronous")
+            level = int(outer.fetchone()[0])
+            if not flush:
+                outer.execute("PRAGMA synchronous = NORMAL")  # only outside a transaction
+            try:
+                with connection.transaction(commit=True) as cursor:
+                    yield cursor
+            finally:
+                outer.execute(f"PRAGMA synchronous = {level}")
 
     def _truncate_wal(self) -> None:
         """Empties the write-ahead log, so no older frame still holds the destroyed key."""

@@ -479,7 +479,7 @@ class Relationship(Aggregate, created_event_name="Opened"):
         requested_by: str
         reason: str
 
-        def apply(self, relationship: Relationship) -> None:  # type: ignore[override]
+        def apply(self, relationship: Relationship) -> None:
             relationship.customer = ERASED
             relationship.erased = {
                 "at": self.timestamp,
