@@ -5,13 +5,15 @@ from __future__ import annotations
 import json
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import click
 
-from api.settings import Settings
+from api.settings import Settings, write_key_file
 from domain.application import Ledger
 from domain.errors import LedgerError
+from domain.shredding import MasterKey
 from domain.storage import BadDatabaseUrl
 
 
@@ -25,7 +27,8 @@ class Context:
     @property
     def ledger(self) -> Ledger:
         if self._ledger is None:
-            self._ledger = Ledger(self.settings.store)
+            master_key = self.settings.load_master_key(announce=_say)
+            self._ledger = Ledger(self.settings.store, master_key=master_key)
         return self._ledger
 
 
@@ -66,6 +69,7 @@ def serve(context: Context, host: str, port: int) -> None:
     from api.app import create_app
     from projections.runner import Runner
 
+    # The ledger is opened now, so a missing or wrong master key stops the service at start.
     app = create_app({"database_url": context.settings.database_url}, ledger=context.ledger)
     stop_projections = Runner(context.ledger).start()
     click.echo(f"Trust Ledger on http://{host}:{port}/ ({context.settings.store.kind})")
@@ -180,6 +184,54 @@ def lag(context: Context) -> None:
         click.echo(f"{name:<14} {position:>10} of {head:<10} lag {head - position}")
 
 
+@cli.command("rotate-master-key")
+@click.option(
+    "--new-key-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A file holding the new master key in base64 [env: TRUSTLEDGER_NEW_MASTER_KEY].",
+)
+@pass_context
+def rotate_master_key(context: Context, new_key_file: Path | None) -> None:
+    """Rewrap every customer key with a new master key, in one transaction.
+
+    The SQLite store's key file is replaced (a new key is generated when none is given); with
+    TRUSTLEDGER_MASTER_KEY, set it to the new key and restart every process.
+    """
+    settings = context.settings
+    ledger = context.ledger
+    old = ledger.customer_keys.master_key
+    new = _new_master_key(settings, new_key_file)
+    if new.key_id == old.key_id:
+        raise click.UsageError("the new master key is the current one")
+    key_file = settings.key_file
+    staged = key_file.with_name(key_file.name + ".new") if key_file else None
+    if staged:
+        write_key_file(staged, new)  # kept until the database commits, so the key is never lost
+    try:
+        count = ledger.rotate_master_key(new)
+    except BaseException:
+        if staged:
+            staged.unlink(missing_ok=True)
+        raise
+    click.echo(f"rewrapped {count} customer key(s): master key {old.key_id} -> {new.key_id}")
+    if staged and key_file:
+        staged.replace(key_file)
+        click.echo(f"{key_file} now holds the new master key; restart every process")
+    else:
+        click.echo("set TRUSTLEDGER_MASTER_KEY to the new key and restart every process")
+
+
+def _new_master_key(settings: Settings, new_key_file: Path | None) -> MasterKey:
+    if new_key_file is not None:
+        return MasterKey.parse(new_key_file.read_text(), f"the key file {new_key_file}")
+    given = settings.load_new_master_key()
+    if given is not None:
+        return given
+    if settings.key_file is None:
+        raise click.UsageError("give the new key in TRUSTLEDGER_NEW_MASTER_KEY or --new-key-file")
+    return MasterKey.generate()
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Runs the command line; every error is one line on stderr and a non-zero exit."""
     try:
@@ -194,6 +246,10 @@ def main(argv: list[str] | None = None) -> Any:
         _fail(error.format_message(), error.exit_code)
     except (LedgerError, BadDatabaseUrl) as error:
         _fail(str(error), 1)
+
+
+def _say(line: str) -> None:
+    click.echo(f"trustledger: {line}", err=True)
 
 
 def _fail(message: str, code: int) -> None:

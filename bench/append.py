@@ -10,7 +10,7 @@ import uuid
 from datetime import UTC, datetime
 
 import psycopg
-from common import postgres_store, rate, row, sqlite_store
+from common import open_ledger, postgres_store, rate, row, sqlite_store
 
 from domain.application import Ledger
 from domain.relationship import PostedEvent
@@ -102,7 +102,7 @@ def history_cost(ledger: Ledger, past: int, appends: int = 300) -> float:
 def main() -> None:
     for kind, make in (("sqlite", sqlite_store), ("postgres", postgres_store)):
         store = make()
-        ledger = Ledger(store)
+        ledger = open_ledger(store)
         state = payload(ledger)
         print(f"\n{kind}: in-process append (payload {len(state)} bytes; an event also writes its idempotency key)")
         if kind == "sqlite":

@@ -18,10 +18,18 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
 
+from domain.application import Ledger  # noqa: E402
+from domain.shredding import MasterKey  # noqa: E402
 from domain.storage import Store  # noqa: E402
 from migrations import upgrade  # noqa: E402
 
 _server_url: str | None = None
+BENCH_MASTER_KEY = MasterKey.generate()
+os.environ["TRUSTLEDGER_MASTER_KEY"] = BENCH_MASTER_KEY.encoded()  # for the scripts run as processes
+
+
+def open_ledger(store: Store) -> Ledger:
+    return Ledger(store, master_key=BENCH_MASTER_KEY)
 
 
 def postgres_server() -> str:

@@ -9,7 +9,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from append import answered
-from common import postgres_store, row, sqlite_store
+from common import open_ledger, postgres_store, row, sqlite_store
 
 from domain.application import Ledger
 from domain.gate import PushRequest, evaluate
@@ -46,7 +46,7 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
 
 def main() -> None:
     for kind, make in (("sqlite", sqlite_store), ("postgres", postgres_store)):
-        ledger = Ledger(make())
+        ledger = open_ledger(make())
         ledger.set_policy("bench", {"frequency_cap": 1000, "quiet_hours": {"start": "00:00", "end": "00:00"}})
         print(f"\n{kind}: the push gate in-process")
         customer = prepared(ledger, 10)

@@ -11,7 +11,7 @@ import threading
 import time
 import uuid
 
-from common import ROOT, postgres_store, rate, row, sqlite_store
+from common import open_ledger, ROOT, postgres_store, rate, row, sqlite_store
 
 from domain.application import Ledger
 from domain.storage import Store
@@ -21,11 +21,12 @@ from tests.factories import story
 N = 40_000
 
 REBUILD = """
-import json, resource, sys, time
+import json, os, resource, sys, time
 from domain.application import Ledger
+from domain.shredding import MasterKey
 from domain.storage import Store
 from projections.runner import Runner
-ledger = Ledger(Store.from_url(sys.argv[1]))
+ledger = Ledger(Store.from_url(sys.argv[1]), master_key=MasterKey.parse(os.environ['TRUSTLEDGER_MASTER_KEY'], 'env'))
 runner = Runner(ledger)
 started = time.perf_counter()
 runner.rebuild()
@@ -34,10 +35,11 @@ print(json.dumps({"seconds": elapsed, "head": runner.head(), "maxrss_kb": resour
 """
 
 READ = """
-import json, resource, sys, time
+import json, os, resource, sys, time
 from domain.application import Ledger
+from domain.shredding import MasterKey
 from domain.storage import Store
-ledger = Ledger(Store.from_url(sys.argv[1]))
+ledger = Ledger(Store.from_url(sys.argv[1]), master_key=MasterKey.parse(os.environ['TRUSTLEDGER_MASTER_KEY'], 'env'))
 started, after, count = time.perf_counter(), 0, 0
 while True:
     page = ledger.recorder.select_notifications(after + 1, 500)
@@ -63,7 +65,7 @@ def measure(script: str, store: Store) -> dict[str, float]:
 
 
 def rebuild_figures(kind: str, store: Store) -> None:
-    ledger = Ledger(store)
+    ledger = open_ledger(store)
     load(ledger, N)
     read = measure(READ, store)
     first = measure(REBUILD, store)
@@ -83,10 +85,10 @@ def rebuild_figures(kind: str, store: Store) -> None:
 
 def lag_figures(kind: str, store: Store, seconds: float = 8.0) -> None:
     """Four writers record single events; a runner follows; how long until each is applied."""
-    ledger = Ledger(store)
-    runner = Runner(Ledger(store))
+    ledger = open_ledger(store)
+    runner = Runner(open_ledger(store))
     stop_runner = runner.start()
-    watcher = Runner(Ledger(store))
+    watcher = Runner(open_ledger(store))
     recorded: list[tuple[int, float]] = []
     lock = threading.Lock()
     deadline = time.monotonic() + seconds

@@ -8,7 +8,7 @@ import uuid
 from datetime import UTC, datetime
 
 from append import answered
-from common import postgres_store, row, sqlite_store
+from common import open_ledger, postgres_store, row, sqlite_store
 from read_models import load
 
 from domain.application import Ledger
@@ -33,7 +33,7 @@ def evaluation_cost(ledger: Ledger, past: int) -> float:
 
 
 def model_rate(store: Store, model: object) -> float:
-    runner = Runner(Ledger(store), [model])  # type: ignore[list-item]
+    runner = Runner(open_ledger(store), [model])  # type: ignore[list-item]
     started = time.perf_counter()
     runner.rebuild()
     rate = runner.head() / (time.perf_counter() - started)
@@ -44,7 +44,7 @@ def model_rate(store: Store, model: object) -> float:
 def main() -> None:
     for kind, make in (("postgres", postgres_store), ("sqlite", sqlite_store)):
         store = make()
-        ledger = Ledger(store)
+        ledger = open_ledger(store)
         print(f"\n{kind}: trust")
         short = evaluation_cost(ledger, 10)
         long = evaluation_cost(ledger, 100_000)

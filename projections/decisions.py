@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from domain.relationship import masked
 from projections.db import Database, parse_timestamp, timestamp, to_json
 from projections.readmodel import Page
 
@@ -22,6 +23,16 @@ class Decisions:
 
     def apply(self, db: Database, page: Page, tables: Mapping[str, str]) -> None:
         table = tables["decisions"]
+        self._record(db, page, table)
+        for erased in page.erased:
+            rows = db.query(f"SELECT push_id, request FROM {table} WHERE relationship_id = ?", [str(erased.originator_id)])
+            for push_id, request in rows:
+                if request:
+                    fields = masked("push.decided", {"request": json.loads(request)})
+                    db.execute(f"UPDATE {table} SET request = ? WHERE brand = ? AND push_id = ?",
+                               [to_json(fields["request"]), page.brand(erased.originator_id), push_id])
+
+    def _record(self, db: Database, page: Page, table: str) -> None:
         for _, event in page.interactions:
             if event.TYPE == "push.decided":
                 row = _decided(event, page.brand(event.originator_id))
@@ -31,7 +42,7 @@ class Decisions:
                 columns = SENT
             else:
                 continue
-            updates = ", ".join(f"{c} = excluded.{c}" for c in columns[3:])
+            updates = ", ".join(f"{c} = excluded.{c}" for c in columns[3:])  # noqa: E501
             db.execute(
                 f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
                 f" ON CONFLICT (brand, push_id) DO UPDATE SET {updates}",

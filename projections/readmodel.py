@@ -38,6 +38,11 @@ class Page:
     def opened(self) -> list[Relationship.Opened]:
         return [e for e in self.events if isinstance(e, Relationship.Opened)]
 
+    @property
+    def erased(self) -> list[Relationship.Erased]:
+        """Erasures: each read model masks what it holds of that customer, in this transaction."""
+        return [e for e in self.events if isinstance(e, Relationship.Erased)]
+
     def brand(self, relationship_id: UUID) -> str:
         if relationship_id not in self.brands:
             self.brands[relationship_id] = self.brand_of(relationship_id)

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from domain import trust
-from domain.relationship import Relationship
+from domain.relationship import ERASED, Interaction, Relationship
 from projections.db import Database, parse_timestamp, timestamp, to_json
 from projections.readmodel import Page
 
@@ -39,12 +39,15 @@ class Relationships:
             rid = str(event.originator_id)
             if isinstance(event, Relationship.Opened):
                 rows.setdefault(rid, _opened(event))
-            elif rid in rows and event.originator_version > rows[rid]["sequence"]:
+            elif isinstance(event, Interaction) and rid in rows and event.originator_version > rows[rid]["sequence"]:
                 row = rows[rid]
                 pieces = fold(row, event)
                 if pieces:
                     brands[row["brand"]] = trust.with_pieces(brands[row["brand"]], pieces)
                     _score(row, brands[row["brand"]])
+        for erased in page.erased:
+            if str(erased.originator_id) in rows:
+                rows[str(erased.originator_id)]["customer"] = ERASED
         _save(db, tables["relationships"], COLUMNS, rows.values(), "relationship_id")
         _save(db, tables["brand_trust"], ("brand", "evidence"),
               [{"brand": b, "evidence": e} for b, e in brands.items()], "brand")

@@ -36,7 +36,9 @@ log = logging.getLogger("trustledger.projections")
 
 READ_MODELS: tuple[ReadModel, ...] = (Relationships(), Decisions(), Timeline(), Consents())
 """In the order they apply a page: consents read the decisions of pushes a customer unsubscribes from."""
-RELATIONSHIP_TOPICS = frozenset([Relationship.Opened.TOPIC, *(c.TOPIC for c in CATALOGUE.values())])  # type: ignore[attr-defined]
+RELATIONSHIP_TOPICS = frozenset(
+    [Relationship.Opened.TOPIC, Relationship.Erased.TOPIC, *(c.TOPIC for c in CATALOGUE.values())]
+)  # type: ignore[attr-defined]
 RELATIONSHIP_TOPIC_LIST = sorted(RELATIONSHIP_TOPICS)
 REBUILD_SUFFIX = "_rebuild"
 
@@ -210,6 +212,8 @@ class Runner:
                 model.apply(self.db, page, tables)
                 if track:
                     self.db.execute("UPDATE projection_positions SET position = ? WHERE name = ?", [last, model.name])
+        if any(isinstance(e, Relationship.Erased) for e in events):
+            self.db.forget_old_pages()
 
     def _lock_positions(self) -> dict[str, int]:
         suffix = "" if self.db.is_sqlite else " FOR UPDATE"

@@ -25,7 +25,7 @@ from projections.db import Database
 from projections.readmodel import Page
 from projections.runner import READ_MODELS, ProjectionFailed, Runner
 from projections.timeline import Timeline, timeline_page
-from tests.conftest import new_sqlite_database
+from tests.conftest import new_sqlite_database, open_ledger
 from tests.factories import posted, story
 from tests.random_refs import random_brand, random_customer
 
@@ -34,7 +34,7 @@ ROOT = Path(__file__).parents[2]
 
 @pytest.fixture
 def fresh_ledger(empty_store: Store) -> Iterator[Ledger]:
-    ledger = Ledger(empty_store)
+    ledger = open_ledger(empty_store)
     yield ledger
     ledger.close()
 
@@ -54,7 +54,7 @@ def interleaved(rng: random.Random, brand_customers: int) -> list[object]:
 def test_incremental_with_stops_and_restarts_equals_a_rebuild(seed: int, page_size: int, customers: int) -> None:
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory() as directory:
-        ledger = Ledger(new_sqlite_database(Path(directory)))
+        ledger = open_ledger(new_sqlite_database(Path(directory)))
         events = interleaved(rng, customers)
         runner = Runner(ledger, page_size=page_size)
         while events:
