@@ -24,7 +24,9 @@ def evaluation_cost(ledger: Ledger, past: int) -> float:
     """Seconds to load a relationship and evaluate its trust, after `past` events."""
     customer = f"t-{past}-{uuid.uuid4().hex[:6]}"
     for start in range(0, past, 500):
-        ledger.record_batch("bench", [answered(customer, n) for n in range(start, min(past, start + 500))])
+        ledger.record_batch(
+            "bench", [answered(customer, n) for n in range(start, min(past, start + 500))]
+        )
     rates = {"consistency": 0.7, "honesty": 0.6, "expertise": 0.8}
     started = time.perf_counter()
     for _ in range(EVALUATIONS):
@@ -49,11 +51,22 @@ def main() -> None:
         short = evaluation_cost(ledger, 10)
         long = evaluation_cost(ledger, 100_000)
         row("evaluate a relationship's trust, 10 past events", short * 1000, "ms")
-        row("evaluate a relationship's trust, 100,000 past events", long * 1000, "ms", short * 1000, "goal <= 1.2x")
+        row(
+            "evaluate a relationship's trust, 100,000 past events",
+            long * 1000,
+            "ms",
+            short * 1000,
+            "goal <= 1.2x",
+        )
         load(ledger, 30_000)
         timeline = model_rate(store, Timeline())
         row("timeline read model, rebuilt alone (baseline)", timeline, "notifications/s")
-        row("relationships + brand trust read model, rebuilt alone", model_rate(store, Relationships()), "notifications/s", timeline)
+        row(
+            "relationships + brand trust read model, rebuilt alone",
+            model_rate(store, Relationships()),
+            "notifications/s",
+            timeline,
+        )
         ledger.close()
 
 

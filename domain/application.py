@@ -6,7 +6,7 @@ import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from uuid import UUID, uuid5
 
 from eventsourcing.application import AggregateNotFoundError, Application
@@ -145,7 +145,7 @@ class IdempotencyKey(Aggregate, created_event_name="Claimed"):
         recorded_at: datetime
 
     @staticmethod
-    def create_id(brand: str, event_id: str) -> UUID:  # type: ignore[override]
+    def create_id(brand: str, event_id: str) -> UUID:
         return uuid5(NAMESPACE, json.dumps(["event-id", brand, event_id]))
 
     def __init__(
@@ -178,7 +178,7 @@ class PushClaim(Aggregate, created_event_name="Claimed"):
         relationship_id: UUID
 
     @staticmethod
-    def create_id(brand: str, push_id: str) -> UUID:  # type: ignore[override]
+    def create_id(brand: str, push_id: str) -> UUID:
         return uuid5(NAMESPACE, json.dumps(["push-id", brand, push_id]))
 
     def __init__(self, brand: str, push_id: str, relationship_id: UUID) -> None:
@@ -339,7 +339,7 @@ class Ledger(Application[UUID]):
         if self.store.kind == "memory":
             return {i for i in ids if self._exists_id(i)}
         ordered = list(ids)
-        datastore: Any = self.recorder.datastore
+        datastore = cast(Any, self.recorder).datastore
         if self.store.is_sqlite:
             marks = ", ".join("?" for _ in ordered)
             with datastore.transaction(commit=False) as cursor:
@@ -444,7 +444,7 @@ class Ledger(Application[UUID]):
         if half_life == trust.HALF_LIFE:
             scores = relationship.trust(now, rates)
         else:  # evidence is kept at the default half-life; another one means folding it again
-            events = self.events.get(relationship.id, lte=relationship.version)
+            events = cast(Any, self.events.get(relationship.id, lte=relationship.version))
             scores = refold(events, half_life).trust(now, rates, half_life)
         return gate_view(scores)
 
@@ -537,12 +537,12 @@ class Ledger(Application[UUID]):
         while True:
             page = self.recorder.select_notifications(after + 1, 500, topics=[PushDecided.TOPIC])  # type: ignore[attr-defined]
             for notification in page:
-                rid = notification.originator_id
+                rid = cast(UUID, notification.originator_id)
                 if rid not in brands:
                     opened: Any = next(iter(self.events.get(rid, lte=1)))
                     brands[rid] = opened.brand
                 if brand is None or brands[rid] == brand:
-                    yield brands[rid], rid, notification.originator_version  # type: ignore[misc]
+                    yield brands[rid], rid, notification.originator_version
             if len(page) < 500:
                 return
             after = page[-1].id
@@ -648,7 +648,7 @@ class Ledger(Application[UUID]):
                 relationship: Relationship = self.repository.get(rid)
                 return relationship
             version = None
-            for event in self.events.get(rid):
+            for event in cast(Any, self.events.get(rid)):
                 if event.timestamp > as_of:
                     break
                 version = event.originator_version

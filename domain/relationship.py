@@ -12,8 +12,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from functools import cache
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any, ClassVar, TypeVar, cast
 from uuid import UUID, uuid5
 
@@ -148,7 +148,7 @@ class Interaction(Aggregate.Event):
             "data": _simple(self.data),
         }
 
-    def apply(self, relationship: Relationship) -> None:  # type: ignore[override]
+    def apply(self, relationship: Relationship) -> None:
         relationship.note(self)
         self.fold(relationship)
 
@@ -159,12 +159,12 @@ class Interaction(Aggregate.Event):
 @cache
 def _data_fields(cls: type[Interaction]) -> tuple[str, ...]:
     skip = {*ENVELOPE, "originator_id", "originator_version", "timestamp"}
-    return tuple(f.name for f in fields(cls) if f.name not in skip)  # type: ignore[arg-type]
+    return tuple(f.name for f in fields(cls) if f.name not in skip)
 
 
 @cache
 def _required_fields(cls: type[Interaction]) -> tuple[str, ...]:
-    optional = {f.name for f in fields(cls) if "None" in str(f.type)}  # type: ignore[arg-type]
+    optional = {f.name for f in fields(cls) if "None" in str(f.type)}
     return tuple(name for name in _data_fields(cls) if name not in optional)
 
 
@@ -519,7 +519,7 @@ class Relationship(Aggregate, created_event_name="Opened"):
             }
 
     @staticmethod
-    def create_id(brand: str, customer: str) -> UUID:  # type: ignore[override]
+    def create_id(brand: str, customer: str) -> UUID:
         return relationship_id(brand, customer)
 
     def __init__(self, brand: str, customer: str) -> None:
@@ -903,7 +903,7 @@ class Relationship(Aggregate, created_event_name="Opened"):
 def masked(type_: str, fields_: Mapping[str, Any]) -> dict[str, Any]:
     """An event's fields (its data, and its actor if given) as they read once the customer is
     erased: each personal field that holds something reads "[erased]", as the mapper shows it."""
-    copy = json.loads(json.dumps(fields_, default=str))
+    copy: dict[str, Any] = json.loads(json.dumps(fields_, default=str))
     for name in CATALOGUE[type_].PERSONAL:
         _mask(copy, name.split("."))
     return copy

@@ -118,7 +118,9 @@ class Database:
             with cursor.copy(f"COPY {staging} ({columns}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
-            cursor.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging}{conflict}")
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging}{conflict}"
+            )
             cursor.execute(f"TRUNCATE {staging}")
 
     def query(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
@@ -134,9 +136,14 @@ class Database:
 
     def table_exists(self, table: str) -> bool:
         if self.is_sqlite:
-            found = self.scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", [table])
+            found = self.scalar(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", [table]
+            )
         else:
-            found = self.scalar("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = ?", [table])
+            found = self.scalar(
+                "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = ?",
+                [table],
+            )
         return bool(found)
 
     def copy_table(self, table: str, copy: str) -> None:

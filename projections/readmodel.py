@@ -31,7 +31,9 @@ class Page:
     @property
     def interactions(self) -> list[tuple[int, Interaction]]:
         return [
-            (p, e) for p, e in zip(self.positions, self.events, strict=True) if isinstance(e, Interaction)
+            (p, e)
+            for p, e in zip(self.positions, self.events, strict=True)
+            if isinstance(e, Interaction)
         ]
 
     @property

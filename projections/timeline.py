@@ -17,7 +17,7 @@ from projections.readmodel import Page
 
 class Timeline:
     name = "timeline"
-    tables = ("timeline",)
+    tables: tuple[str, ...] = ("timeline",)
 
     def apply(self, db: Database, page: Page, tables: Mapping[str, str]) -> None:
         rows = [
@@ -49,7 +49,9 @@ class Timeline:
 
 def _mask(db: Database, table: str, rid: str) -> None:
     """The customer's rows as the log now reads them: personal fields "[erased]", summaries too."""
-    rows = db.query(f"SELECT sequence, type, actor, data FROM {table} WHERE relationship_id = ?", [rid])
+    rows = db.query(
+        f"SELECT sequence, type, actor, data FROM {table} WHERE relationship_id = ?", [rid]
+    )
     for sequence, type_, actor, data in rows:
         fields = masked(type_, {"actor": actor, **json.loads(data)})
         actor = fields.pop("actor")
