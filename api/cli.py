@@ -6,15 +6,17 @@ import json
 import sqlite3
 import sys
 import time
+from pathlib import Path
 from typing import Any
 
 import click
 import psycopg
 
 from api.auth import ROLES, KeyProblem, KeyStore
-from api.settings import Settings
+from api.settings import Settings, write_key_file
 from domain.application import Ledger
 from domain.errors import LedgerError
+from domain.shredding import MasterKey
 from domain.storage import BadDatabaseUrl
 
 
@@ -29,7 +31,8 @@ class Context:
     @property
     def ledger(self) -> Ledger:
         if self._ledger is None:
-            self._ledger = Ledger(self.settings.store)
+            master_key = self.settings.load_master_key(announce=_say)
+            self._ledger = Ledger(self.settings.store, master_key=master_key)
         return self._ledger
 
     @property
@@ -87,6 +90,8 @@ def serve(context: Context, host: str, port: int, workers: int) -> None:
     """Serve the HTTP API and the web pages."""
     from api.server import serve_in_process, serve_with_gunicorn
 
+    # Made (SQLite, first run) or checked now, before any worker: a missing key stops us here.
+    context.settings.load_master_key(announce=_say)
     config = {"database_url": context.settings.database_url}
     how = f"gunicorn, {workers} sync workers" if workers > 1 else "in process"
     click.echo(f"Trust Ledger on http://{host}:{port}/ ({context.settings.store.kind}, {how})")
@@ -240,6 +245,54 @@ def lag(context: Context) -> None:
         click.echo(f"{name:<14} {position:>10} of {head:<10} lag {head - position}")
 
 
+@cli.command("rotate-master-key")
+@click.option(
+    "--new-key-file",
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="A file holding the new master key in base64 [env: TRUSTLEDGER_NEW_MASTER_KEY].",
+)
+@pass_context
+def rotate_master_key(context: Context, new_key_file: Path | None) -> None:
+    """Rewrap every customer key with a new master key, in one transaction.
+
+    The SQLite store's key file is replaced (a new key is generated when none is given); with
+    TRUSTLEDGER_MASTER_KEY, set it to the new key and restart every process.
+    """
+    settings = context.settings
+    ledger = context.ledger
+    old = ledger.customer_keys.master_key
+    new = _new_master_key(settings, new_key_file)
+    if new.key_id == old.key_id:
+        raise click.UsageError("the new master key is the current one")
+    key_file = settings.key_file
+    staged = key_file.with_name(key_file.name + ".new") if key_file else None
+    if staged:
+        write_key_file(staged, new)  # kept until the database commits, so the key is never lost
+    try:
+        count = ledger.rotate_master_key(new)
+    except BaseException:
+        if staged:
+            staged.unlink(missing_ok=True)
+        raise
+    click.echo(f"rewrapped {count} customer key(s): master key {old.key_id} -> {new.key_id}")
+    if staged and key_file:
+        staged.replace(key_file)
+        click.echo(f"{key_file} now holds the new master key; restart every process")
+    else:
+        click.echo("set TRUSTLEDGER_MASTER_KEY to the new key and restart every process")
+
+
+def _new_master_key(settings: Settings, new_key_file: Path | None) -> MasterKey:
+    if new_key_file is not None:
+        return MasterKey.parse(new_key_file.read_text(), f"the key file {new_key_file}")
+    given = settings.load_new_master_key()
+    if given is not None:
+        return given
+    if settings.key_file is None:
+        raise click.UsageError("give the new key in TRUSTLEDGER_NEW_MASTER_KEY or --new-key-file")
+    return MasterKey.generate()
+
+
 def main(argv: list[str] | None = None) -> Any:
     """Runs the command line; every error is one line on stderr and a non-zero exit."""
     try:
@@ -257,6 +310,10 @@ def main(argv: list[str] | None = None) -> Any:
     except (sqlite3.Error, psycopg.Error) as error:
         message = str(error).strip().splitlines() or [type(error).__name__]
         _fail(f"database: {message[0]} (has `trustledger migrate` run?)", 1)
+
+
+def _say(line: str) -> None:
+    click.echo(f"trustledger: {line}", err=True)
 
 
 def _fail(message: str, code: int) -> None:

@@ -35,7 +35,8 @@ class Resources:
         if self._ledger is None:
             with self._lock:
                 if self._ledger is None:
-                    self._ledger = Ledger(self.settings.store)
+                    master_key = self.settings.load_master_key()
+                    self._ledger = Ledger(self.settings.store, master_key=master_key)
         return self._ledger
 
     @property

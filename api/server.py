@@ -25,6 +25,7 @@ def serve_in_process(config: Mapping[str, Any], host: str, port: int) -> None:
     from projections.runner import Runner
 
     app = create_app(config)
+    # Opening the ledger now stops the service at start on a wrong master key.
     runner = Runner(app.extensions[EXTENSION].ledger)
     stop_projections = runner.start()
     try:
@@ -48,7 +49,13 @@ class Gunicorn(BaseApplication):  # type: ignore[misc]
             self.cfg.set(name, value)
 
     def load(self) -> Flask:
-        return create_app(self.app_config)
+        """In the worker, after the fork: the app, with its ledger opened (so a wrong master
+        key fails the worker's boot, and gunicorn stops, rather than every request)."""
+        from api.context import EXTENSION
+
+        app = create_app(self.app_config)
+        _ = app.extensions[EXTENSION].ledger
+        return app
 
 
 def worker_exit(server: Any, worker: Any) -> None:

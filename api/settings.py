@@ -3,19 +3,37 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+import sys
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
+from pathlib import Path
 from typing import Any
 
+from domain.errors import MasterKeyError
+from domain.shredding import MasterKey
 from domain.storage import DEFAULT_URL, Store
 
 PREFIX = "TRUSTLEDGER_"
+MASTER_KEY_FILE = "master.key"
+"""The embedded store's key file, beside its database, when TRUSTLEDGER_MASTER_KEY is not set."""
+
+
+def _to_stderr(message: str) -> None:
+    print(f"trustledger: {message}", file=sys.stderr)
 
 
 @dataclass(frozen=True)
 class Settings:
     database_url: str = DEFAULT_URL
     """`sqlite:///PATH` (the embedded default) or `postgresql://USER:PASS@HOST:PORT/DB`."""
+    master_key: str = ""
+    """The master key that wraps every customer key: 32 random bytes in base64. Required for
+    PostgreSQL; for SQLite, when unset, the key file beside the database (made on first run)."""
+    master_key_file: str = ""
+    """Where the SQLite store keeps its master key when `master_key` is unset (default:
+    `master.key` beside the database file)."""
+    new_master_key: str = ""
+    """Only for `trustledger rotate-master-key`: the key to rewrap every customer key with."""
 
     @classmethod
     def load(cls, overrides: Mapping[str, Any] | None = None) -> Settings:
@@ -31,3 +49,53 @@ class Settings:
     @property
     def store(self) -> Store:
         return Store.from_url(self.database_url)
+
+    @property
+    def key_file(self) -> Path | None:
+        """The master key file, for an SQLite store without TRUSTLEDGER_MASTER_KEY; else None."""
+        if self.master_key or not self.store.is_sqlite:
+            return None
+        if self.master_key_file:
+            return Path(self.master_key_file)
+        return Path(self.store.path).parent / MASTER_KEY_FILE
+
+    def load_master_key(self, announce: Callable[[str], None] = _to_stderr) -> MasterKey:
+        """The master key: TRUSTLEDGER_MASTER_KEY, else the SQLite store's key file.
+
+        The key file is made on first run, and `announce` says so. Nothing falls back to
+        plaintext: a missing or malformed key is a MasterKeyError with the fix in its message.
+        """
+        if self.master_key:
+            return MasterKey.parse(self.master_key, f"{PREFIX}MASTER_KEY")
+        path = self.key_file
+        if path is None:
+            raise MasterKeyError(
+                f"{PREFIX}MASTER_KEY is not set, and the {self.store.kind} store needs it:"
+                " 32 random bytes in base64, e.g. `openssl rand -base64 32`"
+            )
+        if path.exists():
+            return MasterKey.parse(path.read_text(), f"the master key file {path}")
+        key = MasterKey.generate()
+        write_key_file(path, key)
+        announce(
+            f"generated a master key in {path}: back it up apart from the database, since"
+            f" without it no personal data can be read (or set {PREFIX}MASTER_KEY instead)"
+        )
+        return key
+
+    def load_new_master_key(self) -> MasterKey | None:
+        if not self.new_master_key:
+            return None
+        return MasterKey.parse(self.new_master_key, f"{PREFIX}NEW_MASTER_KEY")
+
+
+def write_key_file(path: Path, key: MasterKey) -> None:
+    """Writes a key file readable by its owner only, durably, replacing any file at `path`."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    partial = path.with_name(path.name + ".partial")
+    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(key.encoded() + "\n")
+        file.flush()
+        os.fsync(file.fileno())
+    os.replace(partial, path)

@@ -10,7 +10,7 @@ import uuid
 from datetime import UTC, datetime
 
 import psycopg
-from common import postgres_store, rate, row, sqlite_store
+from common import open_ledger, postgres_store, rate, row, sqlite_store
 
 from domain.application import Ledger
 from domain.relationship import PostedEvent
@@ -50,13 +50,18 @@ def raw_sqlite(path: str, state: bytes, rows_per_commit: int, commits: int) -> f
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
-    conn.execute("CREATE TABLE raw (id TEXT, version INTEGER, topic TEXT, state BLOB, PRIMARY KEY (id, version))")
+    conn.execute(
+        "CREATE TABLE raw (id TEXT, version INTEGER, topic TEXT, state BLOB, PRIMARY KEY (id, version))"
+    )
 
     def run() -> None:
         for _ in range(commits):
             key = uuid.uuid4().hex
             conn.execute("BEGIN")
-            conn.executemany("INSERT INTO raw VALUES (?, ?, ?, ?)", [(key, v, "t", state) for v in range(rows_per_commit)])
+            conn.executemany(
+                "INSERT INTO raw VALUES (?, ?, ?, ?)",
+                [(key, v, "t", state) for v in range(rows_per_commit)],
+            )
             conn.execute("COMMIT")
 
     return rate(rows_per_commit * commits, run)
@@ -64,20 +69,28 @@ def raw_sqlite(path: str, state: bytes, rows_per_commit: int, commits: int) -> f
 
 def raw_postgres(store: Store, state: bytes, rows_per_commit: int, commits: int) -> float:
     with psycopg.connect(store.conninfo(), autocommit=True) as conn:
-        conn.execute("CREATE TABLE raw (id uuid, version bigint, topic text, state bytea, PRIMARY KEY (id, version))")
+        conn.execute(
+            "CREATE TABLE raw (id uuid, version bigint, topic text, state bytea, PRIMARY KEY (id, version))"
+        )
 
         def run() -> None:
             for _ in range(commits):
                 key = uuid.uuid4()
                 with conn.transaction(), conn.cursor() as cur:
-                    cur.executemany("INSERT INTO raw VALUES (%s, %s, %s, %s)", [(key, v, "t", state) for v in range(rows_per_commit)])
+                    cur.executemany(
+                        "INSERT INTO raw VALUES (%s, %s, %s, %s)",
+                        [(key, v, "t", state) for v in range(rows_per_commit)],
+                    )
 
         return rate(rows_per_commit * commits, run)
 
 
 def ledger_single(ledger: Ledger, count: int) -> float:
     customers = [f"c-{uuid.uuid4().hex[:8]}" for _ in range(50)]
-    return rate(count, lambda: [ledger.record("bench", answered(customers[i % 50], i)) for i in range(count)])
+    return rate(
+        count,
+        lambda: [ledger.record("bench", answered(customers[i % 50], i)) for i in range(count)],
+    )
 
 
 def ledger_batches(ledger: Ledger, batches: int) -> float:
@@ -92,7 +105,9 @@ def history_cost(ledger: Ledger, past: int, appends: int = 300) -> float:
     """Seconds per append to a relationship that already has `past` events (cache cold and warm)."""
     customer = f"h-{past}-{uuid.uuid4().hex[:6]}"
     for start in range(0, past, 500):
-        ledger.record_batch("bench", [answered(customer, n) for n in range(start, min(past, start + 500))])
+        ledger.record_batch(
+            "bench", [answered(customer, n) for n in range(start, min(past, start + 500))]
+        )
     started = time.perf_counter()
     for n in range(appends):
         ledger.record("bench", answered(customer, past + n))
@@ -102,9 +117,11 @@ def history_cost(ledger: Ledger, past: int, appends: int = 300) -> float:
 def main() -> None:
     for kind, make in (("sqlite", sqlite_store), ("postgres", postgres_store)):
         store = make()
-        ledger = Ledger(store)
+        ledger = open_ledger(store)
         state = payload(ledger)
-        print(f"\n{kind}: in-process append (payload {len(state)} bytes; an event also writes its idempotency key)")
+        print(
+            f"\n{kind}: in-process append (payload {len(state)} bytes; an event also writes its idempotency key)"
+        )
         if kind == "sqlite":
             base_single = raw_sqlite(store.path + ".raw", state, 1, N_SINGLE)
             base_batch = raw_sqlite(store.path + ".raw2", state, 100, N_BATCHES)
@@ -112,13 +129,29 @@ def main() -> None:
             base_single = raw_postgres(postgres_store(), state, 1, N_SINGLE)
             base_batch = raw_postgres(postgres_store(), state, 100, N_BATCHES)
         row("raw insert, one row per transaction (baseline)", base_single, "rows/s")
-        row("Ledger.record, one event per call", ledger_single(ledger, N_SINGLE), "events/s", base_single)
+        row(
+            "Ledger.record, one event per call",
+            ledger_single(ledger, N_SINGLE),
+            "events/s",
+            base_single,
+        )
         row("raw insert, 100 rows per transaction (baseline)", base_batch, "rows/s")
-        row("Ledger.record_batch, 100 events per call", ledger_batches(ledger, N_BATCHES), "events/s", base_batch)
+        row(
+            "Ledger.record_batch, 100 events per call",
+            ledger_batches(ledger, N_BATCHES),
+            "events/s",
+            base_batch,
+        )
         short = history_cost(ledger, 10)
         long = history_cost(ledger, 100_000)
         row("append to a relationship with 10 past events", short * 1000, "ms")
-        row("append to a relationship with 100,000 past events", long * 1000, "ms", short * 1000, "goal <= 1.2x")
+        row(
+            "append to a relationship with 100,000 past events",
+            long * 1000,
+            "ms",
+            short * 1000,
+            "goal <= 1.2x",
+        )
         ledger.close()
 
 

@@ -18,10 +18,20 @@ sys.path.insert(0, str(ROOT))
 
 import psycopg  # noqa: E402
 
+from domain.application import Ledger  # noqa: E402
+from domain.shredding import MasterKey  # noqa: E402
 from domain.storage import Store  # noqa: E402
 from migrations import upgrade  # noqa: E402
 
 _server_url: str | None = None
+BENCH_MASTER_KEY = MasterKey.generate()
+os.environ["TRUSTLEDGER_MASTER_KEY"] = (
+    BENCH_MASTER_KEY.encoded()
+)  # for the scripts run as processes
+
+
+def open_ledger(store: Store) -> Ledger:
+    return Ledger(store, master_key=BENCH_MASTER_KEY)
 
 
 def postgres_server() -> str:
@@ -32,7 +42,9 @@ def postgres_server() -> str:
         if not _server_url:
             directory = str(ROOT / "var" / f"bench-postgres-{os.getpid()}")
             tool = str(ROOT / "tools" / "throwaway-postgres")
-            out = subprocess.run([tool, "start", directory], check=True, capture_output=True, text=True)
+            out = subprocess.run(
+                [tool, "start", directory], check=True, capture_output=True, text=True
+            )
             _server_url = out.stdout.strip().splitlines()[-1]
             atexit.register(subprocess.run, [tool, "stop", directory], check=False)
     return _server_url

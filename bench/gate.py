@@ -9,7 +9,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 from append import answered
-from common import postgres_store, row, sqlite_store
+from common import open_ledger, postgres_store, row, sqlite_store
 
 from domain.application import Ledger
 from domain.gate import PushRequest, evaluate
@@ -28,14 +28,18 @@ def consent(customer: str) -> PostedEvent:
 
 
 def request(customer: str) -> PushRequest:
-    return PushRequest(f"p-{uuid.uuid4().hex}", customer, "offer", "push", "marketing", ("purchase_history",))
+    return PushRequest(
+        f"p-{uuid.uuid4().hex}", customer, "offer", "push", "marketing", ("purchase_history",)
+    )
 
 
 def prepared(ledger: Ledger, past: int) -> str:
     customer = f"g-{past}-{uuid.uuid4().hex[:6]}"
     ledger.record("bench", consent(customer))
     for start in range(0, past, 500):
-        ledger.record_batch("bench", [answered(customer, n) for n in range(start, min(past, start + 500))])
+        ledger.record_batch(
+            "bench", [answered(customer, n) for n in range(start, min(past, start + 500))]
+        )
     return customer
 
 
@@ -46,8 +50,10 @@ def percentiles(samples: list[float]) -> tuple[float, float]:
 
 def main() -> None:
     for kind, make in (("sqlite", sqlite_store), ("postgres", postgres_store)):
-        ledger = Ledger(make())
-        ledger.set_policy("bench", {"frequency_cap": 1000, "quiet_hours": {"start": "00:00", "end": "00:00"}})
+        ledger = open_ledger(make())
+        ledger.set_policy(
+            "bench", {"frequency_cap": 1000, "quiet_hours": {"start": "00:00", "end": "00:00"}}
+        )
         print(f"\n{kind}: the push gate in-process")
         customer = prepared(ledger, 10)
         relationship = ledger.relationship("bench", customer)
@@ -71,7 +77,13 @@ def main() -> None:
                 samples.append(time.perf_counter() - started)
             costs[past] = percentiles(samples)
         row("decide and record, 10 past events, p50", costs[10][0], "ms")
-        row("decide and record, 100,000 past events, p50", costs[100_000][0], "ms", costs[10][0], "goal <= 1.2x")
+        row(
+            "decide and record, 100,000 past events, p50",
+            costs[100_000][0],
+            "ms",
+            costs[10][0],
+            "goal <= 1.2x",
+        )
         ledger.close()
 
 

@@ -37,8 +37,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from api.auth import KeyStore  # noqa: E402
+from bench.common import open_ledger, postgres_store  # noqa: E402  (sets the master key)
 from domain.storage import Store  # noqa: E402
-from migrations import upgrade  # noqa: E402
 
 CLIENTS = 4
 WORKERS = 2
@@ -80,30 +80,9 @@ class Run:
 # --- the database and the servers -------------------------------------------------------------
 
 
-@contextmanager
-def postgres() -> Iterator[str]:
-    url = os.environ.get("TRUSTLEDGER_BENCH_POSTGRES_URL")
-    if url:
-        yield url
-        return
-    directory = ROOT / "var" / "bench-postgres"
-    tool = str(ROOT / "tools" / "throwaway-postgres")
-    started = subprocess.run(
-        [tool, "start", str(directory)], check=True, capture_output=True, text=True
-    )
-    try:
-        yield started.stdout.strip().splitlines()[-1]
-    finally:
-        subprocess.run([tool, "stop", str(directory)], check=False)
-
-
-def fresh_database(url: str) -> Store:
-    base = Store.from_url(url)
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(base.conninfo(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    store = Store.from_url(base.conninfo().rsplit("/", 1)[0] + "/" + name)
-    upgrade(store)
+def fresh_database() -> Store:
+    """A fresh, migrated database with the baseline's table beside the ledger's."""
+    store = postgres_store()
     with psycopg.connect(store.conninfo(), autocommit=True) as conn:
         conn.execute(
             "CREATE TABLE bench_baseline (id bigserial PRIMARY KEY, event_id text, body jsonb)"
@@ -225,30 +204,29 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=8.0, help="per measurement (default 8)")
     seconds = parser.parse_args().seconds
-    with postgres() as url:
-        store = fresh_database(url)
-        keys = KeyStore(store)
-        key = keys.create("bench", "brand").key
-        keys.close()
-        runs: dict[str, Run] = {}
-        measure: list[tuple[str, Callable[[], Any], int]] = [
-            ("baseline, single", lambda: baseline_server(store, lock=False), 1),
-            ("baseline + table lock, single", lambda: baseline_server(store, lock=True), 1),
-            ("ledger, single", lambda: ledger_server(store), 1),
-            ("baseline, batch of 100", lambda: baseline_server(store, lock=False), BATCH),
-            ("ledger, batch of 100", lambda: ledger_server(store), BATCH),
-        ]
-        print(
-            f"HTTP ingest: gunicorn {WORKERS} sync workers, {CLIENTS} clients, PostgreSQL,"
-            f" {seconds:.0f} s each"
-        )
-        for name, serve, per_request in measure:
-            with serve() as port:
-                runs[name] = load(name, port, key, per_request, seconds)
-            print(runs[name].line(), flush=True)
-        report(runs)
-        print()
-        breakdown(store)
+    store = fresh_database()
+    keys = KeyStore(store)
+    key = keys.create("bench", "brand").key
+    keys.close()
+    runs: dict[str, Run] = {}
+    measure: list[tuple[str, Callable[[], Any], int]] = [
+        ("baseline, single", lambda: baseline_server(store, lock=False), 1),
+        ("baseline + table lock, single", lambda: baseline_server(store, lock=True), 1),
+        ("ledger, single", lambda: ledger_server(store), 1),
+        ("baseline, batch of 100", lambda: baseline_server(store, lock=False), BATCH),
+        ("ledger, batch of 100", lambda: ledger_server(store), BATCH),
+    ]
+    print(
+        f"HTTP ingest: gunicorn {WORKERS} sync workers, {CLIENTS} clients, PostgreSQL,"
+        f" {seconds:.0f} s each"
+    )
+    for name, serve, per_request in measure:
+        with serve() as port:
+            runs[name] = load(name, port, key, per_request, seconds)
+        print(runs[name].line(), flush=True)
+    report(runs)
+    print()
+    breakdown(store)
 
 
 def report(runs: dict[str, Run]) -> None:
@@ -283,11 +261,10 @@ def per_call_ms(step: Callable[[int], Any], times: int) -> float:
 
 def breakdown(store: Store) -> None:
     from api.schemas.events import BatchSchema, EventSchema
-    from domain.application import Ledger
 
     keys = KeyStore(store)
     key = keys.create("bench-steps", "brand").key
-    ledger = Ledger(store)
+    ledger = open_ledger(store)
     raw = psycopg.connect(store.conninfo())
     one, many = EventSchema(), BatchSchema()
 

@@ -11,7 +11,7 @@ import threading
 import time
 import uuid
 
-from common import ROOT, postgres_store, rate, row, sqlite_store
+from common import ROOT, open_ledger, postgres_store, rate, row, sqlite_store
 
 from domain.application import Ledger
 from domain.storage import Store
@@ -21,11 +21,12 @@ from tests.factories import story
 N = 40_000
 
 REBUILD = """
-import json, resource, sys, time
+import json, os, resource, sys, time
 from domain.application import Ledger
+from domain.shredding import MasterKey
 from domain.storage import Store
 from projections.runner import Runner
-ledger = Ledger(Store.from_url(sys.argv[1]))
+ledger = Ledger(Store.from_url(sys.argv[1]), master_key=MasterKey.parse(os.environ['TRUSTLEDGER_MASTER_KEY'], 'env'))
 runner = Runner(ledger)
 started = time.perf_counter()
 runner.rebuild()
@@ -34,10 +35,11 @@ print(json.dumps({"seconds": elapsed, "head": runner.head(), "maxrss_kb": resour
 """
 
 READ = """
-import json, resource, sys, time
+import json, os, resource, sys, time
 from domain.application import Ledger
+from domain.shredding import MasterKey
 from domain.storage import Store
-ledger = Ledger(Store.from_url(sys.argv[1]))
+ledger = Ledger(Store.from_url(sys.argv[1]), master_key=MasterKey.parse(os.environ['TRUSTLEDGER_MASTER_KEY'], 'env'))
 started, after, count = time.perf_counter(), 0, 0
 while True:
     page = ledger.recorder.select_notifications(after + 1, 500)
@@ -53,40 +55,65 @@ def load(ledger: Ledger, events: int) -> None:
     """About `events` events of realistic stories, in batches of 280 over 10 customers each."""
     per_story = len(story())
     for _ in range(max(1, events // (per_story * 10))):
-        ledger.record_batch("bench", [e for i in range(10) for e in story(f"c-{uuid.uuid4().hex[:10]}-{i}")])
+        ledger.record_batch(
+            "bench", [e for i in range(10) for e in story(f"c-{uuid.uuid4().hex[:10]}-{i}")]
+        )
 
 
 def measure(script: str, store: Store) -> dict[str, float]:
-    out = subprocess.run([sys.executable, "-c", script, store.url], cwd=ROOT, capture_output=True, text=True, check=True)
+    out = subprocess.run(
+        [sys.executable, "-c", script, store.url],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     result: dict[str, float] = json.loads(out.stdout.strip().splitlines()[-1])
     return result
 
 
 def rebuild_figures(kind: str, store: Store) -> None:
-    ledger = Ledger(store)
+    ledger = open_ledger(store)
     load(ledger, N)
     read = measure(READ, store)
     first = measure(REBUILD, store)
     print(f"\n{kind}: rebuild of every read model from {int(first['head']):,} notifications")
     read_rate = read["head"] / read["seconds"]
     row("library read-and-decode of the log (baseline)", read_rate, "events/s")
-    row("rebuild (replay into fresh tables, then swap)", first["head"] / first["seconds"], "events/s", read_rate,
-        "goal >= 0.4x" + (", >= 33,000/s" if kind == "postgres" else ""))
+    row(
+        "rebuild (replay into fresh tables, then swap)",
+        first["head"] / first["seconds"],
+        "events/s",
+        read_rate,
+        "goal >= 0.4x" + (", >= 33,000/s" if kind == "postgres" else ""),
+    )
     load(ledger, N)
     second = measure(REBUILD, store)
     row(f"rebuild time for N = {int(first['head']):,}", first["seconds"], "s")
-    row(f"rebuild time for 2N = {int(second['head']):,}", second["seconds"], "s", first["seconds"], "goal 1.8-2.2x")
+    row(
+        f"rebuild time for 2N = {int(second['head']):,}",
+        second["seconds"],
+        "s",
+        first["seconds"],
+        "goal 1.8-2.2x",
+    )
     row("peak memory of the rebuild, N", first["maxrss_kb"] / 1024, "MiB")
-    row("peak memory of the rebuild, 2N", second["maxrss_kb"] / 1024, "MiB", first["maxrss_kb"] / 1024, "goal flat")
+    row(
+        "peak memory of the rebuild, 2N",
+        second["maxrss_kb"] / 1024,
+        "MiB",
+        first["maxrss_kb"] / 1024,
+        "goal flat",
+    )
     ledger.close()
 
 
 def lag_figures(kind: str, store: Store, seconds: float = 8.0) -> None:
     """Four writers record single events; a runner follows; how long until each is applied."""
-    ledger = Ledger(store)
-    runner = Runner(Ledger(store))
+    ledger = open_ledger(store)
+    runner = Runner(open_ledger(store))
     stop_runner = runner.start()
-    watcher = Runner(Ledger(store))
+    watcher = Runner(open_ledger(store))
     recorded: list[tuple[int, float]] = []
     lock = threading.Lock()
     deadline = time.monotonic() + seconds
@@ -116,7 +143,9 @@ def lag_figures(kind: str, store: Store, seconds: float = 8.0) -> None:
             break
     stop_runner()
     lags = sorted(visible[p] - t for p, t in recorded if p in visible)
-    print(f"\n{kind}: projection lag while 4 writers ingest ({len(recorded):,} events in {seconds:.0f}s)")
+    print(
+        f"\n{kind}: projection lag while 4 writers ingest ({len(recorded):,} events in {seconds:.0f}s)"
+    )
     row("lag p50", statistics.median(lags) * 1000, "ms")
     row("lag p99", lags[int(len(lags) * 0.99) - 1] * 1000, "ms", None, "goal <= 1000 ms")
 

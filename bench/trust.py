@@ -8,7 +8,7 @@ import uuid
 from datetime import UTC, datetime
 
 from append import answered
-from common import postgres_store, row, sqlite_store
+from common import open_ledger, postgres_store, row, sqlite_store
 from read_models import load
 
 from domain.application import Ledger
@@ -24,7 +24,9 @@ def evaluation_cost(ledger: Ledger, past: int) -> float:
     """Seconds to load a relationship and evaluate its trust, after `past` events."""
     customer = f"t-{past}-{uuid.uuid4().hex[:6]}"
     for start in range(0, past, 500):
-        ledger.record_batch("bench", [answered(customer, n) for n in range(start, min(past, start + 500))])
+        ledger.record_batch(
+            "bench", [answered(customer, n) for n in range(start, min(past, start + 500))]
+        )
     rates = {"consistency": 0.7, "honesty": 0.6, "expertise": 0.8}
     started = time.perf_counter()
     for _ in range(EVALUATIONS):
@@ -33,7 +35,7 @@ def evaluation_cost(ledger: Ledger, past: int) -> float:
 
 
 def model_rate(store: Store, model: object) -> float:
-    runner = Runner(Ledger(store), [model])  # type: ignore[list-item]
+    runner = Runner(open_ledger(store), [model])  # type: ignore[list-item]
     started = time.perf_counter()
     runner.rebuild()
     rate = runner.head() / (time.perf_counter() - started)
@@ -44,16 +46,27 @@ def model_rate(store: Store, model: object) -> float:
 def main() -> None:
     for kind, make in (("postgres", postgres_store), ("sqlite", sqlite_store)):
         store = make()
-        ledger = Ledger(store)
+        ledger = open_ledger(store)
         print(f"\n{kind}: trust")
         short = evaluation_cost(ledger, 10)
         long = evaluation_cost(ledger, 100_000)
         row("evaluate a relationship's trust, 10 past events", short * 1000, "ms")
-        row("evaluate a relationship's trust, 100,000 past events", long * 1000, "ms", short * 1000, "goal <= 1.2x")
+        row(
+            "evaluate a relationship's trust, 100,000 past events",
+            long * 1000,
+            "ms",
+            short * 1000,
+            "goal <= 1.2x",
+        )
         load(ledger, 30_000)
         timeline = model_rate(store, Timeline())
         row("timeline read model, rebuilt alone (baseline)", timeline, "notifications/s")
-        row("relationships + brand trust read model, rebuilt alone", model_rate(store, Relationships()), "notifications/s", timeline)
+        row(
+            "relationships + brand trust read model, rebuilt alone",
+            model_rate(store, Relationships()),
+            "notifications/s",
+            timeline,
+        )
         ledger.close()
 
 

@@ -6,28 +6,32 @@ import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from uuid import UUID, uuid5
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError
+from eventsourcing.persistence import IntegrityError, Mapper
 
 from domain import trust
 from domain.brand import BrandPolicy, Policy, policy_id
 from domain.errors import (
     BatchRejected,
     ConcurrencyConflict,
+    CustomerErased,
     DecisionNotFound,
     EventIdConflict,
     LedgerError,
+    MasterKeyError,
     PolicyNotFound,
     PushIdConflict,
     RejectedEvent,
     RelationshipNotFound,
 )
 from domain.gate import PushRequest, Scores, evaluate
+from domain.key_table import key_table_for
 from domain.relationship import (
+    ERASED,
     NAMESPACE,
     Envelope,
     Interaction,
@@ -36,6 +40,13 @@ from domain.relationship import (
     Relationship,
     refold,
     relationship_id,
+)
+from domain.shredding import (
+    KEY_CACHE_SECONDS,
+    CustomerKey,
+    CustomerKeys,
+    MasterKey,
+    PersonalDataMapper,
 )
 from domain.storage import Store
 
@@ -78,6 +89,44 @@ class Recording:
     replayed: bool = False
 
 
+@dataclass(frozen=True)
+class ErasureReceipt:
+    """The ledger's answer to an erasure: what was shredded, when, at whose request, and why.
+
+    It names the relationship by its id, not by the customer reference: the ledger keeps no
+    plaintext reference, and a receipt may be kept where the reference must not be.
+    """
+
+    brand: str
+    relationship_id: UUID
+    requested_by: str
+    reason: str
+    erased_at: datetime
+    sequence: int
+    """The erasure event's place in the relationship; the events before it are shredded."""
+    replayed: bool = False
+    """True when the customer had been erased before: this is the first erasure's receipt."""
+
+    @property
+    def events_shredded(self) -> int:
+        return self.sequence - 1
+
+    @classmethod
+    def of(cls, brand: str, relationship: Relationship, replayed: bool) -> ErasureReceipt:
+        erased = relationship.erased
+        if erased is None:
+            raise ValueError(f"relationship {relationship.id} is not erased")
+        return cls(
+            brand=brand,
+            relationship_id=relationship.id,
+            requested_by=erased["requested_by"],
+            reason=erased["reason"],
+            erased_at=erased["at"],
+            sequence=erased["sequence"],
+            replayed=replayed,
+        )
+
+
 class IdempotencyKey(Aggregate, created_event_name="Claimed"):
     """Claims one of a brand's event ids, saved atomically with the event it names."""
 
@@ -96,7 +145,7 @@ class IdempotencyKey(Aggregate, created_event_name="Claimed"):
         recorded_at: datetime
 
     @staticmethod
-    def create_id(brand: str, event_id: str) -> UUID:  # type: ignore[override]
+    def create_id(brand: str, event_id: str) -> UUID:
         return uuid5(NAMESPACE, json.dumps(["event-id", brand, event_id]))
 
     def __init__(
@@ -129,7 +178,7 @@ class PushClaim(Aggregate, created_event_name="Claimed"):
         relationship_id: UUID
 
     @staticmethod
-    def create_id(brand: str, push_id: str) -> UUID:  # type: ignore[override]
+    def create_id(brand: str, push_id: str) -> UUID:
         return uuid5(NAMESPACE, json.dumps(["push-id", brand, push_id]))
 
     def __init__(self, brand: str, push_id: str, relationship_id: UUID) -> None:
@@ -149,11 +198,25 @@ class Ledger(Application[UUID]):
         store: Store | None = None,
         env: dict[str, str] | None = None,
         base_rates: BaseRates | None = None,
+        *,
+        master_key: MasterKey | None = None,
+        key_cache_seconds: float = KEY_CACHE_SECONDS,
     ) -> None:
+        """Opens the store; refuses a missing master key, or one the store's keys are not under.
+
+        Only the in-memory store (unit tests) makes up a master key when none is given.
+        `base_rates` gives the brand's P per dimension at a time (a relationship's base rates):
+        the composition root wires it to the brand trust read model; alone, the ledger uses 0.5.
+        """
         self.store = store or Store.from_url(None)
         self.base_rates: BaseRates = base_rates or neutral_base_rates
-        """The brand's P per dimension at a time: a relationship's base rates. The composition
-        root wires it to the brand trust read model; alone, the ledger uses 0.5."""
+        if master_key is None and self.store.kind != "memory":
+            raise MasterKeyError(
+                f"no master key for the {self.store.kind} store (TRUSTLEDGER_MASTER_KEY):"
+                " personal data is never stored in plaintext"
+            )
+        self._master_key = master_key or MasterKey.generate()
+        self._key_cache_seconds = key_cache_seconds
         super().__init__(
             {
                 **self.store.eventsourcing_env(),
@@ -161,6 +224,13 @@ class Ledger(Application[UUID]):
                 **(env or {}),
             }
         )
+        self.customer_keys.check_master_key()
+
+    def construct_mapper(self) -> Mapper[UUID]:
+        """The mapper that seals personal fields with each customer's key (and the keys' store)."""
+        table = key_table_for(getattr(self.factory, "datastore", None), self.store.kind)
+        self.customer_keys = CustomerKeys(table, self._master_key, self._key_cache_seconds)
+        return PersonalDataMapper(self.construct_transcoder(), self.customer_keys)
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -185,11 +255,12 @@ class Ledger(Application[UUID]):
                     raise BatchRejected(errors)
                 replays.update(found)
                 continue
+            customer_keys = self._customer_keys(brand, relationships)
             keys = [
                 IdempotencyKey(
                     brand,
                     batch[i].event_id,
-                    batch[i].fingerprint(),
+                    _fingerprint(customer_keys, brand, batch[i]),
                     relationship_id(brand, batch[i].customer),
                     event.originator_version,
                     event.timestamp,
@@ -241,6 +312,21 @@ class Ledger(Application[UUID]):
                 events.append(relationships[rid].pending_events[-1])  # type: ignore[arg-type]
         return relationships, events, errors
 
+    def _customer_keys(
+        self, brand: str, relationships: dict[UUID, Relationship]
+    ) -> dict[UUID, CustomerKey]:
+        """Each relationship's key; a new one's is created now, committed before its events.
+
+        A key whose events then fail to save stays unused and harmless: the retry, or the next
+        event for that customer, finds and uses it.
+        """
+        return {
+            rid: self.customer_keys.create(brand, rid)
+            if isinstance(relationship.pending_events[0], Relationship.Opened)
+            else self.customer_keys.require(rid)
+            for rid, relationship in relationships.items()
+        }
+
     def _get_or_open(self, brand: str, customer: str) -> Relationship:
         try:
             relationship: Relationship = self.repository.get(relationship_id(brand, customer))
@@ -253,7 +339,7 @@ class Ledger(Application[UUID]):
         if self.store.kind == "memory":
             return {i for i in ids if self._exists_id(i)}
         ordered = list(ids)
-        datastore: Any = self.recorder.datastore
+        datastore = cast(Any, self.recorder).datastore
         if self.store.is_sqlite:
             marks = ", ".join("?" for _ in ordered)
             with datastore.transaction(commit=False) as cursor:
@@ -283,7 +369,12 @@ class Ledger(Application[UUID]):
             if not claims:
                 continue
             claim: Any = claims[0]
-            if claim.fingerprint != posted.fingerprint():
+            rid = relationship_id(brand, posted.customer)
+            key = self.customer_keys.get(rid) if claim.relationship_id == rid else None
+            if claim.relationship_id == rid and key is None:
+                conflicts[i] = CustomerErased()
+                continue
+            if key is None or claim.fingerprint != key.fingerprint(posted.canonical()):
                 conflicts[i] = EventIdConflict(posted.event_id)
                 continue
             found[i] = Recording(
@@ -330,6 +421,7 @@ class Ledger(Application[UUID]):
             )
             envelope = self._decision_envelope(relationship, push, moment)
             relationship.record_push_decision(envelope, push.push_id, push.as_dict(), decision)
+            self._customer_keys(brand, {relationship.id: relationship})
             try:
                 self.save(relationship, *claim)
             except IntegrityError:
@@ -352,7 +444,7 @@ class Ledger(Application[UUID]):
         if half_life == trust.HALF_LIFE:
             scores = relationship.trust(now, rates)
         else:  # evidence is kept at the default half-life; another one means folding it again
-            events = self.events.get(relationship.id, lte=relationship.version)
+            events = cast(Any, self.events.get(relationship.id, lte=relationship.version))
             scores = refold(events, half_life).trust(now, rates, half_life)
         return gate_view(scores)
 
@@ -445,12 +537,12 @@ class Ledger(Application[UUID]):
         while True:
             page = self.recorder.select_notifications(after + 1, 500, topics=[PushDecided.TOPIC])  # type: ignore[attr-defined]
             for notification in page:
-                rid = notification.originator_id
+                rid = cast(UUID, notification.originator_id)
                 if rid not in brands:
                     opened: Any = next(iter(self.events.get(rid, lte=1)))
                     brands[rid] = opened.brand
                 if brand is None or brands[rid] == brand:
-                    yield brands[rid], rid, notification.originator_version  # type: ignore[misc]
+                    yield brands[rid], rid, notification.originator_version
             if len(page) < 500:
                 return
             after = page[-1].id
@@ -511,6 +603,40 @@ class Ledger(Application[UUID]):
                 break
             version = event.originator_version
         return version
+    # --- erasure and keys ---------------------------------------------------------------------
+
+    def erase(self, brand: str, customer: str, *, requested_by: str, reason: str) -> ErasureReceipt:
+        """Crypto-shreds the customer: records who asked and why, then destroys their key.
+
+        Erasing again completes an interrupted erasure and answers with the first receipt.
+        `reason` stays readable after the erasure: it must not hold the customer's data.
+        """
+        rid = relationship_id(brand, customer)
+        replayed = True
+        for _ in range(self.max_attempts):
+            relationship = self._get(rid, customer)
+            if relationship.erased is not None:
+                break
+            relationship.erase(requested_by, reason)
+            try:
+                self.save(relationship)
+            except IntegrityError:
+                continue
+            replayed = False
+            break
+        else:
+            raise ConcurrencyConflict(
+                f"the relationship kept changing; gave up after {self.max_attempts} attempts"
+            )
+        self.customer_keys.destroy(rid)
+        return ErasureReceipt.of(brand, relationship, replayed)
+
+    def rotate_master_key(self, new_key: MasterKey) -> int:
+        """Rewraps every customer key with `new_key` in one transaction; returns how many.
+
+        This ledger uses the new key at once; other processes must restart with it.
+        """
+        return self.customer_keys.rotate(new_key)
 
     # --- reading ------------------------------------------------------------------------------
 
@@ -522,7 +648,7 @@ class Ledger(Application[UUID]):
                 relationship: Relationship = self.repository.get(rid)
                 return relationship
             version = None
-            for event in self.events.get(rid):
+            for event in cast(Any, self.events.get(rid)):
                 if event.timestamp > as_of:
                     break
                 version = event.originator_version
@@ -554,14 +680,26 @@ class Ledger(Application[UUID]):
             page = self.recorder.select_notifications(start, 500, topics=[topic])
             for notification in page:
                 opened: Any = self.mapper.to_domain_event(notification)
-                if opened.brand == brand:
+                if opened.brand == brand and opened.customer != ERASED:
                     yield opened.customer
             if len(page) < 500:
                 return
             start = page[-1].id + 1
 
+    def _get(self, rid: UUID, customer: str) -> Relationship:
+        try:
+            relationship: Relationship = self.repository.get(rid)
+        except AggregateNotFoundError:
+            raise RelationshipNotFound(f"no relationship with customer {customer!r}") from None
+        return relationship
+
     def _exists(self, brand: str, customer: str) -> bool:
         return self._exists_id(relationship_id(brand, customer))
+
+
+def _fingerprint(keys: dict[UUID, CustomerKey], brand: str, posted: PostedEvent) -> str:
+    """Keyed by the customer's key, so the claim stored for an event id reveals nothing of it."""
+    return keys[relationship_id(brand, posted.customer)].fingerprint(posted.canonical())
 
 
 def _reject_repeated_ids(batch: Sequence[PostedEvent]) -> None:

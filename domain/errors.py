@@ -78,3 +78,12 @@ class PushIdConflict(LedgerError):
 
 class DecisionNotFound(LedgerError):
     """No decision was recorded for this push (or it belongs to another brand)."""
+class CustomerErased(RejectedEvent):
+    """The customer was erased (crypto-shredded): the ledger records nothing more for them."""
+
+    def __init__(self, message: str = "the customer was erased: nothing more is recorded") -> None:
+        super().__init__(message, field="customer")
+
+
+class MasterKeyError(LedgerError):
+    """The master key is missing, malformed, or not the one this database's customer keys need."""

@@ -9,12 +9,11 @@ appending cost the same whatever the length of the history.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
-from functools import cache
 from datetime import UTC, datetime, timedelta
+from functools import cache
 from typing import Any, ClassVar, TypeVar, cast
 from uuid import UUID, uuid5
 
@@ -22,7 +21,7 @@ from eventsourcing.domain import Aggregate, CanMutateAggregate
 from eventsourcing.utils import register_topic
 
 from domain import trust as trust_model
-from domain.errors import DuplicateReference, RejectedEvent, UnknownReference
+from domain.errors import CustomerErased, DuplicateReference, RejectedEvent, UnknownReference
 
 NAMESPACE = UUID("6f1d5a3e-8a4b-5c2e-9d47-3b1f0e2a7c55")
 FUTURE_TOLERANCE = timedelta(minutes=5)
@@ -42,6 +41,8 @@ REACTIONS = ("opened", "clicked", "dismissed", "unwanted", "unsubscribed")
 EVERY_PURPOSE = "*"
 UNWANTED_MEMORY = timedelta(days=31)
 """How long an `unwanted` push reaction is kept: the gate's 30 days and a day's margin."""
+ERASED = "[erased]"
+"""What a personal field reads as once the customer is erased (their key destroyed)."""
 
 
 def relationship_id(brand: str, customer: str) -> UUID:
@@ -75,8 +76,8 @@ class PostedEvent:
     def envelope(self) -> Envelope:
         return Envelope(self.event_id, self.occurred_at, self.actor, self.channel)
 
-    def fingerprint(self) -> str:
-        """A digest of the content, so a repeated event_id can be told apart from a reused one."""
+    def canonical(self) -> bytes:
+        """The content in one canonical form, to fingerprint (with the customer key: see Ledger)."""
         content = {
             "type": self.type,
             "customer": self.customer,
@@ -86,7 +87,7 @@ class PostedEvent:
             "data": self.data,
         }
         canonical = json.dumps(content, sort_keys=True, default=_canonical, separators=(",", ":"))
-        return hashlib.sha256(canonical.encode()).hexdigest()
+        return canonical.encode()
 
 
 def _simple(value: Any) -> Any:
@@ -147,7 +148,7 @@ class Interaction(Aggregate.Event):
             "data": _simple(self.data),
         }
 
-    def apply(self, relationship: Relationship) -> None:  # type: ignore[override]
+    def apply(self, relationship: Relationship) -> None:
         relationship.note(self)
         self.fold(relationship)
 
@@ -158,12 +159,12 @@ class Interaction(Aggregate.Event):
 @cache
 def _data_fields(cls: type[Interaction]) -> tuple[str, ...]:
     skip = {*ENVELOPE, "originator_id", "originator_version", "timestamp"}
-    return tuple(f.name for f in fields(cls) if f.name not in skip)  # type: ignore[arg-type]
+    return tuple(f.name for f in fields(cls) if f.name not in skip)
 
 
 @cache
 def _required_fields(cls: type[Interaction]) -> tuple[str, ...]:
-    optional = {f.name for f in fields(cls) if "None" in str(f.type)}  # type: ignore[arg-type]
+    optional = {f.name for f in fields(cls) if "None" in str(f.type)}
     return tuple(name for name in _data_fields(cls) if name not in optional)
 
 
@@ -424,7 +425,7 @@ class PreferencesUpdated(Interaction):
 # --- pushes ---------------------------------------------------------------------------------
 
 
-@interaction("push.decided")
+@interaction("push.decided", personal=("request.customer",))
 class PushDecided(Interaction):
     """Written by the gate, never posted: the decision, its reasons and the policy version."""
 
@@ -487,17 +488,38 @@ class Relationship(Aggregate, created_event_name="Opened"):
     """One brand x one customer: the stream every interaction of the pair is recorded on."""
 
     TOPIC = "trustledger:relationship"
+    PERSONAL: ClassVar[tuple[str, ...]] = ("customer",)
+    """State that identifies the person: encrypted in snapshots, masked after erasure."""
+    erased: dict[str, Any] | None = None
+    """Who erased the customer, when and why; None while they are not erased."""
 
     class Event(Aggregate.Event):
         TOPIC = "trustledger:relationship.event"
 
     class Opened(Aggregate.Created):
         TOPIC = "trustledger:relationship.opened"
+        PERSONAL = ("customer",)
         brand: str
         customer: str
 
+    class Erased(Event):
+        """The customer's key was destroyed: who asked, and why. Holds nothing personal itself."""
+
+        TOPIC = "trustledger:relationship.erased"
+        requested_by: str
+        reason: str
+
+        def apply(self, relationship: Relationship) -> None:
+            relationship.customer = ERASED
+            relationship.erased = {
+                "at": self.timestamp,
+                "requested_by": self.requested_by,
+                "reason": self.reason,
+                "sequence": self.originator_version,
+            }
+
     @staticmethod
-    def create_id(brand: str, customer: str) -> UUID:  # type: ignore[override]
+    def create_id(brand: str, customer: str) -> UUID:
         return relationship_id(brand, customer)
 
     def __init__(self, brand: str, customer: str) -> None:
@@ -522,6 +544,7 @@ class Relationship(Aggregate, created_event_name="Opened"):
 
     def record(self, posted: PostedEvent) -> None:
         """Records one posted event through the command of its type."""
+        self._require_not_erased()
         cls = CATALOGUE.get(posted.type)
         if cls is None or cls is PushDecided:
             raise RejectedEvent(f"unknown event type {posted.type!r}", field="type")
@@ -718,8 +741,19 @@ class Relationship(Aggregate, created_event_name="Opened"):
             raise ValueError(f"evidence is kept at half-life {kept}, not {half_life}: refold it")
         derived = trust_model.derived_evidence(self.items, at)
         return trust_model.scores(self.evidence, at, base_rates, derived)
+    def erase(self, requested_by: str, reason: str) -> None:
+        """Records the erasure of the customer; the ledger then destroys their key."""
+        self._require_not_erased()
+        self.trigger_event(self.Erased, requested_by=requested_by, reason=reason)
 
     # --- guards ------------------------------------------------------------------------------
+
+    def _require_not_erased(self) -> None:
+        if self.erased is not None:
+            raise CustomerErased(
+                f"the customer was erased at {self.erased['at'].isoformat()}:"
+                " nothing more is recorded for them"
+            )
 
     def _require_new(self, kind: str, item_id: str) -> None:
         known = self.items[kind].get(item_id)
@@ -737,6 +771,7 @@ class Relationship(Aggregate, created_event_name="Opened"):
             raise UnknownReference(f"{kind} {item_id!r} is already {known['status']}", field=f"{kind}_id")
 
     def _trigger(self, cls: type[Interaction], env: Envelope, **data: Any) -> None:
+        self._require_not_erased()
         if env.occurred_at.tzinfo is None:
             raise RejectedEvent("occurred_at needs a UTC offset", field="occurred_at")
         if env.occurred_at > datetime.now(UTC) + FUTURE_TOLERANCE:
@@ -863,6 +898,24 @@ class Relationship(Aggregate, created_event_name="Opened"):
             if n < surplus or items[item_id]["at"] < horizon:
                 del items[item_id]
         self._prune_at[kind] = max(2 * MEMORY_ITEMS, 2 * len(items))
+
+
+def masked(type_: str, fields_: Mapping[str, Any]) -> dict[str, Any]:
+    """An event's fields (its data, and its actor if given) as they read once the customer is
+    erased: each personal field that holds something reads "[erased]", as the mapper shows it."""
+    copy: dict[str, Any] = json.loads(json.dumps(fields_, default=str))
+    for name in CATALOGUE[type_].PERSONAL:
+        _mask(copy, name.split("."))
+    return copy
+
+
+def _mask(values: dict[str, Any], path: list[str]) -> None:
+    head, rest = path[0], path[1:]
+    if not rest:
+        if values.get(head) is not None:
+            values[head] = ERASED
+    elif isinstance(values.get(head), dict):
+        _mask(values[head], rest)
 
 
 def _require_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

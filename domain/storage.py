@@ -95,5 +95,7 @@ class Store:
 
     def conninfo(self) -> str:
         """A libpq connection URL, for psycopg connections of our own (projections, keys)."""
-        auth = quote(self.user, safe="") + (f":{quote(self.password, safe='')}" if self.password else "")
+        auth = quote(self.user, safe="") + (
+            f":{quote(self.password, safe='')}" if self.password else ""
+        )
         return f"postgresql://{auth}@{self.host}:{self.port}/{self.dbname}"

@@ -23,7 +23,7 @@ Latest = dict[tuple[str, str], dict[str, Any]]
 
 class Consents:
     name = "consents"
-    tables = ("consents",)
+    tables: tuple[str, ...] = ("consents",)
 
     def apply(self, db: Database, page: Page, tables: Mapping[str, str]) -> None:
         table = tables["consents"]
@@ -46,7 +46,10 @@ class Consents:
 
 
 def _latest(db: Database, table: str, rid: str) -> Latest:
-    rows = db.query(f"SELECT {', '.join(COLUMNS)} FROM {table} WHERE relationship_id = ? ORDER BY sequence", [rid])
+    rows = db.query(
+        f"SELECT {', '.join(COLUMNS)} FROM {table} WHERE relationship_id = ? ORDER BY sequence",
+        [rid],
+    )
     return {(r[1], r[2]): dict(zip(COLUMNS, r, strict=True)) for r in rows}
 
 
@@ -87,7 +90,9 @@ def _changes(
         )
         purpose, channel, sent_channel = push[0] if push else (None, None, None)
         channel = channel or sent_channel
-        return _withdrawals(base, latest, {purpose} if purpose else None, [channel] if channel else None)
+        return _withdrawals(
+            base, latest, {purpose} if purpose else None, [channel] if channel else None
+        )
     return []
 
 
@@ -103,7 +108,11 @@ def _withdrawals(
 
 
 def consents(
-    db: Database, brand: str, customer: str, as_of: datetime | None = None, now: datetime | None = None
+    db: Database,
+    brand: str,
+    customer: str,
+    as_of: datetime | None = None,
+    now: datetime | None = None,
 ) -> list[dict[str, Any]]:
     """Each purpose x channel's consent as the ledger knew it at record time `as_of` (default: now).
 

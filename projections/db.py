@@ -55,11 +55,20 @@ class Database:
             )
             self._sqlite.execute("PRAGMA journal_mode=WAL")
             self._sqlite.execute("PRAGMA synchronous=FULL")
+            # Rows masked at an erasure must leave no old bytes in freed space.
+            self._sqlite.execute("PRAGMA secure_delete=ON")
         else:
             self._pg = psycopg.connect(store.conninfo(), autocommit=True)
 
     def close(self) -> None:
         (self._sqlite if self.is_sqlite else self._pg).close()
+
+    def forget_old_pages(self) -> None:
+        """After an erasure: on SQLite, move the WAL into the file and empty it, so the old
+        versions of masked rows (still in the WAL) are gone. PostgreSQL's dead row versions go
+        at the next VACUUM (docs/privacy.md)."""
+        if self.is_sqlite:
+            self._sqlite.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def sql(self, statement: str) -> str:
         return statement if self.is_sqlite else statement.replace("?", "%s")
@@ -109,7 +118,9 @@ class Database:
             with cursor.copy(f"COPY {staging} ({columns}) FROM STDIN") as copy:
                 for row in rows:
                     copy.write_row(row)
-            cursor.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging}{conflict}")
+            cursor.execute(
+                f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging}{conflict}"
+            )
             cursor.execute(f"TRUNCATE {staging}")
 
     def query(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
@@ -125,9 +136,14 @@ class Database:
 
     def table_exists(self, table: str) -> bool:
         if self.is_sqlite:
-            found = self.scalar("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", [table])
+            found = self.scalar(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = ?", [table]
+            )
         else:
-            found = self.scalar("SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = ?", [table])
+            found = self.scalar(
+                "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = ?",
+                [table],
+            )
         return bool(found)
 
     def copy_table(self, table: str, copy: str) -> None:

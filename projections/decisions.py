@@ -6,6 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
+from domain.relationship import masked
 from projections.db import Database, parse_timestamp, timestamp, to_json
 from projections.readmodel import Page
 
@@ -18,11 +19,27 @@ SENT = ("brand", "push_id", "relationship_id", "sent_at", "sent_channel", "sent_
 
 class Decisions:
     name = "decisions"
-    tables = ("decisions",)
+    tables: tuple[str, ...] = ("decisions",)
 
     def apply(self, db: Database, page: Page, tables: Mapping[str, str]) -> None:
         table = tables["decisions"]
+        self._record(db, page, table)
+        for erased in page.erased:
+            rows = db.query(
+                f"SELECT push_id, request FROM {table} WHERE relationship_id = ?",
+                [str(erased.originator_id)],
+            )
+            for push_id, request in rows:
+                if request:
+                    fields = masked("push.decided", {"request": json.loads(request)})
+                    db.execute(
+                        f"UPDATE {table} SET request = ? WHERE brand = ? AND push_id = ?",
+                        [to_json(fields["request"]), page.brand(erased.originator_id), push_id],
+                    )
+
+    def _record(self, db: Database, page: Page, table: str) -> None:
         for _, event in page.interactions:
+            columns: tuple[str, ...]
             if event.TYPE == "push.decided":
                 row = _decided(event, page.brand(event.originator_id))
                 columns = DECIDED
@@ -73,7 +90,10 @@ def _sent(event: Any, brand: str) -> dict[str, Any]:
 
 
 def decision(db: Database, brand: str, push_id: str) -> dict[str, Any] | None:
-    rows = db.query(f"SELECT {', '.join(DECIDED)} FROM decisions WHERE brand = ? AND push_id = ?", [brand, push_id])
+    rows = db.query(
+        f"SELECT {', '.join(DECIDED)} FROM decisions WHERE brand = ? AND push_id = ?",
+        [brand, push_id],
+    )
     if not rows:
         return None
     row = dict(zip(DECIDED, rows[0], strict=True))

@@ -31,12 +31,19 @@ class Page:
     @property
     def interactions(self) -> list[tuple[int, Interaction]]:
         return [
-            (p, e) for p, e in zip(self.positions, self.events, strict=True) if isinstance(e, Interaction)
+            (p, e)
+            for p, e in zip(self.positions, self.events, strict=True)
+            if isinstance(e, Interaction)
         ]
 
     @property
     def opened(self) -> list[Relationship.Opened]:
         return [e for e in self.events if isinstance(e, Relationship.Opened)]
+
+    @property
+    def erased(self) -> list[Relationship.Erased]:
+        """Erasures: each read model masks what it holds of that customer, in this transaction."""
+        return [e for e in self.events if isinstance(e, Relationship.Erased)]
 
     def brand(self, relationship_id: UUID) -> str:
         if relationship_id not in self.brands:

@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from domain import trust
-from domain.relationship import Relationship
+from domain.relationship import ERASED, Interaction, Relationship
 from projections.db import Database, parse_timestamp, timestamp, to_json
 from projections.readmodel import Page
 
@@ -30,27 +30,45 @@ DIMENSIONS = trust.DIMENSIONS
 
 class Relationships:
     name = "relationships"
-    tables = ("relationships", "brand_trust")
+    tables: tuple[str, ...] = ("relationships", "brand_trust")
 
     def apply(self, db: Database, page: Page, tables: Mapping[str, str]) -> None:
-        rows = _load(db, tables["relationships"], {str(event.originator_id) for event in page.events})
-        brands = _load_brands(db, tables["brand_trust"], {page.brand(e.originator_id) for e in page.events})
+        rows = _load(
+            db, tables["relationships"], {str(event.originator_id) for event in page.events}
+        )
+        brands = _load_brands(
+            db, tables["brand_trust"], {page.brand(e.originator_id) for e in page.events}
+        )
         for event in page.events:
             rid = str(event.originator_id)
             if isinstance(event, Relationship.Opened):
                 rows.setdefault(rid, _opened(event))
-            elif rid in rows and event.originator_version > rows[rid]["sequence"]:
+            elif (
+                isinstance(event, Interaction)
+                and rid in rows
+                and event.originator_version > rows[rid]["sequence"]
+            ):
                 row = rows[rid]
                 pieces = fold(row, event)
                 if pieces:
                     brands[row["brand"]] = trust.with_pieces(brands[row["brand"]], pieces)
                     _score(row, brands[row["brand"]])
+        for erased in page.erased:
+            if str(erased.originator_id) in rows:
+                rows[str(erased.originator_id)]["customer"] = ERASED
         _save(db, tables["relationships"], COLUMNS, rows.values(), "relationship_id")
-        _save(db, tables["brand_trust"], ("brand", "evidence"),
-              [{"brand": b, "evidence": e} for b, e in brands.items()], "brand")
+        _save(
+            db,
+            tables["brand_trust"],
+            ("brand", "evidence"),
+            [{"brand": b, "evidence": e} for b, e in brands.items()],
+            "brand",
+        )
 
 
-def _save(db: Database, table: str, columns: tuple[str, ...], rows: Iterable[dict[str, Any]], key: str) -> None:
+def _save(
+    db: Database, table: str, columns: tuple[str, ...], rows: Iterable[dict[str, Any]], key: str
+) -> None:
     updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != key)
     db.executemany(
         f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
@@ -85,7 +103,10 @@ def _load(db: Database, table: str, ids: set[str]) -> dict[str, dict[str, Any]]:
 def _load_brands(db: Database, table: str, brands: set[str]) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {brand: trust.empty_evidence() for brand in brands}
     for chunk in _chunks(brands):
-        rows = db.query(f"SELECT brand, evidence FROM {table} WHERE brand IN ({', '.join('?' for _ in chunk)})", chunk)
+        rows = db.query(
+            f"SELECT brand, evidence FROM {table} WHERE brand IN ({', '.join('?' for _ in chunk)})",
+            chunk,
+        )
         found.update({brand: load_evidence(json.loads(evidence)) for brand, evidence in rows})
     return found
 
@@ -128,7 +149,9 @@ def fold(row: dict[str, Any], event: Any) -> list[trust.Piece]:
     row["last_at"] = max(filter(None, [row["last_at"], at]))
     data = event.data
     kind = event.TYPE.split(".")[0]
-    pieces = trust.evidence_of(event.TYPE, event.event_id, event.occurred_at, data, _item(row, kind, data))
+    pieces = trust.evidence_of(
+        event.TYPE, event.event_id, event.occurred_at, data, _item(row, kind, data)
+    )
     if pieces:
         row["evidence"] = trust.with_pieces(row["evidence"], pieces)
     _fold_open_items(row, event, data)
@@ -152,7 +175,10 @@ def _fold_open_items(row: dict[str, Any], event: Any, data: Mapping[str, Any]) -
             "grace_until": timestamp(event.occurred_at + trust.ADMISSION_GRACE),
             "event_id": event.event_id,
         }
-    elif event.TYPE in ("error.disputed", "error.confirmed") and data["error_id"] in row["open_reports"]:
+    elif (
+        event.TYPE in ("error.disputed", "error.confirmed")
+        and data["error_id"] in row["open_reports"]
+    ):
         row["open_reports"][data["error_id"]]["status"] = event.TYPE.split(".")[1]
     elif event.TYPE in ("error.admitted", "error.withdrawn"):
         row["open_reports"].pop(data["error_id"], None)
@@ -176,11 +202,19 @@ def items(row: Mapping[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
     """The row's open promises and reports in the shape trust.derived_evidence reads."""
     return {
         "promise": {
-            pid: {"status": "open", "due_at": parse_timestamp(p["due_at"]), "event_id": p["event_id"]}
+            pid: {
+                "status": "open",
+                "due_at": parse_timestamp(p["due_at"]),
+                "event_id": p["event_id"],
+            }
             for pid, p in row["open_promises"].items()
         },
         "error": {
-            eid: {"status": e["status"], "opened_at": parse_timestamp(e["reported_at"]), "event_id": e["event_id"]}
+            eid: {
+                "status": e["status"],
+                "opened_at": parse_timestamp(e["reported_at"]),
+                "event_id": e["event_id"],
+            }
             for eid, e in row["open_reports"].items()
         },
     }
@@ -252,5 +286,3 @@ def brand_open_items(db: Database, brand: str) -> list[dict[str, dict[str, dict[
         [brand],
     )
     return [items({"open_promises": json.loads(p), "open_reports": json.loads(r)}) for p, r in rows]
-
-

@@ -13,6 +13,7 @@ and wakes on the same LISTEN/NOTIFY channel the library's inserts notify.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -36,7 +37,13 @@ log = logging.getLogger("trustledger.projections")
 
 READ_MODELS: tuple[ReadModel, ...] = (Relationships(), Decisions(), Timeline(), Consents())
 """In the order they apply a page: consents read the decisions of pushes a customer unsubscribes from."""
-RELATIONSHIP_TOPICS = frozenset([Relationship.Opened.TOPIC, *(c.TOPIC for c in CATALOGUE.values())])  # type: ignore[attr-defined]
+RELATIONSHIP_TOPICS = frozenset(
+    [
+        Relationship.Opened.TOPIC,
+        Relationship.Erased.TOPIC,
+        *(c.TOPIC for c in CATALOGUE.values()),  # type: ignore[attr-defined]
+    ]
+)
 RELATIONSHIP_TOPIC_LIST = sorted(RELATIONSHIP_TOPICS)
 REBUILD_SUFFIX = "_rebuild"
 
@@ -70,7 +77,9 @@ class Progress:
 class Runner:
     """Applies the log to the read models; one per process, on its own connection."""
 
-    def __init__(self, ledger: Ledger, models: Sequence[ReadModel] = READ_MODELS, page_size: int = 500):
+    def __init__(
+        self, ledger: Ledger, models: Sequence[ReadModel] = READ_MODELS, page_size: int = 500
+    ):
         self.ledger = ledger
         self.models = tuple(models)
         self.page_size = page_size
@@ -129,10 +138,9 @@ class Runner:
         stop = threading.Event()
 
         def follow() -> None:
-            try:
+            # A failure is logged already; the read models wait at the failed event until a restart.
+            with contextlib.suppress(ProjectionFailed):
                 self.run_forever(stop)
-            except ProjectionFailed:
-                pass  # logged already; the read models wait at the failed event until a restart
 
         thread = threading.Thread(target=follow, name="trustledger-projections", daemon=True)
         thread.start()
@@ -209,11 +217,19 @@ class Runner:
                 page = Page([e for _, e in chosen], [p for p, _ in chosen], last, self._brand_of)
                 model.apply(self.db, page, tables)
                 if track:
-                    self.db.execute("UPDATE projection_positions SET position = ? WHERE name = ?", [last, model.name])
+                    self.db.execute(
+                        "UPDATE projection_positions SET position = ? WHERE name = ?",
+                        [last, model.name],
+                    )
+        if any(isinstance(e, Relationship.Erased) for e in events):
+            self.db.forget_old_pages()
 
     def _lock_positions(self) -> dict[str, int]:
         suffix = "" if self.db.is_sqlite else " FOR UPDATE"
-        return {n: p for n, p in self.db.query("SELECT name, position FROM projection_positions" + suffix)}
+        return {
+            n: p
+            for n, p in self.db.query("SELECT name, position FROM projection_positions" + suffix)
+        }
 
     def _decode(self, notifications: Sequence[Any]) -> tuple[list[Any], list[int]]:
         mapper = self.ledger.mapper
@@ -259,7 +275,10 @@ class Runner:
                     for table in model.tables:
                         self.db.execute(f"DELETE FROM {table}")
                         self.db.execute(f"INSERT INTO {table} SELECT * FROM {rebuilt[table]}")
-                self.db.execute("UPDATE projection_positions SET position = ? WHERE name = ?", [head, model.name])
+                self.db.execute(
+                    "UPDATE projection_positions SET position = ? WHERE name = ?",
+                    [head, model.name],
+                )
             for copy in rebuilt.values():
                 self.db.execute(f"DROP TABLE {copy}")
         return {t: d for t, d in differences.items() if d}
@@ -304,15 +323,22 @@ class Runner:
     def _compare(self, table: str, copy: str) -> list[str]:
         """Rows in one table and not the other, both ways (a few of each, and the counts)."""
         found = []
-        for left, right, label in ((copy, table, "only in the rebuild"), (table, copy, "only live")):
-            count = self.db.scalar(f"SELECT count(*) FROM (SELECT * FROM {left} EXCEPT SELECT * FROM {right}) d")
+        for left, right, label in (
+            (copy, table, "only in the rebuild"),
+            (table, copy, "only live"),
+        ):
+            count = self.db.scalar(
+                f"SELECT count(*) FROM (SELECT * FROM {left} EXCEPT SELECT * FROM {right}) d"
+            )
             if count:
                 sample = self.db.query(f"SELECT * FROM {left} EXCEPT SELECT * FROM {right} LIMIT 3")
                 found.append(f"{count} row(s) {label}, e.g. {[tuple(r[:3]) for r in sample]}")
         return found
 
 
-def wait_for_position(db: Database, position: int | None, timeout: float, names: Sequence[str]) -> None:
+def wait_for_position(
+    db: Database, position: int | None, timeout: float, names: Sequence[str]
+) -> None:
     """Polls the positions until every named read model has reached `position`."""
     if not position:
         return
@@ -320,10 +346,15 @@ def wait_for_position(db: Database, position: int | None, timeout: float, names:
     delay = 0.002
     placeholders = ", ".join("?" for _ in names)
     while True:
-        reached = db.scalar(f"SELECT min(position) FROM projection_positions WHERE name IN ({placeholders})", list(names))
+        reached = db.scalar(
+            f"SELECT min(position) FROM projection_positions WHERE name IN ({placeholders})",
+            list(names),
+        )
         if reached is not None and reached >= position:
             return
         if time.monotonic() >= deadline:
-            raise WaitTimeout(f"read models are at {reached}, not yet at {position}, after {timeout}s")
+            raise WaitTimeout(
+                f"read models are at {reached}, not yet at {position}, after {timeout}s"
+            )
         time.sleep(delay)
         delay = min(delay * 2, 0.05)

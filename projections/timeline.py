@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from domain.relationship import relationship_id
+from domain.relationship import masked, relationship_id
 from domain.timeline import summarise
 from projections.db import Database, parse_timestamp, timestamp, to_json
 from projections.readmodel import Page
@@ -17,7 +17,7 @@ from projections.readmodel import Page
 
 class Timeline:
     name = "timeline"
-    tables = ("timeline",)
+    tables: tuple[str, ...] = ("timeline",)
 
     def apply(self, db: Database, page: Page, tables: Mapping[str, str]) -> None:
         rows = [
@@ -42,6 +42,22 @@ class Timeline:
             " occurred_at, recorded_at, actor, channel, summary, data, position)"
             " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING",
             rows,
+        )
+        for erased in page.erased:
+            _mask(db, tables["timeline"], str(erased.originator_id))
+
+
+def _mask(db: Database, table: str, rid: str) -> None:
+    """The customer's rows as the log now reads them: personal fields "[erased]", summaries too."""
+    rows = db.query(
+        f"SELECT sequence, type, actor, data FROM {table} WHERE relationship_id = ?", [rid]
+    )
+    for sequence, type_, actor, data in rows:
+        fields = masked(type_, {"actor": actor, **json.loads(data)})
+        actor = fields.pop("actor")
+        db.execute(
+            f"UPDATE {table} SET actor = ?, summary = ?, data = ? WHERE relationship_id = ? AND sequence = ?",
+            [actor, summarise(type_, fields), to_json(fields), rid, sequence],
         )
 
 

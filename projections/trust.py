@@ -25,7 +25,9 @@ class _Fact:
     data: dict[str, Any]
 
 
-def brand_scores(db: Database, brand: str, at: datetime | None = None, as_of: datetime | None = None) -> trust.Scores:
+def brand_scores(
+    db: Database, brand: str, at: datetime | None = None, as_of: datetime | None = None
+) -> trust.Scores:
     """The brand's own scores (base rate 0.5) at `at`; with `as_of`, from what was recorded by then."""
     at = at or as_of or datetime.now(UTC)
     if as_of is None:

@@ -2,10 +2,14 @@
 
 `make test` sets TRUSTLEDGER_TEST_POSTGRES_URL. Without it the PostgreSQL half of the suite fails
 with a clear message, rather than passing by skipping.
+
+Every test ledger uses one master key, TEST_MASTER_KEY, also put in TRUSTLEDGER_MASTER_KEY so the
+command line in a subprocess opens what a test wrote (and the shared PostgreSQL accepts it).
 """
 
 from __future__ import annotations
 
+import hashlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -15,10 +19,18 @@ import psycopg
 import pytest
 
 from domain.application import Ledger
+from domain.shredding import MasterKey
 from domain.storage import Store
 from migrations import upgrade
 
 POSTGRES_URL_VARIABLE = "TRUSTLEDGER_TEST_POSTGRES_URL"
+TEST_MASTER_KEY = MasterKey(hashlib.sha256(b"trustledger tests").digest())
+os.environ["TRUSTLEDGER_MASTER_KEY"] = TEST_MASTER_KEY.encoded()
+
+
+def open_ledger(store: Store, **options: object) -> Ledger:
+    """A Ledger on the store, under the tests' master key."""
+    return Ledger(store, master_key=TEST_MASTER_KEY, **options)  # type: ignore[arg-type]
 
 
 def postgres_url() -> str:
@@ -72,6 +84,6 @@ def empty_store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
 
 @pytest.fixture
 def ledger(store: Store) -> Iterator[Ledger]:
-    app = Ledger(store)
+    app = open_ledger(store)
     yield app
     app.close()

@@ -28,8 +28,7 @@ POSTGRES = [
     "CREATE TABLE ledger_events (originator_id uuid NOT NULL, originator_version bigint NOT NULL,"
     " topic text, state bytea, notification_id bigserial,"
     " PRIMARY KEY (originator_id, originator_version)) " + AUTOVACUUM,
-    "CREATE UNIQUE INDEX ledger_events_notification_id_idx"
-    " ON ledger_events (notification_id ASC)",
+    "CREATE UNIQUE INDEX ledger_events_notification_id_idx ON ledger_events (notification_id ASC)",
     "CREATE TABLE ledger_snapshots (originator_id uuid NOT NULL, originator_version bigint NOT NULL,"
     " topic text, state bytea, PRIMARY KEY (originator_id, originator_version)) " + AUTOVACUUM,
 ]

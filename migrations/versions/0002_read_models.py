@@ -62,5 +62,12 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
-    for table in ("decisions", "brand_trust", "relationships", "consents", "timeline", "projection_positions"):
+    for table in (
+        "decisions",
+        "brand_trust",
+        "relationships",
+        "consents",
+        "timeline",
+        "projection_positions",
+    ):
         op.execute(f"DROP TABLE {table}")

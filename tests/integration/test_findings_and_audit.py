@@ -25,11 +25,16 @@ def test_pushes_sent_without_an_allow_are_findings(ledger: Ledger) -> None:
     assert ledger.decide_push(brand, allowed, now=NOON)["outcome"] == "allow"
     assert ledger.decide_push(brand, denied, now=NOON)["outcome"] == "deny"
     for push_id in (allowed.push_id, denied.push_id, "never-asked"):
-        ledger.record(brand, replace(posted("push.sent", customer, push_id=push_id), channel="push"))
+        ledger.record(
+            brand, replace(posted("push.sent", customer, push_id=push_id), channel="push")
+        )
     runner = Runner(ledger)
     runner.run_once()
     found = {f["push_id"]: f["finding"] for f in findings(runner.db, brand)}
-    assert found == {denied.push_id: "sent although denied", "never-asked": "sent without a decision"}
+    assert found == {
+        denied.push_id: "sent although denied",
+        "never-asked": "sent without a decision",
+    }
     assert findings(runner.db, random_brand()) == []
     runner.close()
 
@@ -40,9 +45,20 @@ def test_audit_decisions_from_the_command_line(ledger: Ledger) -> None:
     ledger.record(brand, grant(customer))
     for categories in (("purchase_history",), ("browsing_history",), ()):
         ledger.decide_push(brand, push("offer", categories, customer), now=NOON)
-    run = [sys.executable, "-m", "api", "--database-url", ledger.store.url, "audit-decisions", "--brand", brand]
+    run = [
+        sys.executable,
+        "-m",
+        "api",
+        "--database-url",
+        ledger.store.url,
+        "audit-decisions",
+        "--brand",
+        brand,
+    ]
     result = subprocess.run(run, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert "3 decision(s) audited, 0 not reproduced" in result.stdout
-    later = subprocess.run([*run, "--since", "2999-01-01"], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    later = subprocess.run(
+        [*run, "--since", "2999-01-01"], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
     assert "0 decision(s) audited" in later.stdout

@@ -14,6 +14,7 @@ from domain.application import Ledger
 from domain.errors import BatchRejected, ConcurrencyConflict, RelationshipNotFound
 from domain.relationship import relationship_id
 from domain.storage import Store
+from tests.conftest import new_sqlite_database, open_ledger
 from tests.factories import posted, story
 from tests.random_refs import random_brand, random_customer
 
@@ -53,12 +54,12 @@ def test_concurrent_appends_from_threads_lose_nothing(ledger: Ledger) -> None:
 
 APPEND_SCRIPT = """
 import sys
-from domain.application import Ledger
 from domain.errors import ConcurrencyConflict
 from domain.storage import Store
+from tests.conftest import open_ledger
 from tests.factories import posted
 url, brand, customer, worker = sys.argv[1:]
-ledger = Ledger(Store.from_url(url))
+ledger = open_ledger(Store.from_url(url))
 done = 0
 for i in range(25):
     event = posted("question.answered", customer, case_id=f"p{worker}-{i}", topic="t", resolved=True)
@@ -87,7 +88,7 @@ def test_concurrent_appends_from_two_processes_lose_nothing(store: Store) -> Non
     assert all(p.returncode == 0 for p in processes)
     recorded = {line for line in lines if line != "conflict"}
     assert len(lines) == 50
-    ledger = Ledger(store)
+    ledger = open_ledger(store)
     try:
         events = ledger.interactions(brand, customer)
         versions = [e.originator_version for e in ledger.events.get(relationship_id(brand, customer))]
@@ -110,7 +111,7 @@ def test_a_batch_with_one_invalid_event_stores_nothing(ledger: Ledger) -> None:
 
 def test_a_new_process_reads_back_everything(store: Store) -> None:
     brand, customer = random_brand(), random_customer()
-    ledger = Ledger(store)
+    ledger = open_ledger(store)
     events = story(customer)
     ledger.record_batch(brand, events)
     ledger.close()
@@ -129,9 +130,7 @@ def test_a_new_process_reads_back_everything(store: Store) -> None:
 
 
 def test_sqlite_runs_in_wal_mode_with_full_sync(tmp_path: Path) -> None:
-    from tests.conftest import new_sqlite_database
-
-    ledger = Ledger(new_sqlite_database(tmp_path))
+    ledger = open_ledger(new_sqlite_database(tmp_path))
     try:
         with ledger.recorder.datastore.transaction(commit=False) as cursor:  # type: ignore[attr-defined]
             cursor.execute("PRAGMA journal_mode")

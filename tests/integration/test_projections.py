@@ -25,7 +25,7 @@ from projections.db import Database
 from projections.readmodel import Page
 from projections.runner import READ_MODELS, ProjectionFailed, Runner
 from projections.timeline import Timeline, timeline_page
-from tests.conftest import new_sqlite_database
+from tests.conftest import new_sqlite_database, open_ledger
 from tests.factories import posted, story
 from tests.random_refs import random_brand, random_customer
 
@@ -34,7 +34,7 @@ ROOT = Path(__file__).parents[2]
 
 @pytest.fixture
 def fresh_ledger(empty_store: Store) -> Iterator[Ledger]:
-    ledger = Ledger(empty_store)
+    ledger = open_ledger(empty_store)
     yield ledger
     ledger.close()
 
@@ -49,12 +49,16 @@ def interleaved(rng: random.Random, brand_customers: int) -> list[object]:
     return events
 
 
-@settings(max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 @given(seed=st.integers(0, 2**32), page_size=st.integers(1, 40), customers=st.integers(1, 4))
-def test_incremental_with_stops_and_restarts_equals_a_rebuild(seed: int, page_size: int, customers: int) -> None:
+def test_incremental_with_stops_and_restarts_equals_a_rebuild(
+    seed: int, page_size: int, customers: int
+) -> None:
     rng = random.Random(seed)
     with tempfile.TemporaryDirectory() as directory:
-        ledger = Ledger(new_sqlite_database(Path(directory)))
+        ledger = open_ledger(new_sqlite_database(Path(directory)))
         events = interleaved(rng, customers)
         runner = Runner(ledger, page_size=page_size)
         while events:
@@ -121,7 +125,9 @@ def test_an_event_that_fails_stops_the_projection_before_it_and_is_retried(
         runner.run_once()
     assert poisoned in caplog.text
     applied = runner.db.query("SELECT event_id FROM timeline ORDER BY sequence")
-    assert [row[0] for row in applied] == [e.event_id for e in events[:10]], "everything before it, nothing after"
+    assert [row[0] for row in applied] == [e.event_id for e in events[:10]], (
+        "everything before it, nothing after"
+    )
     runner.close()
     fixed = Runner(fresh_ledger)
     fixed.run_once()
@@ -157,12 +163,20 @@ def test_timeline_cursors_stay_stable_while_events_arrive(ledger: Ledger) -> Non
     runner = Runner(ledger)
     runner.run_once()
     first = timeline_page(runner.db, brand, customer, limit=10)
-    ledger.record_batch(brand, [posted("question.answered", customer, case_id=f"n{i}", topic="t", resolved=True) for i in range(5)])
+    ledger.record_batch(
+        brand,
+        [
+            posted("question.answered", customer, case_id=f"n{i}", topic="t", resolved=True)
+            for i in range(5)
+        ],
+    )
     runner.run_once()
     second = timeline_page(runner.db, brand, customer, limit=10, cursor=first.next_cursor)
     newest = [item["sequence"] for item in first.items]
     assert newest == sorted(newest, reverse=True)
-    assert [item["sequence"] for item in second.items] == list(range(newest[-1] - 1, newest[-1] - 11, -1))
+    assert [item["sequence"] for item in second.items] == list(
+        range(newest[-1] - 1, newest[-1] - 11, -1)
+    )
     everything, cursor = [], None
     while True:
         page = timeline_page(runner.db, brand, customer, limit=7, cursor=cursor)
@@ -180,7 +194,12 @@ def test_timeline_types_filter(ledger: Ledger) -> None:
     runner = Runner(ledger)
     runner.run_once()
     page = timeline_page(runner.db, brand, customer, types=["promise.made", "promise.kept"])
-    assert [item["type"] for item in page.items] == ["promise.made", "promise.made", "promise.kept", "promise.made"]
+    assert [item["type"] for item in page.items] == [
+        "promise.made",
+        "promise.made",
+        "promise.kept",
+        "promise.made",
+    ]
     runner.close()
 
 
@@ -227,7 +246,9 @@ def test_rebuild_and_lag_from_the_command_line(fresh_ledger: Ledger) -> None:
     assert f"timeline{' ' * 16}0 of {head}" in lag.stdout
     assert lag.stdout.count(f"lag {head}") == 4
     subprocess.run([*run, "project", "--once"], cwd=ROOT, check=True, capture_output=True)
-    verified = subprocess.run([*run, "rebuild", "--verify"], cwd=ROOT, capture_output=True, text=True)
+    verified = subprocess.run(
+        [*run, "rebuild", "--verify"], cwd=ROOT, capture_output=True, text=True
+    )
     assert verified.returncode == 0, verified.stderr
     assert "identical" in verified.stdout
     db = Database(fresh_ledger.store)
@@ -235,9 +256,13 @@ def test_rebuild_and_lag_from_the_command_line(fresh_ledger: Ledger) -> None:
     broken = subprocess.run([*run, "rebuild", "--verify"], cwd=ROOT, capture_output=True, text=True)
     assert broken.returncode != 0
     assert "relationships" in broken.stdout + broken.stderr
-    rebuilt = subprocess.run([*run, "rebuild", "--projection", "relationships"], cwd=ROOT, capture_output=True, text=True)
+    rebuilt = subprocess.run(
+        [*run, "rebuild", "--projection", "relationships"], cwd=ROOT, capture_output=True, text=True
+    )
     assert rebuilt.returncode == 0, rebuilt.stderr
     assert db.scalar("SELECT events FROM relationships") == len(story())
-    bad = subprocess.run([*run, "rebuild", "--projection", "nope"], cwd=ROOT, capture_output=True, text=True)
+    bad = subprocess.run(
+        [*run, "rebuild", "--projection", "nope"], cwd=ROOT, capture_output=True, text=True
+    )
     assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1  # noqa: PT018
     db.close()

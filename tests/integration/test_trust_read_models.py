@@ -16,7 +16,14 @@ from tests.random_refs import random_brand, random_customer
 
 
 def admitted(customer: str, n: int) -> object:
-    return posted("error.admitted", customer, error_id=f"e{n}", summary="s", severity="minor", discovered_by="brand")
+    return posted(
+        "error.admitted",
+        customer,
+        error_id=f"e{n}",
+        summary="s",
+        severity="minor",
+        discovered_by="brand",
+    )
 
 
 def test_brand_scores_sum_the_relationships_evidence(ledger: Ledger) -> None:
@@ -34,7 +41,9 @@ def test_brand_scores_sum_the_relationships_evidence(ledger: Ledger) -> None:
         assert by_projection.dimensions[name].opinion.positive == pytest.approx(
             by_relationships.dimensions[name].opinion.positive, abs=1e-9
         )
-    assert by_projection.dimensions["honesty"].opinion.positive == pytest.approx(6 * 2 ** (-1 / 180), abs=1e-9)
+    assert by_projection.dimensions["honesty"].opinion.positive == pytest.approx(
+        6 * 2 ** (-1 / 180), abs=1e-9
+    )
     runner.close()
 
 
@@ -49,8 +58,13 @@ def test_a_brand_as_of_a_record_time_replays_what_was_known(ledger: Ledger) -> N
     brand, customer = random_brand(), random_customer()
     ledger.record_batch(brand, [admitted(customer, n) for n in range(3)])
     between = datetime.now(UTC)
-    ledger.record_batch(brand, [posted("offer.made", customer, offer_id="o", summary="s"),
-                                posted("offer.reneged", customer, offer_id="o", reason="r")])
+    ledger.record_batch(
+        brand,
+        [
+            posted("offer.made", customer, offer_id="o", summary="s"),
+            posted("offer.reneged", customer, offer_id="o", reason="r"),
+        ],
+    )
     runner = Runner(ledger)
     runner.run_once()
     then = brand_scores(runner.db, brand, at=between, as_of=between)
@@ -59,9 +73,9 @@ def test_a_brand_as_of_a_record_time_replays_what_was_known(ledger: Ledger) -> N
     assert then.dimensions["honesty"].opinion.positive == pytest.approx(3.0, abs=1e-4)
     now = brand_scores(runner.db, brand, at=between)
     assert now.dimensions["honesty"].opinion.negative > 0
-    assert brand_scores(runner.db, brand, at=between, as_of=datetime.now(UTC)).dimensions["honesty"].opinion.negative == (
-        pytest.approx(now.dimensions["honesty"].opinion.negative, abs=1e-9)
-    )
+    assert brand_scores(runner.db, brand, at=between, as_of=datetime.now(UTC)).dimensions[
+        "honesty"
+    ].opinion.negative == (pytest.approx(now.dimensions["honesty"].opinion.negative, abs=1e-9))
     runner.close()
     fresh.close()
 
@@ -75,8 +89,11 @@ def test_the_answer_names_the_events_that_moved_each_dimension(ledger: Ledger) -
     scores = brand_scores(runner.db, brand)
     answer = scores_as_dict(scores, event_types(runner.db, brand, top_event_ids(scores)))
     kept = next(e for e in events if e.type == "promise.kept")
-    assert {"event_id": kept.event_id, "type": "promise.kept"}.items() <= answer["consistency"]["top_events"][0].items() or any(
-        t["event_id"] == kept.event_id and t["type"] == "promise.kept" for t in answer["consistency"]["top_events"]
+    assert {"event_id": kept.event_id, "type": "promise.kept"}.items() <= answer["consistency"][
+        "top_events"
+    ][0].items() or any(
+        t["event_id"] == kept.event_id and t["type"] == "promise.kept"
+        for t in answer["consistency"]["top_events"]
     )
     assert set(answer["honesty"]) == {"b", "d", "u", "a", "P", "evidence", "top_events"}
     assert answer["overall"] == pytest.approx(sum(answer[d]["P"] for d in trust.DIMENSIONS) / 3)
@@ -86,11 +103,23 @@ def test_the_answer_names_the_events_that_moved_each_dimension(ledger: Ledger) -
 def test_customers_below_a_score_are_one_indexed_query_lowest_first(ledger: Ledger) -> None:
     brand = random_brand()
     good, bad, worse = random_customer("good"), random_customer("bad"), random_customer("worse")
-    ledger.record_batch(brand, [
-        *[posted("question.answered", good, case_id=f"g{i}", topic="t", resolved=True) for i in range(3)],
-        *[posted("question.answered", bad, case_id=f"b{i}", topic="t", resolved=False) for i in range(2)],
-        *[posted("question.answered", worse, case_id=f"w{i}", topic="t", resolved=False) for i in range(5)],
-    ])
+    ledger.record_batch(
+        brand,
+        [
+            *[
+                posted("question.answered", good, case_id=f"g{i}", topic="t", resolved=True)
+                for i in range(3)
+            ],
+            *[
+                posted("question.answered", bad, case_id=f"b{i}", topic="t", resolved=False)
+                for i in range(2)
+            ],
+            *[
+                posted("question.answered", worse, case_id=f"w{i}", topic="t", resolved=False)
+                for i in range(5)
+            ],
+        ],
+    )
     runner = Runner(ledger)
     runner.run_once()
     low = customers(runner.db, brand, below={"expertise": 0.4})

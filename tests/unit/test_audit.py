@@ -25,22 +25,57 @@ def memory_ledger() -> Iterator[Ledger]:
 def history(rng: random.Random, customer: str, start: int) -> list[object]:
     """Interactions that move trust and consent, in an order the rules allow."""
     at = NOON - timedelta(days=40 - start)
-    events: list[object] = [grant(customer, at=at - timedelta(days=1), categories=("purchase_history", "location"))]
+    events: list[object] = [
+        grant(customer, at=at - timedelta(days=1), categories=("purchase_history", "location"))
+    ]
     for n in range(rng.randint(1, 6)):
         kind = rng.choice(["answered", "admitted", "promise", "reported"])
         when = at + timedelta(hours=n)
         if kind == "answered":
-            events.append(posted("question.answered", customer, at=when, case_id=f"c{start}-{n}", topic="t",
-                                 resolved=rng.random() < 0.6))
+            events.append(
+                posted(
+                    "question.answered",
+                    customer,
+                    at=when,
+                    case_id=f"c{start}-{n}",
+                    topic="t",
+                    resolved=rng.random() < 0.6,
+                )
+            )
         elif kind == "admitted":
-            events.append(posted("error.admitted", customer, at=when, error_id=f"e{start}-{n}", summary="s",
-                                 severity=rng.choice(["minor", "major"]), discovered_by="brand"))
+            events.append(
+                posted(
+                    "error.admitted",
+                    customer,
+                    at=when,
+                    error_id=f"e{start}-{n}",
+                    summary="s",
+                    severity=rng.choice(["minor", "major"]),
+                    discovered_by="brand",
+                )
+            )
         elif kind == "promise":
-            events.append(posted("promise.made", customer, at=when, promise_id=f"p{start}-{n}", summary="s",
-                                 due_at=when + timedelta(days=rng.randint(-3, 3))))
+            events.append(
+                posted(
+                    "promise.made",
+                    customer,
+                    at=when,
+                    promise_id=f"p{start}-{n}",
+                    summary="s",
+                    due_at=when + timedelta(days=rng.randint(-3, 3)),
+                )
+            )
         else:
-            events.append(posted("error.reported", customer, at=when, error_id=f"r{start}-{n}", summary="s",
-                                 reported_by="customer"))
+            events.append(
+                posted(
+                    "error.reported",
+                    customer,
+                    at=when,
+                    error_id=f"r{start}-{n}",
+                    summary="s",
+                    reported_by="customer",
+                )
+            )
     return events
 
 
@@ -48,16 +83,28 @@ def history(rng: random.Random, customer: str, start: int) -> list[object]:
 def test_every_decision_of_a_random_history_reproduces(memory_ledger: Ledger, seed: int) -> None:
     rng = random.Random(seed)
     memory_ledger.set_policy("brand-a", {**NO_QUIET_HOURS, "frequency_cap": rng.randint(1, 6)})
-    memory_ledger.base_rates = lambda brand, at: {"consistency": 0.7, "honesty": 0.6, "expertise": 0.65}
+    memory_ledger.base_rates = lambda brand, at: {
+        "consistency": 0.7,
+        "honesty": 0.6,
+        "expertise": 0.65,
+    }
     for round_ in range(4):
         for customer in ("c1", "c2"):
             memory_ledger.record_batch("brand-a", history(rng, customer, round_ * 8))  # type: ignore[arg-type]
             kind = rng.choice(["offer", "advice", "service"])
-            categories = tuple(rng.sample(["purchase_history", "location", "browsing_history"], rng.randint(0, 2)))
-            memory_ledger.decide_push("brand-a", push(kind, categories, customer), now=NOON + timedelta(hours=round_))
-    audits = [memory_ledger.audit_decision(rid, seq) for _, rid, seq in memory_ledger.decisions("brand-a")]
+            categories = tuple(
+                rng.sample(["purchase_history", "location", "browsing_history"], rng.randint(0, 2))
+            )
+            memory_ledger.decide_push(
+                "brand-a", push(kind, categories, customer), now=NOON + timedelta(hours=round_)
+            )
+    audits = [
+        memory_ledger.audit_decision(rid, seq) for _, rid, seq in memory_ledger.decisions("brand-a")
+    ]
     assert len(audits) == 8
-    assert all(a["reproduced"] for a in audits), [a["differences"] for a in audits if not a["reproduced"]]
+    assert all(a["reproduced"] for a in audits), [
+        a["differences"] for a in audits if not a["reproduced"]
+    ]
 
 
 def test_a_later_policy_change_does_not_change_the_audit(memory_ledger: Ledger) -> None:
@@ -66,7 +113,9 @@ def test_a_later_policy_change_does_not_change_the_audit(memory_ledger: Ledger) 
     request = push()
     decision = memory_ledger.decide_push("brand-a", request, now=NOON)
     before = memory_ledger.audit_push_decision("brand-a", request.push_id)
-    memory_ledger.set_policy("brand-a", {"thresholds": {"offer": {"consistency": 0.99, "honesty": 0.99}}})
+    memory_ledger.set_policy(
+        "brand-a", {"thresholds": {"offer": {"consistency": 0.99, "honesty": 0.99}}}
+    )
     after = memory_ledger.audit_push_decision("brand-a", request.push_id)
     assert before == after
     assert after["reproduced"] and after["recorded"] == decision

@@ -4,16 +4,16 @@ A key is stored only as the SHA-256 of the whole key (256 random bits, so a fast
 `key_id` is the public part of the key, used to find the row and to list or revoke it. The API
 reads these tables with sqlite3 or psycopg directly (api/auth.py), not through SQLAlchemy.
 
-Revision ID: 0003
-Revises: 0002
+Revision ID: 0004
+Revises: 0003
 """
 
 from __future__ import annotations
 
 from alembic import op
 
-revision = "0003"
-down_revision = "0002"  # the read models' revision, merged from main
+revision = "0004"
+down_revision = "0003"  # main's customer keys; re-chain if main takes 0004 first
 branch_labels = None
 depends_on = None
 

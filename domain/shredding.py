@@ -1,0 +1,333 @@
+"""Crypto-shredding: a customer's personal fields are sealed with that customer's own key.
+
+Each relationship has a 256-bit customer key, created with its first event and kept only wrapped
+by the master key (see :mod:`domain.key_table`). :class:`PersonalDataMapper` seals the personal
+fields of every relationship event and snapshot (AES-GCM; brand, relationship, version and topic
+bound as associated data) before they are stored, and opens them when they are read. Erasure
+destroys the key: from then on the fields read as :data:`ERASED`, while everything else an event
+says (types, ids, times, statuses, severities, purposes, channels, data categories) stays in the
+clear, so replay, trust and the push gate still work.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import json
+import os
+import threading
+import time
+from collections import OrderedDict
+from functools import lru_cache
+from typing import Any
+from uuid import UUID
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from eventsourcing.domain import DomainEventProtocol, Snapshot
+from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
+from eventsourcing.utils import get_topic, resolve_topic
+
+from domain.errors import CustomerErased, MasterKeyError
+from domain.key_table import KeyTable
+from domain.relationship import ERASED
+
+KEY_BYTES = 32
+NONCE_BYTES = 12
+SEALED = "_personal"
+"""The entry of a stored event's state holding its sealed personal fields (and their names)."""
+KEY_CACHE_SECONDS = 30.0
+"""How long a process keeps an unwrapped customer key: the longest a key outlives its erasure in
+another process's memory. Erasure in the same process evicts it at once."""
+
+
+class TamperedPersonalData(RuntimeError):
+    """Sealed personal fields fail authentication: altered, or moved from another event."""
+
+
+class MasterKey:
+    """The key that wraps every customer key: 32 random bytes, written in base64."""
+
+    def __init__(self, secret: bytes) -> None:
+        if len(secret) != KEY_BYTES:
+            raise MasterKeyError(f"a master key is {KEY_BYTES} bytes, not {len(secret)}")
+        self._secret = secret
+        self._aead = AESGCM(secret)
+        mac = hmac.new(secret, b"trustledger master key id", hashlib.sha256)
+        self.key_id = mac.hexdigest()[:16]
+        """A public name for the key: a keyed hash of it, which does not reveal it."""
+
+    @classmethod
+    def parse(cls, text: str, source: str = "TRUSTLEDGER_MASTER_KEY") -> MasterKey:
+        """Reads a key written in base64, with a message naming `source` when it is not one."""
+        hint = "it must be 32 random bytes in base64, e.g. the output of `openssl rand -base64 32`"
+        try:
+            secret = base64.b64decode(text.strip(), validate=True)
+        except binascii.Error:
+            raise MasterKeyError(f"{source} is not base64: {hint}") from None
+        if len(secret) != KEY_BYTES:
+            looks_hex = len(text.strip()) == 2 * KEY_BYTES and _is_hex(text.strip())
+            found = "looks like hex" if looks_hex else f"holds {len(secret)} bytes, not {KEY_BYTES}"
+            raise MasterKeyError(f"{source} {found}: {hint}")
+        return cls(secret)
+
+    @classmethod
+    def generate(cls) -> MasterKey:
+        return cls(os.urandom(KEY_BYTES))
+
+    def encoded(self) -> str:
+        """The key in base64, as TRUSTLEDGER_MASTER_KEY and the key file hold it."""
+        return base64.b64encode(self._secret).decode()
+
+    def wrap(self, brand: str, rid: UUID, customer_key: bytes) -> bytes:
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, customer_key, _wrapping_aad(brand, rid))
+
+    def unwrap(self, brand: str, rid: UUID, wrapped: bytes) -> bytes:
+        try:
+            return self._aead.decrypt(
+                wrapped[:NONCE_BYTES], wrapped[NONCE_BYTES:], _wrapping_aad(brand, rid)
+            )
+        except InvalidTag:
+            raise MasterKeyError(
+                f"the customer key of relationship {rid} does not open with master key"
+                f" {self.key_id}: a wrong master key, or an altered key row"
+            ) from None
+
+    def __repr__(self) -> str:
+        return f"MasterKey(id={self.key_id})"
+
+
+class CustomerKey:
+    """One relationship's key, unwrapped: seals its personal fields and keys its fingerprints."""
+
+    __slots__ = ("_aead", "_mac_key", "brand", "relationship_id")
+
+    def __init__(self, brand: str, relationship_id: UUID, secret: bytes) -> None:
+        self.brand = brand
+        self.relationship_id = relationship_id
+        # Separate subkeys, so sealing and fingerprinting never use one key for two purposes.
+        self._aead = AESGCM(_subkey(secret, b"seal"))
+        self._mac_key = _subkey(secret, b"fingerprint")
+
+    def seal(self, plaintext: bytes, aad: bytes) -> bytes:
+        nonce = os.urandom(NONCE_BYTES)
+        return nonce + self._aead.encrypt(nonce, plaintext, aad)
+
+    def open(self, sealed: bytes, aad: bytes) -> bytes:
+        try:
+            return self._aead.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], aad)
+        except InvalidTag:
+            raise TamperedPersonalData(
+                f"personal fields of an event of relationship {self.relationship_id} fail"
+                " authentication: altered, or moved from another event or relationship"
+            ) from None
+
+    def fingerprint(self, content: bytes) -> str:
+        """An HMAC of the content: tells a repeat from other content; no dictionary reverses it."""
+        return hmac.new(self._mac_key, content, hashlib.sha256).hexdigest()
+
+
+class CustomerKeys:
+    """The customer keys of one store: created, unwrapped on demand, cached briefly, destroyed."""
+
+    def __init__(
+        self,
+        table: KeyTable,
+        master_key: MasterKey,
+        cache_seconds: float = KEY_CACHE_SECONDS,
+        cache_size: int = 10_000,
+    ) -> None:
+        self.table = table
+        self.master_key = master_key
+        self.cache_seconds = cache_seconds
+        self.cache_size = cache_size
+        self._cache: OrderedDict[UUID, tuple[float, CustomerKey | None]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def check_master_key(self) -> None:
+        """Refuses a master key other than the one this store's customer keys are wrapped by."""
+        bound = self.table.claim_master_key(self.master_key.key_id)
+        if bound != self.master_key.key_id:
+            raise MasterKeyError(
+                f"this database's customer keys are wrapped by master key {bound}, and the"
+                f" configured master key is {self.master_key.key_id}: set TRUSTLEDGER_MASTER_KEY"
+                " to the key the database was created or last rotated with"
+            )
+
+    def create(self, brand: str, rid: UUID) -> CustomerKey:
+        """The relationship's key, created and stored (committed) now if it has none yet."""
+        wrapped = self.master_key.wrap(brand, rid, os.urandom(KEY_BYTES))
+        stored_brand, stored = self.table.insert_or_get(rid, brand, wrapped, self.master_key.key_id)
+        key = self._unwrap(rid, stored_brand, stored)
+        self._remember(rid, key)
+        return key
+
+    def get(self, rid: UUID) -> CustomerKey | None:
+        """The relationship's key, or None once it is erased."""
+        now = time.monotonic()
+        with self._lock:
+            cached = self._cache.get(rid)
+            if cached is not None and cached[0] > now:
+                self._cache.move_to_end(rid)
+                return cached[1]
+        row = self.table.select(rid)
+        key = None if row is None else self._unwrap(rid, *row)
+        self._remember(rid, key)
+        return key
+
+    def require(self, rid: UUID) -> CustomerKey:
+        key = self.get(rid)
+        if key is None:
+            raise CustomerErased()
+        return key
+
+    def destroy(self, rid: UUID) -> bool:
+        """Deletes the relationship's key, here and in the table; True if the table had one."""
+        with self._lock:
+            self._cache.pop(rid, None)
+        destroyed = self.table.delete(rid)
+        self._remember(rid, None)
+        return destroyed
+
+    def rotate(self, new: MasterKey) -> int:
+        """Rewraps every customer key with `new`, in one transaction; returns how many."""
+
+        def rewrap(rid: UUID, brand: str, wrapped: bytes, key_id: str) -> bytes:
+            if key_id != self.master_key.key_id:
+                raise MasterKeyError(
+                    f"the key of relationship {rid} is wrapped by master key {key_id}"
+                )
+            return new.wrap(brand, rid, self.master_key.unwrap(brand, rid, wrapped))
+
+        count = self.table.rewrap_all(self.master_key.key_id, new.key_id, rewrap)
+        self.master_key = new
+        return count
+
+    def _unwrap(self, rid: UUID, brand: str, wrapped: bytes) -> CustomerKey:
+        return CustomerKey(brand, rid, self.master_key.unwrap(brand, rid, wrapped))
+
+    def _remember(self, rid: UUID, key: CustomerKey | None) -> None:
+        if self.cache_seconds <= 0:
+            return
+        with self._lock:
+            self._cache[rid] = (time.monotonic() + self.cache_seconds, key)
+            self._cache.move_to_end(rid)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+
+
+class PersonalDataMapper(Mapper[UUID]):
+    """Seals the personal fields of relationship events and snapshots with the customer's key.
+
+    The personal fields are those an event class names in `PERSONAL` (a dotted name reaches into a
+    dict field), and for a snapshot those its aggregate class names. Fields that are None stay None.
+    """
+
+    def __init__(self, transcoder: Transcoder, keys: CustomerKeys) -> None:
+        super().__init__(transcoder)
+        self.keys = keys
+
+    def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
+        return super().to_stored_event(self._sealed(domain_event))
+
+    def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
+        event = super().to_domain_event(stored_event)
+        state = event.__dict__
+        personal = state.pop(SEALED, None)
+        if personal is not None:
+            for name, value in self._opened(event, stored_event.topic, personal).items():
+                _put(state, name, value)
+        return event
+
+    def _sealed(self, event: DomainEventProtocol[UUID]) -> DomainEventProtocol[UUID]:
+        """A copy of the event with its personal fields replaced by one sealed entry."""
+        names = personal_fields(event)
+        if not names:
+            return event
+        state = dict(vars(event))
+        values = {name: value for name in names if (value := _pop(state, name)) is not None}
+        if not values:
+            return event
+        key = self.keys.require(_uuid(event.originator_id))
+        aad = _event_aad(
+            key.brand, event.originator_id, event.originator_version, get_topic(type(event))
+        )
+        sealed = key.seal(self.transcoder.encode(values), aad)
+        state[SEALED] = {"fields": sorted(values), "sealed": base64.b64encode(sealed).decode()}
+        copy = object.__new__(type(event))
+        object.__setattr__(copy, "__dict__", state)
+        return copy
+
+    def _opened(
+        self, event: DomainEventProtocol[UUID], topic: str, personal: dict[str, Any]
+    ) -> dict[str, Any]:
+        key = self.keys.get(_uuid(event.originator_id))
+        if key is None:
+            return dict.fromkeys(personal["fields"], ERASED)
+        aad = _event_aad(key.brand, event.originator_id, event.originator_version, topic)
+        values: dict[str, Any] = self.transcoder.decode(
+            key.open(base64.b64decode(personal["sealed"]), aad)
+        )
+        return values
+
+
+def personal_fields(event: object) -> tuple[str, ...]:
+    """The names of an event's personal fields; a snapshot's are its aggregate's, under `state.`."""
+    if isinstance(event, Snapshot):
+        return _snapshot_fields(event.topic)
+    return getattr(type(event), "PERSONAL", ())
+
+
+@lru_cache(maxsize=64)
+def _snapshot_fields(topic: str) -> tuple[str, ...]:
+    return tuple(f"state.{name}" for name in getattr(resolve_topic(topic), "PERSONAL", ()))
+
+
+def _pop(state: dict[str, Any], name: str) -> Any:
+    """Takes a field out of the state; a dotted name reaches into a dict, which is copied first."""
+    head, _, rest = name.partition(".")
+    if not rest:
+        value = state.get(head)
+        if value is not None:
+            del state[head]
+        return value
+    inner = state.get(head)
+    if not isinstance(inner, dict):
+        return None
+    state[head] = inner = dict(inner)
+    return _pop(inner, rest)
+
+
+def _put(state: dict[str, Any], name: str, value: Any) -> None:
+    head, _, rest = name.partition(".")
+    if rest:
+        _put(state.setdefault(head, {}), rest, value)
+    else:
+        state[head] = value
+
+
+def _subkey(secret: bytes, purpose: bytes) -> bytes:
+    return hmac.new(secret, b"trustledger customer key: " + purpose, hashlib.sha256).digest()
+
+
+def _wrapping_aad(brand: str, rid: UUID) -> bytes:
+    return json.dumps(["customer-key", brand, str(rid)]).encode()
+
+
+def _event_aad(brand: str, rid: UUID, version: int | None, topic: str) -> bytes:
+    return json.dumps(["personal", brand, str(rid), version, topic]).encode()
+
+
+def _is_hex(text: str) -> bool:
+    try:
+        bytes.fromhex(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _uuid(value: UUID | str) -> UUID:
+    return value if isinstance(value, UUID) else UUID(value)

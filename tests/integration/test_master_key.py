@@ -1,0 +1,183 @@
+"""The master key on both stores: refused when missing or wrong, rotated losing no customer."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from api.settings import Settings
+from domain.application import Ledger
+from domain.errors import MasterKeyError
+from domain.relationship import ERASED
+from domain.shredding import MasterKey
+from domain.storage import Store
+from migrations import upgrade
+from tests.conftest import TEST_MASTER_KEY, open_ledger
+from tests.factories import story
+from tests.random_refs import random_brand, random_customer
+
+ROOT = Path(__file__).parents[2]
+
+
+def cli(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("TRUSTLEDGER_")}
+    return subprocess.run(
+        [sys.executable, "-m", "api", *args],
+        cwd=ROOT,
+        env={**environment, **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_a_wrong_master_key_is_refused_at_start(store: Store) -> None:
+    open_ledger(store).close()  # the store's keys are now bound to the tests' master key
+    with pytest.raises(MasterKeyError, match="set TRUSTLEDGER_MASTER_KEY to the key"):
+        Ledger(store, master_key=MasterKey.generate())
+
+
+def test_a_missing_master_key_is_refused_at_start(store: Store) -> None:
+    with pytest.raises(MasterKeyError, match="never stored in plaintext"):
+        Ledger(store)
+
+
+def test_rotation_keeps_every_customer_readable(empty_store: Store) -> None:
+    brand, customers = random_brand(), [random_customer() for _ in range(3)]
+    ledger = open_ledger(empty_store)
+    for customer in customers:
+        ledger.record_batch(brand, story(customer))
+    ledger.erase(brand, customers[2], requested_by="dpo", reason="art. 17")
+    new = MasterKey.generate()
+    assert ledger.rotate_master_key(new) == 2
+    assert ledger.interactions(brand, customers[0])[0].summary == "refund by Friday"  # type: ignore[attr-defined]
+    ledger.close()
+    with pytest.raises(MasterKeyError):
+        open_ledger(empty_store)
+    rotated = Ledger(empty_store, master_key=new)
+    try:
+        for customer in customers[:2]:
+            assert rotated.interactions(brand, customer)[0].summary == "refund by Friday"  # type: ignore[attr-defined]
+        assert rotated.interactions(brand, customers[2])[0].summary == ERASED  # type: ignore[attr-defined]
+        rotated.record(brand, story(random_customer())[0])  # new keys are wrapped by the new key
+    finally:
+        rotated.close()
+
+
+def test_a_process_left_on_the_old_key_cannot_add_keys_after_a_rotation(empty_store: Store) -> None:
+    stale, rotating = open_ledger(empty_store), open_ledger(empty_store)
+    try:
+        rotating.rotate_master_key(MasterKey.generate())
+        with pytest.raises(MasterKeyError, match="restart with the current"):
+            stale.record(random_brand(), story(random_customer())[0])
+    finally:
+        stale.close()
+        rotating.close()
+
+
+def test_another_process_forgets_an_erased_key_within_its_cache_time(store: Store) -> None:
+    brand, customer = random_brand(), random_customer()
+    writer = open_ledger(store)
+    reader = open_ledger(store, key_cache_seconds=0.3)
+    try:
+        writer.record_batch(brand, story(customer)[:2])
+        assert reader.interactions(brand, customer)[0].summary == "refund by Friday"  # type: ignore[attr-defined]
+        writer.erase(brand, customer, requested_by="dpo", reason="art. 17")
+        time.sleep(0.4)
+        assert reader.interactions(brand, customer)[0].summary == ERASED  # type: ignore[attr-defined]
+    finally:
+        writer.close()
+        reader.close()
+
+
+def test_the_embedded_store_makes_its_key_file_once_and_says_so(tmp_path: Path) -> None:
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    said: list[str] = []
+    key = settings.load_master_key(announce=said.append)
+    assert settings.key_file == tmp_path / "master.key" and settings.key_file.exists()
+    assert oct(settings.key_file.stat().st_mode & 0o777) == "0o600"
+    assert len(said) == 1 and "generated a master key" in said[0]
+    assert settings.load_master_key(announce=said.append).key_id == key.key_id
+    assert len(said) == 1
+
+
+@pytest.mark.postgres
+def test_postgres_without_a_master_key_stops_the_command_line(migrated_postgres: Store) -> None:
+    result = cli(
+        "--database-url", migrated_postgres.url, "events", "--brand", "b", "--customer", "c"
+    )
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines() == [
+        "trustledger: TRUSTLEDGER_MASTER_KEY is not set, and the postgres store needs it:"
+        " 32 random bytes in base64, e.g. `openssl rand -base64 32`"
+    ]
+
+
+def test_serve_stops_at_start_with_a_wrong_master_key(store: Store) -> None:
+    open_ledger(store).close()
+    result = cli(
+        "--database-url",
+        store.url,
+        "serve",
+        "--port",
+        "1",
+        TRUSTLEDGER_MASTER_KEY=MasterKey.generate().encoded(),
+    )
+    assert result.returncode == 1
+    assert "wrapped by master key" in result.stderr and len(result.stderr.splitlines()) == 1
+
+
+def test_rotate_master_key_with_the_key_in_the_environment(empty_store: Store) -> None:
+    brand, customer = random_brand(), random_customer()
+    ledger = open_ledger(empty_store)
+    ledger.record_batch(brand, story(customer))
+    ledger.close()
+    new = MasterKey.generate()
+    old_env = {"TRUSTLEDGER_MASTER_KEY": TEST_MASTER_KEY.encoded()}
+    result = cli(
+        "--database-url",
+        empty_store.url,
+        "rotate-master-key",
+        **old_env,
+        TRUSTLEDGER_NEW_MASTER_KEY=new.encoded(),
+    )
+    assert result.returncode == 0, result.stderr
+    assert (
+        f"rewrapped 1 customer key(s): master key {TEST_MASTER_KEY.key_id} -> {new.key_id}"
+        in result.stdout
+    )
+    assert "set TRUSTLEDGER_MASTER_KEY to the new key" in result.stdout
+    events = cli(
+        "--database-url",
+        empty_store.url,
+        "events",
+        "--brand",
+        brand,
+        "--customer",
+        customer,
+        TRUSTLEDGER_MASTER_KEY=new.encoded(),
+    )
+    assert events.returncode == 0 and "refund by Friday" in events.stdout
+
+
+def test_rotate_master_key_replaces_the_embedded_key_file(tmp_path: Path) -> None:
+    store = Store.from_url(f"sqlite:///{tmp_path / 'trustledger.sqlite3'}")
+    upgrade(store)
+    key_file = tmp_path / "master.key"
+    brand, customer = random_brand(), random_customer()
+    ledger = Ledger(
+        store, master_key=Settings(database_url=store.url).load_master_key(announce=print)
+    )
+    ledger.record_batch(brand, story(customer))
+    ledger.close()
+    old = key_file.read_text()
+    result = cli("--database-url", store.url, "rotate-master-key")
+    assert result.returncode == 0, result.stderr
+    assert key_file.read_text() != old and not (tmp_path / "master.key.new").exists()
+    events = cli("--database-url", store.url, "events", "--brand", brand, "--customer", customer)
+    assert events.returncode == 0 and "refund by Friday" in events.stdout, events.stderr
