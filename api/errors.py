@@ -21,9 +21,16 @@ from api.schemas.problem import PROBLEM
 from domain.errors import (
     BatchRejected,
     ConcurrencyConflict,
+    CustomerErased,
+    DecisionNotFound,
     DuplicateReference,
     EventIdConflict,
+    InvalidPolicy,
+    InvalidPushRequest,
     LedgerError,
+    MasterKeyError,
+    PolicyNotFound,
+    PushIdConflict,
     RejectedEvent,
     RelationshipNotFound,
     UnknownReference,
@@ -46,13 +53,28 @@ class Kind:
 
 
 DOMAIN: dict[type[LedgerError], Kind] = {
+    CustomerErased: Kind(409, "customer-erased", "The customer was erased"),
     EventIdConflict: Kind(409, "event-id-conflict", "Event id already used for other content"),
     ConcurrencyConflict: Kind(409, "concurrency-conflict", "The customer's record kept changing"),
     DuplicateReference: Kind(409, "duplicate-reference", "Already exists"),
     UnknownReference: Kind(422, "unknown-reference", "Refers to nothing open"),
     RejectedEvent: Kind(422, "rejected-event", "Event rejected"),
     RelationshipNotFound: Kind(404, "not-found", "Not found"),
+    # The gate's and compliance's errors, for the endpoints that will raise them.
+    InvalidPolicy: Kind(422, "invalid-policy", "Invalid policy"),
+    PolicyNotFound: Kind(404, "not-found", "Not found"),
+    InvalidPushRequest: Kind(422, "invalid-push-request", "Invalid push request"),
+    PushIdConflict: Kind(409, "push-id-conflict", "Push id already decided for another request"),
+    DecisionNotFound: Kind(404, "not-found", "Not found"),
+    MasterKeyError: Kind(503, "not-configured", "The ledger is not configured"),
 }
+QUIET: dict[type[LedgerError], str] = {
+    RelationshipNotFound: "No such customer for this key's brand.",
+    DecisionNotFound: "No such decision for this key's brand.",
+    MasterKeyError: "The ledger cannot answer now; the cause is logged.",
+}
+"""Answers that replace the error's own message: it could hint at another brand's data (the
+same words whether another brand has it or nobody does), or at the server's configuration."""
 HTTP_DETAILS = {
     400: "The body is not valid JSON.",
     401: "Send a live API key as 'Authorization: Bearer tlk_...'.",
@@ -62,9 +84,6 @@ HTTP_DETAILS = {
     415: "Send the body as application/json.",
     422: "The request has invalid fields; see errors.",
 }
-NOT_FOUND = (
-    "No such customer for this key's brand."  # the same whether another brand has one or not
-)
 
 
 def register(app: Flask) -> None:
@@ -103,7 +122,9 @@ def on_ledger_error(error: LedgerError) -> Response:
     if isinstance(error, BatchRejected):
         return batch_rejected(error)
     kind = kind_of(error)
-    detail = NOT_FOUND if isinstance(error, RelationshipNotFound) else str(error)
+    detail = QUIET.get(type(error), str(error))
+    if isinstance(error, MasterKeyError):
+        log.error("%s %s: %s", request.method, request.path, error)
     return problem(kind.status, kind.title, detail, name=kind.name, errors=field_errors(error))
 
 

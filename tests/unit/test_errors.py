@@ -9,9 +9,12 @@ from api import errors
 from domain.errors import (
     BatchRejected,
     ConcurrencyConflict,
+    CustomerErased,
     DuplicateReference,
     EventIdConflict,
     LedgerError,
+    MasterKeyError,
+    PushIdConflict,
     RejectedEvent,
     RelationshipNotFound,
     UnknownReference,
@@ -40,6 +43,9 @@ def answer_to(error: LedgerError) -> tuple[int, dict[str, object]]:
         (UnknownReference("never made", field="promise_id"), 422, "unknown-reference"),
         (RejectedEvent("in the future", field="occurred_at"), 422, "rejected-event"),
         (RelationshipNotFound("no relationship with customer 'c-secret'"), 404, "not-found"),
+        (CustomerErased(), 409, "customer-erased"),
+        (PushIdConflict("push-1"), 409, "push-id-conflict"),
+        (MasterKeyError("no master key for the postgres store"), 503, "not-configured"),
     ],
 )
 def test_each_domain_error_has_its_status(error: LedgerError, status: int, name: str) -> None:
@@ -62,9 +68,10 @@ def test_field_errors_are_shaped_like_the_body() -> None:
     assert answer_to(RejectedEvent("no rule field"))[1]["errors"] == {"_schema": ["no rule field"]}
 
 
-def test_not_found_never_echoes_the_customer() -> None:
+def test_not_found_never_echoes_the_customer_nor_configuration() -> None:
     body = answer_to(RelationshipNotFound("no relationship with customer 'c-secret'"))[1]
     assert "c-secret" not in str(body)
+    assert "postgres" not in str(answer_to(MasterKeyError("no master key for the postgres store"))[1])
 
 
 @pytest.mark.parametrize(
