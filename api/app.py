@@ -1,7 +1,7 @@
 """The HTTP API's composition root: `create_app` builds nothing at import time.
 
-The ledger and the key store are built on first use, once per process, so a gunicorn worker
-builds its own after the fork; `close_app` (or the worker's exit) closes them.
+The ledger, the key store and the read side are built on first use, once per process, so a
+gunicorn worker builds its own after the fork; `close_app` (or the worker's exit) closes them.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from flask import Flask
 
 from api import errors, openapi
 from api.context import EXTENSION, Resources
+from api.resources import customers, events, health
 from api.settings import Settings
 from domain.application import Ledger
 
@@ -21,8 +22,6 @@ MAX_BODY = 1024 * 1024
 
 def create_app(config: Mapping[str, Any] | None = None, ledger: Ledger | None = None) -> Flask:
     """Builds the Flask app from `Settings` (environment, then `config`); `ledger` is for tests."""
-    from api.resources import customers, events, health
-
     app = Flask(__name__)
     settings = Settings.load(config)
     app.config.update(SETTINGS=settings, MAX_CONTENT_LENGTH=MAX_BODY, **openapi.settings())
@@ -36,7 +35,12 @@ def create_app(config: Mapping[str, Any] | None = None, ledger: Ledger | None = 
     return app
 
 
+def resources_of(app: Flask) -> Resources:
+    """What `app` uses in this process: the ledger, the key store, the read side."""
+    found: Resources = app.extensions[EXTENSION]
+    return found
+
+
 def close_app(app: Flask) -> None:
-    """Closes the ledger and the key store this process opened for `app`."""
-    resources: Resources = app.extensions[EXTENSION]
-    resources.close()
+    """Closes what this process opened for `app`."""
+    resources_of(app).close()

@@ -20,7 +20,7 @@ EXTENSION = "trustledger"
 
 
 class Resources:
-    """The ledger and the key store of one process."""
+    """The ledger, the key store and the read side of one process."""
 
     def __init__(self, settings: Settings, ledger: Ledger | None = None) -> None:
         self.settings = settings

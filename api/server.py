@@ -15,18 +15,17 @@ from typing import Any
 from flask import Flask
 from gunicorn.app.base import BaseApplication
 
-from api.app import close_app, create_app
+from api.app import close_app, create_app, resources_of
 
 
 def serve_in_process(config: Mapping[str, Any], host: str, port: int) -> None:
     from werkzeug.serving import run_simple
 
-    from api.context import EXTENSION
     from projections.runner import Runner
 
     app = create_app(config)
     # Opening the ledger now stops the service at start on a wrong master key.
-    runner = Runner(app.extensions[EXTENSION].ledger)
+    runner = Runner(resources_of(app).ledger)
     stop_projections = runner.start()
     try:
         run_simple(host, port, app, threaded=True, use_reloader=False)
@@ -51,10 +50,8 @@ class Gunicorn(BaseApplication):  # type: ignore[misc]
     def load(self) -> Flask:
         """In the worker, after the fork: the app, with its ledger opened (so a wrong master
         key fails the worker's boot, and gunicorn stops, rather than every request)."""
-        from api.context import EXTENSION
-
         app = create_app(self.app_config)
-        _ = app.extensions[EXTENSION].ledger
+        _ = resources_of(app).ledger
         return app
 
 
