@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +24,7 @@ from projections.runner import Runner
 from projections.trust import brand_scores
 from tests.conftest import new_sqlite_database
 
+ROOT = Path(__file__).parents[2]
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
 """A fixed end of the two years, so the tests see the same data whatever the day."""
 CUSTOMERS = 20
@@ -221,3 +224,37 @@ def test_a_ledger_holds_the_demo_once_it_is_loaded(empty_store: Store) -> None:
         assert holds_demo(ledger)
     finally:
         ledger.close()
+
+
+def trustledger(database: str, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "api", "--database-url", database, *args]
+    return subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_the_demo_command_loads_once_and_says_where_to_look(tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path / 'trustledger.sqlite3'}"
+    assert trustledger(database, "migrate").returncode == 0
+    first = trustledger(database, "demo", "--customers-per-brand", "4", "--now", "2026-06-01")
+    assert first.returncode == 0, first.stderr
+    assert "loaded " in first.stdout
+    for brand in (NORTHWIND, BRIGHTLINE, PULSE):
+        assert brand.slug in first.stdout
+    assert "http://127.0.0.1:8000/ui/" in first.stdout
+    ledger = Ledger(Store.from_url(database))
+    held = timelines(ledger, plan(now=NOW, customers_per_brand=4))
+    again = trustledger(database, "demo", "--customers-per-brand", "4")
+    assert again.returncode == 0, again.stderr
+    assert "already holds the demo" in again.stdout
+    assert timelines(ledger, plan(now=NOW, customers_per_brand=4)) == held
+    runner = Runner(ledger)
+    assert runner.positions()["timeline"] == runner.head()  # projected once, by the command
+    runner.close()
+    ledger.close()
+
+
+def test_the_demo_command_refuses_a_future_now_in_one_line(tmp_path: Path) -> None:
+    database = f"sqlite:///{tmp_path / 'trustledger.sqlite3'}"
+    result = trustledger(database, "demo", "--now", "2999-01-01")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "--now" in result.stderr and "future" in result.stderr
