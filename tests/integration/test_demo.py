@@ -22,7 +22,7 @@ from domain.storage import Store
 from projections.decisions import findings
 from projections.runner import Runner
 from projections.trust import brand_scores
-from tests.conftest import new_sqlite_database
+from tests.conftest import new_sqlite_database, open_ledger
 
 ROOT = Path(__file__).parents[2]
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -42,7 +42,7 @@ class Demo:
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     """One small demo on SQLite, loaded and projected once for the tests that only read it."""
-    ledger = Ledger(new_sqlite_database(tmp_path_factory.mktemp("demo")))
+    ledger = open_ledger(new_sqlite_database(tmp_path_factory.mktemp("demo")))
     planned = plan(now=NOW, customers_per_brand=CUSTOMERS)
     loaded = load(ledger, planned)
     runner = Runner(ledger)
@@ -100,7 +100,7 @@ def test_two_fresh_stores_loaded_with_one_seed_hold_the_same_events(tmp_path: Pa
     demo_plan = plan(8, NOW, 8)
     held = []
     for name in ("first", "second"):
-        ledger = Ledger(new_sqlite_database(tmp_path / name))
+        ledger = open_ledger(new_sqlite_database(tmp_path / name))
         load(ledger, demo_plan)
         held.append(timelines(ledger, demo_plan))
         ledger.close()
@@ -217,7 +217,7 @@ def unwelcome_share(demo: Demo, brand: str) -> float:
 
 
 def test_a_ledger_holds_the_demo_once_it_is_loaded(empty_store: Store) -> None:
-    ledger = Ledger(empty_store)
+    ledger = open_ledger(empty_store)
     try:
         assert not holds_demo(ledger)
         load(ledger, plan(now=NOW, customers_per_brand=3))
@@ -240,7 +240,7 @@ def test_the_demo_command_loads_once_and_says_where_to_look(tmp_path: Path) -> N
     for brand in (NORTHWIND, BRIGHTLINE, PULSE):
         assert brand.slug in first.stdout
     assert "http://127.0.0.1:8000/ui/" in first.stdout
-    ledger = Ledger(Store.from_url(database))
+    ledger = open_ledger(Store.from_url(database))
     held = timelines(ledger, plan(now=NOW, customers_per_brand=4))
     again = trustledger(database, "demo", "--customers-per-brand", "4")
     assert again.returncode == 0, again.stderr
