@@ -17,8 +17,10 @@ $(VENV)/.installed: pyproject.toml
 
 install: $(VENV)/.installed
 
+# The demo loads once: on a ledger that holds it already, `trustledger demo` says so and does nothing.
 run: install
 	$(VENV)/bin/trustledger migrate
+	$(VENV)/bin/trustledger demo --url http://127.0.0.1:$(PORT)/ui/
 	$(VENV)/bin/trustledger serve --host 127.0.0.1 --port $(PORT)
 
 # Starts a throwaway PostgreSQL, runs the whole suite on PostgreSQL and SQLite, stops the server.

@@ -6,12 +6,15 @@ import json
 import sqlite3
 import sys
 import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
 import psycopg
 
+from api import demo as demo_data
 from api.auth import ROLES, KeyProblem, KeyStore
 from api.settings import Settings, write_key_file
 from domain.application import Ledger
@@ -49,6 +52,7 @@ class Context:
 
 
 pass_context = click.make_pass_decorator(Context)
+DEMO_URL = "http://127.0.0.1:8000/ui/"
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -291,6 +295,86 @@ def _new_master_key(settings: Settings, new_key_file: Path | None) -> MasterKey:
     if settings.key_file is None:
         raise click.UsageError("give the new key in TRUSTLEDGER_NEW_MASTER_KEY or --new-key-file")
     return MasterKey.generate()
+
+
+DATE_TIME = click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"])
+
+
+@cli.command()
+@click.option("--seed", default=demo_data.DEFAULT_SEED, show_default=True, help="Its random seed.")
+@click.option(
+    "--customers-per-brand",
+    default=demo_data.DEFAULT_CUSTOMERS_PER_BRAND,
+    show_default=True,
+    type=click.IntRange(1, 100_000),
+    help="Customers of each of the three brands.",
+)
+@click.option("--now", "end", type=DATE_TIME, help="End of the two years (UTC) [default: today]")
+@click.option("--url", default=DEMO_URL, show_default=True, help="Where the pages are served.")
+@pass_context
+def demo(context: Context, seed: int, customers_per_brand: int, end: Any, url: str) -> None:
+    """Load the demo data (three brands, two years) through the ledger, once."""
+    now = _past_moment(end) if end else demo_data.today()
+    if demo_data.holds_demo(context.ledger):
+        click.echo("the ledger already holds the demo data: nothing loaded")
+        click.echo(f"open {url}")
+        return
+    plan = demo_data.plan(seed, now, customers_per_brand)
+    customers = sum(len(refs) for refs in plan.customers.values())
+    click.echo(
+        f"loading {len(plan.brands)} brands and {customers:,} customers (seed {seed}),"
+        f" two years up to {now:%Y-%m-%d %H:%M} UTC"
+    )
+    with click.progressbar(
+        length=len(plan.steps), label="loading", file=sys.stderr, show_pos=True, show_eta=True
+    ) as bar:
+        loaded = demo_data.load(context.ledger, plan, bar.update)
+    click.echo(
+        f"loaded {loaded.events:,} events and {loaded.decisions:,} push decisions"
+        f" for {loaded.customers:,} customers in {loaded.seconds:.1f}s"
+    )
+    _project_once(context.ledger)
+    for conduct in plan.brands:
+        click.echo(f"{conduct.slug:<20} {conduct.story}")
+    print_keys(context, [conduct.slug for conduct in plan.brands])
+    click.echo(f"open {url}")
+
+
+def _past_moment(value: datetime) -> datetime:
+    moment = value.replace(tzinfo=UTC)
+    if moment > datetime.now(UTC):
+        raise click.BadParameter("must not be in the future (nor may events)", param_hint="--now")
+    return moment
+
+
+def _project_once(ledger: Ledger) -> None:
+    """Brings the read models up to the head of the log, so the pages show the data at once."""
+    from projections.runner import Runner
+
+    runner = Runner(ledger)
+    try:
+        length = max(runner.head(), 1)
+        with click.progressbar(length=length, label="projecting", file=sys.stderr) as bar:
+            while runner.run_once(max_pages=10):
+                bar.update(min(runner.positions().values()) - bar.pos)
+    finally:
+        runner.close()
+
+
+def print_keys(context: Context, brands: Sequence[str]) -> None:
+    """Prints an agent key and a compliance key per demo brand.
+
+    TO WIRE (lead): API keys (api/auth.py's KeyStore, `trustledger keys create`) are on the `api`
+    branch, not on this one. Once both are merged, replace the body with::
+
+        keys = KeyStore(context.settings.store)
+        for brand in brands:
+            for role in ("agent", "compliance"):
+                click.echo(f"{brand:<20} {role:<10} key {keys.create(brand, role).key}")
+
+    Until then it says where the keys will come from.
+    """
+    click.echo("keys: an agent and a compliance key per brand come with API keys (`api` branch)")
 
 
 def main(argv: list[str] | None = None) -> Any:
