@@ -362,19 +362,10 @@ def _project_once(ledger: Ledger) -> None:
 
 
 def print_keys(context: Context, brands: Sequence[str]) -> None:
-    """Prints an agent key and a compliance key per demo brand.
-
-    TO WIRE (lead): API keys (api/auth.py's KeyStore, `trustledger keys create`) are on the `api`
-    branch, not on this one. Once both are merged, replace the body with::
-
-        keys = KeyStore(context.settings.store)
-        for brand in brands:
-            for role in ("agent", "compliance"):
-                click.echo(f"{brand:<20} {role:<10} key {keys.create(brand, role).key}")
-
-    Until then it says where the keys will come from.
-    """
-    click.echo("keys: an agent and a compliance key per brand come with API keys (`api` branch)")
+    """Prints a new agent key and compliance key per demo brand, to read its customers with."""
+    for brand in brands:
+        for role in ("agent", "compliance"):
+            click.echo(f"{brand:<20} {role:<10} key {context.keys.create(brand, role).key}")
 
 
 def main(argv: list[str] | None = None) -> Any:

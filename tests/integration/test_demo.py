@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from api.auth import KeyStore
 from api.demo import SPAN, Loaded, Plan, Record, holds_demo, load, plan
 from api.demo_brands import BRIGHTLINE, NORTHWIND, PULSE
 from domain.application import Ledger
@@ -240,6 +241,14 @@ def test_the_demo_command_loads_once_and_says_where_to_look(tmp_path: Path) -> N
     for brand in (NORTHWIND, BRIGHTLINE, PULSE):
         assert brand.slug in first.stdout
     assert "http://127.0.0.1:8000/ui/" in first.stdout
+    keys = KeyStore(Store.from_url(database))
+    printed = [line.split() for line in first.stdout.splitlines() if " key tlk_" in line]
+    callers = [keys.authenticate(words[-1]) for words in printed]
+    brands = (NORTHWIND, BRIGHTLINE, PULSE)
+    assert {(c.brand, c.role) for c in callers if c} == {
+        (brand.slug, role) for brand in brands for role in ("agent", "compliance")
+    }
+    keys.close()
     ledger = open_ledger(Store.from_url(database))
     held = timelines(ledger, plan(now=NOW, customers_per_brand=4))
     again = trustledger(database, "demo", "--customers-per-brand", "4")
