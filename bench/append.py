@@ -42,6 +42,7 @@ def _one_event(ledger: Ledger) -> object:
     from domain.relationship import Relationship
 
     relationship = Relationship("bench", "payload")
+    ledger.customer_keys.create("bench", relationship.id)  # the mapper seals with the customer's key
     relationship.record(answered("payload", 0))
     return relationship.collect_events()[-1]
 
