@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 import sys
@@ -171,10 +172,8 @@ def project(context: Context, once: bool) -> None:
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     click.echo(f"following the log from position {min(runner.positions().values())}", err=True)
-    try:
+    with contextlib.suppress(KeyboardInterrupt):
         runner.run_forever(stop)
-    except KeyboardInterrupt:
-        pass
 
 
 @cli.command()

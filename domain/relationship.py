@@ -25,6 +25,9 @@ from domain.errors import CustomerErased, DuplicateReference, RejectedEvent, Unk
 
 NAMESPACE = UUID("6f1d5a3e-8a4b-5c2e-9d47-3b1f0e2a7c55")
 FUTURE_TOLERANCE = timedelta(minutes=5)
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+"""No interaction is older: trust decays over event time, and a date centuries back would leave
+the evidence unable to be evaluated at it."""
 MEMORY = timedelta(days=400)
 """How long a closed reference (a kept promise, an admitted error) is remembered, in event time.
 
@@ -554,6 +557,8 @@ class Relationship(Aggregate, created_event_name="Opened"):
         missing = [name for name in cls.required_fields() if posted.data.get(name) is None]
         if missing:
             raise RejectedEvent(f"missing data field(s) for {cls.TYPE}: {', '.join(missing)}", field="data")
+        if _holds_nul(posted):
+            raise RejectedEvent("text may not contain NUL characters", field="data")
         data = {name: posted.data.get(name) for name in cls.data_fields()}
         COMMANDS[cls](self, posted.envelope, **data)
 
@@ -776,6 +781,8 @@ class Relationship(Aggregate, created_event_name="Opened"):
             raise RejectedEvent("occurred_at needs a UTC offset", field="occurred_at")
         if env.occurred_at > datetime.now(UTC) + FUTURE_TOLERANCE:
             raise RejectedEvent("occurred_at is more than 5 minutes in the future", field="occurred_at")
+        if env.occurred_at < EARLIEST:
+            raise RejectedEvent("occurred_at is before 1970", field="occurred_at")
         self.trigger_event(
             cls,
             event_id=env.event_id,
@@ -916,6 +923,19 @@ def _mask(values: dict[str, Any], path: list[str]) -> None:
             values[head] = ERASED
     elif isinstance(values.get(head), dict):
         _mask(values[head], rest)
+
+
+def _holds_nul(value: Any) -> bool:
+    """Whether any text in the value holds a NUL, which PostgreSQL's text cannot store."""
+    if isinstance(value, str):
+        return "\x00" in value
+    if isinstance(value, PostedEvent):
+        return _holds_nul([value.event_id, value.customer, value.actor, value.channel, value.data])
+    if isinstance(value, dict):
+        return any(_holds_nul(k) or _holds_nul(v) for k, v in value.items())
+    if isinstance(value, list | tuple):
+        return any(_holds_nul(v) for v in value)
+    return False
 
 
 def _require_choice(name: str, value: str, choices: tuple[str, ...]) -> None:

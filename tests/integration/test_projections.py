@@ -81,7 +81,7 @@ def test_delivering_an_applied_page_again_changes_nothing(fresh_ledger: Ledger) 
     runner.run_once()
     notifications = fresh_ledger.recorder.select_notifications(1, 1000)
     tables = {t: t for model in READ_MODELS for t in model.tables}
-    runner._apply(notifications, notifications[-1].id, runner.models, tables, track=False)  # noqa: SLF001
+    runner._apply(notifications, notifications[-1].id, runner.models, tables, track=False)
     assert runner.rebuild(verify=True) == {}
     runner.close()
 
@@ -145,7 +145,7 @@ def test_a_killed_worker_resumes_and_the_tables_equal_a_rebuild(fresh_ledger: Le
     worker = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.DEVNULL)
     runner = Runner(fresh_ledger)
     deadline = time.monotonic() + 60
-    while not 0 < min(runner.positions().values()) and time.monotonic() < deadline:
+    while not min(runner.positions().values()) > 0 and time.monotonic() < deadline:
         time.sleep(0.005)
     os.kill(worker.pid, signal.SIGKILL)
     worker.wait()
@@ -264,5 +264,5 @@ def test_rebuild_and_lag_from_the_command_line(fresh_ledger: Ledger) -> None:
     bad = subprocess.run(
         [*run, "rebuild", "--projection", "nope"], cwd=ROOT, capture_output=True, text=True
     )
-    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1  # noqa: PT018
+    assert bad.returncode == 2 and len(bad.stderr.strip().splitlines()) == 1
     db.close()

@@ -127,11 +127,11 @@ def test_a_tampered_decision_is_not_reproduced(memory_ledger: Ledger) -> None:
     request = push()
     memory_ledger.decide_push("brand-a", request, now=NOON)
     _, rid, sequence = next(iter(memory_ledger.decisions("brand-a")))
-    decided = memory_ledger._decision_event(rid, sequence)  # noqa: SLF001
+    decided = memory_ledger._decision_event(rid, sequence)
     actual = decided.decision["outcome"]
     forged = "deny" if actual == "allow" else "allow"
     decided.decision["outcome"] = forged  # as if the stored decision said otherwise
-    memory_ledger._decision_event = lambda *_: decided  # type: ignore[method-assign]  # noqa: SLF001
+    memory_ledger._decision_event = lambda *_: decided  # type: ignore[method-assign]
     audit = memory_ledger.audit_decision(rid, sequence)
     assert not audit["reproduced"]
     assert audit["differences"] == [f"outcome: recorded {forged!r}, re-evaluated {actual!r}"]

@@ -9,8 +9,6 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-
-from domain.trust import DIMENSIONS
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,6 +25,7 @@ from domain.gate import (
 )
 from domain.relationship import Envelope, PostedEvent, PushDecided, Relationship, relationship_id
 from domain.storage import Store
+from domain.trust import DIMENSIONS
 from tests.factories import posted
 from tests.gate_factories import NO_QUIET_HOURS, NOON, grant, push, scores
 

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import replace
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from domain.errors import DuplicateReference, RejectedEvent, UnknownReference
 from domain.relationship import (
     CATALOGUE,
-    POSTABLE_TYPES,
     MEMORY,
     MEMORY_ITEMS,
+    POSTABLE_TYPES,
     Relationship,
     relationship_id,
 )
@@ -49,7 +49,7 @@ def test_every_postable_type_is_recorded_with_its_envelope_and_data() -> None:
 
 def test_topics_are_explicit_and_stable() -> None:
     assert CATALOGUE["promise.made"].TOPIC == "trustledger:promise.made"  # type: ignore[attr-defined]
-    assert all(cls.TOPIC == f"trustledger:{t}" for t, cls in CATALOGUE.items())  # type: ignore[attr-defined]
+    assert all(f"trustledger:{t}" == cls.TOPIC for t, cls in CATALOGUE.items())  # type: ignore[attr-defined]
     assert Relationship.TOPIC == "trustledger:relationship"
 
 
@@ -96,6 +96,8 @@ REJECTIONS = [
     pytest.param([], posted("promise.bent", promise_id="p"), RejectedEvent, id="unknown-type"),
     # Well past the 5-minute tolerance: NOW is fixed at import, and the suite runs for minutes.
     pytest.param([], posted("push.sent", at=NOW + timedelta(hours=1), push_id="x"), RejectedEvent, id="future"),
+    pytest.param([], posted("push.sent", at=datetime(1, 1, 1, tzinfo=UTC), push_id="x"), RejectedEvent, id="before-1970"),
+    pytest.param([], posted("question.answered", case_id="c\x00", topic="t", resolved=True), RejectedEvent, id="nul"),
 ]
 
 
