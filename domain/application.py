@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import json
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -11,7 +13,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, Mapper
+from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent
 
 from domain import trust
 from domain.brand import BrandPolicy, Policy, policy_id
@@ -52,6 +54,28 @@ from domain.storage import Store
 
 ScoresProvider = Callable[[Relationship, datetime], Scores]
 BaseRates = Callable[[str, datetime], Mapping[str, float]]
+
+
+_LATEST_SNAPSHOTS = {
+    "sqlite": "WITH wanted(id, after) AS (VALUES {values}) SELECT s.originator_id,"
+    " s.originator_version, s.topic, s.state FROM stored_snapshots s JOIN wanted ON s.originator_id = wanted.id"
+    " WHERE s.originator_version = (SELECT max(originator_version) FROM stored_snapshots"
+    " WHERE originator_id = s.originator_id)",
+    "postgres": "SELECT DISTINCT ON (originator_id) originator_id, originator_version, topic, state"
+    " FROM ledger_snapshots WHERE originator_id = ANY(%s)"
+    " ORDER BY originator_id, originator_version DESC",
+}
+_EVENTS_AFTER = {
+    "sqlite": "WITH wanted(id, after) AS (VALUES {values}) SELECT e.originator_id,"
+    " e.originator_version, e.topic, e.state FROM stored_events e JOIN wanted"
+    " ON e.originator_id = wanted.id AND e.originator_version > wanted.after"
+    " ORDER BY e.originator_id, e.originator_version",
+    "postgres": "SELECT e.originator_id, e.originator_version, e.topic, e.state FROM ledger_events e"
+    " JOIN unnest(%s::uuid[], %s::bigint[]) AS wanted(id, after)"
+    " ON e.originator_id = wanted.id AND e.originator_version > wanted.after"
+    " ORDER BY e.originator_id, e.originator_version",
+}
+"""The bulk loader's queries, on the library's tables (migration 0001 owns them)."""
 
 
 def neutral_base_rates(brand: str, at: datetime) -> dict[str, float]:
@@ -297,13 +321,11 @@ class Ledger(Application[UUID]):
         relationships: dict[UUID, Relationship] = {}
         events: list[Interaction] = []
         errors: dict[int, LedgerError] = {}
-        existing = self._existing({relationship_id(brand, p.customer) for p in batch})
+        loaded = self._load_many({relationship_id(brand, p.customer) for p in batch})
         for i, posted in enumerate(batch):
             rid = relationship_id(brand, posted.customer)
             if rid not in relationships:
-                relationships[rid] = (
-                    self.repository.get(rid) if rid in existing else Relationship(brand, posted.customer)
-                )
+                relationships[rid] = loaded.get(rid) or Relationship(brand, posted.customer)
             try:
                 relationships[rid].record(posted)
             except RejectedEvent as error:
@@ -320,12 +342,14 @@ class Ledger(Application[UUID]):
         A key whose events then fail to save stays unused and harmless: the retry, or the next
         event for that customer, finds and uses it.
         """
-        return {
-            rid: self.customer_keys.create(brand, rid)
-            if isinstance(relationship.pending_events[0], Relationship.Opened)
-            else self.customer_keys.require(rid)
+        new = [
+            rid
             for rid, relationship in relationships.items()
-        }
+            if isinstance(relationship.pending_events[0], Relationship.Opened)
+        ]
+        keys = self.customer_keys.create_many(brand, new)
+        keys.update({rid: self.customer_keys.require(rid) for rid in relationships if rid not in keys})
+        return keys
 
     def _get_or_open(self, brand: str, customer: str) -> Relationship:
         try:
@@ -334,28 +358,54 @@ class Ledger(Application[UUID]):
             relationship = Relationship(brand, customer)
         return relationship
 
-    def _existing(self, ids: set[UUID]) -> set[UUID]:
-        """Which of these relationships exist: one query, where a get per id would cost two each."""
-        if self.store.kind == "memory":
-            return {i for i in ids if self._exists_id(i)}
-        ordered = list(ids)
+    def _load_many(self, ids: set[UUID]) -> dict[UUID, Relationship]:
+        """The relationships that exist among `ids`, current, each a copy for a command to change.
+
+        Two queries for a whole batch (the latest snapshots of those not cached, then every event
+        after what is known of each), where the repository would spend one or two per
+        relationship. What it folds goes into the repository's cache, as a get would put it.
+        """
+        cache = self.repository.cache
+        if self.store.kind == "memory" or cache is None:
+            return {i: self.repository.get(i) for i in ids if self._exists_id(i)}
+        known: dict[UUID, Any] = {}
+        for rid in ids:
+            with contextlib.suppress(KeyError):
+                known[rid] = copy.deepcopy(cache.get(rid))
+        for snapshot in self._stored(_LATEST_SNAPSHOTS, [i for i in ids if i not in known]):
+            folded: Any = self.mapper.to_domain_event(snapshot)
+            known[cast(UUID, snapshot.originator_id)] = folded.mutate(None)
+        after = {rid: known[rid].version if rid in known else 0 for rid in ids}
+        for stored in self._stored(_EVENTS_AFTER, list(ids), after):
+            rid = cast(UUID, stored.originator_id)
+            event: Any = self.mapper.to_domain_event(stored)
+            known[rid] = event.mutate(known.get(rid))
+        for rid, relationship in known.items():
+            cache.put(rid, relationship)
+        return {rid: copy.deepcopy(relationship) for rid, relationship in known.items()}
+
+    def _stored(
+        self, queries: dict[str, str], ids: list[UUID], after: dict[UUID, int] | None = None
+    ) -> list[StoredEvent]:
+        """Stored events or snapshots of many relationships, by one query on either store."""
+        if not ids:
+            return []
         datastore = cast(Any, self.recorder).datastore
         if self.store.is_sqlite:
-            marks = ", ".join("?" for _ in ordered)
+            values = ", ".join("(?, ?)" for _ in ids)
+            params = [x for i in ids for x in (i.hex, (after or {}).get(i, 0))]
             with datastore.transaction(commit=False) as cursor:
-                cursor.execute(
-                    "SELECT originator_id FROM stored_events"
-                    f" WHERE originator_version = 1 AND originator_id IN ({marks})",
-                    [i.hex for i in ordered],
-                )
-                return {UUID(row[0]) for row in cursor.fetchall()}
+                cursor.execute(queries["sqlite"].format(values=values), params)
+                rows = cursor.fetchall()
+            return [StoredEvent(UUID(r[0]), r[1], r[2], bytes(r[3])) for r in rows]
         with datastore.get_connection() as conn, conn.cursor() as cursor:
-            cursor.execute(
-                "SELECT originator_id FROM ledger_events"
-                " WHERE originator_version = 1 AND originator_id = ANY(%s)",
-                [ordered],
-            )
-            return {row["originator_id"] for row in cursor.fetchall()}
+            params: list[Any] = [ids, [(after or {}).get(i, 0) for i in ids]]
+            cursor.execute(queries["postgres"], params[: queries["postgres"].count("%s")])
+            rows = cursor.fetchall()
+        return [
+            StoredEvent(r["originator_id"], r["originator_version"], r["topic"], bytes(r["state"]))
+            for r in rows
+        ]
 
     def _exists_id(self, rid: UUID) -> bool:
         return bool(list(self.events.get(rid, limit=1)))

@@ -31,6 +31,11 @@ class KeyTable(Protocol):
     ) -> tuple[str, bytes]:
         """Keeps this wrapped key unless the relationship has one already; returns the one kept."""
 
+    def insert_or_get_many(
+        self, rows: list[tuple[UUID, str, bytes]], key_id: str
+    ) -> dict[UUID, tuple[str, bytes]]:
+        """insert_or_get for many relationships, in one transaction."""
+
     def select(self, rid: UUID) -> tuple[str, bytes] | None:
         """The relationship's brand and wrapped key, or None when there is none (erased)."""
 
@@ -69,6 +74,13 @@ class MemoryKeyTable:
                 raise rotated_away(str(self.bound), key_id)
             stored = self.rows.setdefault(rid, (brand, wrapped, key_id))
             return stored[0], stored[1]
+
+    def insert_or_get_many(
+        self, rows: list[tuple[UUID, str, bytes]], key_id: str
+    ) -> dict[UUID, tuple[str, bytes]]:
+        return {
+            rid: self.insert_or_get(rid, brand, wrapped, key_id) for rid, brand, wrapped in rows
+        }
 
     def select(self, rid: UUID) -> tuple[str, bytes] | None:
         row = self.rows.get(rid)
@@ -185,6 +197,27 @@ class SQLKeyTable:
             cursor.execute(self.dialect.select, (self.dialect.rid(rid),))
             stored = cursor.fetchone()
             return str(stored["brand"]), bytes(stored["wrapped_key"])
+
+    def insert_or_get_many(
+        self, rows: list[tuple[UUID, str, bytes]], key_id: str
+    ) -> dict[UUID, tuple[str, bytes]]:
+        """The keys of many new relationships, in one transaction (a batch's new customers)."""
+        stored: dict[UUID, tuple[str, bytes]] = {}
+        with self._writing(flush=False) as cursor:
+            for rid, brand, wrapped in rows:
+                cursor.execute(
+                    self.dialect.insert, (self.dialect.rid(rid), brand, wrapped, key_id, _now())
+                )
+            cursor.execute(self.dialect.check)
+            row = cursor.fetchone()
+            bound = None if row is None else str(row["master_key_id"])
+            if bound != key_id:
+                raise rotated_away(str(bound), key_id)
+            for rid, _, _ in rows:
+                cursor.execute(self.dialect.select, (self.dialect.rid(rid),))
+                found = cursor.fetchone()
+                stored[rid] = (str(found["brand"]), bytes(found["wrapped_key"]))
+        return stored
 
     def select(self, rid: UUID) -> tuple[str, bytes] | None:
         with self.datastore.transaction(commit=False) as cursor:

@@ -165,6 +165,17 @@ class CustomerKeys:
         self._remember(rid, key)
         return key
 
+    def create_many(self, brand: str, rids: list[UUID]) -> dict[UUID, CustomerKey]:
+        """The keys of many new relationships, created and committed together."""
+        rows = [
+            (rid, brand, self.master_key.wrap(brand, rid, os.urandom(KEY_BYTES))) for rid in rids
+        ]
+        stored = self.table.insert_or_get_many(rows, self.master_key.key_id) if rows else {}
+        keys = {rid: self._unwrap(rid, *found) for rid, found in stored.items()}
+        for rid, key in keys.items():
+            self._remember(rid, key)
+        return keys
+
     def get(self, rid: UUID) -> CustomerKey | None:
         """The relationship's key, or None once it is erased."""
         now = time.monotonic()
