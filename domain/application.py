@@ -393,9 +393,9 @@ class Ledger(Application[UUID]):
         datastore = cast(Any, self.recorder).datastore
         if self.store.is_sqlite:
             values = ", ".join("(?, ?)" for _ in ids)
-            params = [x for i in ids for x in (i.hex, (after or {}).get(i, 0))]
+            pairs = [x for i in ids for x in (i.hex, (after or {}).get(i, 0))]
             with datastore.transaction(commit=False) as cursor:
-                cursor.execute(queries["sqlite"].format(values=values), params)
+                cursor.execute(queries["sqlite"].format(values=values), pairs)
                 rows = cursor.fetchall()
             return [StoredEvent(UUID(r[0]), r[1], r[2], bytes(r[3])) for r in rows]
         with datastore.get_connection() as conn, conn.cursor() as cursor:
