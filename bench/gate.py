@@ -8,7 +8,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from append import answered
+from append import answered, interleaved
 from common import open_ledger, postgres_store, row, sqlite_store
 
 from domain.application import Ledger
@@ -67,23 +67,13 @@ def main() -> None:
         p50, p99 = percentiles(samples)
         row("evaluate the seven rules (pure), p50", p50, "ms", None, "goal <= 0.2 ms")
         row("evaluate the seven rules (pure), p99", p99, "ms")
-        costs = {}
-        for past in (10, 100_000):
-            customer = prepared(ledger, past)
-            samples = []
-            for _ in range(RUNS // 2):
-                started = time.perf_counter()
-                ledger.decide_push("bench", request(customer))
-                samples.append(time.perf_counter() - started)
-            costs[past] = percentiles(samples)
-        row("decide and record, 10 past events, p50", costs[10][0], "ms")
-        row(
-            "decide and record, 100,000 past events, p50",
-            costs[100_000][0],
-            "ms",
-            costs[10][0],
-            "goal <= 1.2x",
+        customers = {past: prepared(ledger, past) for past in (10, 100_000)}
+        costs = interleaved(
+            {f"{p}": (lambda c=c, led=ledger: led.decide_push("bench", request(c))) for p, c in customers.items()},
+            RUNS // 2,
         )
+        row("decide and record, 10 past events, median", costs["10"] * 1000, "ms")
+        row("decide and record, 100,000 past events, median", costs["100000"] * 1000, "ms", costs["10"] * 1000, "goal <= 1.2x")
         ledger.close()
 
 

@@ -4,10 +4,9 @@ read model that keeps trust (relationships and brand evidence) next to the timel
 from __future__ import annotations
 
 import time
-import uuid
 from datetime import UTC, datetime
 
-from append import answered
+from append import interleaved, prepared_relationship
 from common import open_ledger, postgres_store, row, sqlite_store
 from read_models import load
 
@@ -20,18 +19,14 @@ from projections.timeline import Timeline
 EVALUATIONS = 500
 
 
-def evaluation_cost(ledger: Ledger, past: int) -> float:
-    """Seconds to load a relationship and evaluate its trust, after `past` events."""
-    customer = f"t-{past}-{uuid.uuid4().hex[:6]}"
-    for start in range(0, past, 500):
-        ledger.record_batch(
-            "bench", [answered(customer, n) for n in range(start, min(past, start + 500))]
-        )
+def evaluation_costs(ledger: Ledger) -> dict[str, float]:
+    """Seconds to load a relationship and evaluate its trust, with 10 and 100,000 past events."""
     rates = {"consistency": 0.7, "honesty": 0.6, "expertise": 0.8}
-    started = time.perf_counter()
-    for _ in range(EVALUATIONS):
-        ledger.relationship("bench", customer).trust(datetime.now(UTC), rates)
-    return (time.perf_counter() - started) / EVALUATIONS
+    customers = {past: prepared_relationship(ledger, past) for past in (10, 100_000)}
+    return interleaved(
+        {f"{p}": (lambda c=c: ledger.relationship("bench", c).trust(datetime.now(UTC), rates)) for p, c in customers.items()},
+        EVALUATIONS,
+    )
 
 
 def model_rate(store: Store, model: object) -> float:
@@ -48,8 +43,8 @@ def main() -> None:
         store = make()
         ledger = open_ledger(store)
         print(f"\n{kind}: trust")
-        short = evaluation_cost(ledger, 10)
-        long = evaluation_cost(ledger, 100_000)
+        costs = evaluation_costs(ledger)
+        short, long = costs["10"], costs["100000"]
         row("evaluate a relationship's trust, 10 past events", short * 1000, "ms")
         row(
             "evaluate a relationship's trust, 100,000 past events",
