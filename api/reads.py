@@ -148,10 +148,13 @@ def consent_receipts(reads: ReadSide, brand: str, customer: str) -> dict[str, An
     """One Kantara Consent Receipt (v1.1 fields) per consent event of the customer, oldest first."""
     db = known(reads, brand, customer, None)
     principal = reads.ledger.relationship(brand, customer).customer
-    return {"receipts": _receipts(db, brand, customer, principal)}
+    return {"receipts": _receipts(reads, db, brand, customer, principal)}
 
 
-def _receipts(db: Database, brand: str, customer: str, principal: str) -> list[dict[str, Any]]:
+def _receipts(
+    reads: ReadSide, db: Database, brand: str, customer: str, principal: str
+) -> list[dict[str, Any]]:
+    sensitive = set(reads.ledger.policy(brand).sensitive_categories)
     events = [item for item in _all_events(db, brand, customer) if item["type"] in CONSENT_TYPES]
     granted: dict[
         str, dict[str, Any]
@@ -162,14 +165,20 @@ def _receipts(db: Database, brand: str, customer: str, principal: str) -> list[d
         if event["type"] == "consent.granted":
             granted[data["purpose"]] = data
         grant = data if event["type"] == "consent.granted" else granted.get(data["purpose"], {})
-        receipts.append(_receipt(brand, principal, event, grant))
+        receipts.append(_receipt(brand, principal, event, grant, sensitive))
     return receipts
 
 
 def _receipt(
-    brand: str, principal: str, event: Mapping[str, Any], grant: Mapping[str, Any]
+    brand: str,
+    principal: str,
+    event: Mapping[str, Any],
+    grant: Mapping[str, Any],
+    sensitive: set[str],
 ) -> dict[str, Any]:
+    """One receipt; `sensitive` are the categories the brand's policy treats as special."""
     data, withdrawn = event["data"], event["type"] == "consent.withdrawn"
+    special = sorted(sensitive & set(grant.get("data_categories") or []))
     expires_at = grant.get("expires_at") if not withdrawn else None
     purpose = {
         "purpose": data["purpose"],
@@ -191,8 +200,8 @@ def _receipt(
         "piiControllers": [{"piiController": brand}],
         "policyUrl": policy_url(brand, grant.get("notice_version")),
         "services": [{"service": data["purpose"], "purposes": [purpose]}],
-        "sensitive": False,
-        "spiCat": [],
+        "sensitive": bool(special),
+        "spiCat": special,
         "status": "withdrawn" if withdrawn else "granted",
         "channels": list(data.get("channels") or grant.get("channels") or []),
         "event_id": event["event_id"],
@@ -224,7 +233,7 @@ def export(reads: ReadSide, brand: str, customer: str) -> dict[str, Any]:
         "exported_at": datetime.now(UTC),
         "events": _all_events(db, brand, customer),
         "consents": consent_model.consents(db, brand, customer),
-        "consent_receipts": _receipts(db, brand, customer, principal),
+        "consent_receipts": _receipts(reads, db, brand, customer, principal),
         "decisions": decision_model.decisions_of(db, brand, rid),
         "trust": customer_trust(reads, brand, customer),
     }

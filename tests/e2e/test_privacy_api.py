@@ -93,6 +93,21 @@ def test_a_grant_without_expiry_terminates_on_withdrawal(client_for: ClientFor) 
     (receipt,) = brand.get(f"/v1/customers/{customer}/consents/receipts").get_json()["receipts"]
     assert receipt["services"][0]["purposes"][0]["termination"] == "on withdrawal"
     assert receipt["jurisdiction"] == "unspecified"
+    assert receipt["sensitive"] is False and receipt["spiCat"] == []
+
+
+def test_a_receipt_names_the_sensitive_categories_of_the_brands_policy(
+    client_for: ClientFor,
+) -> None:
+    brand = client_for("brand")
+    customer = random_customer()
+    event = posted(
+        "consent.granted", customer, purpose="care", channels=["sms"],
+        data_categories=["health", "purchase_history"], notice_version="v2", method="call",
+    )  # fmt: skip
+    assert brand.record(event)[0].status_code == 201
+    (receipt,) = brand.get(f"/v1/customers/{customer}/consents/receipts").get_json()["receipts"]
+    assert receipt["sensitive"] is True and receipt["spiCat"] == ["health"]
 
 
 def test_export_holds_everything_about_the_customer(client_for: ClientFor) -> None:
@@ -151,6 +166,14 @@ def test_erasure_over_http_then_timeline_and_export_hold_no_canary(client_for: C
     assert {r["piiPrincipalId"] for r in receipts} == {"[erased]"}
     later = posted("question.answered", customer, case_id="c", topic="t", resolved=True)
     body = assert_problem(brand.post("/v1/events", json=as_json(later)), 409)
+    assert body["type"].endswith("customer-erased")
+    asked = {
+        "push_id": "after-erasure",
+        "customer": customer,
+        "channel": "email",
+        "kind": "service",
+    }
+    body = assert_problem(brand.post("/v1/push-decisions", json=asked), 409)
     assert body["type"].endswith("customer-erased")
 
 
