@@ -13,7 +13,7 @@ from flask import Flask
 
 from api import errors, openapi
 from api.context import EXTENSION, Resources
-from api.resources import customers, events, health
+from api.resources import audit, customers, events, health, policy, pushes, trust
 from api.settings import Settings
 from domain.application import Ledger
 
@@ -30,7 +30,15 @@ def create_app(config: Mapping[str, Any] | None = None, ledger: Ledger | None = 
     app.extensions[EXTENSION] = Resources(settings, ledger)
     errors.register(app)
     api = openapi.LedgerApi(app)
-    for blueprint in (health.blp, events.blp, customers.blp):
+    for blueprint in (
+        health.blp,
+        events.blp,
+        customers.blp,
+        trust.blp,
+        pushes.blp,
+        policy.blp,
+        audit.blp,
+    ):
         api.register_blueprint(blueprint)
     return app
 

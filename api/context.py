@@ -8,6 +8,8 @@ so the app keeps one reference to it for its life and closes it on shutdown.
 from __future__ import annotations
 
 import threading
+from collections.abc import Mapping
+from datetime import datetime
 
 from flask import current_app, g
 
@@ -15,6 +17,9 @@ from api.auth import Caller, KeyStore
 from api.reads import ReadSide
 from api.settings import Settings
 from domain.application import Ledger
+from domain.storage import Store
+from projections.db import Database
+from projections.trust import base_rates, brand_scores
 
 EXTENSION = "trustledger"
 
@@ -37,6 +42,7 @@ class Resources:
                 if self._ledger is None:
                     master_key = self.settings.load_master_key()
                     self._ledger = Ledger(self.settings.store, master_key=master_key)
+                    self._ledger.base_rates = BrandBaseRates(self.settings.store)
         return self._ledger
 
     @property
@@ -63,11 +69,35 @@ class Resources:
                 self._reads.close()
                 self._reads = None
             if self._ledger is not None and self._owns_ledger:
+                if isinstance(self._ledger.base_rates, BrandBaseRates):
+                    self._ledger.base_rates.close()
                 self._ledger.close()
                 self._ledger = None
             if self._keys is not None:
                 self._keys.close()
                 self._keys = None
+
+
+class BrandBaseRates:
+    """The ledger's `base_rates` hook: a relationship's base rate is its brand's P per dimension,
+    read from the brand trust read model on a connection of its own (one query at a time)."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._db: Database | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self, brand: str, at: datetime) -> Mapping[str, float]:
+        with self._lock:
+            if self._db is None:
+                self._db = Database(self.store)
+            return base_rates(brand_scores(self._db, brand, at))
+
+    def close(self) -> None:
+        with self._lock:
+            if self._db is not None:
+                self._db.close()
+                self._db = None
 
 
 def resources() -> Resources:

@@ -158,6 +158,8 @@ def field_errors(error: LedgerError) -> dict[str, Any] | None:
     """The error under the field of the event it is about, shaped like the request body."""
     if isinstance(error, EventIdConflict):
         return {"event_id": [str(error)]}
+    if isinstance(error, InvalidPolicy | InvalidPushRequest):
+        return {error.field or "_schema": [str(error)]}
     if not isinstance(error, RejectedEvent):
         return None
     field = error.field or "_schema"

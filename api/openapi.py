@@ -15,7 +15,7 @@ from flask_smorest import Api
 from flask_smorest.utils import prepare_response
 
 from api.schemas.events import EVENTS, EventSchema
-from api.schemas.fields import StrictBoolean, StrictInteger, Timestamp
+from api.schemas.fields import StrictBoolean, StrictInteger, StrictNumber, Timestamp
 from api.schemas.problem import PROBLEM, ProblemSchema
 
 TITLE = "Trust Ledger"
@@ -61,6 +61,7 @@ class LedgerApi(Api):  # type: ignore[misc]
             (Timestamp, ("string", "date-time")),
             (StrictBoolean, ("boolean", None)),
             (StrictInteger, ("integer", None)),
+            (StrictNumber, ("number", None)),
         ):
             self.register_field(field, *mapping)
 

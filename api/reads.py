@@ -1,4 +1,5 @@
-"""The API's two reads of a customer, behind one seam: the timeline and the consents.
+"""The API's reads, behind one seam: a customer's timeline, consents, trust, consent receipts and
+export; the brand's trust, its customers by score, and the compliance findings.
 
 They come from the read models of projections/. A read first catches the read models up with
 the log (applying whatever is recorded beyond their position, exactly once, as any projection
@@ -10,15 +11,19 @@ at `as_of`, is not found.
 from __future__ import annotations
 
 import threading
-from collections.abc import Collection
-from datetime import datetime
+import uuid
+from collections.abc import Collection, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from domain.application import Ledger
 from domain.errors import RelationshipNotFound
 from domain.relationship import relationship_id
 from projections import consents as consent_model
+from projections import decisions as decision_model
+from projections import relationships as relationship_model
 from projections import timeline as timeline_model
+from projections import trust as trust_model
 from projections.db import Database, timestamp
 from projections.runner import Runner
 from projections.timeline import TimelinePage
@@ -28,6 +33,7 @@ class ReadSide:
     """One process's read models: a runner that catches them up, and a connection to read them."""
 
     def __init__(self, ledger: Ledger) -> None:
+        self.ledger = ledger
         self.runner = Runner(ledger)
         self.db = Database(ledger.store)
         self._catching_up = threading.Lock()
@@ -79,3 +85,155 @@ def known(reads: ReadSide, brand: str, customer: str, as_of: datetime | None) ->
     if found is None:  # a relationship opens with its first event: none yet, no customer yet
         raise RelationshipNotFound(f"no relationship with customer {customer!r}")
     return db
+
+
+# --- trust ----------------------------------------------------------------------------------------
+
+
+def customer_trust(
+    reads: ReadSide, brand: str, customer: str, *, as_of: datetime | None = None
+) -> dict[str, Any]:
+    """The relationship's opinion per dimension at `as_of` (or now), on its brand's P then as
+    base rate: the brand as the ledger knew it at that record time."""
+    relationship = reads.ledger.relationship(brand, customer, as_of)
+    db = reads.caught_up()
+    at = as_of or datetime.now(UTC)
+    rates = trust_model.base_rates(trust_model.brand_scores(db, brand, at=at, as_of=as_of))
+    scores = relationship.trust(at, rates)
+    types = trust_model.event_types(db, brand, trust_model.top_event_ids(scores))
+    return trust_model.scores_as_dict(scores, types)
+
+
+def brand_trust(reads: ReadSide, brand: str, *, as_of: datetime | None = None) -> dict[str, Any]:
+    """The brand's own opinion per dimension (base rate 0.5), now or as known at `as_of`."""
+    db = reads.caught_up()
+    scores = trust_model.brand_scores(db, brand, as_of=as_of)
+    types = trust_model.event_types(db, brand, trust_model.top_event_ids(scores))
+    return trust_model.scores_as_dict(scores, types)
+
+
+def customers(
+    reads: ReadSide, brand: str, *, below: Mapping[str, float], limit: int, offset: int
+) -> dict[str, Any]:
+    """A page of the brand's customers: below every threshold given, lowest first on the first."""
+    rows = relationship_model.customers(
+        reads.caught_up(), brand, below=dict(below), limit=limit + 1, offset=offset
+    )
+    more = len(rows) > limit
+    return {"customers": rows[:limit], "next_offset": offset + limit if more else None}
+
+
+# --- compliance -----------------------------------------------------------------------------------
+
+
+def findings(reads: ReadSide, brand: str, *, limit: int, offset: int) -> dict[str, Any]:
+    """Pushes the brand reported sent without an allow: one page, newest first."""
+    rows = decision_model.findings(reads.caught_up(), brand, limit=limit + 1, offset=offset)
+    more = len(rows) > limit
+    return {"findings": rows[:limit], "next_offset": offset + limit if more else None}
+
+
+RECEIPT_VERSION = "KI-CR-v1.1.0"
+RECEIPT_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:trustledger:consent-receipt")
+CONSENT_TYPES = ("consent.granted", "consent.withdrawn")
+NO_JURISDICTION = "unspecified"
+
+
+def policy_url(brand: str, notice_version: str | None) -> str:
+    """The notice a consent was given under, named until brands configure a policy URL."""
+    return f"urn:trustledger:notice:{brand}:{notice_version or 'unknown'}"
+
+
+def consent_receipts(reads: ReadSide, brand: str, customer: str) -> dict[str, Any]:
+    """One Kantara Consent Receipt (v1.1 fields) per consent event of the customer, oldest first."""
+    db = known(reads, brand, customer, None)
+    principal = reads.ledger.relationship(brand, customer).customer
+    return {"receipts": _receipts(reads, db, brand, customer, principal)}
+
+
+def _receipts(
+    reads: ReadSide, db: Database, brand: str, customer: str, principal: str
+) -> list[dict[str, Any]]:
+    sensitive = set(reads.ledger.policy(brand).sensitive_categories)
+    events = [item for item in _all_events(db, brand, customer) if item["type"] in CONSENT_TYPES]
+    granted: dict[
+        str, dict[str, Any]
+    ] = {}  # the latest grant per purpose, for a withdrawal's terms
+    receipts = []
+    for event in events:
+        data = event["data"]
+        if event["type"] == "consent.granted":
+            granted[data["purpose"]] = data
+        grant = data if event["type"] == "consent.granted" else granted.get(data["purpose"], {})
+        receipts.append(_receipt(brand, principal, event, grant, sensitive))
+    return receipts
+
+
+def _receipt(
+    brand: str,
+    principal: str,
+    event: Mapping[str, Any],
+    grant: Mapping[str, Any],
+    sensitive: set[str],
+) -> dict[str, Any]:
+    """One receipt; `sensitive` are the categories the brand's policy treats as special."""
+    data, withdrawn = event["data"], event["type"] == "consent.withdrawn"
+    special = sorted(sensitive & set(grant.get("data_categories") or []))
+    expires_at = grant.get("expires_at") if not withdrawn else None
+    purpose = {
+        "purpose": data["purpose"],
+        "purposeCategory": [data["purpose"]],
+        "consentType": "EXPLICIT",
+        "piiCategory": list(grant.get("data_categories") or []),
+        "primaryPurpose": True,
+        "termination": "withdrawn" if withdrawn else (expires_at or "on withdrawal"),
+        "thirdPartyDisclosure": False,
+    }
+    return {
+        "version": RECEIPT_VERSION,
+        "jurisdiction": grant.get("jurisdiction") or NO_JURISDICTION,
+        "consentTimestamp": int(event["occurred_at"].timestamp()),
+        "collectionMethod": "withdrawal" if withdrawn else grant.get("method"),
+        "consentReceiptID": str(uuid.uuid5(RECEIPT_NAMESPACE, f"{brand}/{event['event_id']}")),
+        "language": "en",
+        "piiPrincipalId": principal,
+        "piiControllers": [{"piiController": brand}],
+        "policyUrl": policy_url(brand, grant.get("notice_version")),
+        "services": [{"service": data["purpose"], "purposes": [purpose]}],
+        "sensitive": bool(special),
+        "spiCat": special,
+        "status": "withdrawn" if withdrawn else "granted",
+        "channels": list(data.get("channels") or grant.get("channels") or []),
+        "event_id": event["event_id"],
+    }
+
+
+def _all_events(db: Database, brand: str, customer: str) -> list[dict[str, Any]]:
+    """Every event of the customer as the timeline shows it, oldest first."""
+    items: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        page = timeline_model.timeline_page(db, brand, customer, limit=500, cursor=cursor)
+        items.extend(page.items)
+        if page.next_cursor is None:
+            return list(reversed(items))
+        cursor = page.next_cursor
+
+
+def export(reads: ReadSide, brand: str, customer: str) -> dict[str, Any]:
+    """Everything held about the customer, in one document (GDPR Art. 15 and 20)."""
+    db = known(reads, brand, customer, None)
+    principal = reads.ledger.relationship(brand, customer).customer
+    rid = str(relationship_id(brand, customer))
+    return {
+        "format": "trustledger-export-v1",
+        "brand": brand,
+        "customer": principal,
+        "relationship_id": rid,
+        "exported_at": datetime.now(UTC),
+        "events": _all_events(db, brand, customer),
+        "consents": consent_model.consents(db, brand, customer),
+        "consent_receipts": _receipts(reads, db, brand, customer, principal),
+        "decisions": decision_model.decisions_of(db, brand, rid),
+        "trust": customer_trust(reads, brand, customer),
+    }

@@ -134,3 +134,21 @@ def _finding(outcome: str | None) -> str:
     if outcome == "deny":
         return "sent although denied"
     return "sent inside its defer window"
+
+
+def decisions_of(db: Database, brand: str, relationship_id: str) -> list[dict[str, Any]]:
+    """Every decision on one relationship, oldest first (its export)."""
+    rows = db.query(
+        f"SELECT {', '.join(DECIDED)} FROM decisions WHERE brand = ? AND relationship_id = ?"
+        " AND event_id IS NOT NULL ORDER BY decided_at, push_id",
+        [brand, relationship_id],
+    )
+    found = []
+    for values in rows:
+        row = dict(zip(DECIDED, values, strict=True))
+        for column in ("request", "decision"):
+            row[column] = json.loads(row[column]) if row[column] else None
+        for column in ("decided_at", "recorded_at", "retry_after"):
+            row[column] = parse_timestamp(row[column])
+        found.append(row)
+    return found

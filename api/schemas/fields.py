@@ -113,3 +113,41 @@ class StrictInteger(fields.Integer):
             raise self.make_error("invalid", input=value)
         result: int = super()._deserialize(value, attr, data, **kwargs)
         return result
+
+
+def plain(value: Any) -> Any:
+    """`value` in JSON's types, timestamps as RFC 3339 (Flask would write them as HTTP dates)."""
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [plain(v) for v in value]
+    return value
+
+
+class PlainDict(fields.Dict):
+    """An object dumped as it is, timestamps as RFC 3339."""
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        return None if value is None else plain(value)
+
+
+class PlainList(fields.List):  # type: ignore[type-arg]
+    """A list of objects dumped as they are, timestamps as RFC 3339."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(fields.Dict(), **kwargs)
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
+        return None if value is None else plain(value)
+
+
+class StrictNumber(fields.Float):
+    """A JSON number: not a boolean, not a string."""
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise self.make_error("invalid", input=value)
+        result: float = super()._deserialize(value, attr, data, **kwargs)
+        return result

@@ -1,4 +1,5 @@
-"""The baseline the ingest bench compares with: a bare Flask endpoint doing one raw insert.
+"""The baseline the HTTP benches compare with: bare Flask endpoints doing one raw insert (ingest)
+or one indexed lookup (the gate).
 
 Same framework, same server, same payload, none of the ledger: one psycopg connection per
 worker (opened after the fork), one INSERT per request (one per event for /batch, in one
@@ -46,6 +47,18 @@ def create() -> Flask:
         event = request.get_json()
         insert([event], lock)
         return {"event_id": event["event_id"], "customer": event["customer"]}, 201
+
+    @app.post("/v1/push-decisions")
+    def decide() -> tuple[dict[str, Any], int]:
+        """The gate bench's baseline: parse the body, one primary-key lookup, answer."""
+        asked = request.get_json()
+        row = (
+            connection()
+            .execute(f"SELECT id, event_id FROM {TABLE} WHERE id = %s", [asked["row"]])
+            .fetchone()
+        )
+        connection().commit()
+        return {"push_id": asked["push_id"], "outcome": "allow" if row else "deny"}, 200
 
     @app.post("/v1/events/batch")
     def batch() -> tuple[dict[str, Any], int]:

@@ -36,6 +36,9 @@ class Client:
     def post(self, path: str, headers: dict[str, str] | None = None, **kwargs: Any) -> TestResponse:
         return self.http.post(path, headers=self._headers(headers), **kwargs)
 
+    def put(self, path: str, headers: dict[str, str] | None = None, **kwargs: Any) -> TestResponse:
+        return self.http.put(path, headers=self._headers(headers), **kwargs)
+
     def record(self, *events: PostedEvent | dict[str, Any]) -> list[TestResponse]:
         return [self.post("/v1/events", json=as_json(e)) for e in events]
 

@@ -20,9 +20,20 @@ from tests.factories import LATER, posted
 from tests.random_refs import random_brand, random_customer, random_event_id
 
 ROLES = ("brand", "agent", "compliance")
-READS = ("timeline", "consents")
-WRITES = ("event", "batch")
-ALLOWED = {"brand": {*READS, *WRITES}, "agent": set(READS), "compliance": set(READS)}
+CUSTOMER_READS = ("timeline", "consents", "trust", "receipts")
+"""Reads of one customer that every role of the brand may make."""
+BRAND_READS = ("customers", "brand-trust")
+READS = (*CUSTOMER_READS, *BRAND_READS)
+BRAND_ONLY = ("event", "batch", "push", "policy", "policy-change")
+COMPLIANCE_ONLY = ("audit", "findings", "export", "erasure")
+EVERY = (*READS, *BRAND_ONLY, *COMPLIANCE_ONLY)
+ALLOWED = {
+    "brand": {*READS, *BRAND_ONLY},
+    "agent": set(READS),
+    "compliance": {*READS, *COMPLIANCE_ONLY},
+}
+OF_A_CUSTOMER = (*CUSTOMER_READS, "audit", "export", "erasure")
+"""Calls that name one of the brand's customers (or pushes): another brand's is not found."""
 
 
 @dataclass
@@ -33,6 +44,7 @@ class BrandA:
     event_ids: list[str]
     markers: list[str]
     writer: Client
+    push_id: str
 
 
 @pytest.fixture
@@ -61,16 +73,48 @@ def brand_a(client_for: ClientFor) -> BrandA:
     answers = writer.record(*events)
     assert [a.status_code for a in answers] == [201, 201]
     ids = [e.event_id for e in events]
-    return BrandA(customer, ids, [marker, customer, writer.brand, *ids], writer)
+    push_id = f"{marker}-push"
+    decided = writer.post("/v1/push-decisions", json=push_request(push_id, customer, "offer"))
+    assert decided.status_code == 200, decided.get_json()
+    ids.append(decided_event_id(writer, customer))
+    return BrandA(customer, ids, [marker, customer, writer.brand, *ids], writer, push_id)
 
 
-def call(client: Client, what: str, customer: str) -> TestResponse:
+def push_request(push_id: str, customer: str, kind: str = "service") -> dict[str, Any]:
+    purpose = {"purpose": "marketing"} if kind != "service" else {}
+    return {"push_id": push_id, "customer": customer, "channel": "email", "kind": kind, **purpose}
+
+
+def decided_event_id(writer: Client, customer: str) -> str:
+    items = writer.get(f"/v1/customers/{customer}/timeline").get_json()["items"]
+    return str(items[0]["event_id"])
+
+
+def call(client: Client, what: str, customer: str, push_id: str = "never-decided") -> TestResponse:
     event = as_json(posted("question.answered", customer, case_id="c", topic="t", resolved=True))
+    path = f"/v1/customers/{customer}"
     if what == "event":
         return client.post("/v1/events", json=event)
     if what == "batch":
         return client.post("/v1/events/batch", json={"events": [event]})
-    return client.get(f"/v1/customers/{customer}/{what}")
+    if what == "push":
+        return client.post(
+            "/v1/push-decisions", json=push_request(f"push-{random_event_id()}", customer)
+        )
+    if what == "erasure":
+        return client.post(f"{path}/erasure", json={"reason": "asked by the customer"})
+    if what == "policy-change":
+        return client.put("/v1/policy", json={"frequency_cap": 3})
+    paths = {
+        "receipts": f"{path}/consents/receipts",
+        "export": f"{path}/export",
+        "customers": "/v1/customers",
+        "brand-trust": "/v1/trust",
+        "policy": "/v1/policy",
+        "audit": f"/v1/audit/push-decisions/{push_id}",
+        "findings": "/v1/audit/findings",
+    }
+    return client.get(paths.get(what, f"{path}/{what}"))
 
 
 def timeline_of(a: BrandA) -> list[str]:
@@ -78,34 +122,50 @@ def timeline_of(a: BrandA) -> list[str]:
     return [item["event_id"] for item in answer.get_json()["items"]]
 
 
-@pytest.mark.parametrize("what", [*WRITES, *READS])
+def policy_of(a: BrandA) -> int:
+    version: int = a.writer.get("/v1/policy").get_json()["version"]
+    return version
+
+
+@pytest.mark.parametrize("what", EVERY)
 @pytest.mark.parametrize("role", ROLES)
 def test_each_role_of_the_same_brand(
     client_for: ClientFor, brand_a: BrandA, role: str, what: str
 ) -> None:
     client = client_for(role, brand_a.writer.brand)
-    before = timeline_of(brand_a)
-    answer = call(client, what, brand_a.customer)
+    before = timeline_of(brand_a), policy_of(brand_a)
+    answer = call(client, what, brand_a.customer, brand_a.push_id)
     if what in ALLOWED[role]:
         assert answer.status_code in (200, 201), answer.get_json()
     else:
         body = assert_problem(answer, 403)
         assert body["detail"] == "This key's role may not make this call."
-        assert timeline_of(brand_a) == before, "a denied write appended nothing"
+        assert (timeline_of(brand_a), policy_of(brand_a)) == before, "a denied call wrote nothing"
 
 
-@pytest.mark.parametrize("what", READS)
+@pytest.mark.parametrize("what", OF_A_CUSTOMER)
 @pytest.mark.parametrize("role", ROLES)
 def test_another_brand_sees_nothing_of_brand_a(
     client_for: ClientFor, brand_a: BrandA, role: str, what: str
 ) -> None:
     other = client_for(role, random_brand("b"))
-    theirs = call(other, what, brand_a.customer)
-    nobodys = call(other, what, random_customer())
+    theirs = call(other, what, brand_a.customer, brand_a.push_id)
+    nobodys = call(other, what, random_customer(), f"push-{random_event_id()}")
     for answer in (theirs, nobodys):
-        assert_problem(answer, 404)
+        assert_problem(answer, 404 if what in ALLOWED[role] else 403)
     assert without_instance(theirs) == without_instance(nobodys), "no hint that A's customer exists"
     assert_no_trace_of(brand_a, theirs)
+    assert timeline_of(brand_a)[-1] == brand_a.event_ids[0], "A's customer is not erased"
+
+
+@pytest.mark.parametrize("what", [*BRAND_READS, "findings", "policy"])
+@pytest.mark.parametrize("role", ROLES)
+def test_another_brands_own_lists_hold_nothing_of_brand_a(
+    client_for: ClientFor, brand_a: BrandA, role: str, what: str
+) -> None:
+    answer = call(client_for(role, random_brand("b")), what, brand_a.customer)
+    assert answer.status_code == (200 if what in ALLOWED[role] else 403)
+    assert_no_trace_of(brand_a, answer)
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -148,7 +208,7 @@ def assert_no_trace_of(a: BrandA, answer: TestResponse, allowed: list[str] | Non
 # --- no key, a bad key, a revoked key ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("what", [*WRITES, *READS])
+@pytest.mark.parametrize("what", EVERY)
 @pytest.mark.parametrize(
     "authorization",
     [
@@ -166,12 +226,12 @@ def test_no_key_or_a_bad_one_is_401(
     headers = {"Authorization": authorization} if authorization is not None else {}
     client = Client(app.test_client(), "", "", "")
     client._headers = lambda extra: {**headers, **(extra or {})}  # type: ignore[method-assign]
-    before = timeline_of(brand_a)
-    answer = call(client, what, brand_a.customer)
+    before = timeline_of(brand_a), policy_of(brand_a)
+    answer = call(client, what, brand_a.customer, brand_a.push_id)
     assert_problem(answer, 401)
     assert answer.headers["WWW-Authenticate"].startswith("Bearer")
     assert_no_trace_of(brand_a, answer, allowed=[brand_a.customer])
-    assert timeline_of(brand_a) == before
+    assert (timeline_of(brand_a), policy_of(brand_a)) == before
 
 
 def test_a_revoked_key_is_401_from_the_next_request(client_for: ClientFor, keys: KeyStore) -> None:

@@ -1,0 +1,166 @@
+"""The push gate: a brand's question, the gate's answer, the brand's policy, and their audit."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from marshmallow import Schema, ValidationError, fields, validate, validates
+
+from api.schemas.events import ID, NAME, Strict, names, optional
+from api.schemas.fields import (
+    Choice,
+    Pattern,
+    PlainDict,
+    StrictInteger,
+    StrictNumber,
+    Text,
+    Timestamp,
+)
+from domain.brand import MAX_CATEGORIES, MAX_FREQUENCY_CAP, MAX_HALF_LIFE_DAYS
+from domain.gate import KINDS
+
+SEND_AT_TOLERANCE = timedelta(minutes=5)
+"""How far in the past `send_at` may be (clock skew between the CRM and the ledger)."""
+SEND_AT_HORIZON = timedelta(minutes=5)
+"""How far ahead a push may be decided: the ledger records no event dated further ahead (the
+same bound as an event's occurred_at), and consent or trust may change before then anyway: a
+push scheduled later is asked about when it is about to go."""
+CLOCK = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
+
+
+class PushRequestSchema(Strict):
+    push_id = Text(ID, required=True, metadata={"description": "The brand's id of this push."})
+    customer = Text(ID, required=True)
+    kind = Choice(KINDS, required=True)
+    channel = Text(NAME, required=True)
+    purpose = optional(Text(NAME, metadata={"description": "Required for offer and advice."}))
+    data_categories = names(load_default=list, metadata={"description": "The data it uses."})
+    send_at = Timestamp(
+        metadata={
+            "description": "When it is sent (decided as at then); default now. Within 5 "
+            "minutes of now: ask about a scheduled push when it is about to go."
+        }
+    )
+
+    @validates("send_at")
+    def _not_past(self, value: datetime, **_: Any) -> None:
+        now = datetime.now(UTC)
+        if value < now - SEND_AT_TOLERANCE:
+            raise ValidationError("Must not be more than 5 minutes in the past.")
+        if value > now + SEND_AT_HORIZON:
+            raise ValidationError(
+                "Must not be more than 5 minutes ahead: ask when the push is about to go."
+            )
+
+
+class ReasonSchema(Schema):
+    rule = fields.String(required=True)
+    passed = fields.Boolean(required=True)
+    detail = fields.String(required=True)
+    evidence = fields.List(fields.String(), required=True, metadata={"description": "Event ids."})
+    retry_after = fields.DateTime()
+
+
+class DecisionSchema(Schema):
+    outcome = fields.String(required=True, validate=validate.OneOf(("allow", "deny", "defer")))
+    retry_after = fields.DateTime(metadata={"description": "Present on defer."})
+    reasons = fields.List(fields.Nested(ReasonSchema), required=True)
+    scores = PlainDict(required=True, metadata={"description": "b, d, u, a, P per dimension."})
+    policy_version = fields.Integer(required=True)
+
+
+# --- the policy -----------------------------------------------------------------------------------
+
+
+def fraction(**kwargs: Any) -> fields.Float:
+    return StrictNumber(validate=validate.Range(0.0, 1.0), **kwargs)
+
+
+class OfferThresholds(Strict):
+    consistency = fraction()
+    honesty = fraction()
+
+
+class AdviceThresholds(Strict):
+    expertise = fraction()
+
+
+class Thresholds(Strict):
+    offer = fields.Nested(OfferThresholds)
+    advice = fields.Nested(AdviceThresholds)
+
+
+class PolicyDepth(Strict):
+    per_category = fraction()
+    sensitive_weight = StrictNumber(validate=validate.Range(1.0, 100.0))
+    cap = fraction()
+
+
+class PolicyQuietHours(Strict):
+    start = fields.String(validate=Pattern(CLOCK), metadata={"example": "21:00"})
+    end = fields.String(validate=Pattern(CLOCK), metadata={"example": "08:00"})
+
+
+class PolicyChangesSchema(Strict):
+    """The fields to change; objects merge, lists and values replace."""
+
+    thresholds = fields.Nested(Thresholds)
+    personalisation_depth = fields.Nested(PolicyDepth)
+    frequency_cap = StrictInteger(validate=validate.Range(0, MAX_FREQUENCY_CAP))
+    quiet_hours = fields.Nested(PolicyQuietHours)
+    timezone = Text(NAME, metadata={"description": "An IANA time zone, e.g. Europe/Paris."})
+    sensitive_categories = fields.List(Text(128), validate=validate.Length(0, MAX_CATEGORIES))
+    trust_half_life_days = StrictNumber(validate=validate.Range(1.0, MAX_HALF_LIFE_DAYS))
+
+
+class PolicySchema(Schema):
+    version = fields.Integer(required=True, metadata={"description": "0: the defaults."})
+    set_at = fields.String(required=True, allow_none=True)
+    thresholds = PlainDict(required=True)
+    personalisation_depth = PlainDict(required=True)
+    frequency_cap = fields.Integer(required=True)
+    quiet_hours = PlainDict(required=True)
+    timezone = fields.String(required=True)
+    sensitive_categories = fields.List(fields.String(), required=True)
+    trust_half_life_days = fields.Float(required=True)
+
+
+# --- the audit ------------------------------------------------------------------------------------
+
+
+class PushPath(Schema):
+    push_id = Text(ID, required=True)
+
+
+class AuditSchema(Schema):
+    push_id = fields.String(required=True)
+    event_id = fields.String(required=True)
+    decided_at = fields.DateTime(required=True)
+    recorded_at = fields.DateTime(required=True)
+    request = PlainDict(required=True)
+    recorded = PlainDict(required=True, metadata={"description": "The decision as recorded."})
+    reevaluated = PlainDict(
+        required=True,
+        metadata={
+            "description": "The decision again, from the events before it, under its policy."
+        },
+    )
+    reproduced = fields.Boolean(required=True)
+    differences = fields.List(fields.String(), required=True)
+
+
+class FindingSchema(Schema):
+    push_id = fields.String(required=True)
+    finding = fields.String(required=True)
+    outcome = fields.String(required=True, allow_none=True)
+    decided_at = fields.DateTime(required=True, allow_none=True)
+    retry_after = fields.DateTime(required=True, allow_none=True)
+    sent_at = fields.DateTime(required=True, allow_none=True)
+    channel = fields.String(required=True, allow_none=True)
+    event_id = fields.String(required=True, allow_none=True)
+
+
+class FindingsSchema(Schema):
+    findings = fields.List(fields.Nested(FindingSchema), required=True)
+    next_offset = fields.Integer(required=True, allow_none=True)

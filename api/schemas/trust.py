@@ -1,0 +1,89 @@
+"""Trust answers: per dimension b, d, u, a, P, the evidence and the events that moved it most."""
+
+from __future__ import annotations
+
+from marshmallow import Schema, fields, validate
+
+from api.schemas.events import Strict
+
+LIMIT = 200
+DIMENSIONS = ("consistency", "honesty", "expertise")
+
+
+class EvidenceSchema(Schema):
+    positive = fields.Float(required=True, metadata={"description": "Decayed positive evidence r."})
+    negative = fields.Float(required=True, metadata={"description": "Decayed negative evidence s."})
+
+
+class TopEventSchema(Schema):
+    event_id = fields.String(required=True)
+    type = fields.String(required=True)
+    contribution = fields.Float(
+        required=True, metadata={"description": "Its positive minus negative evidence, decayed."}
+    )
+
+
+class OpinionSchema(Schema):
+    b = fields.Float(required=True, metadata={"description": "Belief r/(r+s+W)."})
+    d = fields.Float(required=True, metadata={"description": "Disbelief s/(r+s+W)."})
+    u = fields.Float(required=True, metadata={"description": "Uncertainty W/(r+s+W)."})
+    a = fields.Float(
+        required=True, metadata={"description": "Base rate: the brand's P (0.5 for a brand)."}
+    )
+    P = fields.Float(required=True, metadata={"description": "Projected score b + a·u."})
+    evidence = fields.Nested(EvidenceSchema, required=True)
+    top_events = fields.List(fields.Nested(TopEventSchema), required=True)
+
+
+class TrustSchema(Schema):
+    consistency = fields.Nested(OpinionSchema, required=True)
+    honesty = fields.Nested(OpinionSchema, required=True)
+    expertise = fields.Nested(OpinionSchema, required=True)
+    overall = fields.Float(required=True, metadata={"description": "The mean of the three P's."})
+    evaluated_at = fields.DateTime(required=True, metadata={"description": "The evaluation time."})
+
+
+def _below(dimension: str) -> fields.Float:
+    return fields.Float(
+        data_key=f"{dimension}_lt",
+        validate=validate.Range(0.0, 1.0),
+        metadata={"description": f"Only customers whose {dimension} P is below this."},
+    )
+
+
+class CustomersQuery(Strict):
+    consistency = _below("consistency")
+    honesty = _below("honesty")
+    expertise = _below("expertise")
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, LIMIT))
+    offset = fields.Integer(
+        load_default=0,
+        validate=validate.Range(0, 1_000_000),
+        metadata={"description": "`next_offset` of the page before."},
+    )
+
+
+class CustomerRowSchema(Schema):
+    customer = fields.String(required=True)
+    events = fields.Integer(required=True)
+    first_at = fields.DateTime(required=True, allow_none=True)
+    last_at = fields.DateTime(required=True, allow_none=True)
+    consistency = fields.Float(required=True)
+    honesty = fields.Float(required=True)
+    expertise = fields.Float(required=True)
+
+
+class CustomersSchema(Schema):
+    customers = fields.List(
+        fields.Nested(CustomerRowSchema),
+        required=True,
+        metadata={"description": "Lowest first on the first threshold given; else most recent."},
+    )
+    next_offset = fields.Integer(
+        required=True, allow_none=True, metadata={"description": "null on the last page."}
+    )
+
+
+class Paging(Strict):
+    limit = fields.Integer(load_default=50, validate=validate.Range(1, LIMIT))
+    offset = fields.Integer(load_default=0, validate=validate.Range(0, 1_000_000))

@@ -1,0 +1,239 @@
+"""POST /v1/push-decisions, GET/PUT /v1/policy, and the audit endpoints, on both stores."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import Client, ClientFor, as_json
+from tests.e2e.test_events import assert_problem
+from tests.factories import posted
+from tests.random_refs import random_customer, random_event_id
+
+RULES = {
+    "consent",
+    "objection",
+    "open_breaches",
+    "trust",
+    "personalisation_depth",
+    "frequency",
+    "quiet_hours",
+}
+
+
+def push(customer: str, **overrides: Any) -> dict[str, Any]:
+    return {
+        "push_id": f"push-{random_event_id()}",
+        "customer": customer,
+        "purpose": "marketing",
+        "channel": "email",
+        "kind": "offer",
+        "data_categories": ["purchase_history"],
+        **overrides,
+    }
+
+
+def consented(brand: Client, customer: str, categories: list[str]) -> None:
+    event = posted(
+        "consent.granted",
+        customer,
+        purpose="marketing",
+        channels=["email"],
+        data_categories=categories,
+        notice_version="2026-01",
+        method="web_form",
+    )
+    assert brand.post("/v1/events", json=as_json(event)).status_code == 201
+
+
+def test_the_creepy_offer_is_denied_and_the_reason_names_the_category(
+    client_for: ClientFor,
+) -> None:
+    brand = client_for("brand")
+    customer = random_customer()
+    consented(brand, customer, ["purchase_history"])
+    answer = brand.post(
+        "/v1/push-decisions", json=push(customer, data_categories=["browsing_history"])
+    )
+    assert answer.status_code == 200, answer.get_json()
+    body = answer.get_json()
+    assert body["outcome"] == "deny"
+    consent = next(r for r in body["reasons"] if r["rule"] == "consent")
+    assert not consent["passed"] and "browsing_history" in consent["detail"]
+    assert {r["rule"] for r in body["reasons"]} >= {"consent", "trust", "frequency"}
+    assert body["policy_version"] == 0
+    assert set(body["scores"]) >= {"consistency", "honesty", "expertise", "overall"}
+
+
+def quiet(brand: Client, *, now: bool) -> None:
+    """Sets the brand's quiet hours to hold the present moment, or to leave it out."""
+    hour = datetime.now(UTC).hour
+    start, end = ((hour - 1) % 24, (hour + 2) % 24) if now else ((hour + 3) % 24, (hour + 4) % 24)
+    window = {"start": f"{start:02d}:00", "end": f"{end:02d}:00"}
+    assert brand.put("/v1/policy", json={"quiet_hours": window}).status_code == 200
+
+
+def test_a_service_push_is_allowed_and_a_repeat_answers_the_recorded_decision(
+    client_for: ClientFor,
+) -> None:
+    brand = client_for("brand")
+    quiet(brand, now=False)
+    customer = random_customer()
+    soon = datetime.now(UTC) + timedelta(minutes=1)
+    request = push(
+        customer, kind="service", purpose=None, data_categories=[], send_at=soon.isoformat()
+    )
+    first = brand.post("/v1/push-decisions", json=request)
+    assert first.status_code == 200, first.get_json()
+    assert first.get_json()["outcome"] == "allow"
+    again = brand.post("/v1/push-decisions", json=request)
+    assert again.get_json() == first.get_json()
+    timeline = brand.get(f"/v1/customers/{customer}/timeline").get_json()["items"]
+    assert [item["type"] for item in timeline] == ["push.decided"]
+
+
+def test_quiet_hours_defer_with_retry_after(client_for: ClientFor) -> None:
+    brand = client_for("brand")
+    quiet(brand, now=True)
+    request = push(random_customer(), kind="service", purpose=None, data_categories=[])
+    body = brand.post("/v1/push-decisions", json=request).get_json()
+    assert body["outcome"] == "defer", body
+    assert datetime.fromisoformat(body["retry_after"]) > datetime.now(UTC)
+    assert next(r for r in body["reasons"] if r["rule"] == "quiet_hours")["passed"] is False
+
+
+def test_the_same_push_id_for_another_request_is_409(client_for: ClientFor) -> None:
+    brand = client_for("brand")
+    request = push(random_customer(), kind="service", purpose=None)
+    assert brand.post("/v1/push-decisions", json=request).status_code == 200
+    other = {**request, "channel": "sms"}
+    assert_problem(brand.post("/v1/push-decisions", json=other), 409)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"kind": "gossip"},
+        {"purpose": None},
+        {"send_at": "2001-01-01T00:00:00Z"},
+        {"send_at": (datetime.now(UTC) + timedelta(minutes=10)).isoformat()},
+        {"extra": 1},
+        {"data_categories": "all"},
+    ],
+)
+def test_an_invalid_push_request_is_422_and_decides_nothing(
+    client_for: ClientFor, change: dict[str, Any]
+) -> None:
+    brand = client_for("brand")
+    customer = random_customer()
+    request = {k: v for k, v in {**push(customer), **change}.items() if v is not None}
+    assert_problem(brand.post("/v1/push-decisions", json=request), 422)
+    assert_problem(brand.get(f"/v1/customers/{customer}/timeline"), 404)
+
+
+def test_the_policy_reads_its_defaults_and_changes_by_version(client_for: ClientFor) -> None:
+    brand = client_for("brand")
+    default = brand.get("/v1/policy").get_json()
+    assert default["version"] == 0 and default["set_at"] is None
+    assert default["thresholds"]["offer"] == {"consistency": 0.5, "honesty": 0.5}
+    changed = brand.put(
+        "/v1/policy", json={"frequency_cap": 2, "thresholds": {"advice": {"expertise": 0.7}}}
+    )
+    assert changed.status_code == 200, changed.get_json()
+    body = changed.get_json()
+    assert body["version"] == 1 and body["frequency_cap"] == 2
+    assert body["thresholds"] == {
+        "offer": {"consistency": 0.5, "honesty": 0.5},
+        "advice": {"expertise": 0.7},
+    }
+    assert brand.get("/v1/policy").get_json() == body
+    assert brand.put("/v1/policy", json={"frequency_cap": 2}).get_json()["version"] == 1
+    decided = brand.post(
+        "/v1/push-decisions", json=push(random_customer(), kind="service", purpose=None)
+    )
+    assert decided.get_json()["policy_version"] == 1
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"frequency_cap": -1},
+        {"frequency_cap": True},
+        {"thresholds": {"offer": {"consistency": 1.5}}},
+        {"thresholds": {"offer": {"charm": 0.5}}},
+        {"timezone": "Mars/Olympus"},
+        {"quiet_hours": {"start": "25:00"}},
+        {"sensitive_categories": ["health", "health"]},
+        {"colour": "red"},
+    ],
+)
+def test_an_invalid_policy_change_is_422_and_makes_no_version(
+    client_for: ClientFor, changes: dict[str, Any]
+) -> None:
+    brand = client_for("brand")
+    body = assert_problem(brand.put("/v1/policy", json=changes), 422)
+    assert body["errors"]
+    assert brand.get("/v1/policy").get_json()["version"] == 0
+
+
+def test_compliance_audits_a_decision_and_it_is_reproduced(client_for: ClientFor) -> None:
+    brand = client_for("brand")
+    customer = random_customer()
+    consented(brand, customer, ["purchase_history"])
+    request = push(customer)
+    decision = brand.post("/v1/push-decisions", json=request).get_json()
+    compliance = client_for("compliance", brand.brand)
+    answer = compliance.get(f"/v1/audit/push-decisions/{request['push_id']}")
+    assert answer.status_code == 200, answer.get_json()
+    audit = answer.get_json()
+    assert audit["reproduced"] is True and audit["differences"] == []
+    assert audit["recorded"] == decision
+    assert audit["reevaluated"]["outcome"] == decision["outcome"]
+    assert audit["push_id"] == request["push_id"]
+    assert_problem(compliance.get("/v1/audit/push-decisions/never-asked"), 404)
+    other = client_for("compliance")
+    assert_problem(other.get(f"/v1/audit/push-decisions/{request['push_id']}"), 404)
+
+
+def test_findings_list_pushes_sent_without_an_allow(client_for: ClientFor) -> None:
+    brand = client_for("brand")
+    customer = random_customer()
+    consented(brand, customer, ["purchase_history"])
+    denied = push(customer, data_categories=["browsing_history"])
+    assert brand.post("/v1/push-decisions", json=denied).get_json()["outcome"] == "deny"
+    sent = [
+        posted("push.sent", customer, push_id=denied["push_id"]),
+        posted("push.sent", customer, push_id="undecided"),
+    ]
+    assert [a.status_code for a in brand.record(*sent)] == [201, 201]
+    compliance = client_for("compliance", brand.brand)
+    body = compliance.get("/v1/audit/findings").get_json()
+    assert {(f["push_id"], f["finding"]) for f in body["findings"]} == {
+        (denied["push_id"], "sent although denied"),
+        ("undecided", "sent without a decision"),
+    }
+    assert body["next_offset"] is None
+    page = compliance.get("/v1/audit/findings?limit=1").get_json()
+    assert len(page["findings"]) == 1 and page["next_offset"] == 1
+
+
+def test_the_gate_reads_a_relationships_base_rate_from_its_brands_trust(
+    client_for: ClientFor,
+) -> None:
+    brand = client_for("brand")
+    events = [
+        as_json(
+            posted(
+                "question.answered", random_customer(), case_id=f"c{i}", topic="t", resolved=False
+            )
+        )
+        for i in range(6)
+    ]
+    assert brand.post("/v1/events/batch", json={"events": events}).status_code == 201
+    brand_p = brand.get("/v1/trust").get_json()  # also brings the read models to the log's head
+    assert brand_p["expertise"]["P"] < 0.5
+    body = brand.post("/v1/push-decisions", json=push(random_customer(), kind="advice")).get_json()
+    for dimension in ("consistency", "honesty", "expertise"):
+        assert body["scores"][dimension]["a"] == pytest.approx(brand_p[dimension]["P"], abs=1e-3)

@@ -1,0 +1,203 @@
+"""Erasure, consent receipts and the export over HTTP, on both stores."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from tests.e2e.conftest import Client, ClientFor, as_json
+from tests.e2e.test_events import assert_problem
+from tests.factories import posted
+from tests.random_refs import random_customer
+
+RECEIPT_FIELDS = {
+    "version", "jurisdiction", "consentTimestamp", "collectionMethod", "consentReceiptID",
+    "language", "piiPrincipalId", "piiControllers", "policyUrl", "services", "sensitive", "spiCat",
+    "status", "channels", "event_id",
+}  # fmt: skip
+EXPIRES = (datetime.now(UTC) + timedelta(days=365)).replace(microsecond=0)
+
+
+def consent_story(brand: Client, customer: str, canary: str) -> list[dict[str, object]]:
+    events = [
+        posted(
+            "consent.granted",
+            customer,
+            purpose="marketing",
+            channels=["email", "push"],
+            data_categories=["purchase_history"],
+            notice_version="2026-01",
+            method="web_form",
+            jurisdiction="EU",
+            expires_at=EXPIRES,
+        ),
+        posted("consent.withdrawn", customer, purpose="marketing", channels=["push"]),
+        posted(
+            "promise.made",
+            customer,
+            promise_id="p1",
+            summary=f"call {canary} back",
+            due_at=EXPIRES,
+        ),
+    ]
+    bodies = [as_json(e) for e in events]
+    assert brand.post("/v1/events/batch", json={"events": bodies}).status_code == 201
+    return bodies
+
+
+@pytest.mark.parametrize("role", ["brand", "agent", "compliance"])
+def test_one_receipt_per_consent_event_with_every_field(client_for: ClientFor, role: str) -> None:
+    brand = client_for("brand")
+    customer = random_customer()
+    granted, withdrawn, _ = consent_story(brand, customer, "x")
+    answer = client_for(role, brand.brand).get(f"/v1/customers/{customer}/consents/receipts")
+    assert answer.status_code == 200, answer.get_json()
+    receipts = answer.get_json()["receipts"]
+    assert [r["event_id"] for r in receipts] == [granted["event_id"], withdrawn["event_id"]]
+    for receipt, event in zip(receipts, (granted, withdrawn), strict=True):
+        assert set(receipt) == RECEIPT_FIELDS
+        assert receipt["version"] == "KI-CR-v1.1.0"
+        assert receipt["piiPrincipalId"] == customer
+        assert receipt["piiControllers"] == [{"piiController": brand.brand}]
+        assert receipt["jurisdiction"] == "EU"
+        assert receipt["policyUrl"].endswith(":2026-01")
+        moment = datetime.fromisoformat(str(event["occurred_at"]))
+        assert receipt["consentTimestamp"] == int(moment.timestamp())
+        uuid.UUID(receipt["consentReceiptID"])
+        (service,) = receipt["services"]
+        (purpose,) = service["purposes"]
+        assert service["service"] == purpose["purpose"] == "marketing"
+        assert purpose["consentType"] == "EXPLICIT"
+        assert purpose["piiCategory"] == ["purchase_history"]
+    assert receipts[0]["collectionMethod"] == "web_form"
+    assert receipts[0]["status"] == "granted" and receipts[0]["channels"] == ["email", "push"]
+    assert (
+        datetime.fromisoformat(receipts[0]["services"][0]["purposes"][0]["termination"]) == EXPIRES
+    )
+    assert receipts[1]["status"] == "withdrawn" and receipts[1]["channels"] == ["push"]
+    again = brand.get(f"/v1/customers/{customer}/consents/receipts").get_json()["receipts"]
+    assert [r["consentReceiptID"] for r in again] == [r["consentReceiptID"] for r in receipts]
+    assert len({r["consentReceiptID"] for r in receipts}) == 2
+
+
+def test_a_grant_without_expiry_terminates_on_withdrawal(client_for: ClientFor) -> None:
+    brand = client_for("brand")
+    customer = random_customer()
+    event = posted(
+        "consent.granted", customer, purpose="service", channels=["sms"], data_categories=[],
+        notice_version="v2", method="call",
+    )  # fmt: skip
+    assert brand.record(event)[0].status_code == 201
+    (receipt,) = brand.get(f"/v1/customers/{customer}/consents/receipts").get_json()["receipts"]
+    assert receipt["services"][0]["purposes"][0]["termination"] == "on withdrawal"
+    assert receipt["jurisdiction"] == "unspecified"
+    assert receipt["sensitive"] is False and receipt["spiCat"] == []
+
+
+def test_a_receipt_names_the_sensitive_categories_of_the_brands_policy(
+    client_for: ClientFor,
+) -> None:
+    brand = client_for("brand")
+    customer = random_customer()
+    event = posted(
+        "consent.granted", customer, purpose="care", channels=["sms"],
+        data_categories=["health", "purchase_history"], notice_version="v2", method="call",
+    )  # fmt: skip
+    assert brand.record(event)[0].status_code == 201
+    (receipt,) = brand.get(f"/v1/customers/{customer}/consents/receipts").get_json()["receipts"]
+    assert receipt["sensitive"] is True and receipt["spiCat"] == ["health"]
+
+
+def test_export_holds_everything_about_the_customer(client_for: ClientFor) -> None:
+    brand = client_for("brand")
+    customer = random_customer()
+    bodies = consent_story(brand, customer, "canary")
+    decided = brand.post(
+        "/v1/push-decisions",
+        json={"push_id": "p-x", "customer": customer, "purpose": "marketing", "channel": "email",
+              "kind": "offer", "data_categories": ["browsing_history"]},
+    )  # fmt: skip
+    assert decided.status_code == 200
+    compliance = client_for("compliance", brand.brand)
+    answer = compliance.get(f"/v1/customers/{customer}/export")
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.headers["Content-Disposition"].startswith("attachment; filename=")
+    assert answer.headers["Content-Disposition"].endswith('.json"')
+    document = answer.get_json()
+    assert document["customer"] == customer and document["brand"] == brand.brand
+    assert [e["event_id"] for e in document["events"]][:3] == [b["event_id"] for b in bodies]
+    assert document["events"][-1]["type"] == "push.decided"
+    assert len(document["consent_receipts"]) == 2
+    assert {c["channel"]: c["status"] for c in document["consents"]} == {
+        "email": "granted",
+        "push": "withdrawn",
+    }
+    assert [d["push_id"] for d in document["decisions"]] == ["p-x"]
+    assert document["decisions"][0]["outcome"] == "deny"
+    assert set(document["trust"]) >= {"consistency", "honesty", "expertise", "overall"}
+    assert "canary" in answer.get_data(as_text=True)
+
+
+def test_erasure_over_http_then_timeline_and_export_hold_no_canary(client_for: ClientFor) -> None:
+    brand = client_for("brand")
+    customer = random_customer("canary")
+    consent_story(brand, customer, "canary-words")
+    compliance = client_for("compliance", brand.brand)
+    erased = compliance.post(
+        f"/v1/customers/{customer}/erasure", json={"reason": "Art. 17 request"}
+    )
+    assert erased.status_code == 200, erased.get_json()
+    receipt = erased.get_json()
+    assert receipt["requested_by"].startswith("key:") and receipt["reason"] == "Art. 17 request"
+    assert receipt["replayed"] is False and receipt["events_shredded"] == 4  # opened, and the three
+    again = compliance.post(f"/v1/customers/{customer}/erasure", json={"reason": "again"})
+    assert again.get_json() == {**receipt, "replayed": True}
+    timeline = brand.get(f"/v1/customers/{customer}/timeline").get_json()["items"]
+    promise = next(i for i in timeline if i["type"] == "promise.made")
+    assert "[erased]" in str(promise["data"]) or "[erased]" in promise["summary"]
+    exported = compliance.get(f"/v1/customers/{customer}/export")
+    assert exported.status_code == 200
+    text = exported.get_data(as_text=True)
+    assert "canary" not in text
+    assert exported.get_json()["customer"] == "[erased]"
+    receipts = brand.get(f"/v1/customers/{customer}/consents/receipts").get_json()["receipts"]
+    assert {r["piiPrincipalId"] for r in receipts} == {"[erased]"}
+    later = posted("question.answered", customer, case_id="c", topic="t", resolved=True)
+    body = assert_problem(brand.post("/v1/events", json=as_json(later)), 409)
+    assert body["type"].endswith("customer-erased")
+    asked = {
+        "push_id": "after-erasure",
+        "customer": customer,
+        "channel": "email",
+        "kind": "service",
+    }
+    body = assert_problem(brand.post("/v1/push-decisions", json=asked), 409)
+    assert body["type"].endswith("customer-erased")
+
+
+@pytest.mark.parametrize("body", [{}, {"reason": ""}, {"reason": "x", "more": 1}, {"reason": 5}])
+def test_an_erasure_needs_a_reason(client_for: ClientFor, body: dict[str, object]) -> None:
+    brand = client_for("brand")
+    customer = random_customer()
+    consent_story(brand, customer, "x")
+    compliance = client_for("compliance", brand.brand)
+    assert_problem(compliance.post(f"/v1/customers/{customer}/erasure", json=body), 422)
+    assert (
+        brand.get(f"/v1/customers/{customer}/consents/receipts").get_json()["receipts"][0][
+            "piiPrincipalId"
+        ]
+        == customer
+    )
+
+
+def test_an_unknown_customer_is_404_everywhere(client_for: ClientFor) -> None:
+    compliance = client_for("compliance")
+    customer = random_customer()
+    for answer in (
+        compliance.get(f"/v1/customers/{customer}/export"),
+        compliance.get(f"/v1/customers/{customer}/consents/receipts"),
+        compliance.post(f"/v1/customers/{customer}/erasure", json={"reason": "asked"}),
+    ):
+        assert_problem(answer, 404)

@@ -1,0 +1,122 @@
+"""GET /v1/customers/{customer}/trust, GET /v1/trust and GET /v1/customers?..._lt=, on both stores."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime
+
+import pytest
+
+from tests.e2e.conftest import Client, ClientFor, as_json
+from tests.e2e.test_events import assert_problem
+from tests.factories import posted, story
+from tests.random_refs import random_customer
+
+DIMENSIONS = ("consistency", "honesty", "expertise")
+OPINION = {"b", "d", "u", "a", "P", "evidence", "top_events"}
+
+
+def answered(client: Client, customer: str, n: int, resolved: bool) -> None:
+    events = [
+        as_json(
+            posted("question.answered", customer, case_id=f"c{i}", topic="t", resolved=resolved)
+        )
+        for i in range(n)
+    ]
+    assert client.post("/v1/events/batch", json={"events": events}).status_code == 201
+
+
+@pytest.mark.parametrize("role", ["brand", "agent", "compliance"])
+def test_a_customers_trust_shows_the_opinion_and_the_events_that_moved_it(
+    client_for: ClientFor, role: str
+) -> None:
+    brand = client_for("brand")
+    customer = random_customer()
+    events = story(customer)
+    assert (
+        brand.post("/v1/events/batch", json={"events": [as_json(e) for e in events]}).status_code
+        == 201
+    )
+    answer = client_for(role, brand.brand).get(f"/v1/customers/{customer}/trust")
+    assert answer.status_code == 200, answer.get_json()
+    body = answer.get_json()
+    for dimension in DIMENSIONS:
+        opinion = body[dimension]
+        assert set(opinion) == OPINION
+        assert opinion["b"] + opinion["d"] + opinion["u"] == pytest.approx(1)
+        assert opinion["P"] == pytest.approx(opinion["b"] + opinion["a"] * opinion["u"])
+    assert body["overall"] == pytest.approx(sum(body[d]["P"] for d in DIMENSIONS) / 3)
+    kept = next(e for e in events if e.type == "promise.kept")
+    top = {t["event_id"]: t["type"] for t in body["consistency"]["top_events"]}
+    assert top.get(kept.event_id) == "promise.kept"
+    datetime.fromisoformat(body["evaluated_at"])
+
+
+def test_a_relationships_base_rate_is_its_brands_p(client_for: ClientFor) -> None:
+    brand = client_for("brand")
+    old, new = random_customer("old"), random_customer("new")
+    answered(brand, old, 6, resolved=False)
+    answered(brand, new, 1, resolved=True)
+    brand_p = brand.get("/v1/trust").get_json()["expertise"]["P"]
+    assert brand_p < 0.5, "the brand's own expertise fell"
+    mine = brand.get(f"/v1/customers/{new}/trust").get_json()["expertise"]
+    assert mine["a"] == pytest.approx(brand_p, abs=1e-6)
+
+
+def test_as_of_answers_as_the_ledger_knew_it_then(client_for: ClientFor) -> None:
+    brand = client_for("brand")
+    customer = random_customer()
+    answered(brand, customer, 2, resolved=True)
+    time.sleep(0.01)
+    then = datetime.now(UTC).isoformat()
+    time.sleep(0.01)
+    answered(brand, customer, 5, resolved=False)
+    earlier = brand.get(f"/v1/customers/{customer}/trust", query_string={"as_of": then}).get_json()
+    now = brand.get(f"/v1/customers/{customer}/trust").get_json()
+    assert earlier["expertise"]["P"] > now["expertise"]["P"]
+    assert earlier["expertise"]["evidence"]["negative"] == 0
+    brand_then = brand.get("/v1/trust", query_string={"as_of": then}).get_json()
+    assert earlier["expertise"]["a"] == pytest.approx(brand_then["expertise"]["P"], abs=1e-6)
+
+
+def test_an_unknown_customer_or_one_not_yet_known_at_as_of_is_404(client_for: ClientFor) -> None:
+    brand = client_for("brand")
+    assert_problem(brand.get(f"/v1/customers/{random_customer()}/trust"), 404)
+    customer = random_customer()
+    answered(brand, customer, 1, resolved=True)
+    before = "2001-01-01T00:00:00Z"
+    assert_problem(
+        brand.get(f"/v1/customers/{customer}/trust", query_string={"as_of": before}), 404
+    )
+    assert_problem(brand.get(f"/v1/customers/{customer}/trust?as_of=yesterday"), 422)
+
+
+def test_a_new_brand_scores_one_half(client_for: ClientFor) -> None:
+    body = client_for("agent").get("/v1/trust").get_json()
+    assert {body[d]["P"] for d in DIMENSIONS} == {0.5}
+    assert body["overall"] == 0.5
+
+
+def test_customers_below_a_threshold_lowest_first_a_page_at_a_time(client_for: ClientFor) -> None:
+    brand = client_for("brand")
+    good, bad, worse = random_customer("good"), random_customer("bad"), random_customer("worse")
+    answered(brand, good, 3, resolved=True)
+    answered(brand, bad, 2, resolved=False)
+    answered(brand, worse, 5, resolved=False)
+    agent = client_for("agent", brand.brand)
+    body = agent.get("/v1/customers?expertise_lt=0.4").get_json()
+    assert [row["customer"] for row in body["customers"]] == [worse, bad]
+    assert body["next_offset"] is None
+    first = agent.get("/v1/customers?expertise_lt=0.4&limit=1").get_json()
+    assert [r["customer"] for r in first["customers"]] == [worse] and first["next_offset"] == 1
+    second = agent.get("/v1/customers?expertise_lt=0.4&limit=1&offset=1").get_json()
+    assert [r["customer"] for r in second["customers"]] == [bad]
+    everyone = agent.get("/v1/customers").get_json()["customers"]
+    assert {r["customer"] for r in everyone} == {good, bad, worse}
+
+
+@pytest.mark.parametrize(
+    "query", ["limit=0", "limit=201", "offset=-1", "consistency_lt=2", "honesty_lt=x", "charm_lt=1"]
+)
+def test_bad_customer_queries_are_422(client_for: ClientFor, query: str) -> None:
+    assert_problem(client_for("agent").get(f"/v1/customers?{query}"), 422)
