@@ -33,10 +33,12 @@ lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy domain api projections
 
+# Each script prints its figures next to a baseline measured in the same run.
 bench: install
-	url=$$(tools/throwaway-postgres start $(PGDIR) | tail -n 1); \
-	trap 'tools/throwaway-postgres stop $(PGDIR)' EXIT; \
-	for script in bench/*.py; do TRUSTLEDGER_BENCH_POSTGRES_URL=$$url $(PY) $$script; done
+	url=$$(tools/throwaway-postgres start $(CURDIR)/var/bench-postgres | tail -n 1); \
+	trap 'tools/throwaway-postgres stop $(CURDIR)/var/bench-postgres' EXIT; \
+	for script in append read_models trust gate encryption http_ingest http_gate; do \
+	  TRUSTLEDGER_BENCH_POSTGRES_URL=$$url $(PY) bench/$$script.py; done
 
 clean:
 	rm -rf $(VENV) var build *.egg-info
