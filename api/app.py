@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Flask
 
-from api import errors, openapi
+from api import errors, openapi, ui
 from api.context import EXTENSION, Resources
 from api.resources import customers, events, health
 from api.settings import Settings
@@ -32,6 +32,7 @@ def create_app(config: Mapping[str, Any] | None = None, ledger: Ledger | None = 
     api = openapi.LedgerApi(app)
     for blueprint in (health.blp, events.blp, customers.blp):
         api.register_blueprint(blueprint)
+    ui.register(app)
     return app
 
 
