@@ -24,6 +24,7 @@ from projections.relationships import fold, items
 DIMENSIONS = trust.DIMENSIONS
 MOMENTS = 32
 BRAND_MOMENTS = 40
+CACHED_LINES = 32
 
 
 @dataclass(frozen=True)
@@ -120,6 +121,8 @@ def brand_line(
             line.append((at, {name: s.opinion.P for name, s in scores.dimensions.items()}))
     with _cache.lock:
         _cache.lines[key] = line
+        while len(_cache.lines) > CACHED_LINES:  # the oldest first: a dict keeps insertion order
+            del _cache.lines[next(iter(_cache.lines))]
     return line
 
 

@@ -35,6 +35,8 @@ blp = Blueprint(
 PAGE_SIZE = 25
 LOWEST = 8
 COMPLIANCE = ("compliance",)
+EXPORT_ENDPOINT = "/v1/customers/<path:customer>/export"
+RECEIPTS_ENDPOINT = "/v1/customers/<path:customer>/consents/receipts"
 DIMENSION_COLOURS = {"consistency": "#0072B2", "honesty": "#D55E00", "expertise": "#009E73"}
 """Okabe-Ito colours, told apart with the common colour-vision deficiencies; lines also differ
 in dash pattern, so the chart reads in grey too."""
@@ -216,7 +218,7 @@ def timeline(customer: str) -> str:
         consents=consents,
         around=around,
         first_page=cursor is None,
-        receipts=_has_route("/v1/customers/<path:customer>/consents/receipts"),
+        receipts=_has_route(RECEIPTS_ENDPOINT),
     )
 
 
@@ -285,18 +287,16 @@ def audit(customer: str) -> str:
 @page(*COMPLIANCE)
 def export(customer: str) -> Any:
     brand = caller().brand
-    endpoint = "/v1/customers/<path:customer>/export"
-    if _has_route(endpoint):
-        return redirect(endpoint.replace("<path:customer>", customer))
     document = _export(brand, customer)
+    text = json.dumps(document, indent=2, ensure_ascii=False, default=str)
     if request.args.get("download"):
         return Response(
-            json.dumps(document, indent=2, ensure_ascii=False, default=str),
+            text,
             mimetype="application/json",
             headers={"Content-Disposition": 'attachment; filename="customer-export.json"'},
         )
-    text = json.dumps(document, indent=2, ensure_ascii=False, default=str)
-    return customer_page("ui/export.html", customer, moment=None, text=text)
+    api = _has_route(EXPORT_ENDPOINT)
+    return customer_page("ui/export.html", customer, moment=None, text=text, api=api)
 
 
 def _export(brand: str, customer: str) -> dict[str, Any]:

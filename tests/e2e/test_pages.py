@@ -188,4 +188,6 @@ def test_erasure_asks_for_the_reference_first(
         data={"csrf_token": token(form), "confirm": ref, "reason": "ticket 1"},
     )
     assert done.status_code == 200 and "Erased" in done.text
-    assert "switch to flex" not in http.get(f"/ui/customers/{ref}/timeline").text
+    timeline = http.get(f"/ui/customers/{ref}/timeline").text
+    assert "switch to flex" not in timeline and "[erased]" in timeline
+    assert "was erased" in http.get(f"/ui/customers/{ref}/trust").text
