@@ -37,6 +37,8 @@ class Settings:
     """Signs the pages' session cookies. When unset, derived from the master key (HMAC with a
     fixed label), so every worker and restart agrees and no second secret needs keeping; set it
     to sign everyone out without rotating the master key."""
+    secure_cookies: str = ""
+    """`1` where the pages are served over HTTPS: their session cookie is then sent only over it."""
     new_master_key: str = ""
     """Only for `trustledger rotate-master-key`: the key to rewrap every customer key with."""
 
@@ -93,7 +95,8 @@ class Settings:
         if self.secret_key:
             return self.secret_key.encode()
         master = self.load_master_key()
-        return hmac.new(master.encoded().encode(), b"trustledger session cookies", "sha256").digest()
+        label = b"trustledger session cookies"
+        return hmac.new(master.encoded().encode(), label, "sha256").digest()
 
     def load_new_master_key(self) -> MasterKey | None:
         if not self.new_master_key:

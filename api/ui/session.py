@@ -53,6 +53,7 @@ def configure(app: Flask) -> None:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_PATH="/ui",
+        SESSION_COOKIE_SECURE=app.config["SETTINGS"].secure_cookies.lower() in ("1", "true", "yes"),
     )
 
 

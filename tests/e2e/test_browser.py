@@ -160,9 +160,11 @@ def test_an_agent_finds_a_customer_reads_their_story_and_follows_evidence(
     page.get_by_label("Customer reference").fill(demo.late_customer)
     page.get_by_role("button", name="Open timeline").click()
     page.wait_for_url(re.compile(r"/timeline$"))
-    started = time.monotonic()
-    page.reload()
-    assert time.monotonic() - started < 2.0
+    timeline_url = page.url
+    page.request.get(timeline_url)  # warm
+    started = time.perf_counter()
+    assert page.request.get(timeline_url).ok
+    assert time.perf_counter() - started < 0.3  # server time, plus a loopback round trip
     assert page.locator("tr[id^=event-]").count() > 0
     assert page.get_by_text("a late word of advice").is_visible()
     assert page.get_by_role("heading", name="Consents").is_visible()
@@ -204,6 +206,8 @@ def test_compliance_replays_as_of_a_past_moment_and_audits(page: Any, demo: Demo
     assert page.get_by_text("Replaying: every panel shows").is_visible()
     assert page.get_by_text("a late word of advice").count() == 0
     page.screenshot(path=SHOTS / "replay.png")
+    page.get_by_role("link", name="Trust over time").click()
+    assert "as_of=" in page.url and page.locator("svg.chart").is_visible()
 
     page.get_by_role("link", name="Decision audit").click()
     assert page.locator("tbody tr").count() > 0

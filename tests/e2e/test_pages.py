@@ -9,7 +9,9 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from api.app import close_app, create_app
 from api.auth import KeyStore
+from domain.storage import Store
 from tests.e2e.conftest import ClientFor
 from tests.factories import LATER, posted, story
 from tests.random_refs import random_brand, random_customer
@@ -65,6 +67,16 @@ def test_agent_and_compliance_keys_sign_in(app: Flask, keys: KeyStore, role: str
     assert cookie is not None and cookie.http_only and cookie.same_site == "Lax"
     assert "tlk_" not in cookie.value  # the cookie names the key, never holds it
     assert http.get("/ui/customers").status_code == 200
+
+
+def test_cookies_can_be_for_https_only(store: Store, keys: KeyStore) -> None:
+    app = create_app({"database_url": store.url, "secure_cookies": "1"})
+    try:
+        http = app.test_client()
+        http.get("/ui/sign-in")
+        assert http.get_cookie("trustledger_session", path="/ui").secure  # type: ignore[union-attr]
+    finally:
+        close_app(app)
 
 
 @pytest.mark.parametrize("key", ["brand", "tlk_nonsense", ""])
