@@ -23,6 +23,7 @@ from api.context import resources
 PAGE_ROLES = ("agent", "compliance")
 """A brand key is for a brand's CRM, not for people: the pages refuse it."""
 CSRF_FIELD = "csrf_token"
+SIGNER = "trustledger-pages-signer"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -30,15 +31,20 @@ class PageSessions(SecureCookieSessionInterface):
     """Signed cookies for the pages only; the API's requests get none (they carry a key)."""
 
     def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
-        return URLSafeTimedSerializer(
-            app.extensions["trustledger"].settings.session_secret(),
-            salt=self.salt,
-            serializer=self.serializer,
-            signer_kwargs={
-                "key_derivation": self.key_derivation,
-                "digest_method": self.digest_method,
-            },
-        )
+        """Made once per process: the secret comes from the master key, read from its source."""
+        found: URLSafeTimedSerializer | None = app.extensions.get(SIGNER)
+        if found is None:
+            found = URLSafeTimedSerializer(
+                app.config["SETTINGS"].session_secret(),
+                salt=self.salt,
+                serializer=self.serializer,
+                signer_kwargs={
+                    "key_derivation": self.key_derivation,
+                    "digest_method": self.digest_method,
+                },
+            )
+            app.extensions[SIGNER] = found
+        return found
 
     def open_session(self, app: Flask, request: Request) -> Any:
         if not request.path.startswith("/ui"):
