@@ -27,7 +27,7 @@ from domain.errors import DecisionNotFound, RelationshipNotFound
 from domain.relationship import relationship_id
 from projections import relationships as relationship_model
 from projections.db import Database, to_json
-from projections.timeline import BadCursor, encode_cursor
+from projections.timeline import BadCursor, TimelinePage, encode_cursor
 
 blp = Blueprint(
     "ui", __name__, url_prefix="/ui", template_folder="templates", static_folder="static"
@@ -218,8 +218,16 @@ def timeline(customer: str) -> str:
         consents=consents,
         around=around,
         first_page=cursor is None,
+        newer=_newer_cursor(found) if cursor else None,
         receipts=_has_route(RECEIPTS_ENDPOINT),
     )
+
+
+def _newer_cursor(found: TimelinePage) -> str | None:
+    """The cursor of the page of events just newer than this one (sequences run one by one)."""
+    if not found.items:
+        return None
+    return encode_cursor(int(found.items[0]["sequence"]) + PAGE_SIZE + 1)
 
 
 def _cursor_around(brand: str, customer: str, event_id: str) -> str | None:
