@@ -98,7 +98,8 @@ def brand_line(
         evidence = trust.empty_evidence()
         index = 0
         for at in moments(start, max(end, start), BRAND_MOMENTS):
-            while index < len(rows) and rows[index][4] <= timestamp(at):
+            until, pieces = timestamp(at) or "", []
+            while index < len(rows) and rows[index][4] <= until:
                 rid, sequence, type_, event_id, occurred_at, data = rows[index]
                 state = states.setdefault(rid, _empty_state())
                 fact = _Fact(
@@ -108,10 +109,10 @@ def brand_line(
                     sequence,
                     json.loads(data),
                 )
-                pieces = fold(state, fact)
-                if pieces:
-                    evidence = trust.with_pieces(evidence, pieces)
+                pieces.extend(fold(state, fact))
                 index += 1
+            # One addition per moment: decay composes, so it is the sum of one per event.
+            evidence = trust.with_pieces(evidence, pieces)
             derived = [
                 piece
                 for state in states.values()
