@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from playwright.sync_api import sync_playwright
 
 from tests.integration.test_serve import free_port
-
-playwright = pytest.importorskip("playwright.sync_api")
 
 ROOT = Path(__file__).parents[2]
 SHOTS = Path(__file__).parent / "screenshots"
@@ -130,7 +129,7 @@ def browser() -> Iterator[Any]:
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
     SHOTS.mkdir(exist_ok=True)
-    with playwright.sync_playwright() as driver:
+    with sync_playwright() as driver:
         launched = driver.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
         yield launched
         launched.close()
