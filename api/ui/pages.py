@@ -7,7 +7,17 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, Response, abort, redirect, render_template, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
 from werkzeug.exceptions import HTTPException
 
 from api import reads
@@ -115,15 +125,16 @@ def sign_in_form() -> str:
 @blp.post("/sign-in")
 def sign_in_post() -> Any:
     found = resources().keys.authenticate(request.form.get("key", "").strip())
-    problem = None
     if found is None:
-        problem = "That key is not a live API key."
-    elif found.role not in PAGE_ROLES:
-        problem = "A brand key is for your CRM; sign in with an agent or compliance key."
-    if problem:
-        return render_template("ui/sign_in.html", problem=problem, next=_safe_next()), 401
-    sign_in(found)  # type: ignore[arg-type]
+        return _refused("That key is not a live API key.")
+    if found.role not in PAGE_ROLES:
+        return _refused("A brand key is for your CRM; sign in with an agent or compliance key.")
+    sign_in(found)
     return redirect(_safe_next() or url_for("ui.customers"))
+
+
+def _refused(problem: str) -> tuple[str, int]:
+    return render_template("ui/sign_in.html", problem=problem, next=_safe_next()), 401
 
 
 def _safe_next() -> str | None:
@@ -134,8 +145,6 @@ def _safe_next() -> str | None:
 
 @blp.post("/sign-out")
 def sign_out() -> Response:
-    from flask import session
-
     session.clear()
     return redirect(url_for("ui.sign_in_form"))  # type: ignore[return-value]
 
@@ -240,8 +249,6 @@ def _cursor_around(brand: str, customer: str, event_id: str) -> str | None:
 
 
 def _has_route(rule: str) -> bool:
-    from flask import current_app
-
     return any(r.rule == rule for r in current_app.url_map.iter_rules())
 
 
