@@ -7,7 +7,7 @@ PORT ?= 8000
 PGDIR ?= $(CURDIR)/var/test-postgres
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint bench clean
+.PHONY: install install-browser run test lint bench clean
 
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
@@ -23,8 +23,18 @@ run: install
 	$(VENV)/bin/trustledger demo --url http://127.0.0.1:$(PORT)/ui/
 	$(VENV)/bin/trustledger serve --host 127.0.0.1 --port $(PORT)
 
-# Starts a throwaway PostgreSQL, runs the whole suite on PostgreSQL and SQLite, stops the server.
-test: install
+# The browser tests drive Debian's Chromium (never a downloaded one); installed once, as root
+# (CI) or through sudo, without questions.
+install-browser:
+	@if [ ! -x /usr/bin/chromium ]; then \
+		sudo=$$([ "$$(id -u)" -eq 0 ] || echo "sudo -n"); \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq </dev/null; \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium </dev/null; \
+	fi
+
+# Starts a throwaway PostgreSQL, runs the whole suite on PostgreSQL and SQLite (the browser tests
+# in headless Chromium included), stops the server.
+test: install install-browser
 	url=$$(tools/throwaway-postgres start $(PGDIR) | tail -n 1); \
 	trap 'tools/throwaway-postgres stop $(PGDIR)' EXIT; \
 	TRUSTLEDGER_TEST_POSTGRES_URL=$$url $(PY) -m pytest $(PYTEST_ARGS)

@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Flask
 
-from api import errors, openapi
+from api import errors, openapi, ui
 from api.context import EXTENSION, Resources
 from api.resources import audit, customers, events, health, policy, pushes, trust
 from api.settings import Settings
@@ -40,6 +40,7 @@ def create_app(config: Mapping[str, Any] | None = None, ledger: Ledger | None = 
         audit.blp,
     ):
         api.register_blueprint(blueprint)
+    ui.register(app)
     return app
 
 

@@ -156,6 +156,16 @@ class KeyStore:
             return None
         return Caller(brand=brand, role=role, key_id=key_id)
 
+    def live(self, key_id: str) -> Caller | None:
+        """The caller of a key already checked once (a signed-in page), while it is not revoked."""
+        with self._connection() as conn:
+            rows = self._fetch(
+                conn,
+                "SELECT brand, role FROM api_keys WHERE key_id = ? AND revoked_at IS NULL",
+                [key_id],
+            )
+        return Caller(brand=rows[0][0], role=rows[0][1], key_id=key_id) if rows else None
+
     def close(self) -> None:
         if self._pool is not None:
             self._pool.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hmac
 import os
 import sys
 from collections.abc import Callable, Mapping
@@ -32,6 +33,12 @@ class Settings:
     master_key_file: str = ""
     """Where the SQLite store keeps its master key when `master_key` is unset (default:
     `master.key` beside the database file)."""
+    secret_key: str = ""
+    """Signs the pages' session cookies. When unset, derived from the master key (HMAC with a
+    fixed label), so every worker and restart agrees and no second secret needs keeping; set it
+    to sign everyone out without rotating the master key."""
+    secure_cookies: str = ""
+    """`1` where the pages are served over HTTPS: their session cookie is then sent only over it."""
     new_master_key: str = ""
     """Only for `trustledger rotate-master-key`: the key to rewrap every customer key with."""
 
@@ -82,6 +89,14 @@ class Settings:
             f" without it no personal data can be read (or set {PREFIX}MASTER_KEY instead)"
         )
         return key
+
+    def session_secret(self) -> bytes:
+        """The key that signs the pages' session cookies (see `secret_key`)."""
+        if self.secret_key:
+            return self.secret_key.encode()
+        master = self.load_master_key()
+        label = b"trustledger session cookies"
+        return hmac.new(master.encoded().encode(), label, "sha256").digest()
 
     def load_new_master_key(self) -> MasterKey | None:
         if not self.new_master_key:

@@ -1,0 +1,351 @@
+"""The pages for people: support agents read a customer's story; compliance replays it as of any
+record time, audits decisions, exports and erases. Server-rendered, escaped by Jinja."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import (
+    Blueprint,
+    Response,
+    abort,
+    current_app,
+    redirect,
+    render_template,
+    request,
+    session,
+    url_for,
+)
+from werkzeug.exceptions import HTTPException
+
+from api import reads
+from api.context import ledger, read_side, resources
+from api.ui import chart
+from api.ui.session import (
+    PAGE_ROLES,
+    caller,
+    check_csrf,
+    csrf_token,
+    key_name,
+    page,
+    sign_in,
+    signed_in,
+)
+from domain.errors import DecisionNotFound, RelationshipNotFound
+from domain.relationship import relationship_id
+from projections import relationships as relationship_model
+from projections.db import Database, to_json
+from projections.timeline import BadCursor, TimelinePage, encode_cursor
+
+blp = Blueprint(
+    "ui", __name__, url_prefix="/ui", template_folder="templates", static_folder="static"
+)
+PAGE_SIZE = 25
+LOWEST = 8
+COMPLIANCE = ("compliance",)
+EXPORT_ENDPOINT = "/v1/customers/<path:customer>/export"
+RECEIPTS_ENDPOINT = "/v1/customers/<path:customer>/consents/receipts"
+DIMENSION_COLOURS = {"consistency": "#0072B2", "honesty": "#D55E00", "expertise": "#009E73"}
+"""Okabe-Ito colours, told apart with the common colour-vision deficiencies; lines also differ
+in dash pattern, so the chart reads in grey too."""
+DIMENSION_DASHES = {"consistency": "", "honesty": "6 3", "expertise": "2 3"}
+FAMILIES = {
+    "promise": ("P", "promise"),
+    "offer": ("O", "offer"),
+    "error": ("!", "error"),
+    "question": ("?", "question"),
+    "case": ("?", "case"),
+    "advice": ("A", "advice"),
+    "consent": ("C", "consent"),
+    "preferences": ("S", "preferences"),
+    "push": ("➚", "push"),
+}
+
+
+@blp.before_request
+def _forms_are_ours() -> None:
+    check_csrf()
+
+
+@blp.app_template_global()
+def form_token() -> str:
+    return csrf_token()
+
+
+@blp.context_processor
+def _shared() -> dict[str, Any]:
+    return {
+        "colours": DIMENSION_COLOURS,
+        "dashes": DIMENSION_DASHES,
+        "dimensions": chart.DIMENSIONS,
+        "family": family,
+        "when": when,
+    }
+
+
+def family(event_type: str) -> tuple[str, str]:
+    return FAMILIES.get(event_type.split(".")[0], ("•", "other"))
+
+
+def when(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else ""
+
+
+@blp.errorhandler(RelationshipNotFound)
+def _no_customer(_: Exception) -> tuple[str, int]:
+    return render_template(
+        "ui/problem.html", status=404, message="No such customer for your brand (at that time)."
+    ), 404
+
+
+@blp.errorhandler(HTTPException)
+def _http_problem(error: HTTPException) -> tuple[str, int]:
+    code = error.code or 500
+    messages = {403: "Your key's role may not open this page.", 404: "Nothing is here."}
+    message = messages.get(code, error.description or "")
+    return render_template("ui/problem.html", status=code, message=message), code
+
+
+# --- signing in and out -------------------------------------------------------------------------
+
+
+@blp.get("/")
+def home() -> Response:
+    target = "ui.customers" if signed_in() else "ui.sign_in_form"
+    return redirect(url_for(target))  # type: ignore[return-value]
+
+
+@blp.get("/sign-in")
+def sign_in_form() -> str:
+    return render_template("ui/sign_in.html", problem=None, next=_safe_next())
+
+
+@blp.post("/sign-in")
+def sign_in_post() -> Any:
+    found = resources().keys.authenticate(request.form.get("key", "").strip())
+    if found is None:
+        return _refused("That key is not a live API key.")
+    if found.role not in PAGE_ROLES:
+        return _refused("A brand key is for your CRM; sign in with an agent or compliance key.")
+    sign_in(found)
+    return redirect(_safe_next() or url_for("ui.customers"))
+
+
+def _refused(problem: str) -> tuple[str, int]:
+    return render_template("ui/sign_in.html", problem=problem, next=_safe_next()), 401
+
+
+def _safe_next() -> str | None:
+    """Where to go after signing in: only a path of these pages, never another site."""
+    target = request.values.get("next", "")
+    return target if target.startswith("/ui/") and not target.startswith("//") else None
+
+
+@blp.post("/sign-out")
+def sign_out() -> Response:
+    session.clear()
+    return redirect(url_for("ui.sign_in_form"))  # type: ignore[return-value]
+
+
+# --- finding customers --------------------------------------------------------------------------
+
+
+@blp.get("/customers")
+@page(*PAGE_ROLES)
+def customers() -> Any:
+    brand = caller().brand
+    wanted = request.args.get("customer", "").strip()
+    db = read_side().caught_up()
+    if wanted:
+        if _exists(db, brand, wanted):
+            return redirect(url_for("ui.timeline", customer=wanted))
+        return render_template("ui/customers.html", wanted=wanted, lowest={}, missing=True), 404
+    lowest = {
+        name: relationship_model.customers(db, brand, below={name: 1.01}, limit=LOWEST)
+        for name in chart.DIMENSIONS
+    }
+    return render_template("ui/customers.html", wanted="", lowest=lowest, missing=False)
+
+
+def _exists(db: Database, brand: str, customer: str) -> bool:
+    found = db.scalar(
+        "SELECT 1 FROM timeline WHERE relationship_id = ? AND brand = ? LIMIT 1",
+        [str(relationship_id(brand, customer)), brand],
+    )
+    return found is not None
+
+
+# --- one customer -------------------------------------------------------------------------------
+
+
+def as_of() -> datetime | None:
+    """The record time a compliance officer replays at; agents always see now."""
+    text = request.args.get("as_of", "").strip()
+    if not text or caller().role != "compliance":
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        abort(400, "The as-of time reads YYYY-MM-DDTHH:MM (UTC).")
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def customer_page(template: str, customer: str, **values: Any) -> str:
+    moment = values.pop("moment", None)
+    return render_template(
+        template,
+        customer=customer,
+        as_of=moment,
+        as_of_text=moment.strftime("%Y-%m-%dT%H:%M:%S") if moment else "",
+        compliance=caller().role == "compliance",
+        **values,
+    )
+
+
+@blp.get("/customers/<path:customer>/timeline")
+@page(*PAGE_ROLES)
+def timeline(customer: str) -> str:
+    brand, moment = caller().brand, as_of()
+    cursor = request.args.get("cursor") or None
+    around = request.args.get("around")
+    if around and not cursor:
+        cursor = _cursor_around(brand, customer, around)
+    try:
+        found = reads.timeline_page(
+            read_side(), brand, customer, limit=PAGE_SIZE, cursor=cursor, as_of=moment
+        )
+    except BadCursor:
+        abort(400, "That page link is not valid.")
+    consents = reads.consents(read_side(), brand, customer, as_of=moment)
+    return customer_page(
+        "ui/timeline.html",
+        customer,
+        moment=moment,
+        page=found,
+        consents=consents,
+        around=around,
+        first_page=cursor is None,
+        newer=_newer_cursor(found) if cursor else None,
+        receipts=_has_route(RECEIPTS_ENDPOINT),
+    )
+
+
+def _newer_cursor(found: TimelinePage) -> str | None:
+    """The cursor of the page of events just newer than this one (sequences run one by one)."""
+    if not found.items:
+        return None
+    return encode_cursor(int(found.items[0]["sequence"]) + PAGE_SIZE + 1)
+
+
+def _cursor_around(brand: str, customer: str, event_id: str) -> str | None:
+    """A cursor whose page holds the event (a few newer events above it), or the first page."""
+    sequence = read_side().db.scalar(
+        "SELECT sequence FROM timeline WHERE relationship_id = ? AND brand = ? AND event_id = ?",
+        [str(relationship_id(brand, customer)), brand, event_id],
+    )
+    return encode_cursor(int(sequence) + 5) if sequence else None
+
+
+def _has_route(rule: str) -> bool:
+    return any(r.rule == rule for r in current_app.url_map.iter_rules())
+
+
+@blp.get("/customers/<path:customer>/trust")
+@page(*PAGE_ROLES)
+def trust_over_time(customer: str) -> str:
+    brand, moment = caller().brand, as_of()
+    db = reads.known(read_side(), brand, customer, moment)
+    found = chart.series(ledger(), db, brand, customer, moment)
+    return customer_page(
+        "ui/trust.html", customer, moment=moment, series=found, drawing=chart.draw(found)
+    )
+
+
+@blp.get("/customers/<path:customer>/decisions")
+@page(*PAGE_ROLES)
+def decisions(customer: str) -> str:
+    brand, moment = caller().brand, as_of()
+    found = reads.timeline_page(
+        read_side(),
+        brand,
+        customer,
+        limit=PAGE_SIZE,
+        types=("push.decided",),
+        as_of=moment,
+        cursor=request.args.get("cursor") or None,
+    )
+    return customer_page("ui/decisions.html", customer, moment=moment, page=found)
+
+
+# --- compliance ---------------------------------------------------------------------------------
+
+
+@blp.get("/customers/<path:customer>/audit")
+@page(*COMPLIANCE)
+def audit(customer: str) -> str:
+    brand, moment = caller().brand, as_of()
+    found = reads.timeline_page(
+        read_side(), brand, customer, limit=PAGE_SIZE, types=("push.decided",), as_of=moment
+    )
+    audits = []
+    for item in found.items:
+        try:
+            audits.append(ledger().audit_push_decision(brand, item["data"]["push_id"]))
+        except DecisionNotFound:
+            audits.append({"push_id": item["data"]["push_id"], "missing": True})
+    return customer_page("ui/audit.html", customer, moment=moment, audits=audits, page=found)
+
+
+@blp.get("/customers/<path:customer>/export")
+@page(*COMPLIANCE)
+def export(customer: str) -> Any:
+    brand = caller().brand
+    document = _export(brand, customer)
+    text = json.dumps(document, indent=2, ensure_ascii=False, default=str)
+    if request.args.get("download"):
+        return Response(
+            text,
+            mimetype="application/json",
+            headers={"Content-Disposition": 'attachment; filename="customer-export.json"'},
+        )
+    api = _has_route(EXPORT_ENDPOINT)
+    return customer_page("ui/export.html", customer, moment=None, text=text, api=api)
+
+
+def _export(brand: str, customer: str) -> dict[str, Any]:
+    """Everything the ledger holds about the customer, as the pages can gather it."""
+    events = [event.as_dict() for event in ledger().interactions(brand, customer)]
+    document: dict[str, Any] = json.loads(
+        to_json(
+            {
+                "brand": brand,
+                "customer": customer,
+                "exported_at": datetime.now(UTC),
+                "events": events,
+                "consents": reads.consents(read_side(), brand, customer),
+            }
+        )
+    )
+    return document
+
+
+@blp.route("/customers/<path:customer>/erase", methods=["GET", "POST"])
+@page(*COMPLIANCE)
+def erase(customer: str) -> Any:
+    brand = caller().brand
+    reads.known(read_side(), brand, customer, None)
+    if request.method == "GET":
+        return customer_page("ui/erase.html", customer, problem=None, receipt=None)
+    reason = request.form.get("reason", "").strip()
+    if request.form.get("confirm", "") != customer:
+        problem = "The reference you typed is not this customer's: nothing was erased."
+        return customer_page("ui/erase.html", customer, problem=problem, receipt=None), 422
+    if not reason:
+        problem = (
+            "Say why (a ticket or request number, not the customer's data): nothing was erased."
+        )
+        return customer_page("ui/erase.html", customer, problem=problem, receipt=None), 422
+    receipt = ledger().erase(brand, customer, requested_by=key_name(caller()), reason=reason)
+    return customer_page("ui/erase.html", customer, problem=None, receipt=receipt)

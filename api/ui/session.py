@@ -1,0 +1,127 @@
+"""Who is signed in to the pages, and the guard against forged forms.
+
+The session is Flask's signed cookie (HttpOnly, SameSite=Lax). It holds the key's public id, its
+brand and role, never the key itself; every request checks that the key is still live, so a
+revoked key signs its pages out at the next click. Every POST carries the session's CSRF token.
+"""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, TypeVar, cast
+
+from flask import Flask, Request, abort, g, redirect, request, session, url_for
+from flask.sessions import SecureCookieSessionInterface
+from itsdangerous import URLSafeTimedSerializer
+
+from api.auth import Caller
+from api.context import resources
+
+PAGE_ROLES = ("agent", "compliance")
+"""A brand key is for a brand's CRM, not for people: the pages refuse it."""
+CSRF_FIELD = "csrf_token"
+SIGNER = "trustledger-pages-signer"
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class PageSessions(SecureCookieSessionInterface):
+    """Signed cookies for the pages only; the API's requests get none (they carry a key)."""
+
+    def get_signing_serializer(self, app: Flask) -> URLSafeTimedSerializer | None:
+        """Made once per process: the secret comes from the master key, read from its source."""
+        found: URLSafeTimedSerializer | None = app.extensions.get(SIGNER)
+        if found is None:
+            found = URLSafeTimedSerializer(
+                app.config["SETTINGS"].session_secret(),
+                salt=self.salt,
+                serializer=self.serializer,
+                signer_kwargs={
+                    "key_derivation": self.key_derivation,
+                    "digest_method": self.digest_method,
+                },
+            )
+            app.extensions[SIGNER] = found
+        return found
+
+    def open_session(self, app: Flask, request: Request) -> Any:
+        if not request.path.startswith("/ui"):
+            return self.session_class()
+        return super().open_session(app, request)
+
+
+def configure(app: Flask) -> None:
+    app.session_interface = PageSessions()
+    app.config.update(
+        SESSION_COOKIE_NAME="trustledger_session",
+        SESSION_COOKIE_HTTPONLY=True,
+        SESSION_COOKIE_SAMESITE="Lax",
+        SESSION_COOKIE_PATH="/ui",
+        SESSION_COOKIE_SECURE=app.config["SETTINGS"].secure_cookies.lower() in ("1", "true", "yes"),
+    )
+
+
+def csrf_token() -> str:
+    """This session's token for forms, made on first use."""
+    if CSRF_FIELD not in session:
+        session[CSRF_FIELD] = secrets.token_urlsafe(32)
+    return str(session[CSRF_FIELD])
+
+
+def check_csrf() -> None:
+    """Refuses a POST whose token is not this session's (a form posted from another site)."""
+    if request.method != "POST":
+        return
+    expected = session.get(CSRF_FIELD)
+    given = request.form.get(CSRF_FIELD, "")
+    if not expected or not hmac.compare_digest(str(expected), given):
+        abort(400, "This form has expired or did not come from these pages; reload and try again.")
+
+
+def sign_in(caller: Caller) -> None:
+    session.clear()
+    session.update(key_id=caller.key_id, brand=caller.brand, role=caller.role)
+    csrf_token()
+
+
+def signed_in() -> Caller | None:
+    """The signed-in caller, while their key is live and allowed on the pages."""
+    key_id = session.get("key_id")
+    if not key_id:
+        return None
+    caller = resources().keys.live(str(key_id))
+    if caller is None or caller.role not in PAGE_ROLES:
+        session.clear()
+        return None
+    return caller
+
+
+def page(*roles: str) -> Callable[[F], F]:
+    """A page for these roles: signed out goes to sign-in, another role gets 403."""
+
+    def decorate(view: F) -> F:
+        @wraps(view)
+        def guarded(*args: Any, **kwargs: Any) -> Any:
+            caller = signed_in()
+            if caller is None:
+                return redirect(url_for("ui.sign_in_form", next=request.full_path))
+            if caller.role not in roles:
+                abort(403)
+            g.caller = caller
+            return view(*args, **kwargs)
+
+        return cast(F, guarded)
+
+    return decorate
+
+
+def caller() -> Caller:
+    found: Caller = g.caller
+    return found
+
+
+def key_name(caller: Caller) -> str:
+    """How the ledger names who asked, e.g. for an erasure: the key, not the person's words."""
+    return f"{caller.role} key {caller.key_id}"

@@ -1,0 +1,216 @@
+"""The pages as a person uses them: a real headless Chromium against `trustledger serve` over a
+small demo. Screenshots land in tests/e2e/screenshots/ for a person to look at."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from playwright.sync_api import sync_playwright
+
+from tests.integration.test_serve import free_port
+
+ROOT = Path(__file__).parents[2]
+SHOTS = Path(__file__).parent / "screenshots"
+CHROMIUM = "/usr/bin/chromium"
+FLAGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+BRAND = "northwind-energy"
+pytestmark = pytest.mark.slow
+
+
+@dataclass(frozen=True)
+class Demo:
+    url: str
+    database: Path
+    agent: str
+    compliance: str
+    crm: str
+    before_late_event: datetime
+    late_customer: str
+
+
+def trustledger(database: Path, *args: str) -> str:
+    done = subprocess.run(
+        [sys.executable, "-m", "api", "--database-url", f"sqlite:///{database}", *args],
+        cwd=ROOT, capture_output=True, text=True, timeout=300, check=True,
+    )  # fmt: skip
+    return done.stdout
+
+
+def new_key(database: Path, role: str) -> str:
+    return trustledger(database, "keys", "create", "--brand", BRAND, "--role", role).splitlines()[
+        -1
+    ]
+
+
+def customer_with_decisions(database: Path) -> str:
+    with sqlite3.connect(database) as db:
+        rows = db.execute(
+            "SELECT customer, counts FROM relationships WHERE brand = ? ORDER BY events DESC",
+            [BRAND],
+        ).fetchall()
+    return next(c for c, counts in rows if json.loads(counts).get("push.decided"))
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
+    database = tmp_path_factory.mktemp("browser") / "demo.sqlite3"
+    trustledger(database, "migrate")
+    trustledger(database, "demo", "--customers-per-brand", "15")
+    agent, compliance, crm = (new_key(database, role) for role in ("agent", "compliance", "brand"))
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "api", "--database-url", f"sqlite:///{database}", "serve", "--port", str(port)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url, process)
+        late = customer_with_decisions(database)
+        before = datetime.now(UTC).replace(microsecond=0)
+        time.sleep(1.1)  # the late event is recorded strictly after `before`
+        post_event(url, crm, late)
+        yield Demo(url, database, agent, compliance, crm, before, late)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        output = process.communicate(timeout=30)[0]
+    assert "Traceback" not in output, output
+
+
+def wait_until_up(url: str, process: subprocess.Popen[str]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        try:
+            urllib.request.urlopen(url + "/healthz", timeout=1).close()
+            return
+        except OSError:
+            assert process.poll() is None, process.communicate()[0]
+            time.sleep(0.1)
+    raise AssertionError("the server did not start")
+
+
+def post_event(url: str, key: str, customer: str) -> None:
+    body = {
+        "event_id": f"late-{time.time_ns()}",
+        "type": "advice.given",
+        "customer": customer,
+        "occurred_at": datetime.now(UTC).isoformat(),
+        "actor": "agent-9",
+        "channel": "phone",
+        "data": {"advice_id": "late-1", "topic": "tariff", "summary": "a late word of advice"},
+    }
+    request = urllib.request.Request(
+        url + "/v1/events",
+        json.dumps(body).encode(),
+        {"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert answer.status in (200, 201)
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} is missing: `make test` installs Debian's chromium")
+    SHOTS.mkdir(exist_ok=True)
+    with sync_playwright() as driver:
+        launched = driver.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture
+def page(browser: Any, tmp_path: Path) -> Iterator[Any]:
+    context = browser.new_context(viewport={"width": 1280, "height": 800})
+    opened = context.new_page()
+    yield opened
+    context.close()
+
+
+def sign_in(page: Any, demo: Demo, key: str) -> None:
+    page.goto(demo.url + "/ui/")
+    page.get_by_label("API key").fill(key)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(re.compile(r"/ui/customers$"))
+
+
+def test_an_agent_finds_a_customer_reads_their_story_and_follows_evidence(
+    page: Any, demo: Demo
+) -> None:
+    sign_in(page, demo, demo.agent)
+    assert page.get_by_role("heading", name="Lowest scores").is_visible()
+    page.screenshot(path=SHOTS / "customers.png", full_page=True)
+    page.get_by_label("Customer reference").fill(demo.late_customer)
+    page.get_by_role("button", name="Open timeline").click()
+    page.wait_for_url(re.compile(r"/timeline$"))
+    timeline_url = page.url
+    page.request.get(timeline_url)  # warm
+    started = time.perf_counter()
+    assert page.request.get(timeline_url).ok
+    assert time.perf_counter() - started < 0.3  # server time, plus a loopback round trip
+    assert page.locator("tr[id^=event-]").count() > 0
+    assert page.get_by_text("a late word of advice").is_visible()
+    assert page.get_by_role("heading", name="Consents").is_visible()
+    assert page.get_by_role("link", name="Decision audit").count() == 0
+    page.screenshot(path=SHOTS / "timeline.png")
+
+    page.get_by_role("link", name="Trust over time").click()
+    chart = page.locator("svg.chart")
+    assert chart.is_visible() and page.locator("svg.chart polygon").count() == 3
+    page.screenshot(path=SHOTS / "trust.png", full_page=True)
+
+    page.get_by_role("link", name="Push decisions").click()
+    evidence = page.locator(".evidence a").first
+    event_id = evidence.inner_text()
+    evidence.click()
+    row = page.locator(f'[id="event-{event_id}"]')
+    row.wait_for()
+    assert row.is_visible() and "target" in (row.get_attribute("class") or "")
+    assert page.url.endswith(f"#event-{event_id}")
+    page.screenshot(path=SHOTS / "evidence.png")
+
+
+def test_an_agent_cannot_reach_compliance_pages(page: Any, demo: Demo) -> None:
+    sign_in(page, demo, demo.agent)
+    answer = page.goto(f"{demo.url}/ui/customers/{demo.late_customer}/audit")
+    assert answer.status == 403
+    assert page.get_by_text("may not open this page").is_visible()
+
+
+def test_compliance_replays_as_of_a_past_moment_and_audits(page: Any, demo: Demo) -> None:
+    sign_in(page, demo, demo.compliance)
+    page.goto(f"{demo.url}/ui/customers/{demo.late_customer}/timeline")
+    assert page.get_by_text("a late word of advice").is_visible()
+    page.get_by_label("As the ledger knew it at").fill(
+        demo.before_late_event.strftime("%Y-%m-%dT%H:%M:%S")
+    )
+    page.get_by_role("button", name="Replay").click()
+    page.wait_for_url(re.compile(r"as_of="))
+    assert page.get_by_text("Replaying: every panel shows").is_visible()
+    assert page.get_by_text("a late word of advice").count() == 0
+    page.screenshot(path=SHOTS / "replay.png")
+    page.get_by_role("link", name="Trust over time").click()
+    assert "as_of=" in page.url and page.locator("svg.chart").is_visible()
+
+    page.get_by_role("link", name="Decision audit").click()
+    assert page.locator("tbody tr").count() > 0
+    assert page.get_by_text("NO", exact=True).count() == 0  # every decision reproduces
+    page.screenshot(path=SHOTS / "audit.png", full_page=True)
+    page.get_by_role("link", name="Export").click()
+    assert page.get_by_role("link", name="Download the JSON").is_visible()

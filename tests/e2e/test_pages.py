@@ -1,0 +1,209 @@
+"""The pages through Flask's test client, on both stores: signing in, roles, CSRF, brands apart."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from api.app import close_app, create_app
+from api.auth import KeyStore
+from domain.storage import Store
+from tests.e2e.conftest import ClientFor
+from tests.factories import LATER, posted, story
+from tests.random_refs import random_brand, random_customer
+
+Browser = Callable[[str], FlaskClient]
+
+
+def token(page: str) -> str:
+    found = re.search(r'name="csrf_token" value="([^"]+)"', page)
+    assert found, page
+    return found.group(1)
+
+
+def sign_in(http: FlaskClient, key: str) -> int:
+    form = http.get("/ui/sign-in").text
+    return http.post("/ui/sign-in", data={"key": key, "csrf_token": token(form)}).status_code
+
+
+@pytest.fixture
+def customer(client_for: ClientFor) -> tuple[str, str]:
+    """A brand with one customer whose story holds every postable type."""
+    brand = random_brand()
+    customer = random_customer()
+    crm = client_for("brand", brand)
+    for answer in crm.record(*story(customer)):
+        assert answer.status_code in (200, 201), answer.text
+    return brand, customer
+
+
+@pytest.fixture
+def person(app: Flask, keys: KeyStore) -> Callable[[str, str], FlaskClient]:
+    """`person(role, brand)`: a browser signed in with a new key of that role."""
+
+    def make(role: str, brand: str) -> FlaskClient:
+        http = app.test_client()
+        assert sign_in(http, keys.create(brand, role).key) == 302
+        return http
+
+    return make
+
+
+def test_signed_out_pages_send_you_to_sign_in(app: Flask) -> None:
+    answer = app.test_client().get("/ui/customers")
+    assert answer.status_code == 302
+    assert answer.headers["Location"].startswith("/ui/sign-in")
+
+
+@pytest.mark.parametrize("role", ["agent", "compliance"])
+def test_agent_and_compliance_keys_sign_in(app: Flask, keys: KeyStore, role: str) -> None:
+    http = app.test_client()
+    assert sign_in(http, keys.create(random_brand(), role).key) == 302
+    cookie = http.get_cookie("trustledger_session", path="/ui")
+    assert cookie is not None and cookie.http_only and cookie.same_site == "Lax"
+    assert "tlk_" not in cookie.value  # the cookie names the key, never holds it
+    assert http.get("/ui/customers").status_code == 200
+
+
+def test_cookies_can_be_for_https_only(store: Store, keys: KeyStore) -> None:
+    app = create_app({"database_url": store.url, "secure_cookies": "1"})
+    try:
+        http = app.test_client()
+        http.get("/ui/sign-in")
+        assert http.get_cookie("trustledger_session", path="/ui").secure  # type: ignore[union-attr]
+    finally:
+        close_app(app)
+
+
+@pytest.mark.parametrize("key", ["brand", "tlk_nonsense", ""])
+def test_brand_keys_and_bad_keys_are_refused(app: Flask, keys: KeyStore, key: str) -> None:
+    if key == "brand":
+        key = keys.create(random_brand(), "brand").key
+    http = app.test_client()
+    assert sign_in(http, key) == 401
+    assert http.get("/ui/customers").status_code == 302
+
+
+def test_a_revoked_key_is_signed_out(app: Flask, keys: KeyStore) -> None:
+    issued = keys.create(random_brand(), "agent")
+    http = app.test_client()
+    sign_in(http, issued.key)
+    keys.revoke(issued.info.key_id)
+    assert http.get("/ui/customers").status_code == 302
+
+
+def test_a_forged_post_is_refused(app: Flask, keys: KeyStore) -> None:
+    http = app.test_client()
+    http.get("/ui/sign-in")
+    key = keys.create(random_brand(), "agent").key
+    forged = http.post("/ui/sign-in", data={"key": key, "csrf_token": "forged"})
+    assert forged.status_code == 400
+    assert http.post("/ui/sign-in", data={"key": key}).status_code == 400
+    assert http.get("/ui/customers").status_code == 302
+
+
+def test_sign_out_needs_the_token_and_ends_the_session(person: Callable[..., FlaskClient]) -> None:
+    http = person("agent", random_brand())
+    assert http.post("/ui/sign-out").status_code == 400
+    form = http.get("/ui/customers").text
+    assert http.post("/ui/sign-out", data={"csrf_token": token(form)}).status_code == 302
+    assert http.get("/ui/customers").status_code == 302
+
+
+def test_an_agent_reads_the_timeline_consents_trust_and_decisions(
+    person: Callable[..., FlaskClient], customer: tuple[str, str]
+) -> None:
+    brand, ref = customer
+    http = person("agent", brand)
+    found = http.get(f"/ui/customers?customer={ref}")
+    assert found.status_code == 302 and found.headers["Location"].endswith(f"/{ref}/timeline")
+    timeline = http.get(f"/ui/customers/{ref}/timeline").text
+    assert "switch to flex" in timeline and 'id="event-' in timeline
+    older = re.search(r'href="([^"]+)">Older events', timeline)
+    assert older
+    second = http.get(older.group(1).replace("&amp;", "&")).text
+    assert "refund by Friday" in second
+    newer = re.search(r'href="([^"]+)">Newer events', second)
+    assert newer and "switch to flex" in http.get(newer.group(1).replace("&amp;", "&")).text
+    assert "marketing" in timeline  # the consent panel
+    assert "Decision audit" not in timeline and "Erase" not in timeline  # not an agent's
+    chart = http.get(f"/ui/customers/{ref}/trust").text
+    assert "<svg" in chart and "<polygon" in chart
+    assert http.get(f"/ui/customers/{ref}/decisions").status_code == 200
+
+
+@pytest.mark.parametrize("page", ["audit", "export", "erase"])
+def test_an_agent_gets_403_on_compliance_pages(
+    person: Callable[..., FlaskClient], customer: tuple[str, str], page: str
+) -> None:
+    brand, ref = customer
+    assert person("agent", brand).get(f"/ui/customers/{ref}/{page}").status_code == 403
+    assert person("compliance", brand).get(f"/ui/customers/{ref}/{page}").status_code == 200
+
+
+@pytest.mark.parametrize("page", ["timeline", "trust", "decisions", "audit", "export", "erase"])
+def test_another_brands_customer_is_not_found(
+    person: Callable[..., FlaskClient], customer: tuple[str, str], page: str
+) -> None:
+    _, ref = customer
+    http = person("compliance", random_brand())
+    assert http.get(f"/ui/customers/{ref}/{page}").status_code == 404
+    assert http.get(f"/ui/customers?customer={ref}").status_code == 404
+
+
+def test_text_is_escaped(person: Callable[..., FlaskClient], client_for: ClientFor) -> None:
+    brand, ref = random_brand(), random_customer()
+    event = posted(
+        "promise.made", ref, promise_id="p1", summary="<script>alert(1)</script>", due_at=LATER
+    )
+    client_for("brand", brand).record(event)
+    page = person("agent", brand).get(f"/ui/customers/{ref}/timeline").text
+    assert "<script>alert(1)" not in page and "&lt;script&gt;" in page
+
+
+def test_compliance_replays_as_of_a_record_time(
+    person: Callable[..., FlaskClient], client_for: ClientFor
+) -> None:
+    brand, ref = random_brand(), random_customer()
+    crm = client_for("brand", brand)
+    first = crm.record(posted("promise.made", ref, promise_id="p1", summary="first", due_at=LATER))[
+        0
+    ].get_json()
+    crm.record(posted("promise.made", ref, promise_id="p2", summary="second", due_at=LATER))
+    moment = first["recorded_at"][:26]
+    http = person("compliance", brand)
+    now = http.get(f"/ui/customers/{ref}/timeline").text
+    then = http.get(f"/ui/customers/{ref}/timeline", query_string={"as_of": moment}).text
+    assert "second" in now and "first" in then and "second" not in then
+    agent = (
+        person("agent", brand)
+        .get(f"/ui/customers/{ref}/timeline", query_string={"as_of": moment})
+        .text
+    )
+    assert "second" in agent  # an agent always sees now
+
+
+def test_erasure_asks_for_the_reference_first(
+    person: Callable[..., FlaskClient], customer: tuple[str, str]
+) -> None:
+    brand, ref = customer
+    http = person("compliance", brand)
+    form = http.get(f"/ui/customers/{ref}/erase").text
+    wrong = http.post(
+        f"/ui/customers/{ref}/erase",
+        data={"csrf_token": token(form), "confirm": "someone-else", "reason": "ticket 1"},
+    )
+    assert wrong.status_code == 422 and "nothing was erased" in wrong.text
+    assert "switch to flex" in http.get(f"/ui/customers/{ref}/timeline").text
+    done = http.post(
+        f"/ui/customers/{ref}/erase",
+        data={"csrf_token": token(form), "confirm": ref, "reason": "ticket 1"},
+    )
+    assert done.status_code == 200 and "Erased" in done.text
+    timeline = http.get(f"/ui/customers/{ref}/timeline").text
+    assert "switch to flex" not in timeline and "[erased]" in timeline
+    assert "was erased" in http.get(f"/ui/customers/{ref}/trust").text
