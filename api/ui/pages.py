@@ -22,6 +22,7 @@ from werkzeug.exceptions import HTTPException
 
 from api import reads
 from api.context import ledger, read_side, resources
+from api.schemas.privacy import ExportSchema
 from api.ui import chart
 from api.ui.session import (
     PAGE_ROLES,
@@ -36,7 +37,7 @@ from api.ui.session import (
 from domain.errors import DecisionNotFound, RelationshipNotFound
 from domain.relationship import relationship_id
 from projections import relationships as relationship_model
-from projections.db import Database, to_json
+from projections.db import Database
 from projections.timeline import BadCursor, TimelinePage, encode_cursor
 
 blp = Blueprint(
@@ -315,19 +316,8 @@ def export(customer: str) -> Any:
 
 
 def _export(brand: str, customer: str) -> dict[str, Any]:
-    """Everything the ledger holds about the customer, as the pages can gather it."""
-    events = [event.as_dict() for event in ledger().interactions(brand, customer)]
-    document: dict[str, Any] = json.loads(
-        to_json(
-            {
-                "brand": brand,
-                "customer": customer,
-                "exported_at": datetime.now(UTC),
-                "events": events,
-                "consents": reads.consents(read_side(), brand, customer),
-            }
-        )
-    )
+    """Everything the ledger holds about the customer: the API's export, as the API shows it."""
+    document: dict[str, Any] = ExportSchema().dump(reads.export(read_side(), brand, customer))
     return document
 
 
