@@ -57,8 +57,8 @@ class PlaintextLedger(Ledger):
         self.customer_keys = CustomerKeys(MemoryKeyTable(), self._master_key)
         return Application.construct_mapper(self)
 
-    def _customer_keys(self, brand: str, relationships: dict[Any, Any]) -> dict[Any, Any]:
-        return dict.fromkeys(relationships, _Unkeyed)
+    def _customer_keys(self, brand: str, relationships: dict[Any, Any]) -> tuple[dict[Any, Any], list[Any]]:
+        return dict.fromkeys(relationships, _Unkeyed), []
 
 
 def event(customer: str) -> PostedEvent:

@@ -31,7 +31,7 @@ from domain.errors import (
     RelationshipNotFound,
 )
 from domain.gate import PushRequest, Scores, evaluate
-from domain.key_table import key_table_for
+from domain.key_table import NEW_KEYS, RECORDERS, key_table_for, rotated_away
 from domain.relationship import (
     ERASED,
     NAMESPACE,
@@ -244,6 +244,7 @@ class Ledger(Application[UUID]):
         super().__init__(
             {
                 **self.store.eventsourcing_env(),
+                **({"APPLICATION_RECORDER_TOPIC": RECORDERS[self.store.kind]} if self.store.kind in RECORDERS else {}),
                 "AGGREGATE_CACHE_MAXSIZE": "10000",
                 **(env or {}),
             }
@@ -279,7 +280,7 @@ class Ledger(Application[UUID]):
                     raise BatchRejected(errors)
                 replays.update(found)
                 continue
-            customer_keys = self._customer_keys(brand, relationships)
+            customer_keys, new_keys = self._customer_keys(brand, relationships)
             keys = [
                 IdempotencyKey(
                     brand,
@@ -292,7 +293,7 @@ class Ledger(Application[UUID]):
                 for i, event in zip(pending, events, strict=True)
             ]
             try:
-                saved = self.save(*relationships.values(), *keys)
+                saved = self._save_with_keys(new_keys, *relationships.values(), *keys)
             except IntegrityError:
                 replays.update(self._look_up_ids(brand, {i: batch[i] for i in pending}))
                 continue
@@ -336,20 +337,40 @@ class Ledger(Application[UUID]):
 
     def _customer_keys(
         self, brand: str, relationships: dict[UUID, Relationship]
-    ) -> dict[UUID, CustomerKey]:
-        """Each relationship's key; a new one's is created now, committed before its events.
-
-        A key whose events then fail to save stays unused and harmless: the retry, or the next
-        event for that customer, finds and uses it.
-        """
+    ) -> tuple[dict[UUID, CustomerKey], list[Any]]:
+        """Each relationship's key, and the rows of the new ones: those are written by the save,
+        in the same transaction as the relationships' first events (key_table.NEW_KEYS). On the
+        in-memory store, which has no such transaction, new keys are stored at once."""
         new = [
             rid
             for rid, relationship in relationships.items()
             if isinstance(relationship.pending_events[0], Relationship.Opened)
         ]
-        keys = self.customer_keys.create_many(brand, new)
+        rows: list[Any] = []
+        if self.store.kind in RECORDERS:
+            keys, rows = self.customer_keys.prepare_many(brand, new)
+        else:
+            keys = self.customer_keys.create_many(brand, new)
         keys.update({rid: self.customer_keys.require(rid) for rid in relationships if rid not in keys})
-        return keys
+        return keys, rows
+
+    def _save_with_keys(self, rows: list[Any], *objects: Any) -> Any:
+        """Saves, writing new customer keys with the events; a failed save forgets those keys."""
+        try:
+            return self.save(*objects, **{NEW_KEYS: rows})
+        except BaseException as error:
+            self.customer_keys.forget(row[0] for row in rows)
+            if rows and not isinstance(error, IntegrityError):
+                self._refuse_a_rotated_master_key(error)
+            raise
+
+    def _refuse_a_rotated_master_key(self, error: BaseException) -> None:
+        """A save that wrote keys failed: say so plainly if the master key was rotated meanwhile
+        (the recorder's guard refused the keys, which would have been wrapped by the old one)."""
+        ours = self.customer_keys.master_key.key_id
+        bound = self.customer_keys.table.claim_master_key(ours)
+        if bound != ours:
+            raise rotated_away(bound, ours) from error
 
     def _get_or_open(self, brand: str, customer: str) -> Relationship:
         try:
@@ -471,9 +492,9 @@ class Ledger(Application[UUID]):
             )
             envelope = self._decision_envelope(relationship, push, moment)
             relationship.record_push_decision(envelope, push.push_id, push.as_dict(), decision)
-            self._customer_keys(brand, {relationship.id: relationship})
+            _, new_keys = self._customer_keys(brand, {relationship.id: relationship})
             try:
-                self.save(relationship, *claim)
+                self._save_with_keys(new_keys, relationship, *claim)
             except IntegrityError:
                 continue
             return decision

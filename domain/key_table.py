@@ -16,6 +16,9 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
+from eventsourcing.postgres import PostgresApplicationRecorder
+from eventsourcing.sqlite import SQLiteApplicationRecorder
+
 from domain.errors import MasterKeyError
 
 Rewrap = Callable[[UUID, str, bytes, str], bytes]
@@ -306,3 +309,59 @@ def key_table_for(datastore: Any | None, kind: str) -> KeyTable:
 
 def _now() -> str:
     return datetime.now(UTC).isoformat()
+
+
+NEW_KEYS = "new_customer_keys"
+"""The keyword of `Application.save` that carries new customer keys into the events' transaction."""
+KeyRow = tuple[UUID, str, bytes, str, str]
+"""A new customer key as written: relationship id, brand, wrapped key, master key id, created at."""
+_INSERT_KEY = (
+    "INSERT INTO customer_keys (relationship_id, brand, wrapped_key, master_key_id, created_at)"
+    " VALUES (?, ?, ?, ?, ?)"
+)
+_GUARD_POSTGRES = (
+    # Fails (division by zero) unless the table is bound to this master key; FOR SHARE waits for a
+    # rotation in progress, as insert_or_get's check does.
+    "SELECT 1 / (master_key_id = %s)::int FROM master_key_check WHERE id = 1 FOR SHARE"
+)
+
+
+class PostgresKeyRecorder(PostgresApplicationRecorder):
+    """Writes a relationship's new key in the same transaction as its first events: one commit,
+    and never a key without its events nor events without their key."""
+
+    def _insert_events(self, curs: Any, stored_events: Any, **kwargs: Any) -> None:
+        rows: list[KeyRow] = kwargs.get(NEW_KEYS) or []
+        if rows:
+            curs.execute(_GUARD_POSTGRES, (rows[0][3],))
+            for rid, brand, wrapped, key_id, created in rows:
+                curs.execute(_INSERT_KEY.replace("?", "%s"), (rid, brand, wrapped, key_id, created))
+        super()._insert_events(curs, stored_events, **kwargs)
+
+
+class SQLiteKeyRecorder(SQLiteApplicationRecorder):
+    """The same as PostgresKeyRecorder, on SQLite (whose write transaction is already exclusive)."""
+
+    def _insert_events(self, c: Any, stored_events: Any, **kwargs: Any) -> Any:
+        rows: list[KeyRow] = kwargs.get(NEW_KEYS) or []
+        if rows:
+            # The insert comes first: it takes the write lock (waiting for it), so the check sees
+            # the latest binding; a read first would fail at once if another process wrote since.
+            c.executemany(_INSERT_KEY, [(rid.hex, b, w, k, t) for rid, b, w, k, t in rows])
+            c.execute(BOUND)
+            found = c.fetchone()
+            bound = None if found is None else str(found[0])
+            if bound != rows[0][3]:
+                raise rotated_away(str(bound), rows[0][3])
+        return super()._insert_events(c, stored_events, **kwargs)
+
+
+RECORDERS = {
+    "postgres": f"{__name__}:PostgresKeyRecorder",
+    "sqlite": f"{__name__}:SQLiteKeyRecorder",
+}
+"""The application recorder of each store (the library's APPLICATION_RECORDER_TOPIC)."""
+
+
+def now() -> str:
+    return _now()

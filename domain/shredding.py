@@ -20,6 +20,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Iterable
 from functools import lru_cache
 from typing import Any
 from uuid import UUID
@@ -31,7 +32,7 @@ from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic, resolve_topic
 
 from domain.errors import CustomerErased, MasterKeyError
-from domain.key_table import KeyTable
+from domain.key_table import KeyTable, now
 from domain.relationship import ERASED
 
 KEY_BYTES = 32
@@ -175,6 +176,24 @@ class CustomerKeys:
         for rid, key in keys.items():
             self._remember(rid, key)
         return keys
+
+    def prepare_many(self, brand: str, rids: list[UUID]) -> tuple[dict[UUID, CustomerKey], list[Any]]:
+        """New keys for new relationships, to be written in the same transaction as their first
+        events (see key_table.NEW_KEYS); known here at once, so the events can be sealed."""
+        keys: dict[UUID, CustomerKey] = {}
+        rows = []
+        for rid in rids:
+            secret = os.urandom(KEY_BYTES)
+            keys[rid] = CustomerKey(brand, rid, secret)
+            rows.append((rid, brand, self.master_key.wrap(brand, rid, secret), self.master_key.key_id, now()))
+            self._remember(rid, keys[rid])
+        return keys, rows
+
+    def forget(self, rids: Iterable[UUID]) -> None:
+        """Drops keys from this process's cache: prepared keys whose save failed were never written."""
+        with self._lock:
+            for rid in rids:
+                self._cache.pop(rid, None)
 
     def get(self, rid: UUID) -> CustomerKey | None:
         """The relationship's key, or None once it is erased."""
