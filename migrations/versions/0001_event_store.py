@@ -1,7 +1,7 @@
 """The event store: the eventsourcing library's tables, created here since the library runs with
 CREATE_TABLE=n. The SQL is what eventsourcing 9.5.6 renders (`recorder.sql_create_statements`),
 less its `es_insert_events_uuid` function: that function is used only with
-POSTGRES_ENABLE_DB_FUNCTIONS, whose insert skips the table lock, which we never set.
+the library's "enable DB functions" setting, whose insert skips the table lock: never set here.
 
 Revision ID: 0001
 Revises:
