@@ -311,21 +311,47 @@ def scores(
 ) -> Scores:
     """The incremental form at time `at`: the kept sums rescaled once, plus the derived pieces."""
     half_life: float | None = evidence["half_life"]
-    reference: datetime | None = evidence["at"]
-    shift = 1.0 if reference is None else _decay(at - reference, half_life)
-    derived = list(derived)
     dimensions = {}
-    for name in DIMENSIONS:
-        kept = evidence["dimensions"][name]
-        extra = [piece for piece in derived if piece.dimension == name]
-        positive = kept["positive"] * shift + _sum(extra, "positive", at, half_life)
-        negative = kept["negative"] * shift + _sum(extra, "negative", at, half_life)
-        movers = [_unkept(entry, name) for entry in kept["top"]] + extra
+    for name, (positive, negative, extra) in _decayed(evidence, at, derived).items():
+        movers = [_unkept(entry, name) for entry in evidence["dimensions"][name]["top"]] + extra
         dimensions[name] = Score(
             opinion(positive, negative, _base_rate(base_rates, name)),
             _top_events(movers, at, half_life),
         )
     return _scores(at, dimensions)
+
+
+def projected(
+    evidence: Mapping[str, Any],
+    at: datetime,
+    base_rates: Mapping[str, float] | None = None,
+    derived: Iterable[Piece] = (),
+) -> dict[str, float]:
+    """Each dimension's P at `at`, exactly as `scores` gives it, without ranking top events: for
+    read models that keep P only (ranking is most of the cost of `scores`)."""
+    return {
+        name: opinion(positive, negative, _base_rate(base_rates, name)).P
+        for name, (positive, negative, _) in _decayed(evidence, at, derived).items()
+    }
+
+
+def _decayed(
+    evidence: Mapping[str, Any], at: datetime, derived: Iterable[Piece]
+) -> dict[str, tuple[float, float, list[Piece]]]:
+    """Per dimension: r and s at `at` (the kept sums rescaled once, plus the derived pieces),
+    and the derived pieces of that dimension."""
+    half_life: float | None = evidence["half_life"]
+    reference: datetime | None = evidence["at"]
+    shift = 1.0 if reference is None else _decay(at - reference, half_life)
+    derived = list(derived)
+    found = {}
+    for name in DIMENSIONS:
+        kept = evidence["dimensions"][name]
+        extra = [piece for piece in derived if piece.dimension == name]
+        positive = kept["positive"] * shift + _sum(extra, "positive", at, half_life)
+        negative = kept["negative"] * shift + _sum(extra, "negative", at, half_life)
+        found[name] = (positive, negative, extra)
+    return found
 
 
 # --- the from-scratch form ------------------------------------------------------------------

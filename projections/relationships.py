@@ -224,11 +224,10 @@ def _score(row: dict[str, Any], brand_evidence: Mapping[str, Any]) -> None:
     """The row's P per dimension at its last interaction, on the brand's P then as base rate."""
     at = parse_timestamp(row["last_at"])
     assert at is not None
-    base = trust.scores(brand_evidence, at)
-    rates = {name: score.opinion.P for name, score in base.dimensions.items()}
-    scores = trust.scores(row["evidence"], at, rates, trust.derived_evidence(items(row), at))
-    for name, score in scores.dimensions.items():
-        row[name] = round(score.opinion.P, 12)
+    rates = trust.projected(brand_evidence, at)
+    scores = trust.projected(row["evidence"], at, rates, trust.derived_evidence(items(row), at))
+    for name, p in scores.items():
+        row[name] = round(p, 12)
 
 
 def relationship_row(db: Database, relationship_id: str) -> dict[str, Any] | None:

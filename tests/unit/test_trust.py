@@ -698,3 +698,24 @@ def test_the_worked_example_of_the_documentation() -> None:
         0.846,
     ]
     assert round(after.overall, 4) == 0.7101
+
+
+def test_projected_gives_the_p_of_scores_without_ranking() -> None:
+    import random as _random
+
+    from domain import trust
+
+    rng = _random.Random(7)
+    evidence = trust.empty_evidence()
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    for n in range(60):
+        dimension = rng.choice(trust.DIMENSIONS)
+        piece = trust.Piece(dimension, f"e{n}", at + timedelta(days=n), rng.random(), rng.random())
+        evidence = trust.with_pieces(evidence, [piece])
+    rates = {"consistency": 0.7, "honesty": 0.2, "expertise": 0.9}
+    later = at + timedelta(days=200)
+    derived = [trust.Piece("honesty", "d1", at + timedelta(days=10), 0.0, 1.0, "error.unadmitted")]
+    full = trust.scores(evidence, later, rates, derived)
+    assert trust.projected(evidence, later, rates, derived) == {
+        name: score.opinion.P for name, score in full.dimensions.items()
+    }
