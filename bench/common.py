@@ -9,19 +9,17 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).parents[1]
 sys.path.insert(0, str(ROOT))
 
-import psycopg  # noqa: E402
 
 from domain.application import Ledger  # noqa: E402
 from domain.shredding import MasterKey  # noqa: E402
 from domain.storage import Store  # noqa: E402
-from migrations import upgrade  # noqa: E402
+from migrations import new_postgres_database, upgrade  # noqa: E402
 
 _server_url: str | None = None
 BENCH_MASTER_KEY = MasterKey.generate()
@@ -52,13 +50,7 @@ def postgres_server() -> str:
 
 def postgres_store() -> Store:
     """A fresh, migrated PostgreSQL database."""
-    server = Store.from_url(postgres_server())
-    name = f"bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(server.conninfo(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    store = Store.from_url(server.conninfo().rsplit("/", 1)[0] + "/" + name)
-    upgrade(store)
-    return store
+    return new_postgres_database(Store.from_url(postgres_server()), "bench")
 
 
 def sqlite_store() -> Store:

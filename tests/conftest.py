@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import os
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from domain.application import Ledger
 from domain.shredding import MasterKey
 from domain.storage import Store
+from migrations import new_postgres_database as new_database
 from migrations import upgrade
 
 POSTGRES_URL_VARIABLE = "TRUSTLEDGER_TEST_POSTGRES_URL"
@@ -50,13 +49,7 @@ def migrated_postgres() -> Store:
 
 def new_postgres_database() -> Store:
     """A fresh, migrated database of its own, for tests that read the whole log."""
-    base = Store.from_url(postgres_url())
-    name = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(base.conninfo(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    store = Store.from_url(base.conninfo().rsplit("/", 1)[0] + "/" + name)
-    upgrade(store)
-    return store
+    return new_database(Store.from_url(postgres_url()), "t")
 
 
 def new_sqlite_database(directory: Path) -> Store:
