@@ -16,8 +16,12 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
+from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
+from eventsourcing.utils import retry
+from psycopg import ClientCursor
+from psycopg.sql import SQL, Identifier
 
 from domain.errors import MasterKeyError
 
@@ -326,17 +330,57 @@ _GUARD_POSTGRES = (
 )
 
 
+_INSERT_KEYS_POSTGRES = (
+    "INSERT INTO customer_keys (relationship_id, brand, wrapped_key, master_key_id, created_at)"
+    " SELECT * FROM unnest(%s::uuid[], %s::text[], %s::bytea[], %s::text[], %s::timestamptz[])"
+)
+
+
 class PostgresKeyRecorder(PostgresApplicationRecorder):
     """Writes a relationship's new key in the same transaction as its first events: one commit,
-    and never a key without its events nor events without their key."""
+    and never a key without its events nor events without their key.
 
-    def _insert_events(self, curs: Any, stored_events: Any, **kwargs: Any) -> None:
-        rows: list[KeyRow] = kwargs.get(NEW_KEYS) or []
-        if rows:
-            curs.execute(_GUARD_POSTGRES, (rows[0][3],))
-            for rid, brand, wrapped, key_id, created in rows:
-                curs.execute(_INSERT_KEY.replace("?", "%s"), (rid, brand, wrapped, key_id, created))
-        super()._insert_events(curs, stored_events, **kwargs)
+    Its save does what the library's does (the table lock, NOTIFY and the insert, in one
+    transaction) in a single round trip: the statements go together as one query, the parameters
+    bound in this process (psycopg's ClientCursor), which the server runs as one transaction. The
+    library's pipeline takes two round trips and, measured here, more time in psycopg than on the
+    wire; and its events go as one array of composites, where these go as four plain arrays.
+    """
+
+    def __init__(self, datastore: Any, **kwargs: Any) -> None:
+        super().__init__(datastore, **kwargs)
+        table = SQL("{0}.{1}").format(Identifier(datastore.schema), Identifier(self.events_table_name))
+        self.save_statements = SQL("; ").join(
+            [
+                *self.lock_table_statements,
+                SQL("NOTIFY {0}").format(Identifier(self.channel_name)),
+                SQL(
+                    "INSERT INTO {0} (originator_id, originator_version, topic, state)"
+                    " SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[])"
+                    " RETURNING notification_id"
+                ).format(table),
+            ]
+        )
+
+    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    def insert_events(self, stored_events: list[StoredEvent], **kwargs: Any) -> list[int]:
+        query: Any = self.save_statements
+        params: list[Any] = [
+            [e.originator_id for e in stored_events],
+            [e.originator_version for e in stored_events],
+            [e.topic for e in stored_events],
+            [e.state for e in stored_events],
+        ]
+        keys: list[KeyRow] = kwargs.get(NEW_KEYS) or []
+        if keys:
+            query = SQL("; ").join([SQL(_GUARD_POSTGRES), SQL(_INSERT_KEYS_POSTGRES), query])
+            params = [keys[0][3], *(list(column) for column in zip(*keys, strict=True)), *params]
+        with self.datastore.get_connection() as conn:
+            cursor = ClientCursor(conn)
+            cursor.execute(query, params)
+            while cursor.nextset():  # to the last statement's result, the insert's
+                pass
+            return [row["notification_id"] for row in cursor.fetchall()]
 
 
 class SQLiteKeyRecorder(SQLiteApplicationRecorder):
