@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -297,6 +297,7 @@ class Ledger(Application[UUID]):
             except IntegrityError:
                 replays.update(self._look_up_ids(brand, {i: batch[i] for i in pending}))
                 continue
+            self._cache(relationships.values())
             positions = {
                 (r.domain_event.originator_id, r.domain_event.originator_version): r.notification.id
                 for r in saved
@@ -384,7 +385,8 @@ class Ledger(Application[UUID]):
 
         Two queries for a whole batch (the latest snapshots of those not cached, then every event
         after what is known of each), where the repository would spend one or two per
-        relationship. What it folds goes into the repository's cache, as a get would put it.
+        relationship. What it folds goes into the cache, as the repository's get would put it;
+        what a save wrote goes there too, so this process need not read back its own events.
         """
         cache = self.repository.cache
         if self.store.kind == "memory" or cache is None:
@@ -401,9 +403,15 @@ class Ledger(Application[UUID]):
             rid = cast(UUID, stored.originator_id)
             event: Any = self.mapper.to_domain_event(stored)
             known[rid] = event.mutate(known.get(rid))
-        for rid, relationship in known.items():
-            cache.put(rid, relationship)
+        self._cache(known.values())
         return {rid: copy.deepcopy(relationship) for rid, relationship in known.items()}
+
+    def _cache(self, relationships: Iterable[Relationship]) -> None:
+        """Keeps these relationships as last seen, saved or loaded."""
+        cache = self.repository.cache
+        if cache is not None:
+            for relationship in relationships:
+                cache.put(relationship.id, relationship)
 
     def _stored(
         self, queries: dict[str, str], ids: list[UUID], after: dict[UUID, int] | None = None

@@ -11,11 +11,11 @@ from pathlib import Path
 import pytest
 
 from domain.application import Ledger
-from domain.errors import BatchRejected, ConcurrencyConflict, RelationshipNotFound
+from domain.errors import BatchRejected, ConcurrencyConflict, RejectedEvent, RelationshipNotFound
 from domain.relationship import relationship_id
 from domain.storage import Store
 from tests.conftest import new_sqlite_database, open_ledger
-from tests.factories import posted, story
+from tests.factories import LATER, posted, story
 from tests.random_refs import random_brand, random_customer
 
 ROOT = Path(__file__).parents[2]
@@ -96,6 +96,29 @@ def test_concurrent_appends_from_two_processes_lose_nothing(store: Store) -> Non
         ledger.close()
     assert {e.event_id for e in events} == recorded
     assert versions == list(range(1, len(versions) + 1))
+
+
+def test_two_ledgers_on_one_store_never_act_on_a_stale_relationship(store: Store) -> None:
+    """Each ledger (as each server worker) keeps the relationships it saw; what the other wrote
+    since makes its next save fail, and the event is judged again on the stored relationship."""
+    brand, customer = random_brand(), random_customer()
+    first, second = open_ledger(store), open_ledger(store)
+    made = posted("promise.made", customer, promise_id="p1", summary="refund", due_at=LATER)
+    answer = answered(customer, "c1")
+    kept = posted("promise.kept", customer, promise_id="p1")
+    again = posted("promise.made", customer, promise_id="p2", summary="call", due_at=LATER)
+    broken = posted("promise.broken", customer, promise_id="p2", reason="forgot")
+    assert first.record(brand, made).sequence == 2
+    assert second.record(brand, answer).sequence == 3  # type: ignore[arg-type]
+    assert first.record(brand, kept).sequence == 4, "first knew version 2: its save of 3 failed"
+    assert second.record(brand, again).sequence == 5
+    assert first.record(brand, broken).sequence == 6, "p2 was unknown to first, not to the store"
+    with pytest.raises(RejectedEvent):
+        second.record(brand, posted("promise.kept", customer, promise_id="p2"))
+    recorded = [e.event_id for e in second.interactions(brand, customer)]
+    assert recorded == [e.event_id for e in (made, answer, kept, again, broken)]  # type: ignore[attr-defined]
+    first.close()
+    second.close()
 
 
 def test_a_batch_with_one_invalid_event_stores_nothing(ledger: Ledger) -> None:
