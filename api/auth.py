@@ -15,11 +15,14 @@ import re
 import secrets
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+
+from cachetools import TTLCache
 
 from domain.storage import Store
 
@@ -73,12 +76,19 @@ def key_id_of(key: str) -> str | None:
 class KeyStore:
     """The `brands` and `api_keys` tables of one database."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(
+        self, store: Store, cache_seconds: float = 0, timer: Callable[[], float] = time.monotonic
+    ) -> None:
+        """`cache_seconds`: how long an authenticated key is trusted without asking the database
+        again (a server's requests); a key revoked through this store is forgotten at once."""
         if store.kind not in ("sqlite", "postgres"):
             raise KeyProblem(f"API keys need SQLite or PostgreSQL, not {store.kind}")
         self.store = store
         self._pool: Any = None
         self._lock = threading.Lock()
+        self._checked: TTLCache[str, Caller | None] | None = (
+            TTLCache(maxsize=1024, ttl=cache_seconds, timer=timer) if cache_seconds > 0 else None
+        )
 
     # --- operators ------------------------------------------------------------------------------
 
@@ -120,6 +130,9 @@ class KeyStore:
     def revoke(self, key_or_id: str) -> KeyInfo:
         """Revokes a key, named by its id or the whole key; revoking twice keeps the first time."""
         key_id = key_id_of(key_or_id) or key_or_id
+        if self._checked is not None:
+            with self._lock:
+                self._checked.clear()
         with self._connection() as conn:
             self._execute(
                 conn,
@@ -139,6 +152,18 @@ class KeyStore:
 
     def authenticate(self, presented: str) -> Caller | None:
         """The caller a live key belongs to, or None for a malformed, unknown or revoked key."""
+        if self._checked is None:
+            return self._authenticate(presented)
+        presented_digest = digest(presented)
+        with self._lock:
+            if presented_digest in self._checked:
+                return self._checked[presented_digest]
+        caller = self._authenticate(presented)
+        with self._lock:
+            self._checked[presented_digest] = caller
+        return caller
+
+    def _authenticate(self, presented: str) -> Caller | None:
         key_id = key_id_of(presented)
         if key_id is None:
             return None

@@ -50,7 +50,9 @@ class Resources:
         if self._keys is None:
             with self._lock:
                 if self._keys is None:
-                    self._keys = KeyStore(self.settings.store)
+                    self._keys = KeyStore(
+                        self.settings.store, cache_seconds=float(self.settings.key_cache_seconds)
+                    )
         return self._keys
 
     @property

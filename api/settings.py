@@ -39,6 +39,10 @@ class Settings:
     to sign everyone out without rotating the master key."""
     secure_cookies: str = ""
     """`1` where the pages are served over HTTPS: their session cookie is then sent only over it."""
+    key_cache_seconds: str = "2"
+    """How long a server process trusts an API key it has checked before checking it again: a
+    key revoked elsewhere (`trustledger keys revoke`) stops working within this many seconds.
+    `0` checks every request against the database."""
     new_master_key: str = ""
     """Only for `trustledger rotate-master-key`: the key to rewrap every customer key with."""
 

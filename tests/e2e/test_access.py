@@ -6,6 +6,7 @@ Every cell a role may not call is denied (403) and appends nothing; another bran
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -13,7 +14,9 @@ import pytest
 from flask import Flask
 from werkzeug.test import TestResponse
 
+from api.app import close_app, create_app, resources_of
 from api.auth import KeyStore
+from domain.storage import Store
 from tests.e2e.conftest import Client, ClientFor, as_json
 from tests.e2e.test_events import assert_problem
 from tests.factories import LATER, posted
@@ -234,12 +237,31 @@ def test_no_key_or_a_bad_one_is_401(
     assert (timeline_of(brand_a), policy_of(brand_a)) == before
 
 
-def test_a_revoked_key_is_401_from_the_next_request(client_for: ClientFor, keys: KeyStore) -> None:
+def test_a_key_revoked_by_the_server_is_401_from_the_next_request(
+    client_for: ClientFor, app: Flask
+) -> None:
     client = client_for("agent")
     customer = random_customer()
     assert_problem(call(client, "timeline", customer), 404)
-    keys.revoke(client.key)
+    resources_of(app).keys.revoke(client.key)
     assert_problem(call(client, "timeline", customer), 401)
+
+
+def test_a_key_revoked_elsewhere_is_401_once_the_key_cache_lapses(
+    store: Store, keys: KeyStore
+) -> None:
+    app = create_app({"database_url": store.url, "key_cache_seconds": "0.2"})
+    brand = random_brand()
+    issued = keys.create(brand, "agent")
+    client = Client(app.test_client(), issued.key, brand, "agent")
+    customer = random_customer()
+    assert_problem(call(client, "timeline", customer), 404)
+    keys.revoke(issued.key)  # as `trustledger keys revoke` does, from another process
+    deadline = time.monotonic() + 5
+    while call(client, "timeline", customer).status_code != 401:
+        assert time.monotonic() < deadline, "the revoked key still works after 5 s"
+        time.sleep(0.05)
+    close_app(app)
 
 
 def test_the_key_is_checked_before_the_body(client_for: ClientFor, app: Flask) -> None:

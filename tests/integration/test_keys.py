@@ -61,6 +61,24 @@ def test_a_wrong_revoked_or_malformed_key_authenticates_as_nobody(keys: KeyStore
     assert keys.authenticate(issued.key) is None
 
 
+def test_a_checked_key_is_trusted_for_the_cache_window_then_checked_again(
+    keys: KeyStore, store: Store
+) -> None:
+    now = [0.0]
+    cached = KeyStore(store, cache_seconds=2, timer=lambda: now[0])
+    issued = keys.create(random_brand(), "brand")
+    assert cached.authenticate(issued.key) is not None
+    keys.revoke(issued.key)  # elsewhere: another process
+    assert cached.authenticate(issued.key) is not None, "within the window, from the cache"
+    now[0] = 2.5
+    assert cached.authenticate(issued.key) is None, "after it, from the database"
+    other = keys.create(random_brand(), "brand")
+    assert cached.authenticate(other.key) is not None
+    cached.revoke(other.key)
+    assert cached.authenticate(other.key) is None, "a key revoked here is forgotten at once"
+    cached.close()
+
+
 def test_a_brand_is_created_once_with_its_first_key(keys: KeyStore, store: Store) -> None:
     brand = random_brand()
     assert keys.create(brand, "brand").new_brand
