@@ -51,8 +51,10 @@ class ApiBlueprint(Blueprint):  # type: ignore[misc]
     def body(self, schema: Any) -> Callable[[View], View]:
         """The JSON body, loaded by `schema`; documents 400, 413, 415 and 422."""
 
+        instance = schema() if isinstance(schema, type) else schema  # not one per request
+
         def decorator(view: View) -> View:
-            parsed = self.arguments(schema)(view)
+            parsed = self.arguments(instance)(view)
             for status, name in (
                 (400, "BAD_REQUEST"),
                 (413, "REQUEST_ENTITY_TOO_LARGE"),
