@@ -61,21 +61,24 @@ _LATEST_SNAPSHOTS = {
     " s.originator_version, s.topic, s.state FROM stored_snapshots s JOIN wanted ON s.originator_id = wanted.id"
     " WHERE s.originator_version = (SELECT max(originator_version) FROM stored_snapshots"
     " WHERE originator_id = s.originator_id)",
-    "postgres": "SELECT DISTINCT ON (originator_id) originator_id, originator_version, topic, state"
-    " FROM ledger_snapshots WHERE originator_id = ANY(%s)"
-    " ORDER BY originator_id, originator_version DESC",
+    "postgres": "SELECT s.* FROM unnest(%s::uuid[]) AS wanted(id) CROSS JOIN LATERAL"
+    " (SELECT originator_id, originator_version, topic, state FROM ledger_snapshots"
+    " WHERE originator_id = wanted.id ORDER BY originator_version DESC LIMIT 1) s",
 }
 _EVENTS_AFTER = {
     "sqlite": "WITH wanted(id, after) AS (VALUES {values}) SELECT e.originator_id,"
     " e.originator_version, e.topic, e.state FROM stored_events e JOIN wanted"
     " ON e.originator_id = wanted.id AND e.originator_version > wanted.after"
     " ORDER BY e.originator_id, e.originator_version",
-    "postgres": "SELECT e.originator_id, e.originator_version, e.topic, e.state FROM ledger_events e"
-    " JOIN unnest(%s::uuid[], %s::bigint[]) AS wanted(id, after)"
-    " ON e.originator_id = wanted.id AND e.originator_version > wanted.after"
-    " ORDER BY e.originator_id, e.originator_version",
+    "postgres": "SELECT e.* FROM unnest(%s::uuid[], %s::bigint[]) AS wanted(id, after)"
+    " CROSS JOIN LATERAL (SELECT originator_id, originator_version, topic, state FROM ledger_events"
+    " WHERE originator_id = wanted.id AND originator_version > wanted.after"
+    " ORDER BY originator_version) e",
 }
-"""The bulk loader's queries, on the library's tables (migration 0001 owns them)."""
+"""The bulk loader's queries, on the library's tables (migration 0001 owns them). On PostgreSQL
+they are prepared once, so they are written for a plan that holds for any number of ids: an
+index lookup per id (LATERAL), where a join would be planned, without the ids, as a scan of the
+whole table."""
 
 
 def neutral_base_rates(brand: str, at: datetime) -> dict[str, float]:
@@ -327,7 +330,10 @@ class Ledger(Application[UUID]):
         for i, posted in enumerate(batch):
             rid = relationship_id(brand, posted.customer)
             if rid not in relationships:
-                relationships[rid] = loaded.get(rid) or Relationship(brand, posted.customer)
+                found = loaded.get(rid)
+                relationships[rid] = (
+                    copy.deepcopy(found) if found else Relationship(brand, posted.customer)
+                )
             try:
                 relationships[rid].record(posted)
             except RejectedEvent as error:
@@ -373,20 +379,15 @@ class Ledger(Application[UUID]):
         if bound != ours:
             raise rotated_away(bound, ours) from error
 
-    def _get_or_open(self, brand: str, customer: str) -> Relationship:
-        try:
-            relationship: Relationship = self.repository.get(relationship_id(brand, customer))
-        except AggregateNotFoundError:
-            relationship = Relationship(brand, customer)
-        return relationship
-
-    def _load_many(self, ids: set[UUID]) -> dict[UUID, Relationship]:
-        """The relationships that exist among `ids`, current, each a copy for a command to change.
+    def _load_many(self, ids: set[UUID], snapshotted: set[UUID] | None = None) -> dict[UUID, Any]:
+        """The aggregates that exist among `ids`, current: shared with the cache, so a command
+        must change a copy.
 
         Two queries for a whole batch (the latest snapshots of those not cached, then every event
         after what is known of each), where the repository would spend one or two per
-        relationship. What it folds goes into the cache, as the repository's get would put it;
-        what a save wrote goes there too, so this process need not read back its own events.
+        aggregate; only one when all are cached, or only `snapshotted` ones may have snapshots.
+        What it folds goes into the cache, as the repository's get would put it; what a save
+        wrote goes there too, so this process need not read back its own events.
         """
         cache = self.repository.cache
         if self.store.kind == "memory" or cache is None:
@@ -394,24 +395,31 @@ class Ledger(Application[UUID]):
         known: dict[UUID, Any] = {}
         for rid in ids:
             with contextlib.suppress(KeyError):
-                known[rid] = copy.deepcopy(cache.get(rid))
-        for snapshot in self._stored(_LATEST_SNAPSHOTS, [i for i in ids if i not in known]):
+                known[rid] = cache.get(rid)
+        unknown = [i for i in ids if i not in known and (snapshotted is None or i in snapshotted)]
+        for snapshot in self._stored(_LATEST_SNAPSHOTS, unknown):
             folded: Any = self.mapper.to_domain_event(snapshot)
             known[cast(UUID, snapshot.originator_id)] = folded.mutate(None)
         after = {rid: known[rid].version if rid in known else 0 for rid in ids}
+        changed: dict[UUID, Any] = {}
         for stored in self._stored(_EVENTS_AFTER, list(ids), after):
             rid = cast(UUID, stored.originator_id)
+            if rid not in changed:  # never change what the cache holds
+                changed[rid] = copy.deepcopy(known[rid]) if rid in known else None
             event: Any = self.mapper.to_domain_event(stored)
-            known[rid] = event.mutate(known.get(rid))
-        self._cache(known.values())
-        return {rid: copy.deepcopy(relationship) for rid, relationship in known.items()}
+            changed[rid] = event.mutate(changed[rid])
+        known.update(changed)
+        self._cache(changed.values())
+        return known
 
-    def _cache(self, relationships: Iterable[Relationship]) -> None:
-        """Keeps these relationships as last seen, saved or loaded."""
+    def _cache(self, aggregates: Iterable[Aggregate]) -> None:
+        """Keeps relationships and policies as last seen, saved or loaded (not claims: each is
+        read once or twice, and they would push the others out)."""
         cache = self.repository.cache
         if cache is not None:
-            for relationship in relationships:
-                cache.put(relationship.id, relationship)
+            for aggregate in aggregates:
+                if isinstance(aggregate, Relationship | BrandPolicy):
+                    cache.put(aggregate.id, aggregate)
 
     def _stored(
         self, queries: dict[str, str], ids: list[UUID], after: dict[UUID, int] | None = None
@@ -429,7 +437,8 @@ class Ledger(Application[UUID]):
             return [StoredEvent(UUID(r[0]), r[1], r[2], bytes(r[3])) for r in rows]
         with datastore.get_connection() as conn, conn.cursor() as cursor:
             params: list[Any] = [ids, [(after or {}).get(i, 0) for i in ids]]
-            cursor.execute(queries["postgres"], params[: queries["postgres"].count("%s")])
+            query = queries["postgres"]
+            cursor.execute(query, params[: query.count("%s")], prepare=True)
             rows = cursor.fetchall()
         return [
             StoredEvent(r["originator_id"], r["originator_version"], r["topic"], bytes(r["state"]))
@@ -488,15 +497,21 @@ class Ledger(Application[UUID]):
             request.as_dict() if isinstance(request, PushRequest) else request
         )
         moment = now or datetime.now(UTC)
+        rid, pid = relationship_id(brand, push.customer), policy_id(brand)
+        claim_id = PushClaim.create_id(brand, push.push_id)
         for _ in range(self.max_attempts):
-            relationship = self._get_or_open(brand, push.customer)
+            # The relationship, the brand's policy and the push id's claim: one query when the
+            # first two are cached (they are read up to date all the same).
+            current = self._load_many({rid, pid, claim_id}, snapshotted={rid})
+            found = current.get(rid)
+            relationship = copy.deepcopy(found) if found else Relationship(brand, push.customer)
             recorded = self._recorded_decision(relationship, push, moment)
             if recorded is not None:
                 return recorded
-            claim = self._claim_push_id(brand, push, relationship)
-            policy = self.policy(brand)
+            claim = self._claim_push_id(brand, push, relationship, current.get(claim_id))
+            policy = current[pid].policy() if pid in current else Policy.default(brand)
             decision = evaluate(
-                relationship, self._scores(scores, relationship, moment), policy, push, moment
+                relationship, self._scores(scores, relationship, moment, policy), policy, push, moment
             )
             envelope = self._decision_envelope(relationship, push, moment)
             relationship.record_push_decision(envelope, push.push_id, push.as_dict(), decision)
@@ -505,16 +520,19 @@ class Ledger(Application[UUID]):
                 self._save_with_keys(new_keys, relationship, *claim)
             except IntegrityError:
                 continue
+            self._cache([relationship])
             return decision
         raise ConcurrencyConflict(
             f"the relationship kept changing; gave up after {self.max_attempts} attempts"
         )
 
-    def gate_scores(self, relationship: Relationship, now: datetime) -> Scores:
+    def gate_scores(
+        self, relationship: Relationship, now: datetime, policy: Policy | None = None
+    ) -> Scores:
         """A relationship's scores as the gate reads them: from its own state, at `now`, on its
-        brand's P as base rate, under the half-life of the brand's policy."""
+        brand's P as base rate, under the half-life of the brand's policy (read when not given)."""
         rates = self.base_rates(relationship.brand, now)
-        return self._scores_at(relationship, now, rates, self.policy(relationship.brand))
+        return self._scores_at(relationship, now, rates, policy or self.policy(relationship.brand))
 
     def _scores_at(
         self, relationship: Relationship, now: datetime, rates: Mapping[str, float], policy: Policy
@@ -528,10 +546,14 @@ class Ledger(Application[UUID]):
         return gate_view(scores)
 
     def _scores(
-        self, scores: Scores | ScoresProvider | None, relationship: Relationship, now: datetime
+        self,
+        scores: Scores | ScoresProvider | None,
+        relationship: Relationship,
+        now: datetime,
+        policy: Policy,
     ) -> Scores:
         if scores is None:
-            return self.gate_scores(relationship, now)
+            return self.gate_scores(relationship, now, policy)
         return scores(relationship, now) if callable(scores) else scores
 
     def _recorded_decision(
@@ -554,16 +576,16 @@ class Ledger(Application[UUID]):
         decided: PushDecided = event
         return decided
 
+    @staticmethod
     def _claim_push_id(
-        self, brand: str, push: PushRequest, relationship: Relationship
+        brand: str, push: PushRequest, relationship: Relationship, claimed: PushClaim | None
     ) -> list[PushClaim]:
         """A claim on a new push id, none if this customer holds it, a conflict if another does."""
         if "decision_sequence" in relationship.items["push"].get(push.push_id, {}):
             return []  # decided before, so claimed with that decision
-        claims: list[Any] = list(self.events.get(PushClaim.create_id(brand, push.push_id), limit=1))
-        if not claims:
+        if claimed is None:
             return [PushClaim(brand, push.push_id, relationship.id)]
-        if claims[0].relationship_id != relationship.id:
+        if claimed.relationship_id != relationship.id:
             raise PushIdConflict(push.push_id)
         return []
 
