@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import datetime, timedelta
 
+from cachetools import TTLCache
 from flask import current_app, g
 
 from api.auth import Caller, KeyStore
@@ -82,18 +83,32 @@ class Resources:
 
 class BrandBaseRates:
     """The ledger's `base_rates` hook: a relationship's base rate is its brand's P per dimension,
-    read from the brand trust read model on a connection of its own (one query at a time)."""
+    read from the brand trust read model on a connection of its own (one query at a time).
 
-    def __init__(self, store: Store) -> None:
+    A brand's rates are kept for `seconds` and used for decisions at most that far apart: the
+    P of all a brand's relationships moves slowly, the read model lags behind the log anyway,
+    and each decision records the rates it used, so its audit is exact all the same.
+    """
+
+    def __init__(self, store: Store, seconds: float = 1.0) -> None:
         self.store = store
+        self.window = timedelta(seconds=seconds)
         self._db: Database | None = None
         self._lock = threading.Lock()
+        self._kept: TTLCache[str, tuple[datetime, Mapping[str, float]]] = TTLCache(
+            maxsize=256, ttl=seconds
+        )
 
     def __call__(self, brand: str, at: datetime) -> Mapping[str, float]:
         with self._lock:
+            kept = self._kept.get(brand)
+            if kept is not None and abs(kept[0] - at) <= self.window:
+                return kept[1]
             if self._db is None:
                 self._db = Database(self.store)
-            return base_rates(brand_scores(self._db, brand, at))
+            rates = base_rates(brand_scores(self._db, brand, at))
+            self._kept[brand] = (at, rates)
+            return rates
 
     def close(self) -> None:
         with self._lock:

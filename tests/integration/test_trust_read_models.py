@@ -6,6 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from api.context import BrandBaseRates
 from domain import trust
 from domain.application import Ledger
 from projections.relationships import customers
@@ -128,4 +129,20 @@ def test_customers_below_a_score_are_one_indexed_query_lowest_first(ledger: Ledg
     with pytest.raises(ValueError, match="dimension"):
         customers(runner.db, brand, below={"charm": 0.4})
     assert base_rates(brand_scores(runner.db, brand)).keys() == set(trust.DIMENSIONS)
+    runner.close()
+
+
+def test_the_gate_reuses_a_brands_base_rates_only_within_its_window(ledger: Ledger) -> None:
+    brand, customer = random_brand(), random_customer()
+    rates = BrandBaseRates(ledger.store, seconds=60)
+    runner = Runner(ledger)
+    at = NOW + timedelta(days=1)
+    before = rates(brand, at)
+    ledger.record_batch(brand, [admitted(customer, n) for n in range(3)])
+    runner.run_once()
+    assert rates(brand, at + timedelta(seconds=30)) == before, "kept, for a decision 30 s later"
+    after = rates(brand, at + timedelta(minutes=2))
+    assert after["honesty"] > before["honesty"], "read again, for a decision 2 minutes later"
+    assert after == base_rates(brand_scores(runner.db, brand, at + timedelta(minutes=2)))
+    rates.close()
     runner.close()
