@@ -31,7 +31,8 @@ from domain.errors import (
     RelationshipNotFound,
 )
 from domain.gate import PushRequest, Scores, evaluate
-from domain.key_table import NEW_KEYS, RECORDERS, key_table_for, rotated_away
+from domain.key_table import NEW_KEYS, key_table_for, rotated_away
+from domain.recorders import EVENT_IDS, RECORDERS, EventIdClaim, MemoryLedgerRecorder
 from domain.relationship import (
     ERASED,
     NAMESPACE,
@@ -155,7 +156,8 @@ class ErasureReceipt:
 
 
 class IdempotencyKey(Aggregate, created_event_name="Claimed"):
-    """Claims one of a brand's event ids, saved atomically with the event it names."""
+    """How an event id was claimed before migration 0005 moved claims into the `event_ids` table
+    (domain/recorders.py). No longer saved; kept so the log's older claims still read."""
 
     TOPIC = "trustledger:idempotency-key"
 
@@ -247,12 +249,19 @@ class Ledger(Application[UUID]):
         super().__init__(
             {
                 **self.store.eventsourcing_env(),
-                **({"APPLICATION_RECORDER_TOPIC": RECORDERS[self.store.kind]} if self.store.kind in RECORDERS else {}),
+                "APPLICATION_RECORDER_TOPIC": RECORDERS[self.store.kind],
                 "AGGREGATE_CACHE_MAXSIZE": "10000",
                 **(env or {}),
             }
         )
         self.customer_keys.check_master_key()
+
+    def construct_recorder(self) -> Any:
+        """The ledger's recorder (domain/recorders.py); the in-memory store's factory takes no
+        recorder topic, so it is made here."""
+        if self.store.kind == "memory":
+            return MemoryLedgerRecorder()
+        return super().construct_recorder()
 
     def construct_mapper(self) -> Mapper[UUID]:
         """The mapper that seals personal fields with each customer's key (and the keys' store)."""
@@ -275,6 +284,8 @@ class Ledger(Application[UUID]):
         replays: dict[int, Recording] = {}
         for _ in range(self.max_attempts):
             pending = [i for i in range(len(batch)) if i not in replays]
+            if not pending:
+                return [replays[i] for i in range(len(batch))]
             relationships, events, errors = self._apply(brand, [batch[i] for i in pending])
             errors = {pending[i]: error for i, error in errors.items()}
             if errors:
@@ -284,19 +295,21 @@ class Ledger(Application[UUID]):
                 replays.update(found)
                 continue
             customer_keys, new_keys = self._customer_keys(brand, relationships)
-            keys = [
-                IdempotencyKey(
+            claims = [
+                EventIdClaim(
                     brand,
                     batch[i].event_id,
-                    _fingerprint(customer_keys, brand, batch[i]),
-                    relationship_id(brand, batch[i].customer),
+                    event.originator_id,
                     event.originator_version,
+                    _fingerprint(customer_keys, brand, batch[i]),
                     event.timestamp,
                 )
                 for i, event in zip(pending, events, strict=True)
             ]
             try:
-                saved = self._save_with_keys(new_keys, *relationships.values(), *keys)
+                saved = self._save_with_keys(
+                    new_keys, *relationships.values(), **{EVENT_IDS: claims}
+                )
             except IntegrityError:
                 replays.update(self._look_up_ids(brand, {i: batch[i] for i in pending}))
                 continue
@@ -306,13 +319,13 @@ class Ledger(Application[UUID]):
                 for r in saved
             }
             answers = dict(replays)
-            for i, key in zip(pending, keys, strict=True):
+            for i, claim in zip(pending, claims, strict=True):
                 answers[i] = Recording(
                     event_id=batch[i].event_id,
                     customer=batch[i].customer,
-                    sequence=key.sequence,
-                    recorded_at=key.recorded_at,
-                    position=positions.get((key.relationship_id, key.sequence)),
+                    sequence=claim.sequence,
+                    recorded_at=claim.recorded_at,
+                    position=positions.get((claim.relationship_id, claim.sequence)),
                 )
             return [answers[i] for i in range(len(batch))]
         raise ConcurrencyConflict(
@@ -354,17 +367,17 @@ class Ledger(Application[UUID]):
             if isinstance(relationship.pending_events[0], Relationship.Opened)
         ]
         rows: list[Any] = []
-        if self.store.kind in RECORDERS:
+        if self.store.kind != "memory":
             keys, rows = self.customer_keys.prepare_many(brand, new)
         else:
             keys = self.customer_keys.create_many(brand, new)
         keys.update({rid: self.customer_keys.require(rid) for rid in relationships if rid not in keys})
         return keys, rows
 
-    def _save_with_keys(self, rows: list[Any], *objects: Any) -> Any:
+    def _save_with_keys(self, rows: list[Any], *objects: Any, **kwargs: Any) -> Any:
         """Saves, writing new customer keys with the events; a failed save forgets those keys."""
         try:
-            return self.save(*objects, **{NEW_KEYS: rows})
+            return self.save(*objects, **{NEW_KEYS: rows}, **kwargs)
         except BaseException as error:
             self.customer_keys.forget(row[0] for row in rows)
             if rows and not isinstance(error, IntegrityError):
@@ -452,11 +465,11 @@ class Ledger(Application[UUID]):
         """The earlier recordings of these event ids; other content under a known id is a conflict."""
         found: dict[int, Recording] = {}
         conflicts: dict[int, LedgerError] = {}
+        claims = self.recorder.event_id_claims(brand, [p.event_id for p in batch.values()])  # type: ignore[attr-defined]
         for i, posted in batch.items():
-            claims = list(self.events.get(IdempotencyKey.create_id(brand, posted.event_id)))
-            if not claims:
+            claim = claims.get(posted.event_id)
+            if claim is None:
                 continue
-            claim: Any = claims[0]
             rid = relationship_id(brand, posted.customer)
             key = self.customer_keys.get(rid) if claim.relationship_id == rid else None
             if claim.relationship_id == rid and key is None:

@@ -16,13 +16,6 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 from uuid import UUID
 
-from eventsourcing.persistence import InterfaceError, OperationalError, StoredEvent
-from eventsourcing.postgres import PostgresApplicationRecorder
-from eventsourcing.sqlite import SQLiteApplicationRecorder
-from eventsourcing.utils import retry
-from psycopg import ClientCursor
-from psycopg.sql import SQL, Identifier
-
 from domain.errors import MasterKeyError
 
 Rewrap = Callable[[UUID, str, bytes, str], bytes]
@@ -319,92 +312,6 @@ NEW_KEYS = "new_customer_keys"
 """The keyword of `Application.save` that carries new customer keys into the events' transaction."""
 KeyRow = tuple[UUID, str, bytes, str, str]
 """A new customer key as written: relationship id, brand, wrapped key, master key id, created at."""
-_INSERT_KEY = (
-    "INSERT INTO customer_keys (relationship_id, brand, wrapped_key, master_key_id, created_at)"
-    " VALUES (?, ?, ?, ?, ?)"
-)
-_GUARD_POSTGRES = (
-    # Fails (division by zero) unless the table is bound to this master key; FOR SHARE waits for a
-    # rotation in progress, as insert_or_get's check does.
-    "SELECT 1 / (master_key_id = %s)::int FROM master_key_check WHERE id = 1 FOR SHARE"
-)
-
-
-_INSERT_KEYS_POSTGRES = (
-    "INSERT INTO customer_keys (relationship_id, brand, wrapped_key, master_key_id, created_at)"
-    " SELECT * FROM unnest(%s::uuid[], %s::text[], %s::bytea[], %s::text[], %s::timestamptz[])"
-)
-
-
-class PostgresKeyRecorder(PostgresApplicationRecorder):
-    """Writes a relationship's new key in the same transaction as its first events: one commit,
-    and never a key without its events nor events without their key.
-
-    Its save does what the library's does (the table lock, NOTIFY and the insert, in one
-    transaction) in a single round trip: the statements go together as one query, the parameters
-    bound in this process (psycopg's ClientCursor), which the server runs as one transaction. The
-    library's pipeline takes two round trips and, measured here, more time in psycopg than on the
-    wire; and its events go as one array of composites, where these go as four plain arrays.
-    """
-
-    def __init__(self, datastore: Any, **kwargs: Any) -> None:
-        super().__init__(datastore, **kwargs)
-        table = SQL("{0}.{1}").format(Identifier(datastore.schema), Identifier(self.events_table_name))
-        self.save_statements = SQL("; ").join(
-            [
-                *self.lock_table_statements,
-                SQL("NOTIFY {0}").format(Identifier(self.channel_name)),
-                SQL(
-                    "INSERT INTO {0} (originator_id, originator_version, topic, state)"
-                    " SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[])"
-                    " RETURNING notification_id"
-                ).format(table),
-            ]
-        )
-
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
-    def insert_events(self, stored_events: list[StoredEvent], **kwargs: Any) -> list[int]:
-        query: Any = self.save_statements
-        params: list[Any] = [
-            [e.originator_id for e in stored_events],
-            [e.originator_version for e in stored_events],
-            [e.topic for e in stored_events],
-            [e.state for e in stored_events],
-        ]
-        keys: list[KeyRow] = kwargs.get(NEW_KEYS) or []
-        if keys:
-            query = SQL("; ").join([SQL(_GUARD_POSTGRES), SQL(_INSERT_KEYS_POSTGRES), query])
-            params = [keys[0][3], *(list(column) for column in zip(*keys, strict=True)), *params]
-        with self.datastore.get_connection() as conn:
-            cursor = ClientCursor(conn)
-            cursor.execute(query, params)
-            while cursor.nextset():  # to the last statement's result, the insert's
-                pass
-            return [row["notification_id"] for row in cursor.fetchall()]
-
-
-class SQLiteKeyRecorder(SQLiteApplicationRecorder):
-    """The same as PostgresKeyRecorder, on SQLite (whose write transaction is already exclusive)."""
-
-    def _insert_events(self, c: Any, stored_events: Any, **kwargs: Any) -> Any:
-        rows: list[KeyRow] = kwargs.get(NEW_KEYS) or []
-        if rows:
-            # The insert comes first: it takes the write lock (waiting for it), so the check sees
-            # the latest binding; a read first would fail at once if another process wrote since.
-            c.executemany(_INSERT_KEY, [(rid.hex, b, w, k, t) for rid, b, w, k, t in rows])
-            c.execute(BOUND)
-            found = c.fetchone()
-            bound = None if found is None else str(found[0])
-            if bound != rows[0][3]:
-                raise rotated_away(str(bound), rows[0][3])
-        return super()._insert_events(c, stored_events, **kwargs)
-
-
-RECORDERS = {
-    "postgres": f"{__name__}:PostgresKeyRecorder",
-    "sqlite": f"{__name__}:SQLiteKeyRecorder",
-}
-"""The application recorder of each store (the library's APPLICATION_RECORDER_TOPIC)."""
 
 
 def now() -> str:

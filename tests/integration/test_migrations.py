@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import psycopg
 import pytest
+from alembic import command
 from eventsourcing.application import Application
 
-from domain.application import Ledger
+from domain.application import IdempotencyKey, Ledger
+from domain.errors import EventIdConflict
 from domain.storage import Store
-from migrations import current, upgrade
-from tests.conftest import new_postgres_database
+from migrations import alembic_config, current, upgrade
+from tests.conftest import new_postgres_database, open_ledger
+from tests.factories import story
+from tests.random_refs import random_brand, random_customer
 
 
 class LibraryLedger(Application[UUID]):
@@ -99,3 +104,28 @@ def test_the_migrated_sqlite_schema_is_what_the_library_creates(tmp_path: Path) 
     create_library_tables(by_library)
     tables = ("stored_events", "stored_snapshots")
     assert sqlite_schema(migrated.path, tables) == sqlite_schema(by_library.path, tables)
+
+
+def test_event_ids_claimed_in_the_log_before_0005_are_still_claimed_after_it(
+    empty_store: Store,
+) -> None:
+    """Before 0005 a claim was an IdempotencyKey aggregate in the log; 0005 copies them over."""
+    brand, event = random_brand(), story(random_customer())[0]
+    ledger = open_ledger(empty_store)
+    first = ledger.record(brand, event)
+    claim = ledger.recorder.event_id_claims(brand, [event.event_id])[event.event_id]  # type: ignore[attr-defined]
+    ledger.save(  # what the ledger wrote before 0005, beside the event
+        IdempotencyKey(
+            brand, event.event_id, claim.fingerprint, claim.relationship_id, claim.sequence,
+            claim.recorded_at,
+        )
+    )
+    ledger.close()
+    command.downgrade(alembic_config(empty_store), "0004")
+    upgrade(empty_store)
+    ledger = open_ledger(empty_store)
+    again = ledger.record(brand, event)
+    assert again.replayed and (again.sequence, again.recorded_at) == (first.sequence, first.recorded_at)
+    with pytest.raises(EventIdConflict):
+        ledger.record(brand, replace(event, actor="someone-else"))
+    ledger.close()
