@@ -13,7 +13,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
-from functools import cache
+from functools import cache, lru_cache
 from typing import Any, ClassVar, TypeVar, cast
 from uuid import UUID, uuid5
 
@@ -48,8 +48,10 @@ ERASED = "[erased]"
 """What a personal field reads as once the customer is erased (their key destroyed)."""
 
 
+@lru_cache(maxsize=65536)
 def relationship_id(brand: str, customer: str) -> UUID:
-    """The stable id of a brand x customer relationship."""
+    """The stable id of a brand x customer relationship (kept for the customers seen lately:
+    a batch asks for each several times)."""
     return uuid5(NAMESPACE, json.dumps(["relationship", brand, customer]))
 
 
