@@ -13,9 +13,6 @@ the goal (p99 <= 5 ms). It asserts nothing. Under 2 minutes.
 from __future__ import annotations
 
 import argparse
-import http.client
-import json
-import multiprocessing
 import random
 import sys
 import time
@@ -30,11 +27,10 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from api.auth import KeyStore  # noqa: E402
-from bench.common import open_ledger  # noqa: E402  (sets the master key)
+from bench.common import load, open_ledger  # noqa: E402  (sets the master key)
 from bench.http_ingest import (  # noqa: E402
     CLIENTS,
     WORKERS,
-    Run,
     baseline_server,
     fresh_database,
     ledger_server,
@@ -96,60 +92,18 @@ def request(client: int, i: int) -> dict[str, Any]:
     }
 
 
-def client_loop(port: int, key: str, baseline: bool, seconds: float, results: Any) -> None:
-    latencies: list[float] = []
-    failures, outcomes = 0, {}
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    deadline = time.monotonic() + seconds
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    i = 0
-    while time.monotonic() < deadline:
-        asked = request(0, i)
-        if not baseline:
-            asked.pop("row")
-        i += 1
-        started = time.perf_counter()
-        conn.request("POST", "/v1/push-decisions", json.dumps(asked), headers)
-        answer = conn.getresponse()
-        body = answer.read()
-        latencies.append((time.perf_counter() - started) * 1000)
-        if answer.status != 200:
-            failures += 1
-        else:
-            outcome = json.loads(body)["outcome"]
-            outcomes[outcome] = outcomes.get(outcome, 0) + 1
-        if answer.getheader("Connection", "").lower() == "close" or answer.will_close:
-            conn.close()
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    conn.close()
-    results.put((latencies, failures, outcomes))
+def decisions(client: int, i: int) -> tuple[str, Any]:
+    asked = request(client, i)
+    asked.pop("row")
+    return "/v1/push-decisions", asked
 
 
-def load(
-    name: str, port: int, key: str, baseline: bool, seconds: float
-) -> tuple[Run, dict[str, int]]:
-    warm = multiprocessing.Queue()  # type: ignore[var-annotated]
-    client_loop(port, key, baseline, 1.0, warm)
-    warm.get()
-    results = multiprocessing.Queue()  # type: ignore[var-annotated]
-    clients = [
-        multiprocessing.Process(target=client_loop, args=(port, key, baseline, seconds, results))
-        for _ in range(CLIENTS)
-    ]
-    started = time.monotonic()
-    for c in clients:
-        c.start()
-    collected = [results.get() for _ in clients]
-    for c in clients:
-        c.join()
-    elapsed = time.monotonic() - started
-    latencies = [ms for part, _, _ in collected for ms in part]
-    outcomes: dict[str, int] = {}
-    for _, _, seen in collected:
-        for outcome, count in seen.items():
-            outcomes[outcome] = outcomes.get(outcome, 0) + count
-    failures = sum(f for _, f, _ in collected)
-    return Run(name, len(latencies), len(latencies), elapsed, latencies, failures), outcomes
+def lookups(client: int, i: int) -> tuple[str, Any]:
+    return "/v1/push-decisions", request(client, i)
+
+
+def outcome(answer: Any) -> str:
+    return str(answer["outcome"])
 
 
 def main() -> None:
@@ -166,12 +120,15 @@ def main() -> None:
         f" {CUSTOMERS} customers, {seconds:.0f} s each"
     )
     with baseline_server(store, lock=False) as port:
-        base, _ = load("baseline (one indexed lookup)", port, key, True, seconds)
+        base = load("baseline (one indexed lookup)", port, key, lookups, seconds, CLIENTS)
     print(base.line(), flush=True)
     with ledger_server(store) as port:
-        gate, outcomes = load("ledger, POST /v1/push-decisions", port, key, False, seconds)
+        gate = load(
+            "ledger, POST /v1/push-decisions", port, key, decisions, seconds, CLIENTS,
+            tally=outcome,
+        )
     print(gate.line(), flush=True)
-    print(f"  outcomes: {outcomes}")
+    print(f"  outcomes: {gate.tallies}")
     print()
     p50, p99 = gate.percentile(50), gate.percentile(99)
     print(

@@ -15,9 +15,7 @@ It prints; it asserts nothing.
 from __future__ import annotations
 
 import argparse
-import http.client
 import json
-import multiprocessing
 import os
 import signal
 import socket
@@ -27,7 +25,6 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,44 +34,13 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from api.auth import KeyStore  # noqa: E402
-from bench.common import open_ledger, postgres_store  # noqa: E402  (sets the master key)
+from bench.common import Run, load, open_ledger, postgres_store  # noqa: E402  (sets the master key)
 from domain.storage import Store  # noqa: E402
 
 CLIENTS = 4
 WORKERS = 2
 BATCH = 100
 CUSTOMERS = 2000
-
-
-@dataclass
-class Run:
-    name: str
-    requests: int
-    events: int
-    seconds: float
-    latencies_ms: list[float]
-    failures: int
-
-    @property
-    def rps(self) -> float:
-        return self.requests / self.seconds
-
-    @property
-    def eps(self) -> float:
-        return self.events / self.seconds
-
-    def percentile(self, p: float) -> float:
-        ordered = sorted(self.latencies_ms)
-        if not ordered:
-            return float("nan")
-        return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
-
-    def line(self) -> str:
-        return (
-            f"{self.name:<34} {self.rps:>8.0f} req/s {self.eps:>9.0f} events/s"
-            f"   p50 {self.percentile(50):6.2f} ms   p99 {self.percentile(99):6.2f} ms"
-            + (f"   FAILED {self.failures}" if self.failures else "")
-        )
 
 
 # --- the database and the servers -------------------------------------------------------------
@@ -153,51 +119,17 @@ def event(client: int, i: int) -> dict[str, Any]:
     }
 
 
-def client_loop(
-    port: int, key: str, path: str, per_request: int, seconds: float, client: int, results: Any
-) -> None:
-    latencies: list[float] = []
-    failures = 0
-    deadline = time.monotonic() + seconds
-    i = 0
-    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    while time.monotonic() < deadline:
-        events = [event(client, i + j) for j in range(per_request)]
-        i += per_request
-        body = json.dumps(events[0] if per_request == 1 else {"events": events})
-        started = time.perf_counter()
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        conn.request("POST", path, body, headers)
-        answer = conn.getresponse()
-        answer.read()
-        conn.close()
-        latencies.append((time.perf_counter() - started) * 1000)
-        failures += answer.status != 201
-    results.put((latencies, failures))
+def singles(client: int, i: int) -> tuple[str, Any]:
+    return "/v1/events", event(client, i)
 
 
-def load(name: str, port: int, key: str, per_request: int, seconds: float) -> Run:
-    path = "/v1/events" if per_request == 1 else "/v1/events/batch"
-    warm = multiprocessing.Queue()  # type: ignore[var-annotated]
-    client_loop(port, key, path, per_request, 1.0, 99, warm)  # warm up both workers' connections
-    warm.get()
-    results = multiprocessing.Queue()  # type: ignore[var-annotated]
-    clients = [
-        multiprocessing.Process(
-            target=client_loop, args=(port, key, path, per_request, seconds, c, results)
-        )
-        for c in range(CLIENTS)
-    ]
-    started = time.monotonic()
-    for c in clients:
-        c.start()
-    collected = [results.get() for _ in clients]
-    for c in clients:
-        c.join()
-    elapsed = time.monotonic() - started
-    latencies = [ms for part, _ in collected for ms in part]
-    failures = sum(f for _, f in collected)
-    return Run(name, len(latencies), len(latencies) * per_request, elapsed, latencies, failures)
+def batches(client: int, i: int) -> tuple[str, Any]:
+    return "/v1/events/batch", {"events": [event(client, i * BATCH + j) for j in range(BATCH)]}
+
+
+def ingest(name: str, port: int, key: str, per_request: int, seconds: float) -> Run:
+    requests = singles if per_request == 1 else batches
+    return load(name, port, key, requests, seconds, CLIENTS, per_request)
 
 
 def main() -> None:
@@ -222,7 +154,7 @@ def main() -> None:
     )
     for name, serve, per_request in measure:
         with serve() as port:
-            runs[name] = load(name, port, key, per_request, seconds)
+            runs[name] = ingest(name, port, key, per_request, seconds)
         print(runs[name].line(), flush=True)
     report(runs)
     print()
@@ -293,7 +225,8 @@ def breakdown(store: Store) -> None:
         ("raw INSERT inside LOCK TABLE", lambda i: insert(i, lock=True), 300),
         ("check a key (one indexed SELECT)", lambda i: keys.authenticate(key), 300),
         ("parse one event (marshmallow)", lambda i: one.load(event(9, i)), 300),
-        ("Ledger.record one event", lambda i: record(one.load(event(9, i))), 300),
+        ("Ledger.record, a new customer", lambda i: record(one.load(event(9, i))), 300),
+        ("Ledger.record, the same customers again", lambda i: record(one.load(event(9, i))), 300),
         ("parse a batch of 100", lambda i: many.load(batches[i]), 20),
         ("Ledger.record_batch, 100 customers", lambda i: record_all(batches[i]), 20),
         ("Ledger.record_batch, 1 customer", lambda i: record_all(lone[i]), 20),
