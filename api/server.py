@@ -27,6 +27,7 @@ def serve_in_process(config: Mapping[str, Any], host: str, port: int) -> None:
     app = create_app(config)
     # Opening the ledger now stops the service at start on a wrong master key.
     runner = Runner(resources_of(app).ledger)
+    settle_garbage_collection()
     stop_projections = runner.start()
     try:
         run_simple(host, port, app, threaded=True, use_reloader=False)
