@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID
 
 import psycopg
 
@@ -133,6 +134,19 @@ class Database:
     def scalar(self, statement: str, params: Sequence[Any] = ()) -> Any:
         rows = self.query(statement, params)
         return rows[0][0] if rows else None
+
+    def customer_keys(self, rids: Sequence[UUID]) -> list[tuple[UUID, str, bytes]]:
+        """The wrapped keys of these relationships (those not erased), for CustomerKeys.preload."""
+        found: list[tuple[UUID, str, bytes]] = []
+        for start in range(0, len(rids), 500):
+            chunk = rids[start : start + 500]
+            rows = self.query(
+                "SELECT relationship_id, brand, wrapped_key FROM customer_keys"
+                f" WHERE relationship_id IN ({', '.join('?' for _ in chunk)})",
+                [rid.hex if self.is_sqlite else rid for rid in chunk],
+            )
+            found.extend((UUID(str(rid)), brand, bytes(wrapped)) for rid, brand, wrapped in rows)
+        return found
 
     def table_exists(self, table: str) -> bool:
         if self.is_sqlite:
