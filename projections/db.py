@@ -161,20 +161,71 @@ class Database:
         return bool(found)
 
     def copy_table(self, table: str, copy: str) -> None:
-        """Creates an empty `copy` of `table`, with its constraints and indexes."""
+        """Creates an empty `copy` of `table` with its primary key, which upserts need; its other
+        indexes come with `index_copy` or `swap_in`, since building an index once costs less than
+        keeping it up to date row by row through a replay."""
         self.execute(f"DROP TABLE IF EXISTS {copy}")
-        if not self.is_sqlite:
-            self.execute(f"CREATE TABLE {copy} (LIKE {table} INCLUDING ALL)")
+        if self.is_sqlite:
+            sql = self.scalar(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", [table]
+            )
+            # From the parenthesis on (a rename leaves the name quoted): columns and constraints.
+            self.execute(f"CREATE TABLE {copy} {sql[sql.index('(') :]}")
             return
-        statements = self.query(
-            "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = ? AND sql IS NOT NULL"
-            " ORDER BY type = 'index'",
+        self.execute(f"CREATE TABLE {copy} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
+        for name, definition in self.query(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
+            " WHERE conrelid = ?::regclass AND contype IN ('p', 'u') ORDER BY conname",
             [table],
-        )
-        for kind, name, sql in statements:
-            if kind == "table":
-                self.execute(sql.replace(f"CREATE TABLE {table}", f"CREATE TABLE {copy}", 1))
-            else:
-                self.execute(
-                    sql.replace(f"INDEX {name} ON {table}", f"INDEX {name}__{copy} ON {copy}", 1)
-                )
+        ):
+            self.execute(f"ALTER TABLE {copy} ADD CONSTRAINT {name}__{copy} {definition}")
+
+    def index_copy(self, table: str, copy: str) -> None:
+        """On PostgreSQL, builds the copy's other indexes (named `<index>__<copy>` until the
+        swap), before the swap's transaction locks the live table. SQLite cannot rename an
+        index: there `swap_in` builds them."""
+        if self.is_sqlite:
+            return
+        for name, definition in self._secondary_indexes(table):
+            self.execute(_index_on(definition, f"{name}__{copy}", copy))
+
+    def swap_in(self, table: str, copy: str) -> None:
+        """Replaces `table` by `copy` (made by copy_table, then index_copy) under the table's
+        name, its indexes and constraints under theirs, in the caller's transaction: readers
+        see the old rows until it commits."""
+        indexes = self._secondary_indexes(table)
+        self.execute(f"DROP TABLE {table}")
+        self.execute(f"ALTER TABLE {copy} RENAME TO {table}")
+        if self.is_sqlite:
+            for _, sql in indexes:
+                self.execute(sql)
+            return
+        suffix = f"__{copy}"
+        for (name,) in self.query(
+            "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = ?::regclass",
+            [table],
+        ):
+            if name.endswith(suffix):  # renaming a constraint's index renames the constraint
+                self.execute(f"ALTER INDEX {name} RENAME TO {name.removesuffix(suffix)}")
+
+    def _secondary_indexes(self, table: str) -> list[tuple[str, str]]:
+        """The table's indexes other than its constraints': name and the statement creating it."""
+        if self.is_sqlite:
+            statement = (
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ?"
+                " AND sql IS NOT NULL ORDER BY rowid"  # as created, as migrated
+            )
+        else:
+            statement = (
+                "SELECT i.relname, pg_get_indexdef(i.oid) FROM pg_index x"
+                " JOIN pg_class i ON i.oid = x.indexrelid WHERE x.indrelid = ?::regclass"
+                " AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.oid)"
+                " ORDER BY i.relname"
+            )
+        return [(name, sql) for name, sql in self.query(statement, [table])]
+
+
+def _index_on(definition: str, name: str, table: str) -> str:
+    """PostgreSQL's definition of an index (pg_get_indexdef), for another name and table."""
+    create = "CREATE UNIQUE INDEX" if definition.startswith("CREATE UNIQUE") else "CREATE INDEX"
+    return f"{create} {name} ON {table} USING {definition.partition(' USING ')[2]}"

@@ -271,6 +271,9 @@ class Runner:
                 self.db.copy_table(table, copy)
         state = Progress(head=self.head())
         done = self._replay(0, state.head, tables, state, progress)
+        if not verify:
+            for table, copy in rebuilt.items():
+                self.db.index_copy(table, copy)
         with self.db.transaction():
             live = self._lock_positions()
             head = max(self.head(), done)
@@ -282,14 +285,14 @@ class Runner:
                     differences.update({t: self._compare(t, rebuilt[t]) for t in model.tables})
                 else:
                     for table in model.tables:
-                        self.db.execute(f"DELETE FROM {table}")
-                        self.db.execute(f"INSERT INTO {table} SELECT * FROM {rebuilt[table]}")
+                        self.db.swap_in(table, rebuilt[table])
                 self.db.execute(
                     "UPDATE projection_positions SET position = ? WHERE name = ?",
                     [head, model.name],
                 )
-            for copy in rebuilt.values():
-                self.db.execute(f"DROP TABLE {copy}")
+            if verify:
+                for copy in rebuilt.values():
+                    self.db.execute(f"DROP TABLE {copy}")
         return {t: d for t, d in differences.items() if d}
 
     def _replay(
