@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
 import psycopg
@@ -42,6 +42,16 @@ def _json_default(value: object) -> object:
     if isinstance(value, datetime):
         return value.isoformat()
     raise TypeError(f"cannot store {type(value).__name__} as JSON")
+
+
+Id = TypeVar("Id", str, UUID)
+
+
+def chunks(values: Iterable[Id], size: int = 500) -> Iterator[list[Id]]:
+    """Values in sorted chunks, for `IN (...)` lists of a bounded length."""
+    ordered = sorted(values)
+    for start in range(0, len(ordered), size):
+        yield ordered[start : start + size]
 
 
 class Database:
@@ -131,22 +141,29 @@ class Database:
             cursor.execute(self.sql(statement), params)
             return cursor.fetchall()
 
+    def query_in(self, select: str, column: str, values: Iterable[Id], tail: str = "") -> list[Row]:
+        """`select` WHERE `column` IN (the values) `tail`: one query per 500 values."""
+        found: list[Row] = []
+        for chunk in chunks(values):
+            found.extend(
+                self.query(
+                    f"{select} WHERE {column} IN ({', '.join('?' for _ in chunk)}) {tail}", chunk
+                )
+            )
+        return found
+
     def scalar(self, statement: str, params: Sequence[Any] = ()) -> Any:
         rows = self.query(statement, params)
         return rows[0][0] if rows else None
 
-    def customer_keys(self, rids: Sequence[UUID]) -> list[tuple[UUID, str, bytes]]:
+    def customer_keys(self, rids: Iterable[UUID]) -> list[tuple[UUID, str, bytes]]:
         """The wrapped keys of these relationships (those not erased), for CustomerKeys.preload."""
-        found: list[tuple[UUID, str, bytes]] = []
-        for start in range(0, len(rids), 500):
-            chunk = rids[start : start + 500]
-            rows = self.query(
-                "SELECT relationship_id, brand, wrapped_key FROM customer_keys"
-                f" WHERE relationship_id IN ({', '.join('?' for _ in chunk)})",
-                [rid.hex if self.is_sqlite else rid for rid in chunk],
-            )
-            found.extend((UUID(str(rid)), brand, bytes(wrapped)) for rid, brand, wrapped in rows)
-        return found
+        select = "SELECT relationship_id, brand, wrapped_key FROM customer_keys"
+        if self.is_sqlite:  # as domain/key_table.py keeps them: hex on SQLite, uuid on PostgreSQL
+            rows = self.query_in(select, "relationship_id", [rid.hex for rid in rids])
+        else:
+            rows = self.query_in(select, "relationship_id", rids)
+        return [(UUID(str(rid)), brand, bytes(wrapped)) for rid, brand, wrapped in rows]
 
     def table_exists(self, table: str) -> bool:
         if self.is_sqlite:
