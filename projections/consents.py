@@ -75,7 +75,7 @@ def _changes(
                 "jurisdiction": data.get("jurisdiction"),
                 "expires_at": timestamp(data.get("expires_at")),
             }
-            for channel in data["channels"]
+            for channel in dict.fromkeys(data["channels"])  # a channel named twice: one row
         ]
     if event.TYPE == "consent.withdrawn":
         purposes = None if data["purpose"] == EVERY_PURPOSE else {data["purpose"]}

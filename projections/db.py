@@ -70,6 +70,9 @@ class Database:
             self._sqlite.execute("PRAGMA secure_delete=ON")
         else:
             self._pg = psycopg.connect(store.conninfo(), autocommit=True)
+        self._fresh: set[str] = set()
+        """Tables made by copy_table and not yet swapped in or dropped: filled by a replay that
+        delivers each event once, so nothing inserted there can conflict."""
 
     def close(self) -> None:
         (self._sqlite if self.is_sqlite else self._pg).close()
@@ -124,15 +127,25 @@ class Database:
         table, _, columns = head.removeprefix("INSERT INTO ").partition(" ")
         columns = columns.strip("()")
         staging = f"staging_{table}"
+        if table in self._fresh and conflict == " ON CONFLICT DO NOTHING":
+            self._copy(table, columns, rows)  # nothing to skip: straight in, a third faster
+            return
         with self._pg.cursor() as cursor:
             cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {table})")
-            with cursor.copy(f"COPY {staging} ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+        self._copy(staging, columns, rows)
+        with self._pg.cursor() as cursor:
             cursor.execute(
                 f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging}{conflict}"
             )
             cursor.execute(f"TRUNCATE {staging}")
+
+    def _copy(self, table: str, columns: str, rows: Sequence[Sequence[Any]]) -> None:
+        with (
+            self._pg.cursor() as cursor,
+            cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
 
     def query(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
         if self.is_sqlite:
@@ -196,6 +209,11 @@ class Database:
             [table],
         ):
             self.execute(f"ALTER TABLE {copy} ADD CONSTRAINT {name}__{copy} {definition}")
+        self._fresh.add(copy)
+
+    def drop_copy(self, copy: str) -> None:
+        self._fresh.discard(copy)
+        self.execute(f"DROP TABLE {copy}")
 
     def index_copy(self, table: str, copy: str) -> None:
         """On PostgreSQL, builds the copy's other indexes (named `<index>__<copy>` until the
@@ -211,6 +229,7 @@ class Database:
         name, its indexes and constraints under theirs, in the caller's transaction: readers
         see the old rows until it commits."""
         indexes = self._secondary_indexes(table)
+        self._fresh.discard(copy)
         self.execute(f"DROP TABLE {table}")
         self.execute(f"ALTER TABLE {copy} RENAME TO {table}")
         if self.is_sqlite:

@@ -292,7 +292,7 @@ class Runner:
                 )
             if verify:
                 for copy in rebuilt.values():
-                    self.db.execute(f"DROP TABLE {copy}")
+                    self.db.drop_copy(copy)
         return {t: d for t, d in differences.items() if d}
 
     def _replay(
