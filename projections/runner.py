@@ -13,6 +13,7 @@ and wakes on the same LISTEN/NOTIFY channel the library's inserts notify.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import logging
 import threading
@@ -211,15 +212,17 @@ class Runner:
     ) -> None:
         """One transaction: the page's effect on each model that has not applied it, and positions."""
         events, positions = self._decode(notifications)
+        pages: dict[int, Page] = {}  # by where a model starts in it: usually one for all
         with self.db.transaction():
             current = self._lock_positions() if track else {}
             for model in models:
                 since = current.get(model.name, 0)
                 if track and since >= last:
                     continue
-                chosen = [(p, e) for p, e in zip(positions, events, strict=True) if p > since]
-                page = Page([e for _, e in chosen], [p for p, _ in chosen], last, self._brand_of)
-                model.apply(self.db, page, tables)
+                start = bisect.bisect_right(positions, since)
+                if start not in pages:
+                    pages[start] = Page(events[start:], positions[start:], last, self._brand_of)
+                model.apply(self.db, pages[start], tables)
                 if track:
                     self.db.execute(
                         "UPDATE projection_positions SET position = ? WHERE name = ?",
