@@ -33,12 +33,9 @@ class Relationships:
     tables: tuple[str, ...] = ("relationships", "brand_trust")
 
     def apply(self, db: Database, page: Page, tables: Mapping[str, str]) -> None:
-        rows = _load(
-            db, tables["relationships"], {str(event.originator_id) for event in page.events}
-        )
-        brands = _load_brands(
-            db, tables["brand_trust"], {page.brand(e.originator_id) for e in page.events}
-        )
+        ids = {event.originator_id for event in page.events}
+        rows = _load(db, tables["relationships"], {str(rid) for rid in ids})
+        brands = _load_brands(db, tables["brand_trust"], {page.brand(rid) for rid in ids})
         moments: dict[str, Moment] = {}
         for event in page.events:
             rid = str(event.originator_id)
