@@ -73,8 +73,12 @@ def measure(script: str, store: Store) -> dict[str, float]:
 
 
 def rebuild_figures(kind: str, store: Store) -> None:
+    """Each measured rebuild follows an unmeasured one, so that both replace live tables that
+    hold what the log does, as in production: otherwise the rebuild of N replaced empty tables
+    and the rebuild of 2N tables of N events, and the ratio counted that difference too."""
     ledger = open_ledger(store)
     load(ledger, N)
+    measure(REBUILD, store)  # each measured rebuild replaces tables that hold the log already
     read = measure(READ, store)
     first = measure(REBUILD, store)
     print(f"\n{kind}: rebuild of every read model from {int(first['head']):,} notifications")
@@ -88,6 +92,7 @@ def rebuild_figures(kind: str, store: Store) -> None:
         "goal >= 0.4x" + (", >= 33,000/s" if kind == "postgres" else ""),
     )
     load(ledger, N)
+    measure(REBUILD, store)
     second = measure(REBUILD, store)
     row(f"rebuild time for N = {int(first['head']):,}", first["seconds"], "s")
     row(
