@@ -34,14 +34,19 @@ def parse_timestamp(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
-def to_json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, default=_json_default)
-
-
 def _json_default(value: object) -> object:
     if isinstance(value, datetime):
         return value.isoformat()
     raise TypeError(f"cannot store {type(value).__name__} as JSON")
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, default=_json_default)
+
+
+def to_json(value: Any) -> str:
+    """Compact JSON with sorted keys (so equal values store equal text), datetimes in ISO 8601.
+    One encoder for all: json.dumps with options makes a new one per call, a fifth of its time."""
+    return _ENCODER.encode(value)
 
 
 Id = TypeVar("Id", str, UUID)
