@@ -231,8 +231,8 @@ class Database:
 
     def swap_in(self, table: str, copy: str) -> None:
         """Replaces `table` by `copy` (made by copy_table, then index_copy) under the table's
-        name, its indexes and constraints under theirs, in the caller's transaction: readers
-        see the old rows until it commits."""
+        name, its indexes and constraints under theirs, in the caller's transaction: until it
+        commits, SQLite's readers read the old table and PostgreSQL's wait for the new one."""
         indexes = self._secondary_indexes(table)
         self._fresh.discard(copy)
         self.execute(f"DROP TABLE {table}")
