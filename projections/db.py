@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypeVar
+from uuid import UUID
 
 import psycopg
 
@@ -33,14 +34,29 @@ def parse_timestamp(value: str | None) -> datetime | None:
     return None if value is None else datetime.fromisoformat(value)
 
 
-def to_json(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, default=_json_default)
-
-
 def _json_default(value: object) -> object:
     if isinstance(value, datetime):
         return value.isoformat()
     raise TypeError(f"cannot store {type(value).__name__} as JSON")
+
+
+_ENCODER = json.JSONEncoder(separators=(",", ":"), sort_keys=True, default=_json_default)
+
+
+def to_json(value: Any) -> str:
+    """Compact JSON with sorted keys (so equal values store equal text), datetimes in ISO 8601.
+    One encoder for all: json.dumps with options makes a new one per call, a fifth of its time."""
+    return _ENCODER.encode(value)
+
+
+Id = TypeVar("Id", str, UUID)
+
+
+def chunks(values: Iterable[Id], size: int = 500) -> Iterator[list[Id]]:
+    """Values in sorted chunks, for `IN (...)` lists of a bounded length."""
+    ordered = sorted(values)
+    for start in range(0, len(ordered), size):
+        yield ordered[start : start + size]
 
 
 class Database:
@@ -59,6 +75,9 @@ class Database:
             self._sqlite.execute("PRAGMA secure_delete=ON")
         else:
             self._pg = psycopg.connect(store.conninfo(), autocommit=True)
+        self._fresh: set[str] = set()
+        """Tables made by copy_table and not yet swapped in or dropped: filled by a replay that
+        delivers each event once, so nothing inserted there can conflict."""
 
     def close(self) -> None:
         (self._sqlite if self.is_sqlite else self._pg).close()
@@ -113,15 +132,25 @@ class Database:
         table, _, columns = head.removeprefix("INSERT INTO ").partition(" ")
         columns = columns.strip("()")
         staging = f"staging_{table}"
+        if table in self._fresh and conflict == " ON CONFLICT DO NOTHING":
+            self._copy(table, columns, rows)  # nothing to skip: straight in, a third faster
+            return
         with self._pg.cursor() as cursor:
             cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {staging} (LIKE {table})")
-            with cursor.copy(f"COPY {staging} ({columns}) FROM STDIN") as copy:
-                for row in rows:
-                    copy.write_row(row)
+        self._copy(staging, columns, rows)
+        with self._pg.cursor() as cursor:
             cursor.execute(
                 f"INSERT INTO {table} ({columns}) SELECT {columns} FROM {staging}{conflict}"
             )
             cursor.execute(f"TRUNCATE {staging}")
+
+    def _copy(self, table: str, columns: str, rows: Sequence[Sequence[Any]]) -> None:
+        with (
+            self._pg.cursor() as cursor,
+            cursor.copy(f"COPY {table} ({columns}) FROM STDIN") as copy,
+        ):
+            for row in rows:
+                copy.write_row(row)
 
     def query(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
         if self.is_sqlite:
@@ -130,9 +159,29 @@ class Database:
             cursor.execute(self.sql(statement), params)
             return cursor.fetchall()
 
+    def query_in(self, select: str, column: str, values: Iterable[Id], tail: str = "") -> list[Row]:
+        """`select` WHERE `column` IN (the values) `tail`: one query per 500 values."""
+        found: list[Row] = []
+        for chunk in chunks(values):
+            found.extend(
+                self.query(
+                    f"{select} WHERE {column} IN ({', '.join('?' for _ in chunk)}) {tail}", chunk
+                )
+            )
+        return found
+
     def scalar(self, statement: str, params: Sequence[Any] = ()) -> Any:
         rows = self.query(statement, params)
         return rows[0][0] if rows else None
+
+    def customer_keys(self, rids: Iterable[UUID]) -> list[tuple[UUID, str, bytes]]:
+        """The wrapped keys of these relationships (those not erased), for CustomerKeys.preload."""
+        select = "SELECT relationship_id, brand, wrapped_key FROM customer_keys"
+        if self.is_sqlite:  # as domain/key_table.py keeps them: hex on SQLite, uuid on PostgreSQL
+            rows = self.query_in(select, "relationship_id", [rid.hex for rid in rids])
+        else:
+            rows = self.query_in(select, "relationship_id", rids)
+        return [(UUID(str(rid)), brand, bytes(wrapped)) for rid, brand, wrapped in rows]
 
     def table_exists(self, table: str) -> bool:
         if self.is_sqlite:
@@ -147,20 +196,77 @@ class Database:
         return bool(found)
 
     def copy_table(self, table: str, copy: str) -> None:
-        """Creates an empty `copy` of `table`, with its constraints and indexes."""
+        """Creates an empty `copy` of `table` with its primary key, which upserts need; its other
+        indexes come with `index_copy` or `swap_in`, since building an index once costs less than
+        keeping it up to date row by row through a replay."""
         self.execute(f"DROP TABLE IF EXISTS {copy}")
-        if not self.is_sqlite:
-            self.execute(f"CREATE TABLE {copy} (LIKE {table} INCLUDING ALL)")
+        if self.is_sqlite:
+            sql = self.scalar(
+                "SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?", [table]
+            )
+            # From the parenthesis on (a rename leaves the name quoted): columns and constraints.
+            self.execute(f"CREATE TABLE {copy} {sql[sql.index('(') :]}")
             return
-        statements = self.query(
-            "SELECT type, name, sql FROM sqlite_master WHERE tbl_name = ? AND sql IS NOT NULL"
-            " ORDER BY type = 'index'",
+        self.execute(f"CREATE TABLE {copy} (LIKE {table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)")
+        for name, definition in self.query(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint"
+            " WHERE conrelid = ?::regclass AND contype IN ('p', 'u') ORDER BY conname",
             [table],
-        )
-        for kind, name, sql in statements:
-            if kind == "table":
-                self.execute(sql.replace(f"CREATE TABLE {table}", f"CREATE TABLE {copy}", 1))
-            else:
-                self.execute(
-                    sql.replace(f"INDEX {name} ON {table}", f"INDEX {name}__{copy} ON {copy}", 1)
-                )
+        ):
+            self.execute(f"ALTER TABLE {copy} ADD CONSTRAINT {name}__{copy} {definition}")
+        self._fresh.add(copy)
+
+    def drop_copy(self, copy: str) -> None:
+        self._fresh.discard(copy)
+        self.execute(f"DROP TABLE {copy}")
+
+    def index_copy(self, table: str, copy: str) -> None:
+        """On PostgreSQL, builds the copy's other indexes (named `<index>__<copy>` until the
+        swap), before the swap's transaction locks the live table. SQLite cannot rename an
+        index: there `swap_in` builds them."""
+        if self.is_sqlite:
+            return
+        for name, definition in self._secondary_indexes(table):
+            self.execute(_index_on(definition, f"{name}__{copy}", copy))
+
+    def swap_in(self, table: str, copy: str) -> None:
+        """Replaces `table` by `copy` (made by copy_table, then index_copy) under the table's
+        name, its indexes and constraints under theirs, in the caller's transaction: until it
+        commits, SQLite's readers read the old table and PostgreSQL's wait for the new one."""
+        indexes = self._secondary_indexes(table)
+        self._fresh.discard(copy)
+        self.execute(f"DROP TABLE {table}")
+        self.execute(f"ALTER TABLE {copy} RENAME TO {table}")
+        if self.is_sqlite:
+            for _, sql in indexes:
+                self.execute(sql)
+            return
+        suffix = f"__{copy}"
+        for (name,) in self.query(
+            "SELECT indexrelid::regclass::text FROM pg_index WHERE indrelid = ?::regclass",
+            [table],
+        ):
+            if name.endswith(suffix):  # renaming a constraint's index renames the constraint
+                self.execute(f"ALTER INDEX {name} RENAME TO {name.removesuffix(suffix)}")
+
+    def _secondary_indexes(self, table: str) -> list[tuple[str, str]]:
+        """The table's indexes other than its constraints': name and the statement creating it."""
+        if self.is_sqlite:
+            statement = (
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND tbl_name = ?"
+                " AND sql IS NOT NULL ORDER BY rowid"  # as created, as migrated
+            )
+        else:
+            statement = (
+                "SELECT i.relname, pg_get_indexdef(i.oid) FROM pg_index x"
+                " JOIN pg_class i ON i.oid = x.indexrelid WHERE x.indrelid = ?::regclass"
+                " AND NOT EXISTS (SELECT 1 FROM pg_constraint c WHERE c.conindid = i.oid)"
+                " ORDER BY i.relname"
+            )
+        return [(name, sql) for name, sql in self.query(statement, [table])]
+
+
+def _index_on(definition: str, name: str, table: str) -> str:
+    """PostgreSQL's definition of an index (pg_get_indexdef), for another name and table."""
+    create = "CREATE UNIQUE INDEX" if definition.startswith("CREATE UNIQUE") else "CREATE INDEX"
+    return f"{create} {name} ON {table} USING {definition.partition(' USING ')[2]}"

@@ -38,21 +38,26 @@ class Decisions:
                     )
 
     def _record(self, db: Database, page: Page, table: str) -> None:
+        """Each push's decision and sending in the page, merged per push in log order, then
+        written with one upsert per set of columns (decided, sent, or both)."""
+        pushes: dict[tuple[str, str], dict[str, Any]] = {}
         for _, event in page.interactions:
-            columns: tuple[str, ...]
-            if event.TYPE == "push.decided":
-                row = _decided(event, page.brand(event.originator_id))
-                columns = DECIDED
-            elif event.TYPE == "push.sent":
-                row = _sent(event, page.brand(event.originator_id))
-                columns = SENT
-            else:
-                continue
-            updates = ", ".join(f"{c} = excluded.{c}" for c in columns[3:])
-            db.execute(
+            make = ROWS.get(event.TYPE)
+            if make is not None:
+                row = make(event, page.brand(event.originator_id))
+                merged = pushes.setdefault((row["brand"], row["push_id"]), row)
+                # As one upsert per event would: the first keeps the key, each later one its own columns.
+                merged.update({c: row[c] for c in row if c not in KEY})
+        by_columns: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+        for row in pushes.values():
+            columns = tuple(c for c in ALL if c in row)
+            by_columns.setdefault(columns, []).append(row)
+        for columns, rows in by_columns.items():
+            updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in KEY)
+            db.executemany(
                 f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
                 f" ON CONFLICT (brand, push_id) DO UPDATE SET {updates}",
-                [row[c] for c in columns],
+                [tuple(row[c] for c in columns) for row in rows],
             )
 
 
@@ -87,6 +92,12 @@ def _sent(event: Any, brand: str) -> dict[str, Any]:
         "sent_channel": event.channel,
         "sent_event_id": event.event_id,
     }
+
+
+KEY = ("brand", "push_id", "relationship_id")
+"""Written by a push's first row only (the original upsert's `columns[3:]` left them)."""
+ROWS = {"push.decided": _decided, "push.sent": _sent}
+ALL = (*DECIDED, *(c for c in SENT if c not in DECIDED))
 
 
 def decision(db: Database, brand: str, push_id: str) -> dict[str, Any] | None:

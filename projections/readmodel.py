@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -13,7 +14,8 @@ from projections.db import Database
 
 @dataclass
 class Page:
-    """Consecutive events of the log, applied to the read models in one transaction."""
+    """Consecutive events of the log, applied to the read models in one transaction; each
+    read model goes through its lists of events (made once, as it is read by several)."""
 
     events: Sequence[Any]
     """Relationship events (Relationship.Opened and Interaction), in log order."""
@@ -28,7 +30,7 @@ class Page:
     def __post_init__(self) -> None:
         self.brands.update({e.originator_id: e.brand for e in self.opened})
 
-    @property
+    @cached_property
     def interactions(self) -> list[tuple[int, Interaction]]:
         return [
             (p, e)
@@ -36,11 +38,11 @@ class Page:
             if isinstance(e, Interaction)
         ]
 
-    @property
+    @cached_property
     def opened(self) -> list[Relationship.Opened]:
         return [e for e in self.events if isinstance(e, Relationship.Opened)]
 
-    @property
+    @cached_property
     def erased(self) -> list[Relationship.Erased]:
         """Erasures: each read model masks what it holds of that customer, in this transaction."""
         return [e for e in self.events if isinstance(e, Relationship.Erased)]

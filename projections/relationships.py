@@ -33,12 +33,10 @@ class Relationships:
     tables: tuple[str, ...] = ("relationships", "brand_trust")
 
     def apply(self, db: Database, page: Page, tables: Mapping[str, str]) -> None:
-        rows = _load(
-            db, tables["relationships"], {str(event.originator_id) for event in page.events}
-        )
-        brands = _load_brands(
-            db, tables["brand_trust"], {page.brand(e.originator_id) for e in page.events}
-        )
+        ids = {event.originator_id for event in page.events}
+        rows = _load(db, tables["relationships"], {str(rid) for rid in ids})
+        brands = _load_brands(db, tables["brand_trust"], {page.brand(rid) for rid in ids})
+        moments: dict[str, Moment] = {}
         for event in page.events:
             rid = str(event.originator_id)
             if isinstance(event, Relationship.Opened):
@@ -52,7 +50,9 @@ class Relationships:
                 pieces = fold(row, event)
                 if pieces:
                     brands[row["brand"]] = trust.with_pieces(brands[row["brand"]], pieces)
-                    _score(row, brands[row["brand"]])
+                    moments[rid] = _moment(row, brands[row["brand"]])
+        for rid, moment in moments.items():  # only each row's last moment in the page is kept
+            _score(rows[rid], moment)
         for erased in page.erased:
             if str(erased.originator_id) in rows:
                 rows[str(erased.originator_id)]["customer"] = ERASED
@@ -77,37 +77,21 @@ def _save(
     )
 
 
-def _chunks(values: Iterable[str], size: int = 500) -> Iterable[list[str]]:
-    ordered = sorted(values)
-    for start in range(0, len(ordered), size):
-        yield ordered[start : start + size]
-
-
 def _load(db: Database, table: str, ids: set[str]) -> dict[str, dict[str, Any]]:
     rows: dict[str, dict[str, Any]] = {}
-    for chunk in _chunks(ids):
-        found = db.query(
-            f"SELECT {', '.join(COLUMNS)} FROM {table}"
-            f" WHERE relationship_id IN ({', '.join('?' for _ in chunk)})",
-            chunk,
-        )
-        for values in found:
-            row = dict(zip(COLUMNS, values, strict=True))
-            for column in JSON_COLUMNS:
-                row[column] = json.loads(row[column])
-            row["evidence"] = load_evidence(row["evidence"])
-            rows[row["relationship_id"]] = row
+    for values in db.query_in(f"SELECT {', '.join(COLUMNS)} FROM {table}", "relationship_id", ids):
+        row = dict(zip(COLUMNS, values, strict=True))
+        for column in JSON_COLUMNS:
+            row[column] = json.loads(row[column])
+        row["evidence"] = load_evidence(row["evidence"])
+        rows[row["relationship_id"]] = row
     return rows
 
 
 def _load_brands(db: Database, table: str, brands: set[str]) -> dict[str, dict[str, Any]]:
     found: dict[str, dict[str, Any]] = {brand: trust.empty_evidence() for brand in brands}
-    for chunk in _chunks(brands):
-        rows = db.query(
-            f"SELECT brand, evidence FROM {table} WHERE brand IN ({', '.join('?' for _ in chunk)})",
-            chunk,
-        )
-        found.update({brand: load_evidence(json.loads(evidence)) for brand, evidence in rows})
+    rows = db.query_in(f"SELECT brand, evidence FROM {table}", "brand", brands)
+    found.update({brand: load_evidence(json.loads(evidence)) for brand, evidence in rows})
     return found
 
 
@@ -220,12 +204,23 @@ def items(row: Mapping[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
     }
 
 
-def _score(row: dict[str, Any], brand_evidence: Mapping[str, Any]) -> None:
-    """The row's P per dimension at its last interaction, on the brand's P then as base rate."""
+Moment = tuple[datetime, Mapping[str, Any], Mapping[str, Any], Mapping[str, Any]]
+"""What a row's P is computed from, as it stood after an event: the time, the brand's evidence,
+the row's evidence, its open items. Evidence is never changed in place (trust.with_pieces makes
+new), so keeping it is a snapshot."""
+
+
+def _moment(row: Mapping[str, Any], brand_evidence: Mapping[str, Any]) -> Moment:
     at = parse_timestamp(row["last_at"])
     assert at is not None
+    return at, brand_evidence, row["evidence"], items(row)
+
+
+def _score(row: dict[str, Any], moment: Moment) -> None:
+    """The row's P per dimension at that moment, on the brand's P then as base rate."""
+    at, brand_evidence, evidence, open_items = moment
     rates = trust.projected(brand_evidence, at)
-    scores = trust.projected(row["evidence"], at, rates, trust.derived_evidence(items(row), at))
+    scores = trust.projected(evidence, at, rates, trust.derived_evidence(open_items, at))
     for name, p in scores.items():
         row[name] = round(p, 12)
 

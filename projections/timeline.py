@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from domain.relationship import masked, relationship_id
+from domain.relationship import Interaction, masked, relationship_id
 from domain.timeline import summarise
 from projections.db import Database, parse_timestamp, timestamp, to_json
 from projections.readmodel import Page
@@ -21,20 +21,7 @@ class Timeline:
 
     def apply(self, db: Database, page: Page, tables: Mapping[str, str]) -> None:
         rows = [
-            (
-                str(event.originator_id),
-                event.originator_version,
-                page.brand(event.originator_id),
-                event.event_id,
-                event.TYPE,
-                timestamp(event.occurred_at),
-                timestamp(event.timestamp),
-                event.actor,
-                event.channel,
-                summarise(event.TYPE, event.data),
-                to_json(event.data),
-                position,
-            )
+            _row(position, event, page.brand(event.originator_id))
             for position, event in page.interactions
         ]
         db.executemany(
@@ -45,6 +32,24 @@ class Timeline:
         )
         for erased in page.erased:
             _mask(db, tables["timeline"], str(erased.originator_id))
+
+
+def _row(position: int, event: Interaction, brand: str) -> tuple[Any, ...]:
+    data = event.data
+    return (
+        str(event.originator_id),
+        event.originator_version,
+        brand,
+        event.event_id,
+        event.TYPE,
+        timestamp(event.occurred_at),
+        timestamp(event.timestamp),
+        event.actor,
+        event.channel,
+        summarise(event.TYPE, data),
+        to_json(data),
+        position,
+    )
 
 
 def _mask(db: Database, table: str, rid: str) -> None:

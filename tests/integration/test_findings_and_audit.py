@@ -8,8 +8,10 @@ from dataclasses import replace
 from pathlib import Path
 
 from domain.application import Ledger
+from domain.storage import Store
 from projections.decisions import findings
 from projections.runner import Runner
+from tests.conftest import open_ledger
 from tests.factories import posted
 from tests.gate_factories import NO_QUIET_HOURS, NOON, grant, push
 from tests.random_refs import random_brand, random_customer
@@ -62,3 +64,25 @@ def test_audit_decisions_from_the_command_line(ledger: Ledger) -> None:
         [*run, "--since", "2999-01-01"], cwd=ROOT, capture_output=True, text=True, timeout=120
     )
     assert "0 decision(s) audited" in later.stdout
+
+
+def test_decisions_and_sendings_read_the_same_one_event_per_page_or_all_in_one(
+    empty_store: Store,
+) -> None:
+    ledger = open_ledger(empty_store)
+    brand, customer = random_brand(), random_customer()
+    ledger.set_policy(brand, NO_QUIET_HOURS)
+    ledger.record(brand, grant(customer))
+    decided_then_sent = push("offer", (), customer)
+    ledger.decide_push(brand, decided_then_sent, now=NOON)
+    for push_id in (decided_then_sent.push_id, "sent-then-decided"):
+        ledger.record(
+            brand, replace(posted("push.sent", customer, push_id=push_id), channel="push")
+        )
+    ledger.decide_push(brand, push("offer", (), customer, push_id="sent-then-decided"), now=NOON)
+    one_by_one = Runner(ledger, page_size=1)
+    one_by_one.run_once()
+    assert one_by_one.db.scalar("SELECT count(*) FROM decisions WHERE sent_at IS NOT NULL") == 2
+    assert one_by_one.rebuild(verify=True) == {}, "a rebuild applies them in one page"
+    one_by_one.close()
+    ledger.close()

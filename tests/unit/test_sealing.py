@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterator
 from dataclasses import replace
 from typing import Any
+from uuid import UUID, uuid4
 
 import pytest
 from eventsourcing.persistence import StoredEvent
 
 from domain.application import Ledger
 from domain.errors import MasterKeyError
+from domain.key_table import MemoryKeyTable
 from domain.relationship import relationship_id
-from domain.shredding import MasterKey, TamperedPersonalData
+from domain.shredding import CustomerKeys, MasterKey, TamperedPersonalData
 from domain.storage import Store
 from tests.factories import LATER, posted, story
 from tests.random_refs import random_brand, random_customer
@@ -117,3 +120,23 @@ def test_a_master_key_never_shows_itself() -> None:
     key = MasterKey.generate()
     assert key.encoded() not in repr(key) and key.key_id in repr(key)
     assert MasterKey.parse(key.encoded()).key_id == key.key_id
+
+
+def test_preloaded_keys_are_read_in_one_call_and_a_missing_row_reads_erased() -> None:
+    master, table = MasterKey.generate(), MemoryKeyTable()
+    table.claim_master_key(master.key_id)
+    keys = CustomerKeys(table, master)
+    kept, erased = uuid4(), uuid4()
+    table.insert_or_get(kept, "acme", master.wrap("acme", kept, os.urandom(32)), master.key_id)
+    asked: list[list[UUID]] = []
+
+    def fetch(missing: list[UUID]) -> list[tuple[UUID, str, bytes]]:
+        asked.append(sorted(missing))
+        return [(rid, *row) for rid in missing if (row := table.select(rid)) is not None]
+
+    keys.preload([kept, erased], fetch)
+    keys.preload([kept, erased], fetch)
+    assert asked == [sorted([kept, erased])], "one read for both, none once cached"
+    table.rows.clear()  # a query now finds nothing: what follows comes from the cache
+    assert keys.get(kept) is not None
+    assert keys.get(erased) is None, "no row: the key was destroyed"
