@@ -170,8 +170,8 @@ class Runner:
 
     def _page(self, after: int, head: int, size: int | None = None) -> tuple[Sequence[Any], int]:
         """The relationship events after `after` (a page of them), and the position the page
-        covers: up to `head` when it holds them all, since other aggregates' events (idempotency
-        keys, policies) come in between and are not read at all."""
+        covers: up to `head` when it holds them all, since other aggregates' events (push-id
+        claims, policies) come in between and are not read at all."""
         size = size or self.page_size
         notifications = self.ledger.recorder.select_notifications(
             after + 1, size, stop=head, topics=RELATIONSHIP_TOPIC_LIST
