@@ -8,6 +8,7 @@ import http.client
 import json
 import multiprocessing
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -59,7 +60,9 @@ def postgres_store() -> Store:
 
 
 def sqlite_store() -> Store:
+    """A fresh, migrated SQLite file, removed when the benchmark ends."""
     directory = tempfile.mkdtemp(prefix="trustledger-bench-")
+    atexit.register(shutil.rmtree, directory, ignore_errors=True)
     store = Store.from_url(f"sqlite:///{directory}/bench.sqlite3")
     upgrade(store)
     return store
