@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from cachetools import TTLCache
 
@@ -71,6 +71,10 @@ def key_id_of(key: str) -> str | None:
     """The public id inside a well-formed key, or None."""
     shape = KEY_SHAPE.fullmatch(key)
     return shape["key_id"] if shape else None
+
+
+_UNCHECKED = object()
+"""What the key cache answers for a key it does not hold (None is held: a key found bad)."""
 
 
 class KeyStore:
@@ -155,9 +159,10 @@ class KeyStore:
         if self._checked is None:
             return self._authenticate(presented)
         presented_digest = digest(presented)
-        with self._lock:
-            if presented_digest in self._checked:
-                return self._checked[presented_digest]
+        with self._lock:  # one lookup: a test then a read could straddle the entry's expiry
+            kept = self._checked.get(presented_digest, _UNCHECKED)
+        if kept is not _UNCHECKED:
+            return cast(Caller | None, kept)
         caller = self._authenticate(presented)
         with self._lock:
             self._checked[presented_digest] = caller

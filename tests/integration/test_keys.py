@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 import subprocess
 import sys
@@ -76,6 +77,17 @@ def test_a_checked_key_is_trusted_for_the_cache_window_then_checked_again(
     assert cached.authenticate(other.key) is not None
     cached.revoke(other.key)
     assert cached.authenticate(other.key) is None, "a key revoked here is forgotten at once"
+    cached.close()
+
+
+def test_a_key_expiring_from_the_cache_while_checked_is_checked_again(
+    keys: KeyStore, store: Store
+) -> None:
+    clock = itertools.count(step=1.0)  # every look at the clock moves it on
+    cached = KeyStore(store, cache_seconds=2, timer=lambda: next(clock))
+    issued = keys.create(random_brand(), "brand")
+    for _ in range(12):
+        assert cached.authenticate(issued.key) is not None
     cached.close()
 
 
