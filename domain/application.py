@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 from uuid import UUID, uuid5
 
-from eventsourcing.application import AggregateNotFoundError, Application
+from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent
 
@@ -262,6 +262,21 @@ class Ledger(Application[UUID]):
         if self.store.kind == "memory":
             return MemoryLedgerRecorder()
         return super().construct_recorder()
+
+    def _take_snapshots(self, processing_event: ProcessingEvent[UUID]) -> None:
+        """Snapshots a relationship whose save reached a multiple of 50 events, from the object
+        just saved, at its saved version. (The library reads the aggregate back from the store
+        first: two more queries and a decode, paid by the request that reached the interval.)"""
+        if self.snapshots is None:
+            return
+        for aggregate in processing_event.aggregates.values():
+            interval = self.snapshotting_intervals.get(type(aggregate))
+            if interval and any(
+                event.originator_id == aggregate.id and event.originator_version % interval == 0
+                for event in processing_event.events
+            ):
+                snapshot_class: Any = getattr(type(aggregate), "Snapshot", self.snapshot_class)
+                self.snapshots.put([snapshot_class.take(aggregate)])
 
     def construct_mapper(self) -> Mapper[UUID]:
         """The mapper that seals personal fields with each customer's key (and the keys' store)."""
