@@ -249,7 +249,7 @@ class Ledger(Application[UUID]):
         super().__init__(
             {
                 **self.store.eventsourcing_env(),
-                "APPLICATION_RECORDER_TOPIC": RECORDERS[self.store.kind],
+                **({"APPLICATION_RECORDER_TOPIC": RECORDERS[self.store.kind]} if self.store.kind in RECORDERS else {}),
                 "AGGREGATE_CACHE_MAXSIZE": "10000",
                 **(env or {}),
             }
@@ -257,8 +257,8 @@ class Ledger(Application[UUID]):
         self.customer_keys.check_master_key()
 
     def construct_recorder(self) -> Any:
-        """The ledger's recorder (domain/recorders.py); the in-memory store's factory takes no
-        recorder topic, so it is made here."""
+        """The ledger's recorder (domain/recorders.py): the SQL stores' by their topic, the
+        in-memory store's here."""
         if self.store.kind == "memory":
             return MemoryLedgerRecorder()
         return super().construct_recorder()

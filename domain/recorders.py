@@ -212,6 +212,6 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
 RECORDERS = {
     "postgres": f"{__name__}:PostgresLedgerRecorder",
     "sqlite": f"{__name__}:SQLiteLedgerRecorder",
-    "memory": f"{__name__}:MemoryLedgerRecorder",
 }
-"""The application recorder of each store (the library's APPLICATION_RECORDER_TOPIC)."""
+"""The application recorder of each SQL store (the library's APPLICATION_RECORDER_TOPIC); the
+in-memory store's factory reads no topic, so the Ledger makes its MemoryLedgerRecorder itself."""
