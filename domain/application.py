@@ -90,11 +90,7 @@ def gate_view(scores: trust.Scores) -> dict[str, Any]:
     """Scores as the gate reads and records them: b, d, u, a, P and the moving event ids."""
     view: dict[str, Any] = {
         name: {
-            "b": score.opinion.b,
-            "d": score.opinion.d,
-            "u": score.opinion.u,
-            "a": score.opinion.a,
-            "P": score.opinion.P,
+            **score.opinion.numbers(),
             "evidence": [top.event_id for top in score.top_events],
         }
         for name, score in scores.dimensions.items()

@@ -90,6 +90,10 @@ class Opinion:
     negative: float
     """s: the decayed negative evidence."""
 
+    def numbers(self) -> dict[str, float]:
+        """b, d, u, a and P, as the gate records them and the trust endpoints answer them."""
+        return {"b": self.b, "d": self.d, "u": self.u, "a": self.a, "P": self.P}
+
 
 @dataclass(frozen=True)
 class TopEvent:

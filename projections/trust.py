@@ -83,11 +83,7 @@ def scores_as_dict(scores: trust.Scores, types: Mapping[str, str]) -> dict[str, 
     """The answer of the trust endpoints: per dimension b, d, u, a, P, evidence and top events."""
     answer: dict[str, Any] = {
         name: {
-            "b": score.opinion.b,
-            "d": score.opinion.d,
-            "u": score.opinion.u,
-            "a": score.opinion.a,
-            "P": score.opinion.P,
+            **score.opinion.numbers(),
             "evidence": {"positive": score.opinion.positive, "negative": score.opinion.negative},
             "top_events": [
                 {
