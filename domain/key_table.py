@@ -183,26 +183,15 @@ class SQLKeyTable:
     def insert_or_get(
         self, rid: UUID, brand: str, wrapped: bytes, key_id: str
     ) -> tuple[str, bytes]:
-        # The insert comes first: on SQLite it takes the write lock, so the check below sees the
-        # latest binding; on PostgreSQL the check's FOR SHARE waits for a rotation in progress.
-        with self._writing(flush=False) as cursor:
-            cursor.execute(
-                self.dialect.insert, (self.dialect.rid(rid), brand, wrapped, key_id, _now())
-            )
-            cursor.execute(self.dialect.check)
-            row = cursor.fetchone()
-            bound = None if row is None else str(row["master_key_id"])
-            if bound != key_id:
-                raise rotated_away(str(bound), key_id)
-            cursor.execute(self.dialect.select, (self.dialect.rid(rid),))
-            stored = cursor.fetchone()
-            return str(stored["brand"]), bytes(stored["wrapped_key"])
+        return self.insert_or_get_many([(rid, brand, wrapped)], key_id)[rid]
 
     def insert_or_get_many(
         self, rows: list[tuple[UUID, str, bytes]], key_id: str
     ) -> dict[UUID, tuple[str, bytes]]:
         """The keys of many new relationships, in one transaction (a batch's new customers)."""
         stored: dict[UUID, tuple[str, bytes]] = {}
+        # The inserts come first: on SQLite they take the write lock, so the check below sees the
+        # latest binding; on PostgreSQL the check's FOR SHARE waits for a rotation in progress.
         with self._writing(flush=False) as cursor:
             for rid, brand, wrapped in rows:
                 cursor.execute(
