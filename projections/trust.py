@@ -7,7 +7,7 @@ import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
 from domain import trust
 from projections.db import Database, parse_timestamp, timestamp
@@ -15,14 +15,22 @@ from projections.relationships import brand_evidence, brand_open_items, fold, it
 
 
 @dataclass(frozen=True)
-class _Fact:
-    """A timeline row standing in for its event, to fold it again."""
+class TimelineFact:
+    """A timeline row standing in for its event, to fold it again (projections/relationships.py)."""
 
     TYPE: str
     event_id: str
     occurred_at: datetime
     originator_version: int
     data: dict[str, Any]
+
+    @classmethod
+    def of_row(
+        cls, type_: str, event_id: str, occurred_at: str, sequence: int, data: str
+    ) -> TimelineFact:
+        """From a timeline row's type, event_id, occurred_at, sequence and data columns."""
+        occurred = cast(datetime, parse_timestamp(occurred_at))
+        return cls(type_, event_id, occurred, sequence, json.loads(data))
 
 
 def brand_scores(
@@ -48,15 +56,15 @@ def _replayed(db: Database, brand: str, as_of: datetime) -> tuple[dict[str, Any]
         [brand, timestamp(as_of)],
     )
     for rid, sequence, type_, event_id, occurred_at, data in found:
-        row = rows.setdefault(rid, _empty_row())
-        fact = _Fact(type_, event_id, parse_timestamp(occurred_at), sequence, json.loads(data))  # type: ignore[arg-type]
-        pieces = fold(row, fact)
+        row = rows.setdefault(rid, empty_row())
+        pieces = fold(row, TimelineFact.of_row(type_, event_id, occurred_at, sequence, data))
         if pieces:
             evidence = trust.with_pieces(evidence, pieces)
     return evidence, [items(row) for row in rows.values()]
 
 
-def _empty_row() -> dict[str, Any]:
+def empty_row() -> dict[str, Any]:
+    """A relationships row before its first event, for folding timeline rows into."""
     return {
         "sequence": 0, "events": 0, "counts": {}, "first_at": None, "last_at": None,
         "open_promises": {}, "open_reports": {}, "evidence": trust.empty_evidence(),

@@ -9,7 +9,6 @@ cached per brand and log position, since it reads every event of the brand.
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,6 +19,7 @@ from domain.application import Ledger
 from domain.relationship import Relationship, relationship_id
 from projections.db import Database, parse_timestamp, timestamp
 from projections.relationships import fold, items
+from projections.trust import TimelineFact, empty_row
 
 DIMENSIONS = trust.DIMENSIONS
 MOMENTS = 32
@@ -42,17 +42,6 @@ class Series:
     points: list[Point]
     brand: list[tuple[datetime, dict[str, float]]]
     erased: bool = False
-
-
-@dataclass
-class _Fact:
-    """A timeline row standing in for its event, to fold it again."""
-
-    TYPE: str
-    event_id: str
-    occurred_at: datetime
-    originator_version: int
-    data: dict[str, Any]
 
 
 @dataclass
@@ -101,14 +90,8 @@ def brand_line(
             until, pieces = timestamp(at) or "", []
             while index < len(rows) and rows[index][4] <= until:
                 rid, sequence, type_, event_id, occurred_at, data = rows[index]
-                state = states.setdefault(rid, _empty_state())
-                fact = _Fact(
-                    type_,
-                    event_id,
-                    cast(datetime, parse_timestamp(occurred_at)),
-                    sequence,
-                    json.loads(data),
-                )
+                state = states.setdefault(rid, empty_row())
+                fact = TimelineFact.of_row(type_, event_id, occurred_at, sequence, data)
                 pieces.extend(fold(state, fact))
                 index += 1
             # One addition per moment: decay composes, so it is the sum of one per event.
@@ -125,13 +108,6 @@ def brand_line(
         while len(_cache.lines) > CACHED_LINES:  # the oldest first: a dict keeps insertion order
             del _cache.lines[next(iter(_cache.lines))]
     return line
-
-
-def _empty_state() -> dict[str, Any]:
-    return {
-        "sequence": 0, "events": 0, "counts": {}, "first_at": None, "last_at": None,
-        "open_promises": {}, "open_reports": {}, "evidence": trust.empty_evidence(),
-    }  # fmt: skip
 
 
 def _rates_at(line: list[tuple[datetime, dict[str, float]]], at: datetime) -> dict[str, float]:
