@@ -39,6 +39,8 @@ KEY_BYTES = 32
 NONCE_BYTES = 12
 SEALED = "_personal"
 """The entry of a stored event's state holding its sealed personal fields (and their names)."""
+UNOPENED = "[not opened]"
+"""What a personal field reads when its event was decoded without opening them."""
 KEY_CACHE_SECONDS = 30.0
 """How long a process keeps an unwrapped customer key: the longest a key outlives its erasure in
 another process's memory. Erasure in the same process evicts it at once."""
@@ -283,12 +285,21 @@ class PersonalDataMapper(Mapper[UUID]):
     def to_stored_event(self, domain_event: DomainEventProtocol[UUID]) -> StoredEvent:
         return super().to_stored_event(self._sealed(domain_event))
 
-    def to_domain_event(self, stored_event: StoredEvent) -> DomainEventProtocol[UUID]:
+    def to_domain_event(
+        self, stored_event: StoredEvent, open_personal: bool = True
+    ) -> DomainEventProtocol[UUID]:
+        """The event; without `open_personal`, its personal fields read UNOPENED (for a reader
+        that never uses them, which then needs no key, nor the half of decoding that opening is)."""
         event = super().to_domain_event(stored_event)
         state = event.__dict__
         personal = state.pop(SEALED, None)
         if personal is not None:
-            for name, value in self._opened(event, stored_event.topic, personal).items():
+            opened = (
+                self._opened(event, stored_event.topic, personal)
+                if open_personal
+                else dict.fromkeys(personal["fields"], UNOPENED)
+            )
+            for name, value in opened.items():
                 _put(state, name, value)
         return event
 
@@ -368,7 +379,16 @@ def _wrapping_aad(brand: str, rid: UUID) -> bytes:
 
 
 def _event_aad(brand: str, rid: UUID, version: int | None, topic: str) -> bytes:
-    return json.dumps(["personal", brand, str(rid), version, topic]).encode()
+    """json.dumps(["personal", brand, str(rid), version, topic]), byte for byte, with the brand
+    and topic encoded once per process: made for every event sealed or opened, where json.dumps
+    was a sixth of opening one."""
+    number = "null" if version is None else int(version)
+    return f'["personal", {_json_string(brand)}, "{rid}", {number}, {_json_string(topic)}]'.encode()
+
+
+@lru_cache(maxsize=1024)
+def _json_string(text: str) -> str:
+    return json.dumps(text)
 
 
 def _is_hex(text: str) -> bool:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 from collections.abc import Iterator
 from dataclasses import replace
@@ -16,7 +17,7 @@ from domain.application import Ledger
 from domain.errors import MasterKeyError
 from domain.key_table import MemoryKeyTable
 from domain.relationship import relationship_id
-from domain.shredding import CustomerKeys, MasterKey, TamperedPersonalData
+from domain.shredding import CustomerKeys, MasterKey, TamperedPersonalData, _event_aad
 from domain.storage import Store
 from tests.factories import LATER, posted, story
 from tests.random_refs import random_brand, random_customer
@@ -140,3 +141,14 @@ def test_preloaded_keys_are_read_in_one_call_and_a_missing_row_reads_erased() ->
     table.rows.clear()  # a query now finds nothing: what follows comes from the cache
     assert keys.get(kept) is not None
     assert keys.get(erased) is None, "no row: the key was destroyed"
+
+
+@pytest.mark.parametrize("brand", ["acme", 'q"uote\\back', "ünïcode-☃", "tab\there"])
+@pytest.mark.parametrize("version", [1, 12345, None])
+def test_the_associated_data_of_a_sealed_event_is_the_json_it_always_was(
+    brand: str, version: int | None
+) -> None:
+    """Every stored event was sealed under this exact text: a byte changed opens none of them."""
+    rid, topic = uuid4(), "domain.relationship:PromiseMade"
+    expected = json.dumps(["personal", brand, str(rid), version, topic]).encode()
+    assert _event_aad(brand, rid, version, topic) == expected
