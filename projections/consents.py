@@ -23,6 +23,7 @@ Latest = dict[tuple[str, str], dict[str, Any]]
 class Consents:
     name = "consents"
     tables: tuple[str, ...] = ("consents",)
+    personal_topics: frozenset[str] | None = frozenset()
 
     def apply(self, db: Database, page: Page, tables: Mapping[str, str]) -> None:
         table = tables["consents"]

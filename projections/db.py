@@ -79,6 +79,13 @@ class Database:
         """Tables made by copy_table and not yet swapped in or dropped: filled by a replay that
         delivers each event once, so nothing inserted there can conflict."""
 
+    def reopened(self) -> Database:
+        """A connection of its own to the same store (for another process), knowing the same
+        fresh tables."""
+        db = Database(self.store)
+        db._fresh = set(self._fresh)
+        return db
+
     def close(self) -> None:
         (self._sqlite if self.is_sqlite else self._pg).close()
 
@@ -125,7 +132,11 @@ class Database:
         if not rows:
             return
         if self.is_sqlite:
-            self._sqlite.executemany(statement, rows)
+            if self._sqlite.in_transaction:
+                self._sqlite.executemany(statement, rows)
+            else:  # each row would be a transaction of its own
+                with self.transaction():
+                    self._sqlite.executemany(statement, rows)
             return
         head, _, tail = statement.partition(" VALUES (")
         conflict = tail.partition(")")[2]

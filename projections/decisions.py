@@ -6,7 +6,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from domain.relationship import masked
+from domain.relationship import PushDecided, masked
 from projections.db import Database, parse_timestamp, timestamp, to_json
 from projections.readmodel import Page
 
@@ -20,6 +20,7 @@ SENT = ("brand", "push_id", "relationship_id", "sent_at", "sent_channel", "sent_
 class Decisions:
     name = "decisions"
     tables: tuple[str, ...] = ("decisions",)
+    personal_topics: frozenset[str] | None = frozenset([PushDecided.TOPIC])  # type: ignore[attr-defined]
 
     def apply(self, db: Database, page: Page, tables: Mapping[str, str]) -> None:
         table = tables["decisions"]

@@ -56,6 +56,9 @@ class Page:
 class ReadModel(Protocol):
     name: str
     tables: tuple[str, ...]
+    personal_topics: frozenset[str] | None
+    """The topics of the events whose personal fields the model reads (None: every topic's).
+    The others' read UNOPENED (domain.shredding) when no model of the runner reads them."""
 
     def apply(self, db: Database, page: Page, tables: Mapping[str, str]) -> None:
         """Writes the page's effect into `tables` (a name → actual table map, for rebuilds)."""

@@ -31,6 +31,7 @@ DIMENSIONS = trust.DIMENSIONS
 class Relationships:
     name = "relationships"
     tables: tuple[str, ...] = ("relationships", "brand_trust")
+    personal_topics: frozenset[str] | None = frozenset([Relationship.Opened.TOPIC])  # customer
 
     def apply(self, db: Database, page: Page, tables: Mapping[str, str]) -> None:
         ids = {event.originator_id for event in page.events}

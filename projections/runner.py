@@ -17,9 +17,12 @@ import bisect
 import contextlib
 import gc
 import logging
+import multiprocessing as mp
+import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
@@ -28,6 +31,7 @@ import psycopg
 
 from domain.application import Ledger
 from domain.relationship import CATALOGUE, Relationship
+from domain.shredding import PersonalDataMapper
 from projections.consents import Consents
 from projections.db import Database
 from projections.decisions import Decisions
@@ -51,6 +55,15 @@ REBUILD_SUFFIX = "_rebuild"
 REBUILD_PAGE_SIZE = 5000
 """A rebuild's page: ten times the live runner's, since fewer, larger transactions and per-page
 reads of the relationships' rows cost a rebuild a quarter less; memory stays a few MiB."""
+REBUILD_GROUPS = (("relationships", "decisions", "consents"), ("timeline",))
+"""How a rebuild shares its replay between two processes, each reading and decoding the whole
+log and applying it to its own read models. The first reads few personal fields, so decodes at
+half the cost; the timeline reads them all. About even shares, measured. (The relationships
+cannot be split by relationship: the brands' trust folds the evidence of all of a brand's
+relationships in log order.)"""
+REBUILD_SPLIT_FROM = 20_000
+"""The smallest log a rebuild replays in two processes by default: below, the fork and the
+second process's connections cost more than they save."""
 REBUILD_GC_THRESHOLD = 50_000
 """The cycle collector's first threshold during a replay (Python's default is 700): about the
 containers one page of events makes, all freed by reference counting when the page is done."""
@@ -86,12 +99,18 @@ class Runner:
     """Applies the log to the read models; one per process, on its own connection."""
 
     def __init__(
-        self, ledger: Ledger, models: Sequence[ReadModel] = READ_MODELS, page_size: int = 500
+        self,
+        ledger: Ledger,
+        models: Sequence[ReadModel] = READ_MODELS,
+        page_size: int = 500,
+        db: Database | None = None,
     ):
         self.ledger = ledger
         self.models = tuple(models)
         self.page_size = page_size
-        self.db = Database(ledger.store)
+        self.db = db or Database(ledger.store)
+        read = [m.personal_topics for m in self.models]
+        self._personal_topics = None if None in read else frozenset().union(*read)  # type: ignore[arg-type]
         self._brands: dict[UUID, str] = {}
         self.applied = threading.Condition()
 
@@ -214,10 +233,15 @@ class Runner:
         tables: Mapping[str, str],
         track: bool,
     ) -> None:
-        """One transaction: the page's effect on each model that has not applied it, and positions."""
+        """One transaction: the page's effect on each model that has not applied it, and positions.
+
+        But a rebuild's page on SQLite (not `track`) is not one transaction: its tables are fresh,
+        read by nobody until the swap, and SQLite's one write lock, which two rebuilding processes
+        share, is then held only while a read model writes, not while it computes."""
         events, positions = self._decode(notifications)
         pages: dict[int, Page] = {}  # by where a model starts in it: usually one for all
-        with self.db.transaction():
+        one_transaction = track or not self.db.is_sqlite
+        with self.db.transaction() if one_transaction else contextlib.nullcontext(self.db):
             current = self._lock_positions() if track else {}
             for model in models:
                 since = current.get(model.name, 0)
@@ -243,14 +267,22 @@ class Runner:
         }
 
     def _decode(self, notifications: Sequence[Any]) -> tuple[list[Any], list[int]]:
-        """The page's relationship events, decoded with their customers' keys."""
+        """The page's relationship events, their personal fields opened with their customers'
+        keys where a read model reads them."""
         mapper = self.ledger.mapper
+        assert isinstance(mapper, PersonalDataMapper)
         relevant = [n for n in notifications if n.topic in RELATIONSHIP_TOPICS]
+        opened = self._personal_topics
         # The page's customers' keys in one query, not one per customer as the mapper reads them.
         self.ledger.customer_keys.preload(
-            {n.originator_id for n in relevant}, self.db.customer_keys
+            {n.originator_id for n in relevant if opened is None or n.topic in opened},
+            self.db.customer_keys,
         )
-        return [mapper.to_domain_event(n) for n in relevant], [n.id for n in relevant]
+        events = [
+            mapper.to_domain_event(n, open_personal=opened is None or n.topic in opened)
+            for n in relevant
+        ]
+        return events, [n.id for n in relevant]
 
     def _brand_of(self, relationship_id: UUID) -> str:
         if relationship_id not in self._brands:
@@ -263,13 +295,18 @@ class Runner:
     # --- rebuilding ------------------------------------------------------------------------
 
     def rebuild(
-        self, verify: bool = False, progress: Callable[[Progress], None] | None = None
+        self,
+        verify: bool = False,
+        progress: Callable[[Progress], None] | None = None,
+        processes: int | None = None,
     ) -> dict[str, list[str]]:
         """Rebuilds the models from the whole log into fresh tables.
 
         Without `verify`, swaps them in for the live tables; with it, compares them with the live
         tables at the same position and leaves the live tables as they were. Returns the
-        differences per table (empty when rebuilt and live agree).
+        differences per table (empty when rebuilt and live agree). `processes` (1 or 2; by
+        default 2 for a log of REBUILD_SPLIT_FROM events or more on a machine of more than one
+        core) is how many processes replay the log: see REBUILD_GROUPS.
         """
         rebuilt = {t: t + REBUILD_SUFFIX for m in self.models for t in m.tables}
         tables = {t: rebuilt.get(t, t) for m in READ_MODELS for t in m.tables}
@@ -277,7 +314,7 @@ class Runner:
             for table, copy in rebuilt.items():
                 self.db.copy_table(table, copy)
         state = Progress(head=self.head())
-        done = self._replay(0, state.head, tables, state, progress)
+        done = self._replay_split(state.head, tables, state, progress, processes)
         if not verify:
             for table, copy in rebuilt.items():
                 self.db.index_copy(table, copy)
@@ -320,6 +357,70 @@ class Runner:
                     progress(state)
         return done
 
+    def _replay_split(
+        self,
+        until: int,
+        tables: Mapping[str, str],
+        state: Progress,
+        progress: Callable[[Progress], None] | None,
+        processes: int | None,
+    ) -> int:
+        """Replays (0, until]: in this process, or with the first of REBUILD_GROUPS in a forked
+        process while this one replays the rest."""
+        groups = [
+            g for g in ([m for m in self.models if m.name in names] for names in REBUILD_GROUPS) if g
+        ]
+        if processes is None:
+            processes = 2 if until >= REBUILD_SPLIT_FROM and (os.cpu_count() or 1) > 1 else 1
+        if processes < 2 or len(groups) < 2 or "fork" not in mp.get_all_start_methods():
+            return self._replay(0, until, tables, state, progress)
+        theirs, mine = groups
+        context = mp.get_context("fork")
+        reached = context.Value("q", 0, lock=False)
+        other = context.Process(
+            target=self._replay_forked,
+            args=(theirs, until, tables, reached),
+            name=f"trustledger-rebuild-{'-'.join(m.name for m in theirs)}",
+        )
+        other.start()
+        own = Progress(head=until)
+
+        def report(_: Progress) -> None:
+            state.done = min(own.done, reached.value)
+            if progress:
+                progress(state)
+
+        try:
+            Runner(self.ledger, mine, self.page_size, self.db)._replay(0, until, tables, own, report)
+            while other.is_alive():
+                other.join(0.2)
+                report(own)
+        finally:
+            other.join()
+        if other.exitcode != 0:
+            raise ProjectionFailed(
+                f"the replay of {', '.join(m.name for m in theirs)} in process {other.pid} failed"
+                f" (exit code {other.exitcode}; its log says why); the live tables are unchanged"
+            )
+        return until
+
+    def _replay_forked(
+        self, models: Sequence[ReadModel], until: int, tables: Mapping[str, str], reached: Any
+    ) -> None:
+        """In the forked process: replays with connections of its own, never the parent's."""
+        ledger = Ledger(self.ledger.store, master_key=self.ledger.customer_keys.master_key)
+        runner = Runner(ledger, models, self.page_size, self.db.reopened())
+        try:
+            runner._replay(
+                0, until, tables, Progress(head=until), lambda s: setattr(reached, "value", s.done)
+            )
+        except Exception:
+            log.exception("the replay of %s failed", ", ".join(m.name for m in models))
+            raise SystemExit(1) from None
+        finally:
+            runner.close()
+            ledger.close()
+
     def _catch_up(
         self,
         after: int,
@@ -337,10 +438,17 @@ class Runner:
     def _pages(
         self, after: int, until: int, size: int | None = None
     ) -> Iterator[tuple[Sequence[Any], int]]:
-        while after < until:
-            notifications, last = self._page(after, until, size)
-            yield notifications, last
-            after = last
+        """The pages of (after, until], each read while the caller applies the one before: the
+        store reads and sends a page while this process decodes and applies, not in turn."""
+        if after >= until:
+            return
+        with ThreadPoolExecutor(1, thread_name_prefix="trustledger-read-ahead") as reader:
+            ahead: Future[tuple[Sequence[Any], int]] | None
+            ahead = reader.submit(self._page, after, until, size)
+            while ahead is not None:
+                notifications, last = ahead.result()
+                ahead = reader.submit(self._page, last, until, size) if last < until else None
+                yield notifications, last
 
     def _compare(self, table: str, copy: str) -> list[str]:
         """Rows in one table and not the other, both ways (a few of each, and the counts)."""

@@ -18,6 +18,7 @@ from projections.readmodel import Page
 class Timeline:
     name = "timeline"
     tables: tuple[str, ...] = ("timeline",)
+    personal_topics: frozenset[str] | None = None  # actors, summaries: the whole event
 
     def apply(self, db: Database, page: Page, tables: Mapping[str, str]) -> None:
         rows = [

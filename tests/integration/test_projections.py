@@ -24,6 +24,7 @@ from domain.application import Ledger
 from domain.storage import Store
 from projections.db import Database
 from projections.readmodel import Page
+from projections.relationships import Relationships
 from projections.runner import READ_MODELS, ProjectionFailed, Runner
 from projections.timeline import Timeline, timeline_page
 from tests.conftest import new_sqlite_database, open_ledger
@@ -137,6 +138,40 @@ def test_a_rebuild_swaps_in_tables_with_the_migrated_schema_and_the_same_rows(
     assert runner.db.query("SELECT * FROM timeline ORDER BY relationship_id, sequence") == timeline
     assert runner.rebuild(verify=True) == {}
     assert not runner.db.table_exists("timeline_rebuild")
+    runner.close()
+
+
+def test_a_rebuild_in_two_processes_equals_one_in_one(fresh_ledger: Ledger) -> None:
+    for brand in ("acme", "globex"):
+        fresh_ledger.record_batch(brand, [e for i in range(3) for e in story(f"c{i}")])
+    fresh_ledger.erase("acme", "c1", requested_by="dpo", reason="the customer asked")
+    runner = Runner(fresh_ledger, page_size=9)
+    runner.run_once()
+    tables = sorted(t for model in READ_MODELS for t in model.tables)
+    live = {t: sorted(map(repr, runner.db.query(f"SELECT * FROM {t}"))) for t in tables}
+    assert runner.rebuild(processes=2) == {}
+    assert {t: sorted(map(repr, runner.db.query(f"SELECT * FROM {t}"))) for t in tables} == live
+    assert runner.rebuild(verify=True, processes=2) == {}
+    runner.close()
+
+
+def test_a_failed_replay_in_the_other_process_fails_the_rebuild_and_changes_nothing(
+    fresh_ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fresh_ledger.record_batch("acme", story("c1"))
+    runner = Runner(fresh_ledger)
+    runner.run_once()
+    live = runner.db.query("SELECT * FROM relationships")
+
+    def broken(*_: object) -> None:
+        raise ValueError("boom")
+
+    monkeypatch.setattr(Relationships, "apply", broken)  # the forked process inherits it
+    with pytest.raises(ProjectionFailed, match="replay of relationships"):
+        runner.rebuild(processes=2)
+    assert runner.db.query("SELECT * FROM relationships") == live
+    monkeypatch.undo()
+    assert runner.rebuild(verify=True) == {}
     runner.close()
 
 
