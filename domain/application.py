@@ -13,7 +13,7 @@ from uuid import UUID, uuid5
 
 from eventsourcing.application import AggregateNotFoundError, Application, ProcessingEvent
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent
+from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent, Transcoder
 
 from domain import trust
 from domain.brand import BrandPolicy, Policy, policy_id
@@ -52,6 +52,7 @@ from domain.shredding import (
     PersonalDataMapper,
 )
 from domain.storage import Store
+from domain.transcoder import OrjsonDecodingTranscoder
 
 ScoresProvider = Callable[[Relationship, datetime], Scores]
 BaseRates = Callable[[str, datetime], Mapping[str, float]]
@@ -273,6 +274,12 @@ class Ledger(Application[UUID]):
             ):
                 snapshot_class: Any = getattr(type(aggregate), "Snapshot", self.snapshot_class)
                 self.snapshots.put([snapshot_class.take(aggregate)])
+
+    def construct_transcoder(self) -> Transcoder:
+        """The library's JSON transcoder, decoding with orjson (domain/transcoder.py)."""
+        transcoder = OrjsonDecodingTranscoder()
+        self.register_transcodings(transcoder)
+        return transcoder
 
     def construct_mapper(self) -> Mapper[UUID]:
         """The mapper that seals personal fields with each customer's key (and the keys' store)."""

@@ -219,12 +219,11 @@ class CustomerKeys:
 
     def get(self, rid: UUID) -> CustomerKey | None:
         """The relationship's key, or None once it is erased."""
-        now = time.monotonic()
-        with self._lock:
-            cached = self._cache.get(rid)
-            if cached is not None and cached[0] > now:
-                self._cache.move_to_end(rid)
-                return cached[1]
+        # One dict lookup, no lock: opening every event of a replay asks. The cache forgets the
+        # least recently read from the table first (not the least recently used).
+        cached = self._cache.get(rid)
+        if cached is not None and cached[0] > time.monotonic():
+            return cached[1]
         row = self.table.select(rid)
         key = None if row is None else self._unwrap(rid, *row)
         self._remember(rid, key)
