@@ -314,10 +314,7 @@ class Runner:
             for table, copy in rebuilt.items():
                 self.db.copy_table(table, copy)
         state = Progress(head=self.head())
-        done = self._replay_split(state.head, tables, state, progress, processes)
-        if not verify:
-            for table, copy in rebuilt.items():
-                self.db.index_copy(table, copy)
+        done = self._replay_split(state.head, tables, state, progress, processes, not verify)
         with self.db.transaction():
             live = self._lock_positions()
             head = max(self.head(), done)
@@ -346,7 +343,10 @@ class Runner:
         tables: Mapping[str, str],
         state: Progress,
         progress: Callable[[Progress], None] | None,
+        index: bool,
     ) -> int:
+        """Replays (after, until] into `tables`; with `index`, then builds their other indexes
+        (in this process, so two replaying processes build theirs side by side)."""
         done = after
         with _fewer_collections():
             for notifications, last in self._pages(after, until, REBUILD_PAGE_SIZE):
@@ -355,6 +355,9 @@ class Runner:
                 state.done = done
                 if progress:
                     progress(state)
+        if index:
+            for table in (t for m in self.models for t in m.tables):
+                self.db.index_copy(table, tables[table])
         return done
 
     def _replay_split(
@@ -364,6 +367,7 @@ class Runner:
         state: Progress,
         progress: Callable[[Progress], None] | None,
         processes: int | None,
+        index: bool,
     ) -> int:
         """Replays (0, until]: in this process, or with the first of REBUILD_GROUPS in a forked
         process while this one replays the rest."""
@@ -373,13 +377,13 @@ class Runner:
         if processes is None:
             processes = 2 if until >= REBUILD_SPLIT_FROM and (os.cpu_count() or 1) > 1 else 1
         if processes < 2 or len(groups) < 2 or "fork" not in mp.get_all_start_methods():
-            return self._replay(0, until, tables, state, progress)
+            return self._replay(0, until, tables, state, progress, index)
         theirs, mine = groups
         context = mp.get_context("fork")
         reached = context.Value("q", 0, lock=False)
         other = context.Process(
             target=self._replay_forked,
-            args=(theirs, until, tables, reached),
+            args=(theirs, until, tables, reached, index),
             name=f"trustledger-rebuild-{'-'.join(m.name for m in theirs)}",
         )
         other.start()
@@ -391,10 +395,15 @@ class Runner:
                 progress(state)
 
         try:
-            Runner(self.ledger, mine, self.page_size, self.db)._replay(0, until, tables, own, report)
+            Runner(self.ledger, mine, self.page_size, self.db)._replay(
+                0, until, tables, own, report, index
+            )
             while other.is_alive():
                 other.join(0.2)
                 report(own)
+        except BaseException:
+            other.terminate()
+            raise
         finally:
             other.join()
         if other.exitcode != 0:
@@ -405,14 +414,24 @@ class Runner:
         return until
 
     def _replay_forked(
-        self, models: Sequence[ReadModel], until: int, tables: Mapping[str, str], reached: Any
+        self,
+        models: Sequence[ReadModel],
+        until: int,
+        tables: Mapping[str, str],
+        reached: Any,
+        index: bool,
     ) -> None:
         """In the forked process: replays with connections of its own, never the parent's."""
         ledger = Ledger(self.ledger.store, master_key=self.ledger.customer_keys.master_key)
         runner = Runner(ledger, models, self.page_size, self.db.reopened())
         try:
             runner._replay(
-                0, until, tables, Progress(head=until), lambda s: setattr(reached, "value", s.done)
+                0,
+                until,
+                tables,
+                Progress(head=until),
+                lambda s: setattr(reached, "value", s.done),
+                index,
             )
         except Exception:
             log.exception("the replay of %s failed", ", ".join(m.name for m in models))
