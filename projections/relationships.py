@@ -126,16 +126,21 @@ def _opened(event: Relationship.Opened) -> dict[str, Any]:
 
 def fold(row: dict[str, Any], event: Any) -> list[trust.Piece]:
     """One event's effect on its relationship's row; returns the trust evidence it carries."""
+    type_ = event.TYPE
     row["sequence"] = event.originator_version
     row["events"] += 1
-    row["counts"][event.TYPE] = row["counts"].get(event.TYPE, 0) + 1
+    counts = row["counts"]
+    counts[type_] = counts.get(type_, 0) + 1
     at = timestamp(event.occurred_at)
-    row["first_at"] = min(filter(None, [row["first_at"], at]))
-    row["last_at"] = max(filter(None, [row["last_at"], at]))
+    if row["first_at"] is None or at < row["first_at"]:
+        row["first_at"] = at
+    if row["last_at"] is None or at > row["last_at"]:
+        row["last_at"] = at
     data = event.data
-    kind = event.TYPE.split(".")[0]
-    pieces = trust.evidence_of(
-        event.TYPE, event.event_id, event.occurred_at, data, _item(row, kind, data)
+    pieces = (
+        trust.evidence_of(type_, event.event_id, event.occurred_at, data, _item(row, data))
+        if trust.carries_evidence(type_)
+        else []
     )
     if pieces:
         row["evidence"] = trust.with_pieces(row["evidence"], pieces)
@@ -173,12 +178,12 @@ def _datetime(value: Any) -> datetime:
     return value if isinstance(value, datetime) else datetime.fromisoformat(value)
 
 
-def _item(row: Mapping[str, Any], kind: str, data: Mapping[str, Any]) -> dict[str, Any] | None:
+def _item(row: Mapping[str, Any], data: Mapping[str, Any]) -> dict[str, Any] | None:
     """The promise or error report the event refers to, as trust.evidence_of reads it."""
-    if kind == "promise" and data.get("promise_id") in row["open_promises"]:
+    if "promise_id" in data and data["promise_id"] in row["open_promises"]:
         promise = row["open_promises"][data["promise_id"]]
         return {"status": "open", "due_at": parse_timestamp(promise["due_at"])}
-    if kind == "error" and data.get("error_id") in row["open_reports"]:
+    if "error_id" in data and data["error_id"] in row["open_reports"]:
         return {"status": row["open_reports"][data["error_id"]]["status"]}
     return None
 
