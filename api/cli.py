@@ -17,6 +17,7 @@ import psycopg
 
 from api import demo as demo_data
 from api.auth import ROLES, KeyProblem, KeyStore
+from api.context import Resources
 from api.settings import Settings, write_key_file
 from domain.application import Ledger
 from domain.errors import LedgerError
@@ -25,31 +26,23 @@ from domain.storage import BadDatabaseUrl
 
 
 class Context:
-    """What every command shares: the settings, and a ledger built on first use."""
+    """What every command shares: the settings, and the ledger and key store made on first use,
+    as the server makes them (api/context.py: the ledger's base rates are its brands' trust)."""
 
     def __init__(self, database_url: str | None) -> None:
         self.settings = Settings.load({"database_url": database_url} if database_url else None)
-        self._ledger: Ledger | None = None
-        self._keys: KeyStore | None = None
+        self.resources = Resources(self.settings)
 
     @property
     def ledger(self) -> Ledger:
-        if self._ledger is None:
-            master_key = self.settings.load_master_key(announce=_say)
-            self._ledger = Ledger(self.settings.store, master_key=master_key)
-        return self._ledger
+        return self.resources.ledger
 
     @property
     def keys(self) -> KeyStore:
-        if self._keys is None:
-            self._keys = KeyStore(self.settings.store)
-        return self._keys
+        return self.resources.keys
 
     def close(self) -> None:
-        if self._keys is not None:
-            self._keys.close()
-        if self._ledger is not None:
-            self._ledger.close()
+        self.resources.close()
 
 
 pass_context = click.make_pass_decorator(Context)
