@@ -135,10 +135,10 @@ class Runner:
         self.models = tuple(models)
         self.page_size = page_size
         self.db = db or Database(ledger.store)
-        self._log = Database(ledger.store)
-        """The log is read on a connection of its own: the read-ahead thread reads while the
-        read models write. The library's recorder reads it too, but its dict and dataclass per
-        row were two fifths of reading a page."""
+        self._log: Database | None = None
+        """The log is read on a connection of its own (opened at the first read): the read-ahead
+        thread reads while the read models write. The library's recorder reads it too, but its
+        dict and dataclass per row were two fifths of reading a page."""
         self._page_query, self._topics = _page_query(
             ledger.recorder.events_table_name, self.db.is_sqlite  # type: ignore[attr-defined]
         )
@@ -149,7 +149,8 @@ class Runner:
 
     def close(self) -> None:
         self.db.close()
-        self._log.close()
+        if self._log is not None:
+            self._log.close()
 
     # --- positions --------------------------------------------------------------------------
 
@@ -226,6 +227,8 @@ class Runner:
         covers: up to `head` when it holds them all, since other aggregates' events (push-id
         claims, policies) come in between and are not read at all."""
         size = size or self.page_size
+        if self._log is None:
+            self._log = Database(self.ledger.store)
         rows = self._log.query(self._page_query, [after, head, *self._topics, size])
         if self.db.is_sqlite:  # where the library keeps UUIDs as text
             notifications = [Logged(n, UUID(rid), v, t, state) for n, rid, v, t, state in rows]
