@@ -149,8 +149,12 @@ class Runner:
 
     def close(self) -> None:
         self.db.close()
+        self._close_log()
+
+    def _close_log(self) -> None:
         if self._log is not None:
             self._log.close()
+            self._log = None
 
     # --- positions --------------------------------------------------------------------------
 
@@ -433,10 +437,9 @@ class Runner:
             if progress:
                 progress(state)
 
+        here = Runner(self.ledger, mine, self.page_size, self.db)
         try:
-            Runner(self.ledger, mine, self.page_size, self.db)._replay(
-                0, until, tables, own, report, index
-            )
+            here._replay(0, until, tables, own, report, index)
             while other.is_alive():
                 other.join(0.2)
                 report(own)
@@ -444,6 +447,7 @@ class Runner:
             other.terminate()
             raise
         finally:
+            here._close_log()  # its db is this runner's
             other.join()
         if other.exitcode != 0:
             raise ProjectionFailed(
