@@ -62,9 +62,8 @@ half the cost; the timeline reads them all. About even shares, measured. (The re
 cannot be split by relationship: the brands' trust folds the evidence of all of a brand's
 relationships in log order.)"""
 REBUILD_SPLIT_FROM = 20_000
-"""The smallest log a rebuild replays in two processes by default: a smaller one takes well
-under a second in one, and a fork (about 0.1 s with the second process's connections) buys
-little."""
+"""The smallest log a rebuild replays in two processes by default: a smaller one replays in well
+under a second in one. (The fork and the second process's connections cost about 20 ms.)"""
 REBUILD_GC_THRESHOLD = 50_000
 """The cycle collector's first threshold during a replay (Python's default is 700): about the
 containers one page of events makes, all freed by reference counting when the page is done."""
