@@ -391,7 +391,7 @@ class Runner:
         """Replays (after, until] into `tables`; with `index`, then builds their other indexes
         (in this process, so two replaying processes build theirs side by side)."""
         done = after
-        with _fewer_collections():
+        with _fewer_collections(), self.db.unflushed():
             for notifications, last in self._pages(after, until, REBUILD_PAGE_SIZE):
                 self._apply(notifications, last, self.models, tables, track=False)
                 done = last
