@@ -180,10 +180,12 @@ class Database:
             for row in rows:
                 copy.write_row(row)
 
-    def query(self, statement: str, params: Sequence[Any] = ()) -> list[Row]:
+    def query(self, statement: str, params: Sequence[Any] = (), binary: bool = False) -> list[Row]:
+        """The rows; `binary` has PostgreSQL send them in its binary format (for a bytea, its
+        bytes rather than twice as many hex digits)."""
         if self.is_sqlite:
             return self._sqlite.execute(statement, params).fetchall()
-        with self._pg.cursor() as cursor:
+        with self._pg.cursor(binary=binary) as cursor:
             cursor.execute(self.sql(statement), params)
             return cursor.fetchall()
 

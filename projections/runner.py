@@ -233,7 +233,7 @@ class Runner:
         size = size or self.page_size
         if self._log is None:
             self._log = Database(self.ledger.store)
-        rows = self._log.query(self._page_query, [after, head, *self._topics, size])
+        rows = self._log.query(self._page_query, [after, head, *self._topics, size], binary=True)
         if self.db.is_sqlite:  # where the library keeps UUIDs as text
             notifications = [Logged(n, UUID(rid), v, t, state) for n, rid, v, t, state in rows]
         else:
