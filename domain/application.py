@@ -482,8 +482,8 @@ class Ledger(Application[UUID]):
             if r["kind"] == "k":  # a key row holds the brand in `topic`, the wrapped key in `state`
                 keys.append((r["id"], r["topic"], bytes(r["state"])))
             else:
-                stored = StoredEvent(r["id"], r["originator_version"], r["topic"], bytes(r["state"]))
-                (snapshots if r["kind"] == "s" else events).append(stored)
+                found = snapshots if r["kind"] == "s" else events
+                found.append(StoredEvent(r["id"], r["originator_version"], r["topic"], bytes(r["state"])))
         existing = {cast(UUID, s.originator_id) for s in snapshots + events} & unseen
         self.customer_keys.preload(existing, lambda missing: keys)
         return snapshots, events
