@@ -58,29 +58,40 @@ ScoresProvider = Callable[[Relationship, datetime], Scores]
 BaseRates = Callable[[str, datetime], Mapping[str, float]]
 
 
-_LATEST_SNAPSHOTS = {
-    "sqlite": "WITH wanted(id, after) AS (VALUES {values}) SELECT s.originator_id,"
+_LATEST_SNAPSHOTS = (
+    "WITH wanted(id, after) AS (VALUES {values}) SELECT s.originator_id,"
     " s.originator_version, s.topic, s.state FROM stored_snapshots s JOIN wanted ON s.originator_id = wanted.id"
     " WHERE s.originator_version = (SELECT max(originator_version) FROM stored_snapshots"
-    " WHERE originator_id = s.originator_id)",
-    "postgres": "SELECT s.* FROM unnest(%s::uuid[]) AS wanted(id) CROSS JOIN LATERAL"
-    " (SELECT originator_id, originator_version, topic, state FROM ledger_snapshots"
-    " WHERE originator_id = wanted.id ORDER BY originator_version DESC LIMIT 1) s",
-}
-_EVENTS_AFTER = {
-    "sqlite": "WITH wanted(id, after) AS (VALUES {values}) SELECT e.originator_id,"
+    " WHERE originator_id = s.originator_id)"
+)
+_EVENTS_AFTER = (
+    "WITH wanted(id, after) AS (VALUES {values}) SELECT e.originator_id,"
     " e.originator_version, e.topic, e.state FROM stored_events e JOIN wanted"
     " ON e.originator_id = wanted.id AND e.originator_version > wanted.after"
-    " ORDER BY e.originator_id, e.originator_version",
-    "postgres": "SELECT e.* FROM unnest(%s::uuid[], %s::bigint[]) AS wanted(id, after)"
-    " CROSS JOIN LATERAL (SELECT originator_id, originator_version, topic, state FROM ledger_events"
-    " WHERE originator_id = wanted.id AND originator_version > wanted.after"
-    " ORDER BY originator_version) e",
-}
-"""The bulk loader's queries, on the library's tables (migration 0001 owns them). On PostgreSQL
-they are prepared once, so they are written for a plan that holds for any number of ids: an
-index lookup per id (LATERAL), where a join would be planned, without the ids, as a scan of the
-whole table."""
+    " ORDER BY e.originator_id, e.originator_version"
+)
+"""The bulk loader's queries on SQLite, whose round trips stay in the process."""
+_LOAD_POSTGRES = (
+    "WITH wanted AS (SELECT w.id, w.unseen, greatest(w.after, s.originator_version) AS after,"
+    " s.originator_version, s.topic, s.state"
+    " FROM unnest((SELECT %s::uuid[]), (SELECT %s::bigint[]), (SELECT %s::bool[])) AS w(id, after, unseen)"
+    " LEFT JOIN LATERAL (SELECT originator_version, topic, state FROM ledger_snapshots"
+    " WHERE originator_id = w.id AND w.unseen ORDER BY originator_version DESC LIMIT 1) s ON true)"
+    " SELECT 's' AS kind, id, originator_version, topic, state FROM wanted WHERE topic IS NOT NULL"
+    " UNION ALL SELECT 'e', e.* FROM wanted CROSS JOIN LATERAL (SELECT originator_id,"
+    " originator_version, topic, state FROM ledger_events WHERE originator_id = wanted.id"
+    " AND originator_version > wanted.after ORDER BY originator_version) e"
+    " UNION ALL SELECT 'k', k.relationship_id, NULL, k.brand, k.wrapped_key"
+    " FROM wanted JOIN customer_keys k ON k.relationship_id = wanted.id WHERE wanted.unseen"
+)
+"""The bulk loader's one query on PostgreSQL, for many relationships: for those this process has
+not seen, the latest snapshot (kind 's') and the customer key (kind 'k'); for all, the events
+after what is known (kind 'e'). One statement, so the three agree (a key and its relationship's
+first events are written together). It is prepared once, so it is written for a plan that holds
+for any number of ids: an index lookup per id (LATERAL), where a join would be planned, without
+the ids, as a scan of the whole table. The arrays are read through `(SELECT ...)` so that the
+planner cannot count them: counted, a plan for one id looks cheaper than the generic plan, and
+the server plans the query again on every call (0.1 ms of its CPU, more than running it)."""
 
 
 def neutral_base_rates(brand: str, at: datetime) -> dict[str, float]:
@@ -266,14 +277,17 @@ class Ledger(Application[UUID]):
         first: two more queries and a decode, paid by the request that reached the interval.)"""
         if self.snapshots is None:
             return
-        for aggregate in processing_event.aggregates.values():
-            interval = self.snapshotting_intervals.get(type(aggregate))
-            if interval and any(
-                event.originator_id == aggregate.id and event.originator_version % interval == 0
-                for event in processing_event.events
-            ):
-                snapshot_class: Any = getattr(type(aggregate), "Snapshot", self.snapshot_class)
-                self.snapshots.put([snapshot_class.take(aggregate)])
+        aggregates = processing_event.aggregates
+        due = {  # one pass over the events: a batch saves a hundred aggregates or more
+            event.originator_id
+            for event in processing_event.events
+            if (interval := self.snapshotting_intervals.get(type(aggregates[event.originator_id])))
+            and event.originator_version % interval == 0
+        }
+        for rid in due:
+            aggregate = aggregates[rid]
+            snapshot_class: Any = getattr(type(aggregate), "Snapshot", self.snapshot_class)
+            self.snapshots.put([snapshot_class.take(aggregate)])
 
     def construct_transcoder(self) -> Transcoder:
         """The library's JSON transcoder, decoding with orjson (domain/transcoder.py)."""
@@ -414,11 +428,11 @@ class Ledger(Application[UUID]):
         """The aggregates that exist among `ids`, current: shared with the cache, so a command
         must change a copy.
 
-        Two queries for a whole batch (the latest snapshots of those not cached, then every event
-        after what is known of each), where the repository would spend one or two per
-        aggregate; only one when all are cached, or only `snapshotted` ones may have snapshots.
-        What it folds goes into the cache, as the repository's get would put it; what a save
-        wrote goes there too, so this process need not read back its own events.
+        One query for a whole batch on PostgreSQL (two on SQLite), where the repository would
+        spend one or two per aggregate: the latest snapshots of those not cached (only
+        `snapshotted` ones, if given), their customer keys, and every event after what is known
+        of each. What it folds goes into the cache, as the repository's get would put it; what a
+        save wrote goes there too, so this process need not read back its own events.
         """
         cache = self.repository.cache
         if self.store.kind == "memory" or cache is None:
@@ -427,13 +441,14 @@ class Ledger(Application[UUID]):
         for rid in ids:
             with contextlib.suppress(KeyError):
                 known[rid] = cache.get(rid)
-        unknown = [i for i in ids if i not in known and (snapshotted is None or i in snapshotted)]
-        for snapshot in self._stored(_LATEST_SNAPSHOTS, unknown):
+        unseen = {i for i in ids if i not in known and (snapshotted is None or i in snapshotted)}
+        after = {rid: known[rid].version if rid in known else 0 for rid in ids}
+        snapshots, events = self._stored(after, unseen)
+        for snapshot in snapshots:
             folded: Any = self.mapper.to_domain_event(snapshot)
             known[cast(UUID, snapshot.originator_id)] = folded.mutate(None)
-        after = {rid: known[rid].version if rid in known else 0 for rid in ids}
         changed: dict[UUID, Any] = {}
-        for stored in self._stored(_EVENTS_AFTER, list(ids), after):
+        for stored in events:
             rid = cast(UUID, stored.originator_id)
             if rid not in changed:  # never change what the cache holds
                 changed[rid] = copy.deepcopy(known[rid]) if rid in known else None
@@ -453,28 +468,32 @@ class Ledger(Application[UUID]):
                     cache.put(aggregate.id, aggregate)
 
     def _stored(
-        self, queries: dict[str, str], ids: list[UUID], after: dict[UUID, int] | None = None
-    ) -> list[StoredEvent]:
-        """Stored events or snapshots of many relationships, by one query on either store."""
-        if not ids:
-            return []
+        self, after: dict[UUID, int], unseen: set[UUID]
+    ) -> tuple[list[StoredEvent], list[StoredEvent]]:
+        """The latest snapshots of the `unseen` relationships, and the events of each after its
+        `after` version or its snapshot. On PostgreSQL the same query reads the unseen ones'
+        customer keys into the key cache, which their events and save need next."""
         datastore = cast(Any, self.recorder).datastore
+        snapshots: list[StoredEvent] = []
+        events: list[StoredEvent] = []
         if self.store.is_sqlite:
-            values = ", ".join("(?, ?)" for _ in ids)
-            pairs = [x for i in ids for x in (i.hex, (after or {}).get(i, 0))]
-            with datastore.transaction(commit=False) as cursor:
-                cursor.execute(queries["sqlite"].format(values=values), pairs)
-                rows = cursor.fetchall()
-            return [StoredEvent(UUID(r[0]), r[1], r[2], bytes(r[3])) for r in rows]
+            snapshots = _sqlite_stored(datastore, _LATEST_SNAPSHOTS, dict.fromkeys(unseen, 0))
+            versions = {s.originator_id: s.originator_version for s in snapshots}
+            return snapshots, _sqlite_stored(datastore, _EVENTS_AFTER, {**after, **versions})
+        rids = list(after)
         with datastore.get_connection() as conn, conn.cursor() as cursor:
-            params: list[Any] = [ids, [(after or {}).get(i, 0) for i in ids]]
-            query = queries["postgres"]
-            cursor.execute(query, params[: query.count("%s")], prepare=True)
-            rows = cursor.fetchall()
-        return [
-            StoredEvent(r["originator_id"], r["originator_version"], r["topic"], bytes(r["state"]))
-            for r in rows
-        ]
+            params = [rids, [after[i] for i in rids], [i in unseen for i in rids]]
+            rows = cursor.execute(_LOAD_POSTGRES, params, prepare=True).fetchall()
+        keys: list[tuple[UUID, str, bytes]] = []
+        for r in rows:
+            if r["kind"] == "k":  # a key row holds the brand in `topic`, the wrapped key in `state`
+                keys.append((r["id"], r["topic"], bytes(r["state"])))
+            else:
+                found = snapshots if r["kind"] == "s" else events
+                found.append(StoredEvent(r["id"], r["originator_version"], r["topic"], bytes(r["state"])))
+        existing = {cast(UUID, s.originator_id) for s in snapshots + events} & unseen
+        self.customer_keys.preload(existing, lambda missing: keys)
+        return snapshots, events
 
     def _exists_id(self, rid: UUID) -> bool:
         return bool(list(self.events.get(rid, limit=1)))
@@ -827,6 +846,18 @@ class Ledger(Application[UUID]):
 
     def _exists(self, brand: str, customer: str) -> bool:
         return self._exists_id(relationship_id(brand, customer))
+
+
+def _sqlite_stored(datastore: Any, query: str, after: dict[Any, int]) -> list[StoredEvent]:
+    """Stored events or snapshots of many relationships (each after its version), by one query."""
+    if not after:
+        return []
+    values = ", ".join("(?, ?)" for _ in after)
+    pairs = [x for rid, version in after.items() for x in (rid.hex, version)]
+    with datastore.transaction(commit=False) as cursor:
+        cursor.execute(query.format(values=values), pairs)
+        rows = cursor.fetchall()
+    return [StoredEvent(UUID(r[0]), r[1], r[2], bytes(r[3])) for r in rows]
 
 
 def _fingerprint(keys: dict[UUID, CustomerKey], brand: str, posted: PostedEvent) -> str:

@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 
 from domain.application import Ledger
-from domain.errors import BatchRejected, ConcurrencyConflict, RejectedEvent, RelationshipNotFound
+from domain.errors import (
+    BatchRejected,
+    ConcurrencyConflict,
+    CustomerErased,
+    RejectedEvent,
+    RelationshipNotFound,
+)
 from domain.relationship import relationship_id
 from domain.storage import Store
 from tests.conftest import new_sqlite_database, open_ledger
@@ -119,6 +125,41 @@ def test_two_ledgers_on_one_store_never_act_on_a_stale_relationship(store: Store
     assert recorded == [e.event_id for e in (made, answer, kept, again, broken)]  # type: ignore[attr-defined]
     first.close()
     second.close()
+
+
+def test_a_ledger_that_never_saw_a_relationship_loads_it_from_its_snapshot(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Another worker's relationship is loaded whole: its snapshot, the events after it, and the
+    key its sealed fields need (on PostgreSQL by the same query: the key table is not asked)."""
+    brand, customer = random_brand(), random_customer()
+    writer, reader = open_ledger(store), open_ledger(store)
+    writer.record_batch(brand, [answered(customer, f"c{i}") for i in range(55)])
+    if store.kind == "postgres":
+
+        def asked(rid: object) -> None:
+            raise AssertionError(f"the key table was asked for {rid}")
+
+        monkeypatch.setattr(reader.customer_keys.table, "select", asked)
+    recording = reader.record(brand, posted("promise.made", customer, promise_id="p1", summary="refund", due_at=LATER))
+    assert recording.sequence == 57
+    rid = relationship_id(brand, customer)
+    loaded, stored = reader.repository.cache.get(rid), writer.repository.get(rid)  # type: ignore[union-attr]
+    assert loaded.counts == stored.counts
+    assert loaded.version == stored.version
+    writer.close()
+    reader.close()
+
+
+def test_a_ledger_that_never_saw_an_erased_customer_refuses_their_events(store: Store) -> None:
+    brand, customer = random_brand(), random_customer()
+    writer, reader = open_ledger(store), open_ledger(store)
+    writer.record_batch(brand, story(customer)[:3])
+    writer.erase(brand, customer, requested_by="dpo", reason="art. 17")
+    with pytest.raises(CustomerErased):
+        reader.record(brand, answered(customer, "after"))
+    writer.close()
+    reader.close()
 
 
 def test_a_batch_with_one_invalid_event_stores_nothing(ledger: Ledger) -> None:
