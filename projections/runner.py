@@ -22,7 +22,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 from uuid import UUID
@@ -89,7 +88,8 @@ class Logged(NamedTuple):
 
 def _page_query(table: str, sqlite: bool) -> tuple[str, list[Any]]:
     """The query of a page of relationship events after a position, up to another, and the
-    topics to pass it; as the library's recorder selects notifications, on the same tables."""
+    topics to pass it: as the library's recorder selects notifications, on its tables, but into
+    tuples, where its dict and dataclass per row were two fifths of reading a page."""
     if sqlite:
         topics: list[Any] = list(RELATIONSHIP_TOPIC_LIST)
         position, match = "rowid", f"topic IN ({', '.join('?' for _ in topics)})"
@@ -135,10 +135,6 @@ class Runner:
         self.models = tuple(models)
         self.page_size = page_size
         self.db = db or Database(ledger.store)
-        self._log: Database | None = None
-        """The log is read on a connection of its own (opened at the first read): the read-ahead
-        thread reads while the read models write. The library's recorder reads it too, but its
-        dict and dataclass per row were two fifths of reading a page."""
         self._page_query, self._topics = _page_query(
             ledger.recorder.events_table_name, self.db.is_sqlite  # type: ignore[attr-defined]
         )
@@ -149,12 +145,6 @@ class Runner:
 
     def close(self) -> None:
         self.db.close()
-        self._close_log()
-
-    def _close_log(self) -> None:
-        if self._log is not None:
-            self._log.close()
-            self._log = None
 
     # --- positions --------------------------------------------------------------------------
 
@@ -231,9 +221,7 @@ class Runner:
         covers: up to `head` when it holds them all, since other aggregates' events (push-id
         claims, policies) come in between and are not read at all."""
         size = size or self.page_size
-        if self._log is None:
-            self._log = Database(self.ledger.store)
-        rows = self._log.query(self._page_query, [after, head, *self._topics, size], binary=True)
+        rows = self.db.query(self._page_query, [after, head, *self._topics, size], binary=True)
         if self.db.is_sqlite:  # where the library keeps UUIDs as text
             notifications = [Logged(n, UUID(rid), v, t, state) for n, rid, v, t, state in rows]
         else:
@@ -447,7 +435,6 @@ class Runner:
             other.terminate()
             raise
         finally:
-            here._close_log()  # its db is this runner's
             other.join()
         if other.exitcode != 0:
             raise ProjectionFailed(
@@ -500,17 +487,10 @@ class Runner:
     def _pages(
         self, after: int, until: int, size: int | None = None
     ) -> Iterator[tuple[Sequence[Any], int]]:
-        """The pages of (after, until], each read while the caller applies the one before: the
-        store reads and sends a page while this process decodes and applies, not in turn."""
-        if after >= until:
-            return
-        with ThreadPoolExecutor(1, thread_name_prefix="trustledger-read-ahead") as reader:
-            ahead: Future[tuple[Sequence[Any], int]] | None
-            ahead = reader.submit(self._page, after, until, size)
-            while ahead is not None:
-                notifications, last = ahead.result()
-                ahead = reader.submit(self._page, last, until, size) if last < until else None
-                yield notifications, last
+        while after < until:
+            notifications, last = self._page(after, until, size)
+            yield notifications, last
+            after = last
 
     def _compare(self, table: str, copy: str) -> list[str]:
         """Rows in one table and not the other, both ways (a few of each, and the counts)."""
