@@ -24,7 +24,6 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import psycopg
 from eventsourcing.application import Application
 
 from domain.application import Ledger
@@ -32,7 +31,7 @@ from domain.key_table import MemoryKeyTable
 from domain.relationship import PostedEvent
 from domain.shredding import CustomerKeys, MasterKey
 from domain.storage import Store
-from migrations import upgrade
+from migrations import new_postgres_database, upgrade
 
 ROUNDS = 9
 EVENTS = 300
@@ -91,14 +90,10 @@ def ingest(ledger: Ledger, customers: list[str]) -> float:
 
 
 def fresh_store(kind: str, directory: Path, name: str) -> Store:
-    if kind == "sqlite":
-        store = Store.from_url(f"sqlite:///{directory / name}.sqlite3")
-    else:
-        base = Store.from_url(os.environ["TRUSTLEDGER_BENCH_POSTGRES_URL"])
-        dbname = f"bench_{name}_{uuid.uuid4().hex[:8]}"
-        with psycopg.connect(base.conninfo(), autocommit=True) as conn:
-            conn.execute(f'CREATE DATABASE "{dbname}"')
-        store = Store.from_url(base.conninfo().rsplit("/", 1)[0] + "/" + dbname)
+    if kind == "postgres":
+        server = Store.from_url(os.environ["TRUSTLEDGER_BENCH_POSTGRES_URL"])
+        return new_postgres_database(server, f"bench_{name}")
+    store = Store.from_url(f"sqlite:///{directory / name}.sqlite3")
     upgrade(store)
     return store
 
