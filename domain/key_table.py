@@ -176,7 +176,7 @@ class SQLKeyTable:
 
     def claim_master_key(self, key_id: str) -> str:
         with self._writing() as cursor:
-            cursor.execute(self.dialect.claim, (key_id, _now()))
+            cursor.execute(self.dialect.claim, (key_id, now()))
             cursor.execute(self.dialect.check)
             return str(cursor.fetchone()["master_key_id"])
 
@@ -195,7 +195,7 @@ class SQLKeyTable:
         with self._writing(flush=False) as cursor:
             for rid, brand, wrapped in rows:
                 cursor.execute(
-                    self.dialect.insert, (self.dialect.rid(rid), brand, wrapped, key_id, _now())
+                    self.dialect.insert, (self.dialect.rid(rid), brand, wrapped, key_id, now())
                 )
             cursor.execute(self.dialect.check)
             row = cursor.fetchone()
@@ -282,7 +282,7 @@ class SQLKeyTable:
             ]
             if updates:
                 cursor.executemany(d.update, updates)
-            cursor.execute(d.rebind, (new_id, _now()))
+            cursor.execute(d.rebind, (new_id, now()))
             return len(updates)
 
 
@@ -293,7 +293,8 @@ def key_table_for(datastore: Any | None, kind: str) -> KeyTable:
     return SQLKeyTable(datastore, SQLITE if kind == "sqlite" else POSTGRES)
 
 
-def _now() -> str:
+def now() -> str:
+    """A key row's creation time, as the key table stores it."""
     return datetime.now(UTC).isoformat()
 
 
@@ -301,7 +302,3 @@ NEW_KEYS = "new_customer_keys"
 """The keyword of `Application.save` that carries new customer keys into the events' transaction."""
 KeyRow = tuple[UUID, str, bytes, str, str]
 """A new customer key as written: relationship id, brand, wrapped key, master key id, created at."""
-
-
-def now() -> str:
-    return _now()
