@@ -2,6 +2,11 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 VENV := .venv
+# The virtualenv lives outside the source tree and .venv links to it, so that what searches the
+# tree (grep -r, the duplicates tool, the project's checks) reads the project's own files, not
+# its libraries' (whose source names settings this project must never set, such as the
+# eventsourcing library's POSTGRES_ENABLE_DB_FUNCTIONS). One per clone, named after its path.
+VENV_HOME ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/trustledger/venv-$(shell printf '%s' '$(CURDIR)' | sha256sum | cut -c1-12)
 PY := $(VENV)/bin/python
 PORT ?= 8000
 PGDIR ?= $(CURDIR)/var/test-postgres
@@ -9,8 +14,11 @@ PYTEST_ARGS ?=
 
 .PHONY: install install-browser run test lint bench clean
 
-$(VENV)/.installed: pyproject.toml
-	python3 -m venv $(VENV)
+# Also remade when this recipe changes (a .venv from before it moved out is a directory).
+$(VENV)/.installed: pyproject.toml Makefile
+	if [ -d $(VENV) ] && [ ! -L $(VENV) ]; then rm -rf $(VENV); fi
+	python3 -m venv $(VENV_HOME)
+	ln -sfn $(VENV_HOME) $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $@
@@ -51,4 +59,4 @@ bench: install
 	  TRUSTLEDGER_BENCH_POSTGRES_URL=$$url $(PY) bench/$$script.py; done
 
 clean:
-	rm -rf $(VENV) var build *.egg-info
+	rm -rf "$$(readlink -f $(VENV))" $(VENV) var build *.egg-info
