@@ -13,12 +13,15 @@ customer is erased, cannot be compared any more.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import itertools
+from base64 import b64encode
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import orjson
 from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError, StoredEvent
 from eventsourcing.popo import POPOApplicationRecorder
 from eventsourcing.postgres import PostgresApplicationRecorder
@@ -57,24 +60,38 @@ _GUARD_POSTGRES = (
     # rotation in progress, as insert_or_get's check does.
     "SELECT 1 / (master_key_id = %s)::int FROM master_key_check WHERE id = 1 FOR SHARE"
 )
+# Each insert's rows go as one JSON document, turned back into rows by the server: one parameter
+# to quote, where arrays took psycopg a Python pass per column (bytes go as base64).
 _INSERT_KEYS_POSTGRES = (
     "INSERT INTO customer_keys (relationship_id, brand, wrapped_key, master_key_id, created_at)"
-    " SELECT * FROM unnest(%s::uuid[], %s::text[], %s::bytea[], %s::text[], %s::timestamptz[])"
+    " SELECT r, b, decode(w, 'base64'), m, c FROM json_to_recordset(%s::json)"
+    " AS k(r uuid, b text, w text, m text, c timestamptz)"
 )
 _INSERT_CLAIMS_POSTGRES = (
-    f"INSERT INTO event_ids ({_COLUMNS}) SELECT * FROM unnest("
-    "%s::text[], %s::text[], %s::uuid[], %s::bigint[], %s::text[], %s::timestamptz[])"
+    f"INSERT INTO event_ids ({_COLUMNS}) SELECT * FROM json_to_recordset(%s::json) AS c("
+    "b text, e text, r uuid, s bigint, f text, t timestamptz)"
 )
+_INSERT_EVENTS_POSTGRES = (
+    "INSERT INTO {0} (originator_id, originator_version, topic, state)"
+    " SELECT r, v, t, decode(s, 'base64') FROM json_to_recordset(%s::json) AS e(r uuid, v bigint, t text, s text)"
+    " RETURNING notification_id"
+)
+
+
+def _json(rows: Iterable[tuple[Any, ...]], names: str) -> str:
+    """Rows as a JSON array of objects, one key per letter of `names`; bytes in base64."""
+    return orjson.dumps(
+        [
+            {name: b64encode(value).decode() if isinstance(value, bytes) else value
+             for name, value in zip(names, row, strict=True)}
+            for row in rows
+        ]
+    ).decode()
 
 
 def _claims(kwargs: dict[str, Any]) -> list[EventIdClaim]:
     claims: list[EventIdClaim] = kwargs.get(EVENT_IDS) or []
     return claims
-
-
-def _columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
-    """Rows as columns, each a list: the arrays that unnest() turns back into rows."""
-    return [[row[i] for row in rows] for i in range(width)]
 
 
 def _row(claim: EventIdClaim) -> tuple[Any, ...]:
@@ -93,42 +110,37 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
     round trip: the statements go together as one query, the parameters bound in this process
     (psycopg's ClientCursor), which the server runs as one transaction. The library's pipeline
     takes two round trips and, measured here, more time in psycopg than on the wire; and its
-    events go as one array of composites, where these go as four plain arrays."""
+    events go as one array of composites, where these go as one JSON document."""
 
     def __init__(self, datastore: Any, **kwargs: Any) -> None:
         super().__init__(datastore, **kwargs)
         table = SQL("{0}.{1}").format(Identifier(datastore.schema), Identifier(self.events_table_name))
-        self.save_statements = SQL("; ").join(
-            [
-                *self.lock_table_statements,
-                SQL("NOTIFY {0}").format(Identifier(self.channel_name)),
-                SQL(
-                    "INSERT INTO {0} (originator_id, originator_version, topic, state)"
-                    " SELECT * FROM unnest(%s::uuid[], %s::bigint[], %s::text[], %s::bytea[])"
-                    " RETURNING notification_id"
-                ).format(table),
-            ]
-        )
+        save = [
+            *self.lock_table_statements,
+            SQL("NOTIFY {0}").format(Identifier(self.channel_name)),
+            SQL(_INSERT_EVENTS_POSTGRES).format(table),
+        ]
+        self._queries: dict[tuple[bool, bool], bytes] = {}
+        """The whole query, composed once, by whether it writes new keys and claims."""
+        for keys, claims in itertools.product((False, True), repeat=2):
+            statements = [SQL(_GUARD_POSTGRES), SQL(_INSERT_KEYS_POSTGRES)] if keys else []
+            statements += [SQL(_INSERT_CLAIMS_POSTGRES)] if claims else []
+            self._queries[keys, claims] = SQL("; ").join(statements + save).as_bytes()
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: list[StoredEvent], **kwargs: Any) -> list[int]:
-        statements: list[Any] = []
         params: list[Any] = []
         keys: list[KeyRow] = kwargs.get(NEW_KEYS) or []
         if keys:
-            statements += [SQL(_GUARD_POSTGRES), SQL(_INSERT_KEYS_POSTGRES)]
-            params += [keys[0][3], *_columns(keys, 5)]
+            params += [keys[0][3], _json(keys, "rbwmc")]
         claims = _claims(kwargs)
         if claims:  # before the lock: a repeated id fails without holding up other saves
-            statements.append(SQL(_INSERT_CLAIMS_POSTGRES))
-            params += _columns([_row(claim) for claim in claims], 6)
-        statements.append(self.save_statements)
-        params += _columns(
-            [(e.originator_id, e.originator_version, e.topic, e.state) for e in stored_events], 4
-        )
+            params.append(_json(map(_row, claims), "bersft"))
+        events = ((e.originator_id, e.originator_version, e.topic, e.state) for e in stored_events)
+        params.append(_json(events, "rvts"))
         with self.datastore.get_connection() as conn:
             cursor = ClientCursor(conn)
-            cursor.execute(SQL("; ").join(statements), params)
+            cursor.execute(self._queries[bool(keys), bool(claims)], params)
             while cursor.nextset():  # to the last statement's result, the insert's
                 pass
             return [row["notification_id"] for row in cursor.fetchall()]
