@@ -18,7 +18,7 @@ from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent, Trans
 from eventsourcing.persistence import Recording as LibraryRecording
 
 from domain import trust
-from domain.brand import BrandPolicy, Policy, policy_id
+from domain.brand import DEFAULT_POLICY, BrandPolicy, Policy, policy_id
 from domain.errors import (
     BatchRejected,
     ConcurrencyConflict,
@@ -257,6 +257,7 @@ class Ledger(Application[UUID]):
             )
         self._master_key = master_key or MasterKey.generate()
         self._key_cache_seconds = key_cache_seconds
+        self._policies: dict[str, tuple[dict[str, Any], Policy]] = {}
         super().__init__(
             {
                 **self.store.eventsourcing_env(),
@@ -572,7 +573,7 @@ class Ledger(Application[UUID]):
             if recorded is not None:
                 return recorded
             claim = self._claim_push_id(brand, push, relationship, current.get(claim_id))
-            policy = current[pid].policy() if pid in current else Policy.default(brand)
+            policy = self._current_policy(brand, current.get(pid))
             decision = evaluate(
                 relationship, self._scores(scores, relationship, moment, policy), policy, push, moment
             )
@@ -587,6 +588,17 @@ class Ledger(Application[UUID]):
         raise ConcurrencyConflict(
             f"the relationship kept changing; gave up after {self.max_attempts} attempts"
         )
+
+    def _current_policy(self, brand: str, aggregate: BrandPolicy | None) -> Policy:
+        """The policy the brand's aggregate holds (the default without one), built once per
+        version: building one copies its settings, a tenth of a decision's Python. A version's
+        settings are a dict of its own, never changed in place, so it tells the version."""
+        settings = aggregate.settings if aggregate else DEFAULT_POLICY
+        memo = self._policies.get(brand)
+        if memo is None or memo[0] is not settings:
+            policy = aggregate.policy() if aggregate else Policy.default(brand)
+            memo = self._policies[brand] = (settings, policy)
+        return memo[1]
 
     def gate_scores(
         self, relationship: Relationship, now: datetime, policy: Policy | None = None
