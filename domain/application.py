@@ -34,7 +34,14 @@ from domain.errors import (
 )
 from domain.gate import PushRequest, Scores, evaluate
 from domain.key_table import NEW_KEYS, key_table_for, rotated_away
-from domain.recorders import EVENT_IDS, RECORDERS, EventIdClaim, MemoryLedgerRecorder
+from domain.recorders import (
+    EVENT_IDS,
+    PUSH_IDS,
+    RECORDERS,
+    EventIdClaim,
+    MemoryLedgerRecorder,
+    PushIdClaim,
+)
 from domain.relationship import (
     ERASED,
     NAMESPACE,
@@ -204,7 +211,8 @@ class IdempotencyKey(Aggregate, created_event_name="Claimed"):
 
 
 class PushClaim(Aggregate, created_event_name="Claimed"):
-    """Claims one of a brand's push ids for one customer, saved with the push's first decision."""
+    """How a push id was claimed before migration 0006 moved claims into the `push_ids` table
+    (domain/recorders.py). No longer saved; kept so the log's older claims still read."""
 
     TOPIC = "trustledger:push-id"
 
@@ -562,28 +570,29 @@ class Ledger(Application[UUID]):
         )
         moment = now or datetime.now(UTC)
         rid, pid = relationship_id(brand, push.customer), policy_id(brand)
-        claim_id = PushClaim.create_id(brand, push.push_id)
         for _ in range(self.max_attempts):
-            # The relationship, the brand's policy and the push id's claim: one query when the
-            # first two are cached (they are read up to date all the same).
-            current = self._load_many({rid, pid, claim_id}, snapshotted={rid})
+            # The relationship and the brand's policy: one query, usually returning nothing new
+            # (they are read up to date all the same).
+            current = self._load_many({rid, pid}, snapshotted={rid})
             found = current.get(rid)
             relationship = copy.deepcopy(found) if found else Relationship(brand, push.customer)
             recorded = self._recorded_decision(relationship, push, moment)
             if recorded is not None:
                 return recorded
-            claim = self._claim_push_id(brand, push, relationship, current.get(claim_id))
             policy = self._current_policy(brand, current.get(pid))
             decision = evaluate(
                 relationship, self._scores(scores, relationship, moment, policy), policy, push, moment
             )
+            claims = self._claim_push_id(brand, push, relationship)
             envelope = self._decision_envelope(relationship, push, moment)
             relationship.record_push_decision(envelope, push.push_id, push.as_dict(), decision)
             _, new_keys = self._customer_keys(brand, {relationship.id: relationship})
             try:
-                self._save_with_keys(new_keys, relationship, *claim)
+                self._save_with_keys(new_keys, relationship, **{PUSH_IDS: claims})
             except IntegrityError:
-                continue
+                if claims and self.recorder.push_id_owner(brand, push.push_id) not in (None, rid):  # type: ignore[attr-defined]
+                    raise PushIdConflict(push.push_id) from None
+                continue  # the relationship changed meanwhile (or this push was decided)
             return decision
         raise ConcurrencyConflict(
             f"the relationship kept changing; gave up after {self.max_attempts} attempts"
@@ -651,26 +660,20 @@ class Ledger(Application[UUID]):
         return decided
 
     @staticmethod
-    def _claim_push_id(
-        brand: str, push: PushRequest, relationship: Relationship, claimed: PushClaim | None
-    ) -> list[PushClaim]:
-        """A claim on a new push id, none if this customer holds it, a conflict if another does."""
+    def _claim_push_id(brand: str, push: PushRequest, relationship: Relationship) -> list[PushIdClaim]:
+        """The push id's claim, with its first decision: the save fails if another customer holds it."""
         if "decision_sequence" in relationship.items["push"].get(push.push_id, {}):
             return []  # decided before, so claimed with that decision
-        if claimed is None:
-            return [PushClaim(brand, push.push_id, relationship.id)]
-        if claimed.relationship_id != relationship.id:
-            raise PushIdConflict(push.push_id)
-        return []
+        return [PushIdClaim(brand, push.push_id, relationship.id)]
 
     # --- the audit of decisions ----------------------------------------------------------------
 
     def audit_push_decision(self, brand: str, push_id: str) -> dict[str, Any]:
         """The push's recorded decision next to a fresh evaluation of it (see `audit_decision`)."""
-        claims: list[Any] = list(self.events.get(PushClaim.create_id(brand, push_id), limit=1))
-        if not claims:
+        owner = self.recorder.push_id_owner(brand, push_id)  # type: ignore[attr-defined]
+        if owner is None:
             raise DecisionNotFound(f"no decision for push {push_id!r}")
-        relationship: Relationship = self.repository.get(claims[0].relationship_id)
+        relationship: Relationship = self.repository.get(owner)
         sequence = relationship.items["push"].get(push_id, {}).get("decision_sequence")
         if sequence is None:
             raise DecisionNotFound(f"no decision for push {push_id!r}")

@@ -5,6 +5,8 @@
 - The event ids a save claims (`event_ids`, migration 0005): a brand's event id names one event
   for good, so a repeated id fails the whole save, and the ledger answers it from the claim
   (a replay) or refuses it (other content).
+- The push ids a first decision claims (`push_ids`, migration 0006): a brand's push id belongs
+  to one customer, so deciding it for another fails the save, and the ledger refuses it.
 
 A claim keeps the event's relationship, its sequence, when it was recorded and a fingerprint of
 its content keyed by the customer's key, so it reveals nothing of the event and, once the
@@ -34,6 +36,8 @@ from domain.key_table import BOUND, NEW_KEYS, KeyRow, rotated_away
 
 EVENT_IDS = "event_ids"
 """The keyword of `Application.save` that carries the claimed event ids into its transaction."""
+PUSH_IDS = "push_ids"
+"""The keyword of `Application.save` that carries the claimed push ids into its transaction."""
 
 
 @dataclass(frozen=True)
@@ -48,7 +52,18 @@ class EventIdClaim:
     recorded_at: datetime
 
 
+@dataclass(frozen=True)
+class PushIdClaim:
+    """A brand's push id, claimed for one customer's relationship by the push's first decision."""
+
+    brand: str
+    push_id: str
+    relationship_id: UUID
+
+
 _COLUMNS = "brand, event_id, relationship_id, sequence, fingerprint, recorded_at"
+_INSERT_PUSH_ID = "INSERT INTO push_ids (brand, push_id, relationship_id) VALUES (?, ?, ?)"
+_SELECT_PUSH_ID = "SELECT relationship_id FROM push_ids WHERE brand = ? AND push_id = ?"
 _INSERT_KEY = (
     "INSERT INTO customer_keys (relationship_id, brand, wrapped_key, master_key_id, created_at)"
     " VALUES (?, ?, ?, ?, ?)"
@@ -71,6 +86,10 @@ _INSERT_CLAIMS_POSTGRES = (
     f"INSERT INTO event_ids ({_COLUMNS}) SELECT * FROM json_to_recordset(%s::json) AS c("
     "b text, e text, r uuid, s bigint, f text, t timestamptz)"
 )
+_INSERT_PUSH_IDS_POSTGRES = (
+    "INSERT INTO push_ids (brand, push_id, relationship_id)"
+    " SELECT * FROM json_to_recordset(%s::json) AS p(b text, p text, r uuid)"
+)
 _INSERT_EVENTS_POSTGRES = (
     "INSERT INTO {0} (originator_id, originator_version, topic, state)"
     " SELECT r, v, t, decode(s, 'base64') FROM json_to_recordset(%s::json) AS e(r uuid, v bigint, t text, s text)"
@@ -91,6 +110,11 @@ def _json(rows: Iterable[tuple[Any, ...]], names: str) -> str:
 
 def _claims(kwargs: dict[str, Any]) -> list[EventIdClaim]:
     claims: list[EventIdClaim] = kwargs.get(EVENT_IDS) or []
+    return claims
+
+
+def _push_ids(kwargs: dict[str, Any]) -> list[PushIdClaim]:
+    claims: list[PushIdClaim] = kwargs.get(PUSH_IDS) or []
     return claims
 
 
@@ -120,12 +144,13 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             SQL("NOTIFY {0}").format(Identifier(self.channel_name)),
             SQL(_INSERT_EVENTS_POSTGRES).format(table),
         ]
-        self._queries: dict[tuple[bool, bool], bytes] = {}
-        """The whole query, composed once, by whether it writes new keys and claims."""
-        for keys, claims in itertools.product((False, True), repeat=2):
+        self._queries: dict[tuple[bool, bool, bool], bytes] = {}
+        """The whole query, composed once, by whether it writes new keys, event and push ids."""
+        for keys, claims, pushes in itertools.product((False, True), repeat=3):
             statements = [SQL(_GUARD_POSTGRES), SQL(_INSERT_KEYS_POSTGRES)] if keys else []
             statements += [SQL(_INSERT_CLAIMS_POSTGRES)] if claims else []
-            self._queries[keys, claims] = SQL("; ").join(statements + save).as_bytes()
+            statements += [SQL(_INSERT_PUSH_IDS_POSTGRES)] if pushes else []
+            self._queries[keys, claims, pushes] = SQL("; ").join(statements + save).as_bytes()
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: list[StoredEvent], **kwargs: Any) -> list[int]:
@@ -136,11 +161,14 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         claims = _claims(kwargs)
         if claims:  # before the lock: a repeated id fails without holding up other saves
             params.append(_json(map(_row, claims), "bersft"))
+        pushes = _push_ids(kwargs)
+        if pushes:
+            params.append(_json(((p.brand, p.push_id, p.relationship_id) for p in pushes), "bpr"))
         events = ((e.originator_id, e.originator_version, e.topic, e.state) for e in stored_events)
         params.append(_json(events, "rvts"))
         with self.datastore.get_connection() as conn:
             cursor = ClientCursor(conn)
-            cursor.execute(self._queries[bool(keys), bool(claims)], params)
+            cursor.execute(self._queries[bool(keys), bool(claims), bool(pushes)], params)
             while cursor.nextset():  # to the last statement's result, the insert's
                 pass
             return [row["notification_id"] for row in cursor.fetchall()]
@@ -153,6 +181,14 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         with self.datastore.get_connection() as conn, conn.cursor() as cursor:
             cursor.execute(query, [brand, *event_ids])
             return {row["event_id"]: EventIdClaim(**row) for row in cursor.fetchall()}
+
+
+    def push_id_owner(self, brand: str, push_id: str) -> UUID | None:
+        """The relationship that holds the brand's push id, if any holds it."""
+        with self.datastore.get_connection() as conn, conn.cursor() as cursor:
+            cursor.execute(_SELECT_PUSH_ID.replace("?", "%s"), [brand, push_id])
+            row = cursor.fetchone()
+        return None if row is None else UUID(str(row["relationship_id"]))
 
 
 class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
@@ -180,6 +216,11 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                     for x in claims
                 ],
             )
+        pushes = _push_ids(kwargs)
+        if pushes:
+            c.executemany(
+                _INSERT_PUSH_ID, [(p.brand, p.push_id, p.relationship_id.hex) for p in pushes]
+            )
         return super()._insert_events(c, stored_events, **kwargs)
 
     def event_id_claims(self, brand: str, event_ids: Sequence[str]) -> dict[str, EventIdClaim]:
@@ -198,22 +239,38 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
         }
 
 
+    def push_id_owner(self, brand: str, push_id: str) -> UUID | None:
+        with self.datastore.transaction(commit=False) as cursor:
+            cursor.execute(_SELECT_PUSH_ID, [brand, push_id])
+            row = cursor.fetchone()
+        return None if row is None else UUID(row[0])
+
+
 class MemoryLedgerRecorder(POPOApplicationRecorder):
-    """The in-memory store's (unit tests): its claims in a dict, under the library's lock."""
+    """The in-memory store's (unit tests): its claims in dicts, under the library's lock."""
 
     def __init__(self) -> None:
         super().__init__()
         self.claims: dict[tuple[str, str], EventIdClaim] = {}
+        self.push_ids: dict[tuple[str, str], UUID] = {}
 
     def _assert_uniqueness(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> None:
         super()._assert_uniqueness(stored_events, **kwargs)
         for claim in _claims(kwargs):
             if (claim.brand, claim.event_id) in self.claims:
                 raise IntegrityError(f"event id already claimed: {claim.event_id!r}")
+        for push in _push_ids(kwargs):
+            if (push.brand, push.push_id) in self.push_ids:
+                raise IntegrityError(f"push id already claimed: {push.push_id!r}")
 
     def _update_table(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
         self.claims.update({(claim.brand, claim.event_id): claim for claim in _claims(kwargs)})
+        self.push_ids.update({(p.brand, p.push_id): p.relationship_id for p in _push_ids(kwargs)})
         return super()._update_table(stored_events, **kwargs)
+
+    def push_id_owner(self, brand: str, push_id: str) -> UUID | None:
+        with self._database_lock:
+            return self.push_ids.get((brand, push_id))
 
     def event_id_claims(self, brand: str, event_ids: Sequence[str]) -> dict[str, EventIdClaim]:
         with self._database_lock:

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import threading
+from dataclasses import replace
 from typing import Any
 
 from domain.application import Ledger
-from domain.errors import ConcurrencyConflict
+from domain.errors import ConcurrencyConflict, PushIdConflict
 from domain.relationship import PushDecided
 from tests.factories import posted
 from tests.gate_factories import NO_QUIET_HOURS, NOON, grant, push, scores
@@ -109,3 +110,30 @@ def test_racing_requests_with_one_push_id_get_one_decision(ledger: Ledger) -> No
     assert len(answers) == RACERS
     assert all(answer == answers[0] for answer in answers)
     assert len(decisions(ledger, brand, customer)) == 1
+
+
+def test_racing_customers_for_one_push_id_leave_it_to_one(ledger: Ledger) -> None:
+    """The push id's claim is a row written with the first decision: one customer wins it."""
+    brand, customers = random_brand(), [random_customer() for _ in range(RACERS)]
+    for customer in customers:
+        ledger.record(brand, grant(customer))
+    request, start = push(), threading.Barrier(RACERS)
+    won: list[str] = []
+    refused: list[str] = []
+
+    def ask(customer: str) -> None:
+        start.wait()
+        try:
+            ledger.decide_push(brand, replace(request, customer=customer), now=NOON)
+            won.append(customer)
+        except PushIdConflict:
+            refused.append(customer)
+
+    threads = [threading.Thread(target=ask, args=[customer]) for customer in customers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(won) == 1 and sorted(refused) == sorted(set(customers) - set(won))
+    assert [len(decisions(ledger, brand, customer)) for customer in customers].count(1) == 1
+    assert ledger.audit_push_decision(brand, request.push_id)["reproduced"] is True

@@ -12,12 +12,13 @@ import pytest
 from alembic import command
 from eventsourcing.application import Application
 
-from domain.application import IdempotencyKey, Ledger
-from domain.errors import EventIdConflict
+from domain.application import IdempotencyKey, Ledger, PushClaim
+from domain.errors import EventIdConflict, PushIdConflict
 from domain.storage import Store
 from migrations import alembic_config, current, upgrade
 from tests.conftest import new_postgres_database, open_ledger
 from tests.factories import story
+from tests.gate_factories import NOON, grant, push, scores
 from tests.random_refs import random_brand, random_customer
 
 
@@ -128,4 +129,26 @@ def test_event_ids_claimed_in_the_log_before_0005_are_still_claimed_after_it(
     assert again.replayed and (again.sequence, again.recorded_at) == (first.sequence, first.recorded_at)
     with pytest.raises(EventIdConflict):
         ledger.record(brand, replace(event, actor="someone-else"))
+    ledger.close()
+
+
+def test_push_ids_claimed_in_the_log_before_0006_still_belong_to_their_customer_after_it(
+    empty_store: Store,
+) -> None:
+    """Before 0006 a push id's claim was a PushClaim aggregate in the log; 0006 copies them over."""
+    brand, customer = random_brand(), random_customer()
+    ledger = open_ledger(empty_store)
+    ledger.record(brand, grant(customer))
+    request = push(customer=customer)
+    decided = ledger.decide_push(brand, request, now=NOON)
+    owner = ledger.recorder.push_id_owner(brand, request.push_id)  # type: ignore[attr-defined]
+    ledger.save(PushClaim(brand, request.push_id, owner))  # what the ledger wrote before 0006
+    ledger.close()
+    command.downgrade(alembic_config(empty_store), "0005")
+    upgrade(empty_store)
+    ledger = open_ledger(empty_store)
+    assert ledger.recorder.push_id_owner(brand, request.push_id) == owner  # type: ignore[attr-defined]
+    assert ledger.audit_push_decision(brand, request.push_id)["recorded"] == decided
+    with pytest.raises(PushIdConflict):
+        ledger.decide_push(brand, replace(request, customer=random_customer()), scores(), NOON)
     ledger.close()
