@@ -16,6 +16,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent, Transcoder
 from eventsourcing.persistence import Recording as LibraryRecording
+from psycopg.rows import tuple_row
 
 from domain import trust
 from domain.brand import DEFAULT_POLICY, BrandPolicy, Policy, policy_id
@@ -503,16 +504,16 @@ class Ledger(Application[UUID]):
             versions = {s.originator_id: s.originator_version for s in snapshots}
             return snapshots, _sqlite_stored(datastore, _EVENTS_AFTER, {**after, **versions})
         wanted = [{"id": i, "after": n, "unseen": i in unseen} for i, n in after.items()]
-        with datastore.get_connection() as conn, conn.cursor() as cursor:
+        with datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as cursor:
             params = [orjson.dumps(wanted).decode()]
             rows = cursor.execute(_LOAD_POSTGRES, params, prepare=True).fetchall()
         keys: list[tuple[UUID, str, bytes]] = []
-        for r in rows:
-            if r["kind"] == "k":  # a key row holds the brand in `topic`, the wrapped key in `state`
-                keys.append((r["id"], r["topic"], bytes(r["state"])))
+        for kind, rid, version, topic, state in rows:
+            if kind == "k":  # a key row holds the brand in `topic`, the wrapped key in `state`
+                keys.append((rid, topic, bytes(state)))
             else:
-                found = snapshots if r["kind"] == "s" else events
-                found.append(StoredEvent(r["id"], r["originator_version"], r["topic"], bytes(r["state"])))
+                found = snapshots if kind == "s" else events
+                found.append(StoredEvent(rid, version, topic, bytes(state)))
         existing = {cast(UUID, s.originator_id) for s in snapshots + events} & unseen
         self.customer_keys.preload(existing, lambda missing: keys)
         return snapshots, events

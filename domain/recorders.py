@@ -30,6 +30,7 @@ from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from eventsourcing.utils import retry
 from psycopg import ClientCursor
+from psycopg.rows import tuple_row
 from psycopg.sql import SQL, Identifier
 
 from domain.key_table import BOUND, NEW_KEYS, KeyRow, rotated_away
@@ -167,11 +168,11 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         events = ((e.originator_id, e.originator_version, e.topic, e.state) for e in stored_events)
         params.append(_json(events, "rvts"))
         with self.datastore.get_connection() as conn:
-            cursor = ClientCursor(conn)
+            cursor = ClientCursor(conn, row_factory=tuple_row)  # rows as tuples: cheaper to make
             cursor.execute(self._queries[bool(keys), bool(claims), bool(pushes)], params)
             while cursor.nextset():  # to the last statement's result, the insert's
                 pass
-            return [row["notification_id"] for row in cursor.fetchall()]
+            return [row[0] for row in cursor.fetchall()]
 
     def event_id_claims(self, brand: str, event_ids: Sequence[str]) -> dict[str, EventIdClaim]:
         """The claims on these event ids of the brand, by event id."""
