@@ -91,15 +91,17 @@ _LOAD_POSTGRES = (
     " UNION ALL SELECT 'e', e.* FROM wanted CROSS JOIN LATERAL (SELECT originator_id,"
     " originator_version, topic, state FROM ledger_events WHERE originator_id = wanted.id"
     " AND originator_version > wanted.after ORDER BY originator_version) e"
-    " UNION ALL SELECT 'k', k.relationship_id, NULL, k.brand, k.wrapped_key"
-    " FROM wanted JOIN customer_keys k ON k.relationship_id = wanted.id WHERE wanted.unseen"
+    " UNION ALL SELECT 'k', k.* FROM wanted CROSS JOIN LATERAL (SELECT relationship_id, NULL::bigint,"
+    " brand, wrapped_key FROM customer_keys WHERE relationship_id = wanted.id AND wanted.unseen"
+    " LIMIT 1) k"
 )
 """The bulk loader's one query on PostgreSQL, for many relationships: for those this process has
 not seen, the latest snapshot (kind 's') and the customer key (kind 'k'); for all, the events
 after what is known (kind 'e'). One statement, so the three agree (a key and its relationship's
 first events are written together). It is prepared once, so it is written for a plan that holds
-for any number of ids: an index lookup per id (LATERAL), where a join would be planned, without
-the ids, as a scan of the whole table. The ids go as one JSON document (psycopg dumps arrays in
+for any number of ids: an index lookup per id (LATERAL, each with an ORDER BY or a LIMIT, which
+keeps the planner from flattening it into a join), where a join would be planned, without the
+ids, as a scan of the whole table (a hash join over every customer key, measured). The ids go as one JSON document (psycopg dumps arrays in
 Python, element by element), read through `(SELECT ...)` so that the planner cannot count them:
 counted, a plan for one id looks cheaper than the generic plan, and the server plans the query
 again on every call (0.1 ms of its CPU, more than running it)."""

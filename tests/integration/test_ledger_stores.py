@@ -8,9 +8,11 @@ import sys
 import threading
 from pathlib import Path
 
+import psycopg
 import pytest
+from psycopg.sql import SQL, Literal
 
-from domain.application import Ledger
+from domain.application import _LOAD_POSTGRES, Ledger
 from domain.errors import (
     BatchRejected,
     ConcurrencyConflict,
@@ -20,7 +22,7 @@ from domain.errors import (
 )
 from domain.relationship import relationship_id
 from domain.storage import Store
-from tests.conftest import new_sqlite_database, open_ledger
+from tests.conftest import new_postgres_database, new_sqlite_database, open_ledger
 from tests.factories import LATER, posted, story
 from tests.random_refs import random_brand, random_customer
 
@@ -203,3 +205,25 @@ def test_sqlite_runs_in_wal_mode_with_full_sync(tmp_path: Path) -> None:
             assert cursor.fetchone()[0] == 2  # FULL
     finally:
         ledger.close()
+
+
+@pytest.mark.postgres
+def test_the_load_query_reads_by_index_whatever_the_tables_hold() -> None:
+    """The load is prepared once and runs on its generic plan: it must look each relationship up
+    by index, never scan the log or the keys (a hash join over every customer key was once
+    planned). The snapshots' table is empty here, and rightly scanned."""
+    store = new_postgres_database()
+    ledger = open_ledger(store)
+    brand = random_brand()
+    ledger.record_batch(brand, [answered(f"cust-{i}", f"case-{i}") for i in range(500)])
+    ledger.close()
+    wanted = json.dumps([{"id": str(relationship_id(brand, "cust-1")), "after": 0, "unseen": True}])
+    with psycopg.connect(store.conninfo(), autocommit=True) as conn:
+        conn.execute("ANALYZE")
+        conn.execute("SET plan_cache_mode = force_generic_plan")
+        conn.execute(f"PREPARE load(text) AS {_LOAD_POSTGRES.replace('%s', '$1')}")
+        execute = SQL("EXECUTE load({})").format(Literal(wanted))
+        plan = "\n".join(row[0] for row in conn.execute(SQL("EXPLAIN ") + execute))
+        rows = conn.execute(execute).fetchall()
+    assert "Seq Scan on customer_keys" not in plan and "Seq Scan on ledger_events" not in plan, plan
+    assert sorted(row[0] for row in rows) == ["e", "e", "k"]  # Opened, the answer, the key
