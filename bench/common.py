@@ -88,6 +88,36 @@ Tally = Callable[[Any], str]
 """An answer's JSON body -> the label it is counted under (e.g. a decision's outcome)."""
 
 
+@dataclass(frozen=True)
+class Server:
+    """A server under load: its port, and the session its processes share (the first one's pid)."""
+
+    port: int
+    session: int
+
+
+def cpu_seconds(session: int) -> dict[str, float]:
+    """CPU time used so far: by the whole machine (busy, not idle), by the server's processes,
+    and by PostgreSQL's. What a run adds to these says where each request's CPU goes."""
+    tick = os.sysconf("SC_CLK_TCK")
+    with open("/proc/stat") as stat:
+        ticks = [int(n) for n in stat.readline().split()[1:]]
+    used = {"machine": (sum(ticks) - ticks[3] - ticks[4]) / tick, "server": 0.0, "postgres": 0.0}
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            with open(f"/proc/{pid}/stat") as stat:
+                name, fields = stat.read().rsplit(")", 1)
+        except OSError:  # gone meanwhile
+            continue
+        values = fields.split()
+        seconds = (int(values[11]) + int(values[12])) / tick
+        if int(values[3]) == session:
+            used["server"] += seconds
+        elif name.endswith("(postgres"):
+            used["postgres"] += seconds
+    return used
+
+
 @dataclass
 class Run:
     name: str
@@ -97,6 +127,9 @@ class Run:
     latencies_ms: list[float]
     failures: int
     tallies: dict[str, int] = field(default_factory=dict)
+    cpu_ms: dict[str, float] = field(default_factory=dict)
+    """CPU per request, in ms: the whole machine's, the server's, PostgreSQL's, and the rest's
+    (the bench's clients and the kernel's share of the machine)."""
 
     @property
     def rps(self) -> float:
@@ -118,6 +151,11 @@ class Run:
             f"   p50 {self.percentile(50):6.2f} ms   p99 {self.percentile(99):6.2f} ms"
             + (f"   FAILED {self.failures}" if self.failures else "")
         )
+
+    def cpu_line(self) -> str:
+        parts = ", ".join(f"{name} {ms:.2f}" for name, ms in self.cpu_ms.items())
+        busy = self.cpu_ms["machine"] * self.requests / 1000 / (self.seconds * (os.cpu_count() or 1))
+        return f"  CPU per request (ms): {parts}; the machine {busy:.0%} busy"
 
 
 def _client(
@@ -152,7 +190,7 @@ def _client(
 
 def load(
     name: str,
-    port: int,
+    server: Server,
     key: str,
     requests: Requests,
     seconds: float,
@@ -161,7 +199,8 @@ def load(
     tally: Tally | None = None,
 ) -> Run:
     """`clients` processes posting `requests` for `seconds`, after a second to warm up the
-    server's workers and connections."""
+    server's workers and connections; and where the CPU went meanwhile."""
+    port = server.port
     warm = multiprocessing.Queue()  # type: ignore[var-annotated]
     _client(port, key, requests, tally, 1.0, clients, warm)
     warm.get()
@@ -172,20 +211,22 @@ def load(
         )
         for c in range(clients)
     ]
-    started = time.monotonic()
+    before, started = cpu_seconds(server.session), time.monotonic()
     for process in processes:
         process.start()
     collected = [results.get() for _ in processes]
     for process in processes:
         process.join()
-    elapsed = time.monotonic() - started
+    elapsed, after = time.monotonic() - started, cpu_seconds(server.session)
     latencies = [ms for part, _, _ in collected for ms in part]
     tallies: dict[str, int] = {}
     for _, _, seen in collected:
         for label, count in seen.items():
             tallies[label] = tallies.get(label, 0) + count
     failures = sum(f for _, f, _ in collected)
+    used = {part: (after[part] - before[part]) * 1000 / max(1, len(latencies)) for part in after}
+    used["rest"] = used["machine"] - used["server"] - used["postgres"]
     return Run(
         name, len(latencies), len(latencies) * events_per_request, elapsed, latencies, failures,
-        tallies,
+        tallies, used,
     )

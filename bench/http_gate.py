@@ -119,15 +119,17 @@ def main() -> None:
         f"HTTP gate: gunicorn {WORKERS} sync workers, {CLIENTS} clients, PostgreSQL,"
         f" {CUSTOMERS} customers, {seconds:.0f} s each"
     )
-    with baseline_server(store, lock=False) as port:
-        base = load("baseline (one indexed lookup)", port, key, lookups, seconds, CLIENTS)
+    with baseline_server(store, lock=False) as served:
+        base = load("baseline (one indexed lookup)", served, key, lookups, seconds, CLIENTS)
     print(base.line(), flush=True)
-    with ledger_server(store) as port:
+    print(base.cpu_line(), flush=True)
+    with ledger_server(store) as served:
         gate = load(
-            "ledger, POST /v1/push-decisions", port, key, decisions, seconds, CLIENTS,
+            "ledger, POST /v1/push-decisions", served, key, decisions, seconds, CLIENTS,
             tally=outcome,
         )
     print(gate.line(), flush=True)
+    print(gate.cpu_line(), flush=True)
     print(f"  outcomes: {gate.tallies}")
     print()
     p50, p99 = gate.percentile(50), gate.percentile(99)

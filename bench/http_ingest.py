@@ -34,7 +34,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from api.auth import KeyStore  # noqa: E402
-from bench.common import Run, load, open_ledger, postgres_store  # noqa: E402  (sets the master key)
+from bench.common import Run, Server, load, open_ledger, postgres_store  # noqa: E402  (sets the master key)
 from domain.storage import Store  # noqa: E402
 
 CLIENTS = 4
@@ -64,7 +64,7 @@ def free_port() -> int:
 
 
 @contextmanager
-def server(command: list[str], env: dict[str, str]) -> Iterator[int]:
+def server(command: list[str], env: dict[str, str]) -> Iterator[Server]:
     port = free_port()
     process = subprocess.Popen(
         [part.replace("{port}", str(port)) for part in command],
@@ -82,7 +82,7 @@ def server(command: list[str], env: dict[str, str]) -> Iterator[int]:
                     errors = process.stderr.read() if process.stderr else ""
                     raise SystemExit(f"server failed: {errors}") from None
                 time.sleep(0.1)
-        yield port
+        yield Server(port, process.pid)  # its own session: start_new_session
     finally:
         os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=30)
@@ -127,9 +127,9 @@ def batches(client: int, i: int) -> tuple[str, Any]:
     return "/v1/events/batch", {"events": [event(client, i * BATCH + j) for j in range(BATCH)]}
 
 
-def ingest(name: str, port: int, key: str, per_request: int, seconds: float) -> Run:
+def ingest(name: str, served: Server, key: str, per_request: int, seconds: float) -> Run:
     requests = singles if per_request == 1 else batches
-    return load(name, port, key, requests, seconds, CLIENTS, per_request)
+    return load(name, served, key, requests, seconds, CLIENTS, per_request)
 
 
 def main() -> None:
@@ -153,9 +153,10 @@ def main() -> None:
         f" {seconds:.0f} s each"
     )
     for name, serve, per_request in measure:
-        with serve() as port:
-            runs[name] = ingest(name, port, key, per_request, seconds)
+        with serve() as served:
+            runs[name] = ingest(name, served, key, per_request, seconds)
         print(runs[name].line(), flush=True)
+        print(runs[name].cpu_line(), flush=True)
     report(runs)
     print()
     breakdown(store)
