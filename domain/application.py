@@ -16,6 +16,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent, Transcoder
 from eventsourcing.persistence import Recording as LibraryRecording
+from eventsourcing.postgres import PostgresDatastore
 from psycopg.rows import tuple_row
 
 from domain import trust
@@ -61,7 +62,7 @@ from domain.shredding import (
     MasterKey,
     PersonalDataMapper,
 )
-from domain.storage import Store
+from domain.storage import SESSION_OPTIONS, Store
 from domain.transcoder import OrjsonDecodingTranscoder
 
 ScoresProvider = Callable[[Relationship, datetime], Scores]
@@ -278,6 +279,15 @@ class Ledger(Application[UUID]):
             }
         )
         self.customer_keys.check_master_key()
+
+    def construct_factory(self, env: Any) -> Any:
+        """The library's factory; on PostgreSQL its connections open with SESSION_OPTIONS (its
+        pool connects on first use, after this)."""
+        factory = super().construct_factory(env)
+        datastore = getattr(factory, "datastore", None)
+        if isinstance(datastore, PostgresDatastore) and isinstance(datastore.pool.kwargs, dict):
+            datastore.pool.kwargs = {**datastore.pool.kwargs, "options": SESSION_OPTIONS}
+        return factory
 
     def construct_recorder(self) -> Any:
         """The ledger's recorder (domain/recorders.py): the SQL stores' by their topic, the

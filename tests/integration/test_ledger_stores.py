@@ -227,3 +227,15 @@ def test_the_load_query_reads_by_index_whatever_the_tables_hold() -> None:
         rows = conn.execute(execute).fetchall()
     assert "Seq Scan on customer_keys" not in plan and "Seq Scan on ledger_events" not in plan, plan
     assert sorted(row[0] for row in rows) == ["e", "e", "k"]  # Opened, the answer, the key
+
+
+@pytest.mark.postgres
+def test_every_session_the_ledger_opens_runs_without_jit(migrated_postgres: Store) -> None:
+    """JIT compiled the load query's generic plan on every run once histories grew (7 ms each)."""
+    store = migrated_postgres
+    ledger = open_ledger(store)
+    with ledger.recorder.datastore.get_connection() as conn:  # type: ignore[attr-defined]
+        assert conn.execute("SHOW jit").fetchone()["jit"] == "off"
+    ledger.close()
+    with psycopg.connect(store.conninfo()) as conn:
+        assert conn.execute("SHOW jit").fetchone() == ("off",)
