@@ -102,10 +102,12 @@ after what is known (kind 'e'). One statement, so the three agree (a key and its
 first events are written together). It is prepared once, so it is written for a plan that holds
 for any number of ids: an index lookup per id (LATERAL, each with an ORDER BY or a LIMIT, which
 keeps the planner from flattening it into a join), where a join would be planned, without the
-ids, as a scan of the whole table (a hash join over every customer key, measured). The ids go as one JSON document (psycopg dumps arrays in
-Python, element by element), read through `(SELECT ...)` so that the planner cannot count them:
-counted, a plan for one id looks cheaper than the generic plan, and the server plans the query
-again on every call (0.1 ms of its CPU, more than running it)."""
+ids, as a scan of the whole table (a hash join over every customer key, measured). The ids go as
+one JSON document (psycopg dumps arrays in Python, element by element), read through
+`(SELECT ...)` so that the planner cannot count them: counted, a plan for one id looks cheaper
+than the generic plan, and the server plans the query again on every call (0.1 ms of its CPU,
+more than running it). Sessions run without JIT (SESSION_OPTIONS), which this plan's cost, guessed
+without the ids, would otherwise set off on every call."""
 
 
 def neutral_base_rates(brand: str, at: datetime) -> dict[str, float]:
@@ -603,7 +605,8 @@ class Ledger(Application[UUID]):
             try:
                 self._save_with_keys(new_keys, relationship, **{PUSH_IDS: claims})
             except IntegrityError:
-                if claims and self.recorder.push_id_owner(brand, push.push_id) not in (None, rid):  # type: ignore[attr-defined]
+                recorder: Any = self.recorder  # the ledger's (domain/recorders.py)
+                if claims and recorder.push_id_owner(brand, push.push_id) not in (None, rid):
                     raise PushIdConflict(push.push_id) from None
                 continue  # the relationship changed meanwhile (or this push was decided)
             return decision

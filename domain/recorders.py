@@ -93,7 +93,8 @@ _INSERT_PUSH_IDS_POSTGRES = (
 )
 _INSERT_EVENTS_POSTGRES = (
     "INSERT INTO {0} (originator_id, originator_version, topic, state)"
-    " SELECT r, v, t, decode(s, 'base64') FROM json_to_recordset(%s::json) AS e(r uuid, v bigint, t text, s text)"
+    " SELECT r, v, t, decode(s, 'base64') FROM json_to_recordset(%s::json)"
+    " AS e(r uuid, v bigint, t text, s text)"
     " RETURNING notification_id"
 )
 
@@ -183,7 +184,6 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             cursor.execute(query, [brand, *event_ids])
             return {row["event_id"]: EventIdClaim(**row) for row in cursor.fetchall()}
 
-
     def push_id_owner(self, brand: str, push_id: str) -> UUID | None:
         """The relationship that holds the brand's push id, if any holds it."""
         with self.datastore.get_connection() as conn, conn.cursor() as cursor:
@@ -238,7 +238,6 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             )
             for row in rows
         }
-
 
     def push_id_owner(self, brand: str, push_id: str) -> UUID | None:
         with self.datastore.transaction(commit=False) as cursor:
