@@ -11,7 +11,6 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 from uuid import UUID, uuid5
 
-import orjson
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent, Transcoder
@@ -43,6 +42,7 @@ from domain.recorders import (
     EventIdClaim,
     MemoryLedgerRecorder,
     PushIdClaim,
+    json_rows,
 )
 from domain.relationship import (
     ERASED,
@@ -517,10 +517,9 @@ class Ledger(Application[UUID]):
             snapshots = _sqlite_stored(datastore, _LATEST_SNAPSHOTS, dict.fromkeys(unseen, 0))
             versions = {s.originator_id: s.originator_version for s in snapshots}
             return snapshots, _sqlite_stored(datastore, _EVENTS_AFTER, {**after, **versions})
-        wanted = [{"id": i, "after": n, "unseen": i in unseen} for i, n in after.items()]
+        wanted = json_rows(((i, n, i in unseen) for i, n in after.items()), ("id", "after", "unseen"))
         with datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as cursor:
-            params = [orjson.dumps(wanted).decode()]
-            rows = cursor.execute(_LOAD_POSTGRES, params, prepare=True).fetchall()
+            rows = cursor.execute(_LOAD_POSTGRES, [wanted], prepare=True).fetchall()
         keys: list[tuple[UUID, str, bytes]] = []
         for kind, rid, version, topic, state in rows:
             if kind == "k":  # a key row holds the brand in `topic`, the wrapped key in `state`

@@ -99,8 +99,9 @@ _INSERT_EVENTS_POSTGRES = (
 )
 
 
-def _json(rows: Iterable[tuple[Any, ...]], names: str) -> str:
-    """Rows as a JSON array of objects, one key per letter of `names`; bytes in base64."""
+def json_rows(rows: Iterable[tuple[Any, ...]], names: Sequence[str]) -> str:
+    """Rows as a JSON array of objects, keyed by `names` (a string: one letter a name), which
+    json_to_recordset turns back into rows; bytes in base64."""
     return orjson.dumps(
         [
             {name: b64encode(value).decode() if isinstance(value, bytes) else value
@@ -159,15 +160,15 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         params: list[Any] = []
         keys: list[KeyRow] = kwargs.get(NEW_KEYS) or []
         if keys:
-            params += [keys[0][3], _json(keys, "rbwmc")]
+            params += [keys[0][3], json_rows(keys, "rbwmc")]
         claims = _claims(kwargs)
         if claims:  # before the lock: a repeated id fails without holding up other saves
-            params.append(_json(map(_row, claims), "bersft"))
+            params.append(json_rows(map(_row, claims), "bersft"))
         pushes = _push_ids(kwargs)
         if pushes:
-            params.append(_json(((p.brand, p.push_id, p.relationship_id) for p in pushes), "bpr"))
+            params.append(json_rows(((p.brand, p.push_id, p.relationship_id) for p in pushes), "bpr"))
         events = ((e.originator_id, e.originator_version, e.topic, e.state) for e in stored_events)
-        params.append(_json(events, "rvts"))
+        params.append(json_rows(events, "rvts"))
         with self.datastore.get_connection() as conn:
             cursor = ClientCursor(conn, row_factory=tuple_row)  # rows as tuples: cheaper to make
             cursor.execute(self._queries[bool(keys), bool(claims), bool(pushes)], params)
