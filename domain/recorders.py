@@ -15,7 +15,6 @@ customer is erased, cannot be compared any more.
 
 from __future__ import annotations
 
-import itertools
 from base64 import b64encode
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -29,9 +28,7 @@ from eventsourcing.popo import POPOApplicationRecorder
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from eventsourcing.utils import retry
-from psycopg import ClientCursor
 from psycopg.rows import tuple_row
-from psycopg.sql import SQL, Identifier
 
 from domain.key_table import BOUND, NEW_KEYS, KeyRow, rotated_away
 
@@ -71,32 +68,9 @@ _INSERT_KEY = (
 )
 _SELECT_CLAIMS = f"SELECT {_COLUMNS} FROM event_ids WHERE brand = ? AND event_id IN ({{marks}})"
 
-_GUARD_POSTGRES = (
-    # Fails (division by zero) unless the table is bound to this master key; FOR SHARE waits for a
-    # rotation in progress, as insert_or_get's check does.
-    "SELECT 1 / (master_key_id = %s)::int FROM master_key_check WHERE id = 1 FOR SHARE"
-)
-# Each insert's rows go as one JSON document, turned back into rows by the server: one parameter
-# to quote, where arrays took psycopg a Python pass per column (bytes go as base64).
-_INSERT_KEYS_POSTGRES = (
-    "INSERT INTO customer_keys (relationship_id, brand, wrapped_key, master_key_id, created_at)"
-    " SELECT r, b, decode(w, 'base64'), m, c FROM json_to_recordset(%s::json)"
-    " AS k(r uuid, b text, w text, m text, c timestamptz)"
-)
-_INSERT_CLAIMS_POSTGRES = (
-    f"INSERT INTO event_ids ({_COLUMNS}) SELECT * FROM json_to_recordset(%s::json) AS c("
-    "b text, e text, r uuid, s bigint, f text, t timestamptz)"
-)
-_INSERT_PUSH_IDS_POSTGRES = (
-    "INSERT INTO push_ids (brand, push_id, relationship_id)"
-    " SELECT * FROM json_to_recordset(%s::json) AS p(b text, p text, r uuid)"
-)
-_INSERT_EVENTS_POSTGRES = (
-    "INSERT INTO {0} (originator_id, originator_version, topic, state)"
-    " SELECT r, v, t, decode(s, 'base64') FROM json_to_recordset(%s::json)"
-    " AS e(r uuid, v bigint, t text, s text)"
-    " RETURNING notification_id"
-)
+_INSERT_EVENTS_POSTGRES = "SELECT ledger_insert_events(%s, %s, %s, %s, %s, %s)"
+"""The save's writes, in one call of migration 0007's function: each row set as one JSON document,
+which the server turns back into rows (bytes in base64), or NULL for none."""
 
 
 def json_rows(rows: Iterable[tuple[Any, ...]], names: Sequence[str]) -> str:
@@ -133,47 +107,31 @@ def _row(claim: EventIdClaim) -> tuple[Any, ...]:
 
 
 class PostgresLedgerRecorder(PostgresApplicationRecorder):
-    """The library's save (the table lock, NOTIFY and the insert, in one transaction) in a single
-    round trip: the statements go together as one query, the parameters bound in this process
-    (psycopg's ClientCursor), which the server runs as one transaction. The library's pipeline
-    takes two round trips and, measured here, more time in psycopg than on the wire; and its
-    events go as one array of composites, where these go as one JSON document."""
-
-    def __init__(self, datastore: Any, **kwargs: Any) -> None:
-        super().__init__(datastore, **kwargs)
-        table = SQL("{0}.{1}").format(Identifier(datastore.schema), Identifier(self.events_table_name))
-        save = [
-            *self.lock_table_statements,
-            SQL("NOTIFY {0}").format(Identifier(self.channel_name)),
-            SQL(_INSERT_EVENTS_POSTGRES).format(table),
-        ]
-        self._queries: dict[tuple[bool, bool, bool], bytes] = {}
-        """The whole query, composed once, by whether it writes new keys, event and push ids."""
-        for keys, claims, pushes in itertools.product((False, True), repeat=3):
-            statements = [SQL(_GUARD_POSTGRES), SQL(_INSERT_KEYS_POSTGRES)] if keys else []
-            statements += [SQL(_INSERT_CLAIMS_POSTGRES)] if claims else []
-            statements += [SQL(_INSERT_PUSH_IDS_POSTGRES)] if pushes else []
-            self._queries[keys, claims, pushes] = SQL("; ").join(statements + save).as_bytes()
+    """The library's save (the table lock, NOTIFY and the insert, in one transaction) as one call
+    of `ledger_insert_events` (migration 0007), through a prepared statement: one round trip, and
+    the server keeps the plans of its statements. The library's pipeline takes two round trips
+    and, measured here, more time in psycopg than on the wire; its events go as one array of
+    composites, where these go as one JSON document."""
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: list[StoredEvent], **kwargs: Any) -> list[int]:
-        params: list[Any] = []
         keys: list[KeyRow] = kwargs.get(NEW_KEYS) or []
-        if keys:
-            params += [keys[0][3], json_rows(keys, "rbwmc")]
         claims = _claims(kwargs)
-        if claims:  # before the lock: a repeated id fails without holding up other saves
-            params.append(json_rows(map(_row, claims), "bersft"))
         pushes = _push_ids(kwargs)
-        if pushes:
-            params.append(json_rows(((p.brand, p.push_id, p.relationship_id) for p in pushes), "bpr"))
         events = ((e.originator_id, e.originator_version, e.topic, e.state) for e in stored_events)
-        params.append(json_rows(events, "rvts"))
+        params = [
+            json_rows(keys, "rbwmc") if keys else None,
+            keys[0][3] if keys else None,  # the master key that wrapped them
+            json_rows(map(_row, claims), "bersft") if claims else None,
+            json_rows(((p.brand, p.push_id, p.relationship_id) for p in pushes), "bpr")
+            if pushes
+            else None,
+            json_rows(events, "rvts"),
+            f"{self.datastore.lock_timeout}s",
+        ]
         with self.datastore.get_connection() as conn:
-            cursor = ClientCursor(conn, row_factory=tuple_row)  # rows as tuples: cheaper to make
-            cursor.execute(self._queries[bool(keys), bool(claims), bool(pushes)], params)
-            while cursor.nextset():  # to the last statement's result, the insert's
-                pass
+            cursor = conn.cursor(row_factory=tuple_row)  # rows as tuples: cheaper to make
+            cursor.execute(_INSERT_EVENTS_POSTGRES, params, prepare=True)
             return [row[0] for row in cursor.fetchall()]
 
     def event_id_claims(self, brand: str, event_ids: Sequence[str]) -> dict[str, EventIdClaim]:

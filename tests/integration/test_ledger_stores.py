@@ -239,3 +239,27 @@ def test_every_session_the_ledger_opens_runs_without_jit(migrated_postgres: Stor
     ledger.close()
     with psycopg.connect(store.conninfo()) as conn:
         assert conn.execute("SHOW jit").fetchone() == ("off",)
+
+
+@pytest.mark.postgres
+def test_a_save_waits_for_the_table_lock_and_notifies_its_channel(migrated_postgres: Store) -> None:
+    """The save function (migration 0007) takes the library's table lock, so notification ids
+    commit in order (a projection following them misses none), and NOTIFYs its channel, which
+    the projection runner listens on."""
+    store = migrated_postgres
+    ledger = open_ledger(store)
+    done = threading.Event()
+    with psycopg.connect(store.conninfo(), autocommit=True) as listener:
+        listener.execute("LISTEN ledger_events")
+        with psycopg.connect(store.conninfo()) as holder:
+            # ROW SHARE lets inserts through; only the save's EXCLUSIVE lock waits for it.
+            holder.execute("LOCK TABLE ledger_events IN ROW SHARE MODE")
+            writer = threading.Thread(
+                target=lambda: (ledger.record(random_brand(), answered("c", "1")), done.set())
+            )
+            writer.start()
+            assert not done.wait(0.5)  # held up by the lock
+        writer.join(10)  # the lock is released as `holder` commits
+        assert done.is_set()
+        assert [n.channel for n in listener.notifies(timeout=5, stop_after=1)] == ["ledger_events"]
+    ledger.close()
