@@ -13,6 +13,7 @@ from flask import Flask
 
 from api import errors, openapi, ui
 from api.context import EXTENSION, Resources
+from api.json_provider import OrjsonProvider
 from api.resources import audit, customers, events, health, policy, pushes, trust
 from api.settings import Settings
 from domain.application import Ledger
@@ -23,6 +24,7 @@ MAX_BODY = 1024 * 1024
 def create_app(config: Mapping[str, Any] | None = None, ledger: Ledger | None = None) -> Flask:
     """Builds the Flask app from `Settings` (environment, then `config`); `ledger` is for tests."""
     app = Flask(__name__)
+    app.json = OrjsonProvider(app)
     settings = Settings.load(config)
     app.config.update(SETTINGS=settings, MAX_CONTENT_LENGTH=MAX_BODY, **openapi.settings())
     # A customer reference may hold "//"; merging slashes would redirect to another customer.

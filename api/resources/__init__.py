@@ -8,10 +8,10 @@ from typing import Any, TypeVar
 
 from flask import g, request
 from flask_smorest import Blueprint
-from webargs import core
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
+from api import json_provider
 from api.auth import authorise
 from api.context import resources
 
@@ -19,13 +19,14 @@ View = TypeVar("View", bound=Callable[..., Any])
 
 
 class JsonParser(FlaskParser):
-    """webargs' parser, answering 415 for a body that is not JSON and 400 for any unreadable one."""
+    """webargs' parser, answering 415 for a body that is not JSON and 400 for any unreadable one
+    (read by orjson: api/json_provider.py)."""
 
     def _raw_load_json(self, req: Any) -> Any:
         if not is_json_request(req):
             raise UnsupportedMediaType()
         try:
-            return core.parse_json(req.get_data(cache=True))
+            return json_provider.loads(req.get_data(cache=True))
         except (ValueError, RecursionError):  # bad JSON, too deep, or a number too long
             raise BadRequest() from None
 

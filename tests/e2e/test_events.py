@@ -231,8 +231,16 @@ def test_a_batch_of_500_is_recorded(client_for: ClientFor) -> None:
 
 
 def test_malformed_json_is_400(client_for: ClientFor) -> None:
+    """Strict JSON (RFC 8259, I-JSON): no NaN, no lone surrogate, no number beyond a double."""
     brand = client_for("brand")
-    for body in ('{"event_id": ', "[" * 100_000, '{"n": ' + "1" * 5000 + "}", b"\xff\xfe{}"):
+    for body in (
+        '{"event_id": ',
+        "[" * 100_000,
+        '{"n": ' + "1" * 5000 + "}",
+        b"\xff\xfe{}",
+        '{"customer": "\\ud800"}',
+        '{"n": NaN}',
+    ):
         assert_problem(brand.post("/v1/events", data=body, content_type="application/json"), 400)
 
 
@@ -289,7 +297,6 @@ def in_minutes(minutes: int) -> str:
             {"data"},
         ),
         ({"data": "promise"}, {"data"}),
-        ({"data": {"promise_id": "\ud800", "summary": "s", "due_at": LATER.isoformat()}}, {"data"}),
     ],
 )
 def test_an_invalid_event_is_422_naming_the_field(
