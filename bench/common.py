@@ -125,7 +125,8 @@ class Run:
     events: int
     seconds: float
     latencies_ms: list[float]
-    failures: int
+    failures: dict[int, int]
+    """The answers that were not a success, counted by status."""
     tallies: dict[str, int] = field(default_factory=dict)
     cpu_ms: dict[str, float] = field(default_factory=dict)
     """CPU per request, in ms: the whole machine's, the server's, PostgreSQL's, and the rest's
@@ -149,7 +150,7 @@ class Run:
         return (
             f"{self.name:<34} {self.rps:>8.0f} req/s {self.eps:>9.0f} events/s"
             f"   p50 {self.percentile(50):6.2f} ms   p99 {self.percentile(99):6.2f} ms"
-            + (f"   FAILED {self.failures}" if self.failures else "")
+            + "".join(f"   FAILED {n} with {status}" for status, n in sorted(self.failures.items()))
         )
 
     def cpu_line(self) -> str:
@@ -163,7 +164,8 @@ def _client(
     results: Any,
 ) -> None:
     latencies: list[float] = []
-    failures, tallies = 0, {}
+    failures: dict[int, int] = {}
+    tallies: dict[str, int] = {}
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     deadline = time.monotonic() + seconds
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
@@ -177,7 +179,7 @@ def _client(
         content = answer.read()
         latencies.append((time.perf_counter() - started) * 1000)
         if answer.status not in (200, 201):
-            failures += 1
+            failures[answer.status] = failures.get(answer.status, 0) + 1
         elif tally is not None:
             label = tally(json.loads(content))
             tallies[label] = tallies.get(label, 0) + 1
@@ -220,10 +222,12 @@ def load(
     elapsed, after = time.monotonic() - started, cpu_seconds(server.session)
     latencies = [ms for part, _, _ in collected for ms in part]
     tallies: dict[str, int] = {}
-    for _, _, seen in collected:
+    failures: dict[int, int] = {}
+    for _, failed, seen in collected:
         for label, count in seen.items():
             tallies[label] = tallies.get(label, 0) + count
-    failures = sum(f for _, f, _ in collected)
+        for status, count in failed.items():
+            failures[status] = failures.get(status, 0) + count
     used = {part: (after[part] - before[part]) * 1000 / max(1, len(latencies)) for part in after}
     used["rest"] = used["machine"] - used["server"] - used["postgres"]
     return Run(

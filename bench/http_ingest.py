@@ -21,6 +21,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -65,27 +66,34 @@ def free_port() -> int:
 
 @contextmanager
 def server(command: list[str], env: dict[str, str]) -> Iterator[Server]:
+    """The server, its log in a file (a pipe nobody reads would block it once full), whose
+    last lines are printed when it stops, if it logged anything (an error answer, a crash)."""
     port = free_port()
-    process = subprocess.Popen(
-        [part.replace("{port}", str(port)) for part in command],
-        cwd=ROOT, env={**os.environ, **env}, start_new_session=True,
-        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
-    )
-    try:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                if process.poll() is not None:
-                    errors = process.stderr.read() if process.stderr else ""
-                    raise SystemExit(f"server failed: {errors}") from None
-                time.sleep(0.1)
-        yield Server(port, process.pid)  # its own session: start_new_session
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
+    with tempfile.TemporaryFile("w+") as log:
+        process = subprocess.Popen(
+            [part.replace("{port}", str(port)) for part in command],
+            cwd=ROOT, env={**os.environ, **env}, start_new_session=True,
+            stdout=subprocess.DEVNULL, stderr=log, text=True,
+        )
+        try:
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:
+                try:
+                    socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                    break
+                except OSError:
+                    if process.poll() is not None:
+                        log.seek(0)
+                        raise SystemExit(f"server failed: {log.read()}") from None
+                    time.sleep(0.1)
+            yield Server(port, process.pid)  # its own session: start_new_session
+        finally:
+            os.killpg(process.pid, signal.SIGTERM)
+            process.wait(timeout=30)
+            log.seek(0)
+            logged = log.read().splitlines()
+            if logged:
+                print("  the server logged:", *logged[-20:], sep="\n    ", file=sys.stderr)
 
 
 def ledger_server(store: Store) -> Any:
