@@ -1,11 +1,12 @@
 """Flask's JSON through orjson: every answer's body, and every request's (api/resources).
 
 Flask's own provider runs the standard library's encoder, in Python for a response of nested
-objects: a decision's answer, or a batch's hundred recordings, took a tenth of the request's
+objects (a decision's answer, a batch's hundred recordings): a few percent of the request's
 Python in the server. orjson writes the same JSON, keys sorted as Flask sorts them; non-ASCII
 text goes as UTF-8 rather than `\\u` escapes, which JSON (RFC 8259) reads the same. Reading,
-it refuses what strict JSON refuses and the standard library lets through: NaN and Infinity,
-lone surrogates, integers beyond 64 bits (a 400, where no field would have taken them).
+it refuses what strict JSON (I-JSON, RFC 7493) refuses and the standard library lets through:
+NaN and Infinity, lone surrogates, numbers beyond a double's range (a 400, where no field would
+have taken them). An integer beyond 64 bits reads as a float, which the integer fields refuse.
 """
 
 from __future__ import annotations
