@@ -1,4 +1,5 @@
-"""The ledger's recorders: the library's, each also writing two things in the events' transaction.
+"""The ledger's recorders: the library's, each also writing three things in the events'
+transaction (on PostgreSQL, all in one call of migration 0007's `ledger_insert_events`).
 
 - A relationship's new customer key (domain/key_table.py), with its first events: never a key
   without its events nor events without their key.
