@@ -263,3 +263,22 @@ def test_a_save_waits_for_the_table_lock_and_notifies_its_channel(migrated_postg
         assert done.is_set()
         assert [n.channel for n in listener.notifies(timeout=5, stop_after=1)] == ["ledger_events"]
     ledger.close()
+
+
+@pytest.mark.postgres
+def test_a_ledger_used_by_one_thread_holds_one_connection(migrated_postgres: Store) -> None:
+    """A gunicorn worker serves one request at a time: its ledger needs one connection, and one
+    kept warm costs PostgreSQL less than several handed out in turn (Store.eventsourcing_env)."""
+    from tests.gate_factories import NO_QUIET_HOURS, grant, push
+
+    ledger = open_ledger(migrated_postgres)
+    brand, customers = random_brand(), [random_customer() for _ in range(3)]
+    ledger.set_policy(brand, NO_QUIET_HOURS)
+    ledger.record_batch(brand, [grant(customer) for customer in customers])  # type: ignore[arg-type]
+    for customer in customers:
+        ledger.record(brand, answered(customer, "1"))  # type: ignore[arg-type]
+        ledger.decide_push(brand, push(customer=customer))
+        ledger.interactions(brand, customer)
+    stats = ledger.recorder.datastore.pool.get_stats()  # type: ignore[attr-defined]
+    ledger.close()
+    assert (stats["connections_num"], stats["pool_size"]) == (1, 1), stats
