@@ -63,7 +63,7 @@ from domain.shredding import (
     PersonalDataMapper,
 )
 from domain.storage import SESSION_OPTIONS, Store
-from domain.transcoder import OrjsonDecodingTranscoder
+from domain.transcoder import OrjsonTranscoder
 
 ScoresProvider = Callable[[Relationship, datetime], Scores]
 BaseRates = Callable[[str, datetime], Mapping[str, float]]
@@ -329,7 +329,7 @@ class Ledger(Application[UUID]):
 
     def construct_transcoder(self) -> Transcoder:
         """The library's JSON transcoder, decoding with orjson (domain/transcoder.py)."""
-        transcoder = OrjsonDecodingTranscoder()
+        transcoder = OrjsonTranscoder()
         self.register_transcodings(transcoder)
         return transcoder
 

@@ -1,25 +1,43 @@
-"""The library's JSON transcoder, decoding with orjson.
+"""The library's JSON transcoder, writing and reading with orjson.
 
 Stored events are the JSON text eventsourcing's JSONTranscoder writes, values of other types as
-``{"_type_": name, "_data_": ...}``. Decoding that text is most of reading an event back, and
-the standard library's parser was four fifths of it: orjson parses the same text three to four
-times faster. Encoding stays the library's (orjson writes datetimes and UUIDs its own way).
+``{"_type_": name, "_data_": ...}``. orjson writes the same text (a float may be spelt
+otherwise, 1e-07 as 1e-7) six times faster (a push decision's 1.8 KB: 15 µs with the library's
+encoder, 2.5 µs), and parses it three to four times faster, which was four fifths of reading an
+event back.
 """
 
 from __future__ import annotations
 
 from typing import Any
+from uuid import UUID
 
 import orjson
 from eventsourcing.persistence import JSONTranscoder
 
+_PASSTHROUGH = orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+"""Datetimes and dataclasses go to the library's transcodings, as they do in its encoder."""
 
-class OrjsonDecodingTranscoder(JSONTranscoder):
-    """Decodes to exactly what JSONTranscoder does: each ``_type_`` object, innermost first,
-    becomes its value. Text orjson refuses (NaN, integers past 64 bits, which Python's json
-    writes and reads) is read by the library's decoder."""
+
+class OrjsonTranscoder(JSONTranscoder):
+    """Encodes and decodes to exactly what JSONTranscoder does, with orjson where it can."""
+
+    def encode(self, obj: Any) -> bytes:
+        """orjson's text, which is the library's, except in what the ledger's states never hold
+        below their top level: orjson writes a UUID as a plain string (so a state with one at its
+        top goes to the library's encoder) and NaN as null (the ledger's numbers are finite, and
+        its input is strict JSON). What orjson refuses (an integer past 64 bits, a type with no
+        transcoding) goes to the library's encoder too, which writes it or raises as it did."""
+        if type(obj) is dict and not any(isinstance(value, UUID) for value in obj.values()):
+            try:
+                return orjson.dumps(obj, default=self._encode_obj, option=_PASSTHROUGH)
+            except orjson.JSONEncodeError:
+                pass
+        return super().encode(obj)
 
     def decode(self, data: bytes) -> Any:
+        """Text orjson refuses (NaN, integers past 64 bits, which Python's json writes and
+        reads) is read by the library's decoder."""
         try:
             parsed = orjson.loads(data)
         except orjson.JSONDecodeError:
@@ -27,6 +45,7 @@ class OrjsonDecodingTranscoder(JSONTranscoder):
         return self._revived(parsed)
 
     def _revived(self, value: Any) -> Any:
+        """Each ``_type_`` object, innermost first, becomes its value."""
         if type(value) is dict:
             for key, item in value.items():
                 if type(item) is dict:
