@@ -328,7 +328,7 @@ class Ledger(Application[UUID]):
             self.snapshots.put([snapshot_class.take(aggregate)])
 
     def construct_transcoder(self) -> Transcoder:
-        """The library's JSON transcoder, decoding with orjson (domain/transcoder.py)."""
+        """The library's JSON transcoder, writing and reading with orjson (domain/transcoder.py)."""
         transcoder = OrjsonTranscoder()
         self.register_transcodings(transcoder)
         return transcoder
