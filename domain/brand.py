@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 from uuid import UUID, uuid5
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -65,8 +66,9 @@ MAX_HALF_LIFE_DAYS = 3650.0
 MAX_CATEGORIES = 200
 
 
+@lru_cache(maxsize=4096)
 def policy_id(brand: str) -> UUID:
-    """The stable id of a brand's policy."""
+    """The stable id of a brand's policy (kept for the brands seen lately: every decision asks)."""
     return uuid5(NAMESPACE, json.dumps(["policy", brand]))
 
 
