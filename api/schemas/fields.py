@@ -134,10 +134,15 @@ class PlainDict(fields.Dict):
 
 
 class PlainList(fields.List):  # type: ignore[type-arg]
-    """A list of objects dumped as they are, timestamps as RFC 3339."""
+    """A list of objects dumped as they are, timestamps as RFC 3339; documented as a list of
+    `items` (by default, of objects).
 
-    def __init__(self, **kwargs: Any) -> None:
-        super().__init__(fields.Dict(), **kwargs)
+    Where the domain builds each item in exactly the documented shape, this spares marshmallow's
+    dispatch per item and per field: a decision's seven reasons took 20 of the 35 µs of its dump.
+    """
+
+    def __init__(self, items: fields.Field[Any] | None = None, **kwargs: Any) -> None:
+        super().__init__(items or fields.Dict(), **kwargs)
 
     def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> Any:
         return None if value is None else plain(value)

@@ -12,6 +12,7 @@ from api.schemas.fields import (
     Choice,
     Pattern,
     PlainDict,
+    PlainList,
     StrictInteger,
     StrictNumber,
     Text,
@@ -65,7 +66,7 @@ class ReasonSchema(Schema):
 class DecisionSchema(Schema):
     outcome = fields.String(required=True, validate=validate.OneOf(("allow", "deny", "defer")))
     retry_after = fields.DateTime(metadata={"description": "Present on defer."})
-    reasons = fields.List(fields.Nested(ReasonSchema), required=True)
+    reasons = PlainList(fields.Nested(ReasonSchema), required=True)
     scores = PlainDict(required=True, metadata={"description": "b, d, u, a, P per dimension."})
     policy_version = fields.Integer(required=True)
 

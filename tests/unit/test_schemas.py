@@ -10,9 +10,13 @@ from marshmallow import Schema, ValidationError
 
 from api.schemas.events import DATA, EVENTS, BatchSchema, EventSchema
 from api.schemas.fields import StrictBoolean, StrictInteger, Text, Timestamp
+from api.schemas.gate import DecisionSchema, ReasonSchema
 from api.schemas.reads import Cursor, TimelineQuery
-from domain.relationship import CATALOGUE, POSTABLE_TYPES
+from domain.brand import Policy
+from domain.gate import RULES, evaluate
+from domain.relationship import CATALOGUE, POSTABLE_TYPES, Relationship
 from projections.timeline import encode_cursor
+from tests.gate_factories import NOON, grant, push, scores
 
 
 @pytest.mark.parametrize("type_", POSTABLE_TYPES)
@@ -119,3 +123,24 @@ def test_an_event_is_loaded_by_its_types_schema() -> None:
     with pytest.raises(ValidationError) as error:
         BatchSchema().load({"events": [event, {**event, "type": "x"}]})
     assert list(error.value.messages["events"]) == [1]  # type: ignore[call-overload]
+
+
+@pytest.mark.parametrize("hour", [12, 23])  # allowed at noon; quiet hours at 23:00
+@pytest.mark.parametrize("consent", [True, False])
+def test_a_decision_dumps_its_reasons_as_the_reason_schema_documents_them(
+    hour: int, consent: bool
+) -> None:
+    """The reasons are dumped as the domain built them (PlainList): the same as the schema."""
+    relationship = Relationship("brand-a", "cust-1")
+    if consent:
+        relationship.record(grant())
+    now = NOON.replace(hour=hour)
+    decision = evaluate(relationship, scores(), Policy.default("brand-a"), push(), now)
+    dumped = DecisionSchema().dump(decision)
+    assert dumped["reasons"] == ReasonSchema(many=True).dump(decision["reasons"])
+    assert [r["rule"] for r in dumped["reasons"]] == list(RULES)
+    quiet = dumped["reasons"][-1]
+    assert ("retry_after" in quiet) == (hour == 23)
+    if hour == 23:
+        assert Timestamp().deserialize(quiet["retry_after"]) > now
+        assert dumped["outcome"] == ("defer" if consent else "deny")
