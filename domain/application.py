@@ -83,9 +83,9 @@ _EVENTS_AFTER = (
 )
 """The bulk loader's queries on SQLite, whose round trips stay in the process."""
 _LOAD_POSTGRES = (
-    "WITH wanted AS (SELECT w.id, w.unseen, greatest(w.after, s.originator_version) AS after,"
+    "WITH wanted AS (SELECT w.id, w.unseen, w.key, greatest(w.after, s.originator_version) AS after,"
     " s.originator_version, s.topic, s.state"
-    " FROM json_to_recordset((SELECT %s::json)) AS w(id uuid, after bigint, unseen bool)"
+    " FROM json_to_recordset((SELECT %s::json)) AS w(id uuid, after bigint, unseen bool, key bool)"
     " LEFT JOIN LATERAL (SELECT originator_version, topic, state FROM ledger_snapshots"
     " WHERE originator_id = w.id AND w.unseen ORDER BY originator_version DESC LIMIT 1) s ON true)"
     " SELECT 's' AS kind, id, originator_version, topic, state FROM wanted WHERE topic IS NOT NULL"
@@ -93,13 +93,14 @@ _LOAD_POSTGRES = (
     " originator_version, topic, state FROM ledger_events WHERE originator_id = wanted.id"
     " AND originator_version > wanted.after ORDER BY originator_version) e"
     " UNION ALL SELECT 'k', k.* FROM wanted CROSS JOIN LATERAL (SELECT relationship_id, NULL::bigint,"
-    " brand, wrapped_key FROM customer_keys WHERE relationship_id = wanted.id AND wanted.unseen"
+    " brand, wrapped_key FROM customer_keys WHERE relationship_id = wanted.id AND wanted.key"
     " LIMIT 1) k"
 )
 """The bulk loader's one query on PostgreSQL, for many relationships: for those this process has
-not seen, the latest snapshot (kind 's') and the customer key (kind 'k'); for all, the events
-after what is known (kind 'e'). One statement, so the three agree (a key and its relationship's
-first events are written together). It is prepared once, so it is written for a plan that holds
+not seen, the latest snapshot (kind 's'); for those and any whose key this process no longer
+holds (it keeps one KEY_CACHE_SECONDS), the customer key (kind 'k'); for all, the events after
+what is known (kind 'e'). One statement, so the three agree (a key and its relationship's first
+events are written together). It is prepared once, so it is written for a plan that holds
 for any number of ids: an index lookup per id (LATERAL, each with an ORDER BY or a LIMIT, which
 keeps the planner from flattening it into a join), where a join would be planned, without the
 ids, as a scan of the whole table (a hash join over every customer key, measured). The ids go as
@@ -517,7 +518,11 @@ class Ledger(Application[UUID]):
             snapshots = _sqlite_stored(datastore, _LATEST_SNAPSHOTS, dict.fromkeys(unseen, 0))
             versions = {s.originator_id: s.originator_version for s in snapshots}
             return snapshots, _sqlite_stored(datastore, _EVENTS_AFTER, {**after, **versions})
-        wanted = json_rows(((i, n, i in unseen) for i, n in after.items()), ("id", "after", "unseen"))
+        keyless = unseen | self.customer_keys.not_held(after.keys() - unseen)
+        wanted = json_rows(
+            ((i, n, i in unseen, i in keyless) for i, n in after.items()),
+            ("id", "after", "unseen", "key"),
+        )
         with datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as cursor:
             rows = cursor.execute(_LOAD_POSTGRES, [wanted], prepare=True).fetchall()
         keys: list[tuple[UUID, str, bytes]] = []
@@ -527,7 +532,9 @@ class Ledger(Application[UUID]):
             else:
                 found = snapshots if kind == "s" else events
                 found.append(StoredEvent(rid, version, topic, bytes(state)))
-        existing = {cast(UUID, s.originator_id) for s in snapshots + events} & unseen
+        # Those seen before exist; of the unseen, those with a snapshot or events. A missing key
+        # row of an existing relationship is an erased customer.
+        existing = (keyless - unseen) | ({cast(UUID, s.originator_id) for s in snapshots + events} & unseen)
         self.customer_keys.preload(existing, lambda missing: keys)
         return snapshots, events
 

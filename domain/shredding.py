@@ -197,19 +197,19 @@ class CustomerKeys:
         """Caches the keys of many relationships: those not cached yet are read with one call of
         `fetch` (rows of relationship id, brand, wrapped key), and a missing row is an erased key.
         A rebuild reads thousands of relationships: one query per key would cost it a third."""
-        now = time.monotonic()
         with self._lock:
-            missing = [
-                rid
-                for rid in set(rids)
-                if (cached := self._cache.get(rid)) is None or cached[0] <= now
-            ]
+            missing = list(self.not_held(rids))
         if not missing:
             return
         found = {rid: (brand, wrapped) for rid, brand, wrapped in fetch(missing)}
         for rid in missing:
             row = found.get(rid)
             self._remember(rid, None if row is None else self._unwrap(rid, *row))
+
+    def not_held(self, rids: Iterable[UUID]) -> set[UUID]:
+        """Those of `rids` whose key this process does not hold (never read, or held too long)."""
+        now = time.monotonic()
+        return {rid for rid in rids if (cached := self._cache.get(rid)) is None or cached[0] <= now}
 
     def forget(self, rids: Iterable[UUID]) -> None:
         """Drops keys from this process's cache: prepared keys whose save failed were never written."""

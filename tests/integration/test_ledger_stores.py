@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import psycopg
@@ -217,7 +218,9 @@ def test_the_load_query_reads_by_index_whatever_the_tables_hold() -> None:
     brand = random_brand()
     ledger.record_batch(brand, [answered(f"cust-{i}", f"case-{i}") for i in range(500)])
     ledger.close()
-    wanted = json.dumps([{"id": str(relationship_id(brand, "cust-1")), "after": 0, "unseen": True}])
+    wanted = json.dumps(
+        [{"id": str(relationship_id(brand, "cust-1")), "after": 0, "unseen": True, "key": True}]
+    )
     with psycopg.connect(store.conninfo(), autocommit=True) as conn:
         conn.execute("ANALYZE")
         conn.execute("SET plan_cache_mode = force_generic_plan")
@@ -282,3 +285,35 @@ def test_a_ledger_used_by_one_thread_holds_one_connection(migrated_postgres: Sto
     stats = ledger.recorder.datastore.pool.get_stats()  # type: ignore[attr-defined]
     ledger.close()
     assert (stats["connections_num"], stats["pool_size"]) == (1, 1), stats
+
+
+@pytest.mark.postgres
+def test_a_key_the_ledger_no_longer_holds_comes_with_its_relationships_events(
+    migrated_postgres: Store,
+) -> None:
+    """A relationship seen before whose key was held longer than the key cache allows: the load's
+    one query reads the key again, rather than a query of its own."""
+    from tests.gate_factories import NO_QUIET_HOURS, grant, push
+
+    ledger = open_ledger(migrated_postgres, key_cache_seconds=0.2)
+    brand, customer = random_brand(), random_customer()
+    ledger.set_policy(brand, NO_QUIET_HOURS)
+    ledger.record(brand, grant(customer))  # type: ignore[arg-type]
+    writer = open_ledger(migrated_postgres)
+    writer.record(brand, answered(customer, "1"))  # an event this ledger has to open
+    writer.close()
+    table, selects = ledger.customer_keys.table, []
+    select = table.select
+
+    def counted(rid: object) -> object:
+        selects.append(rid)
+        return select(rid)  # type: ignore[arg-type]
+
+    table.select = counted  # type: ignore[method-assign]
+    time.sleep(0.3)
+    decision = ledger.decide_push(brand, push(customer=customer))
+    time.sleep(0.3)
+    recording = ledger.record(brand, answered(customer, "2"))  # type: ignore[arg-type]
+    ledger.close()
+    assert (decision["outcome"], recording.sequence) == ("allow", 5)
+    assert selects == [], "no query of its own for a key"
