@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import select
 import socket
 from collections.abc import Iterator
 from types import SimpleNamespace
@@ -9,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 from gunicorn.http.body import Body, ChunkedReader, EOFReader, LengthReader
 
-from api.server import nothing_left_to_read
+from api.server import nothing_left_to_read, sent_whole
 
 
 @pytest.fixture
@@ -62,3 +63,41 @@ def test_a_chunked_body_is_left_to_the_lingering_close(
     server, _ = sockets
     assert not nothing_left_to_read(request(ChunkedReader(None, None)), server)
     assert not nothing_left_to_read(SimpleNamespace(body=None), server)
+
+
+@pytest.fixture
+def tcp() -> Iterator[tuple[socket.socket, socket.socket]]:
+    with socket.create_server(("127.0.0.1", 0)) as listener:
+        client = socket.create_connection(listener.getsockname())
+        server, _ = listener.accept()
+    yield server, client
+    server.close()
+    client.close()
+
+
+def arrived(sock: socket.socket, within: float = 0.05) -> bytes:
+    ready, _, _ = select.select([sock], [], [], within)
+    return sock.recv(100) if ready else b""
+
+
+def test_an_answer_is_held_back_until_written_whole(
+    tcp: tuple[socket.socket, socket.socket],
+) -> None:
+    """Headers and body leave together (the kernel holds a corked socket's bytes up to 200 ms)."""
+    server, client = tcp
+    with sent_whole(server):
+        server.sendall(b"HTTP/1.1 200 OK\r\n\r\n")
+        assert arrived(client) == b"", "held back"
+        server.sendall(b"{}")
+    assert arrived(client, within=1) == b"HTTP/1.1 200 OK\r\n\r\n{}"
+    server.sendall(b"more")
+    assert arrived(client) == b"more", "not held back after"
+
+
+def test_a_socket_that_cannot_be_held_back_is_written_as_it_is(
+    sockets: tuple[socket.socket, socket.socket],
+) -> None:
+    server, client = sockets  # a Unix socket pair: no TCP_CORK
+    with sent_whole(server):
+        server.sendall(b"HTTP/1.1 200 OK\r\n\r\n")
+        assert arrived(client) == b"HTTP/1.1 200 OK\r\n\r\n"
