@@ -311,9 +311,10 @@ class Ledger(Application[UUID]):
         return recordings
 
     def _take_snapshots_of(self, aggregates: list[Aggregate], events: list[Any]) -> None:
-        """Snapshots a relationship whose save reached a multiple of 50 events, from the object
-        just saved, at its saved version. (The library reads the aggregate back from the store
-        first: two more queries and a decode, paid by the request that reached the interval.)"""
+        """Snapshots the relationships whose save reached a multiple of 50 events, from the objects
+        just saved, at their saved versions, in one write. (The library reads each aggregate back
+        from the store first, and writes each snapshot apart: two more queries and a decode each,
+        paid by the request that reached the interval.)"""
         if self.snapshots is None:
             return
         by_id = {aggregate.id: aggregate for aggregate in aggregates}
@@ -323,10 +324,12 @@ class Ledger(Application[UUID]):
             if (interval := self.snapshotting_intervals.get(type(by_id[event.originator_id])))
             and event.originator_version % interval == 0
         }
-        for rid in due:
-            aggregate = by_id[rid]
-            snapshot_class: Any = getattr(type(aggregate), "Snapshot", self.snapshot_class)
-            self.snapshots.put([snapshot_class.take(aggregate)])
+        if due:
+            self.snapshots.put([self._snapshot_of(by_id[rid]) for rid in due])
+
+    def _snapshot_of(self, aggregate: Aggregate) -> Any:
+        snapshot_class: Any = getattr(type(aggregate), "Snapshot", self.snapshot_class)
+        return snapshot_class.take(aggregate)
 
     def construct_transcoder(self) -> Transcoder:
         """The library's JSON transcoder, writing and reading with orjson (domain/transcoder.py)."""

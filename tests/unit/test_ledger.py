@@ -117,6 +117,30 @@ def test_a_relationship_from_a_snapshot_and_its_tail_equals_one_from_all_its_eve
     assert vars(from_snapshot) == vars(from_events)
 
 
+def test_a_batch_that_brings_relationships_to_the_interval_snapshots_them_in_one_write(
+    memory_ledger: Ledger,
+) -> None:
+    brand, customers = random_brand(), [random_customer() for _ in range(3)]
+    answered = [
+        posted("question.answered", customer, case_id=f"c{i}", topic="t", resolved=True)
+        for customer in customers
+        for i in range(48)  # after Opened: version 49
+    ]
+    memory_ledger.record_batch(brand, answered)
+    assert memory_ledger.snapshots is not None
+    writes: list[list[object]] = []
+    put = memory_ledger.snapshots.put
+    memory_ledger.snapshots.put = lambda snapshots, **kw: writes.append(snapshots) or put(snapshots, **kw)  # type: ignore[method-assign]
+    memory_ledger.record_batch(
+        brand,
+        [posted("question.answered", c, case_id="last", topic="t", resolved=True) for c in customers],
+    )
+    assert [len(w) for w in writes] == [3]
+    for customer in customers:
+        (snapshot,) = memory_ledger.snapshots.get(relationship_id(brand, customer))
+        assert snapshot.originator_version == 50
+
+
 def test_customers_lists_a_brands_relationships_only(memory_ledger: Ledger) -> None:
     memory_ledger.record_batch("brand-a", story("c1")[:1] + story("c2")[:1])
     memory_ledger.record("brand-b", story("c3")[0])
