@@ -6,13 +6,18 @@ from __future__ import annotations
 
 import sqlite3
 import statistics
+import sys
 import time
 import uuid
 from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
 
 import psycopg
-from common import open_ledger, postgres_store, rate, row, sqlite_store
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench.*, domain.*: the root
+
+from bench.common import open_ledger, postgres_store, rate, row, sqlite_store
 from domain.application import Ledger
 from domain.relationship import PostedEvent
 from domain.storage import Store
@@ -39,7 +44,7 @@ def payload(ledger: Ledger) -> bytes:
     return ledger.mapper.to_stored_event(_one_event(ledger)).state
 
 
-def _one_event(ledger: Ledger) -> object:
+def _one_event(ledger: Ledger) -> Any:
     from domain.relationship import Relationship
 
     relationship = Relationship("bench", "payload")

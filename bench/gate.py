@@ -4,13 +4,16 @@
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
-from append import answered, interleaved
-from common import open_ledger, postgres_store, row, sqlite_store
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench.*, domain.*: the root
 
+from bench.append import answered, interleaved
+from bench.common import open_ledger, postgres_store, row, sqlite_store
 from domain.application import Ledger
 from domain.gate import PushRequest, evaluate
 from domain.relationship import PostedEvent

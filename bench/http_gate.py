@@ -17,6 +17,7 @@ import random
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -158,7 +159,7 @@ def breakdown(store: Store, key: str) -> None:
         asked.pop("row")
         ledger.decide_push(BRAND, asked)
 
-    steps = [
+    steps: list[tuple[str, Callable[[int], object]]] = [
         ("check a key (one indexed SELECT)", lambda i: keys.authenticate(key)),
         ("the brand's base rates (read model)", lambda i: rates(BRAND, now)),
         ("load a relationship", lambda i: ledger.relationship(BRAND, f"cust-{i % CUSTOMERS}")),

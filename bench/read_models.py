@@ -11,10 +11,13 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from pathlib import Path
 
 import psycopg
-from common import ROOT, open_ledger, postgres_store, rate, row, sqlite_store
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench.*, domain.*: the root
+
+from bench.common import ROOT, open_ledger, postgres_store, rate, row, sqlite_store
 from domain.application import Ledger
 from domain.storage import Store
 from projections.runner import Runner

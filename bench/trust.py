@@ -3,13 +3,16 @@ read model that keeps trust (relationships and brand evidence) next to the timel
 
 from __future__ import annotations
 
+import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
-from append import interleaved, prepared_relationship
-from common import open_ledger, postgres_store, row, sqlite_store
-from read_models import load
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # bench.*, domain.*: the root
 
+from bench.append import interleaved, prepared_relationship
+from bench.common import open_ledger, postgres_store, row, sqlite_store
+from bench.read_models import load
 from domain.application import Ledger
 from domain.storage import Store
 from projections.relationships import Relationships

@@ -26,7 +26,7 @@ def posted(type_: str, customer: str = "cust-1", *, at: datetime | None = None, 
 
 def story(customer: str = "cust-1") -> list[PostedEvent]:
     """Every postable type once, in an order the rules allow."""
-    consent = {
+    consent: dict[str, Any] = {
         "purpose": "marketing",
         "channels": ["email", "push"],
         "data_categories": ["purchase_history"],
