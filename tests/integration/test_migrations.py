@@ -152,3 +152,32 @@ def test_push_ids_claimed_in_the_log_before_0006_still_belong_to_their_customer_
     with pytest.raises(PushIdConflict):
         ledger.decide_push(brand, replace(request, customer=random_customer()), scores(), NOON)
     ledger.close()
+
+
+@pytest.mark.postgres
+def test_states_written_after_0008_are_compressed_with_lz4() -> None:
+    """A push decision's state (over 2 kB, its reasons citing a story's events) is compressed:
+    from 0008 with lz4, before it with pglz."""
+    store = new_postgres_database()
+    brand, customer = random_brand(), random_customer()
+    ledger = open_ledger(store)
+    ledger.record_batch(brand, [grant(customer, channels=("push",)), *story(customer)[:12]])
+    ledger.close()
+
+    def decided() -> str:
+        ledger = open_ledger(store)
+        ledger.decide_push(brand, push(customer=customer))
+        ledger.close()
+        with psycopg.connect(store.conninfo()) as conn:
+            row = conn.execute(
+                "SELECT pg_column_compression(state) FROM ledger_events"
+                " WHERE topic = 'trustledger:push.decided' ORDER BY notification_id DESC LIMIT 1"
+            ).fetchone()
+        assert row is not None
+        return str(row[0])
+
+    assert decided() == "lz4"
+    command.downgrade(alembic_config(store), "0007")
+    assert decided() == "pglz"
+    upgrade(store)
+    assert decided() == "lz4"
