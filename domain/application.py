@@ -846,10 +846,9 @@ class Ledger(Application[UUID]):
     def relationship(self, brand: str, customer: str, as_of: datetime | None = None) -> Relationship:
         """The relationship's state now, or as the ledger knew it at record time `as_of`."""
         rid = relationship_id(brand, customer)
+        if as_of is None:
+            return self._get(rid, customer)
         try:
-            if as_of is None:
-                relationship: Relationship = self.repository.get(rid)
-                return relationship
             version = None
             for event in cast(Any, self.events.get(rid)):
                 if event.timestamp > as_of:
@@ -857,7 +856,7 @@ class Ledger(Application[UUID]):
                 version = event.originator_version
             if version is None:
                 raise RelationshipNotFound(f"no relationship with customer {customer!r} at {as_of}")
-            relationship = self.repository.get(rid, version=version)
+            relationship: Relationship = self.repository.get(rid, version=version)
             return relationship
         except AggregateNotFoundError:
             raise RelationshipNotFound(f"no relationship with customer {customer!r}") from None
@@ -890,10 +889,13 @@ class Ledger(Application[UUID]):
             start = page[-1].id + 1
 
     def _get(self, rid: UUID, customer: str) -> Relationship:
-        try:
-            relationship: Relationship = self.repository.get(rid)
-        except AggregateNotFoundError:
-            raise RelationshipNotFound(f"no relationship with customer {customer!r}") from None
+        """The relationship as stored now, a copy of its own (the caller may change it), through
+        the bulk loader: one query, where the library's repository spends three on a relationship
+        this process has not seen (its snapshot, its events, its key), 0.37 ms against 1.1-1.3."""
+        found = self._load_many({rid}).get(rid)
+        if found is None:
+            raise RelationshipNotFound(f"no relationship with customer {customer!r}")
+        relationship: Relationship = copy.deepcopy(found)
         return relationship
 
     def _exists(self, brand: str, customer: str) -> bool:

@@ -317,3 +317,28 @@ def test_a_key_the_ledger_no_longer_holds_comes_with_its_relationships_events(
     ledger.close()
     assert (decision["outcome"], recording.sequence) == ("allow", 5)
     assert selects == [], "no query of its own for a key"
+
+
+@pytest.mark.postgres
+def test_a_relationship_is_read_with_the_bulk_loaders_one_query(migrated_postgres: Store) -> None:
+    """Ledger.relationship reads one this process has not seen with one query (the library's
+    repository spent three: its snapshot, its events, its key), and hands out a copy."""
+    brand, customer = random_brand(), random_customer()
+    writer = open_ledger(migrated_postgres)
+    writer.record_batch(brand, story(customer))  # type: ignore[arg-type]
+    writer.close()
+    reader = open_ledger(migrated_postgres)
+    asked: list[str] = []
+    for name, target in (
+        ("events", reader.events), ("snapshots", reader.snapshots), ("keys", reader.customer_keys.table),
+    ):
+        method = "select" if name == "keys" else "get"
+        original = getattr(target, method)
+        setattr(target, method, lambda *a, _o=original, _n=name, **k: asked.append(_n) or _o(*a, **k))
+    read = reader.relationship(brand, customer)
+    assert asked == []
+    read.counts.clear()  # the caller's copy: the next read is as stored
+    again = reader.relationship(brand, customer)
+    assert again.counts and again.version == len(story(customer)) + 1
+    assert vars(again) == vars(reader.repository.get(relationship_id(brand, customer)))
+    reader.close()
