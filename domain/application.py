@@ -471,8 +471,8 @@ class Ledger(Application[UUID]):
 
         One query for a whole batch on PostgreSQL (two on SQLite), where the repository would
         spend one or two per aggregate: the latest snapshots of those not cached (only
-        `snapshotted` ones, if given), their customer keys, and every event after what is known
-        of each. What it folds goes into the cache, as the repository's get would put it; what a
+        `snapshotted` ones, if given), their customer keys and those of cached relationships
+        whose key this process has held too long, and every event after what is known of each. What it folds goes into the cache, as the repository's get would put it; what a
         save wrote goes there too, so this process need not read back its own events.
         """
         cache = self.repository.cache
@@ -484,7 +484,10 @@ class Ledger(Application[UUID]):
                 known[rid] = cache.get(rid)
         unseen = {i for i in ids if i not in known and (snapshotted is None or i in snapshotted)}
         after = {rid: known[rid].version if rid in known else 0 for rid in ids}
-        snapshots, events = self._stored(after, unseen)
+        held_too_long = self.customer_keys.not_held(
+            rid for rid, aggregate in known.items() if isinstance(aggregate, Relationship)
+        )
+        snapshots, events = self._stored(after, unseen, held_too_long)
         for snapshot in snapshots:
             folded: Any = self.mapper.to_domain_event(snapshot)
             known[cast(UUID, snapshot.originator_id)] = folded.mutate(None)
@@ -509,11 +512,12 @@ class Ledger(Application[UUID]):
                     cache.put(aggregate.id, aggregate)
 
     def _stored(
-        self, after: dict[UUID, int], unseen: set[UUID]
+        self, after: dict[UUID, int], unseen: set[UUID], held_too_long: set[UUID]
     ) -> tuple[list[StoredEvent], list[StoredEvent]]:
         """The latest snapshots of the `unseen` relationships, and the events of each after its
-        `after` version or its snapshot. On PostgreSQL the same query reads the unseen ones'
-        customer keys into the key cache, which their events and save need next."""
+        `after` version or its snapshot. On PostgreSQL the same query reads the customer keys of
+        the unseen ones and of those seen before whose key was `held_too_long` into the key
+        cache, which their events and save need next."""
         datastore = cast(Any, self.recorder).datastore
         snapshots: list[StoredEvent] = []
         events: list[StoredEvent] = []
@@ -521,7 +525,7 @@ class Ledger(Application[UUID]):
             snapshots = _sqlite_stored(datastore, _LATEST_SNAPSHOTS, dict.fromkeys(unseen, 0))
             versions = {s.originator_id: s.originator_version for s in snapshots}
             return snapshots, _sqlite_stored(datastore, _EVENTS_AFTER, {**after, **versions})
-        keyless = unseen | self.customer_keys.not_held(after.keys() - unseen)
+        keyless = unseen | held_too_long
         wanted = json_rows(
             ((i, n, i in unseen, i in keyless) for i, n in after.items()),
             ("id", "after", "unseen", "key"),
@@ -537,7 +541,8 @@ class Ledger(Application[UUID]):
                 found.append(StoredEvent(rid, version, topic, bytes(state)))
         # Those seen before exist; of the unseen, those with a snapshot or events. A missing key
         # row of an existing relationship is an erased customer.
-        existing = (keyless - unseen) | ({cast(UUID, s.originator_id) for s in snapshots + events} & unseen)
+        stored = {cast(UUID, s.originator_id) for s in snapshots + events}
+        existing = held_too_long | (stored & unseen)
         self.customer_keys.preload(existing, lambda missing: keys)
         return snapshots, events
 
