@@ -108,7 +108,10 @@ one JSON document (psycopg dumps arrays in Python, element by element), read thr
 `(SELECT ...)` so that the planner cannot count them: counted, a plan for one id looks cheaper
 than the generic plan, and the server plans the query again on every call (0.1 ms of its CPU,
 more than running it). Sessions run without JIT (SESSION_OPTIONS), which this plan's cost, guessed
-without the ids, would otherwise set off on every call."""
+without the ids, would otherwise set off on every call. Its rows come back in binary: states are
+bytea, which the text format sends as hex, twice their size, for the server to write and psycopg
+to read. A relationship this process had not seen, with a 156 kB snapshot and 32 events after it,
+loaded in 5.5 ms (3.5 of CPU here) in text and 3.7 (2.5) in binary."""
 
 
 def neutral_base_rates(brand: str, at: datetime) -> dict[str, float]:
@@ -531,7 +534,7 @@ class Ledger(Application[UUID]):
             ("id", "after", "unseen", "key"),
         )
         with datastore.get_connection() as conn, conn.cursor(row_factory=tuple_row) as cursor:
-            rows = cursor.execute(_LOAD_POSTGRES, [wanted], prepare=True).fetchall()
+            rows = cursor.execute(_LOAD_POSTGRES, [wanted], prepare=True, binary=True).fetchall()
         keys: list[tuple[UUID, str, bytes]] = []
         for kind, rid, version, topic, state in rows:
             if kind == "k":  # a key row holds the brand in `topic`, the wrapped key in `state`
