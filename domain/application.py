@@ -71,9 +71,9 @@ BaseRates = Callable[[str, datetime], Mapping[str, float]]
 
 _LATEST_SNAPSHOTS = (
     "WITH wanted(id, after) AS (VALUES {values}) SELECT s.originator_id,"
-    " s.originator_version, s.topic, s.state FROM stored_snapshots s JOIN wanted ON s.originator_id = wanted.id"
-    " WHERE s.originator_version = (SELECT max(originator_version) FROM stored_snapshots"
-    " WHERE originator_id = s.originator_id)"
+    " s.originator_version, s.topic, s.state FROM wanted CROSS JOIN stored_snapshots s"
+    " ON s.originator_id = wanted.id AND s.originator_version = (SELECT max(originator_version)"
+    " FROM stored_snapshots WHERE originator_id = wanted.id)"
 )
 _EVENTS_AFTER = (
     "WITH wanted(id, after) AS (VALUES {values}) SELECT e.originator_id,"
