@@ -1,5 +1,7 @@
 """The push gate: in-process evaluation time, and decide-and-record for a relationship with 10 vs
-100,000 past events. (Decision latency over HTTP is in bench/http_gate.py.)"""
+100,000 past events, in a process that holds the relationship (the goal's case: a worker that has
+served the customer) and in one that has not read it yet (which reads its latest snapshot and the
+events since). (Decision latency over HTTP is in bench/http_gate.py.)"""
 
 from __future__ import annotations
 
@@ -17,8 +19,10 @@ from bench.common import open_ledger, postgres_store, row, sqlite_store
 from domain.application import Ledger
 from domain.gate import PushRequest, evaluate
 from domain.relationship import PostedEvent
+from domain.storage import Store
 
 RUNS = 400
+COLD_RUNS = 60
 
 
 def consent(customer: str) -> PostedEvent:
@@ -77,7 +81,30 @@ def main() -> None:
         )
         row("decide and record, 10 past events, median", costs["10"] * 1000, "ms")
         row("decide and record, 100,000 past events, median", costs["100000"] * 1000, "ms", costs["10"] * 1000, "goal <= 1.2x")
+        cold = cold_costs(ledger.store, customers[100_000])
+        row("  the same, in a process that has not seen them, 10", cold["10"] * 1000, "ms")
+        row("  the same, in a process that has not seen them, 100,000", cold["100000"] * 1000, "ms", cold["10"] * 1000)
         ledger.close()
+
+
+def cold_costs(store: Store, long_customer: str) -> dict[str, float]:
+    """Median seconds of a decision in a ledger that has not read the relationship yet: a fresh
+    one each time, warmed by a decision on another customer (its connection open, its statements
+    prepared), on a relationship of 10 past events (a new one each time) and on the long one
+    (its latest snapshot and the events since)."""
+    samples: dict[str, list[float]] = {"10": [], "100000": []}
+    for _ in range(COLD_RUNS):
+        writer = open_ledger(store)
+        other, short = prepared(writer, 10), prepared(writer, 10)
+        writer.close()
+        for past, customer in (("10", short), ("100000", long_customer)):
+            ledger = open_ledger(store)
+            ledger.decide_push("bench", request(other))
+            started = time.perf_counter()
+            ledger.decide_push("bench", request(customer))
+            samples[past].append(time.perf_counter() - started)
+            ledger.close()
+    return {past: statistics.median(found) for past, found in samples.items()}
 
 
 if __name__ == "__main__":
