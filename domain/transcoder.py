@@ -42,8 +42,9 @@ class OrjsonTranscoder(JSONTranscoder):
         """orjson's text, which is the library's, except in what the ledger's states never hold
         below their top level: orjson writes a UUID as a plain string (so a state with one at its
         top goes to the library's encoder) and a number that is not finite (NaN, infinity) as null
-        (the ledger's numbers are finite: its input is strict JSON, bounded where it is a float). What orjson refuses (an integer past 64 bits, a type with no
-        transcoding) goes to the library's encoder too, which writes it or raises as it did."""
+        (the ledger's numbers are finite: its input is strict JSON, bounded where it is a float).
+        What orjson refuses (an integer past 64 bits, a type with no transcoding) goes to the
+        library's encoder too, which writes it or raises as it did."""
         if type(obj) is dict and not any(isinstance(value, UUID) for value in obj.values()):
             try:
                 return orjson.dumps(obj, default=self._encode_obj, option=_PASSTHROUGH)
