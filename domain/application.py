@@ -475,8 +475,9 @@ class Ledger(Application[UUID]):
         One query for a whole batch on PostgreSQL (two on SQLite), where the repository would
         spend one or two per aggregate: the latest snapshots of those not cached (only
         `snapshotted` ones, if given), their customer keys and those of cached relationships
-        whose key this process has held too long, and every event after what is known of each. What it folds goes into the cache, as the repository's get would put it; what a
-        save wrote goes there too, so this process need not read back its own events.
+        whose key this process has held too long, and every event after what is known of each.
+        What it folds goes into the cache, as the repository's get would put it; what a save
+        wrote goes there too, so this process need not read back its own events.
         """
         cache = self.repository.cache
         if self.store.kind == "memory" or cache is None:
