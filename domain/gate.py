@@ -481,9 +481,16 @@ def _when(moment: datetime) -> str:
 
 
 def _plain(value: Any) -> Any:
-    """Scores in the types the event store keeps: dicts, lists, numbers, strings."""
+    """Scores in the types the event store keeps: dicts, lists, numbers, strings. (Numbers and
+    strings, most of them, are told by their exact type first: a check against the Mapping ABC
+    took a third of the seven rules' time.)"""
+    if type(value) in _SCALARS:
+        return value
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
     if isinstance(value, list | tuple):
         return [_plain(v) for v in value]
     return value
+
+
+_SCALARS = frozenset({float, int, str, bool, type(None)})

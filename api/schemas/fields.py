@@ -117,6 +117,8 @@ class StrictInteger(fields.Integer):
 
 def plain(value: Any) -> Any:
     """`value` in JSON's types, timestamps as RFC 3339 (Flask would write them as HTTP dates)."""
+    if type(value) in _SCALARS:  # most values: told apart at once
+        return value
     if isinstance(value, datetime):
         return value.isoformat()
     if isinstance(value, dict):
@@ -124,6 +126,9 @@ def plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]
     return value
+
+
+_SCALARS = frozenset({float, int, str, bool, type(None)})
 
 
 class PlainDict(fields.Dict):
