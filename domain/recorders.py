@@ -75,8 +75,8 @@ which the server turns back into rows (bytes in base64), or NULL for none."""
 
 
 def json_rows(rows: Iterable[tuple[Any, ...]], names: Sequence[str]) -> str:
-    """Rows as a JSON array of objects, keyed by `names` (a string: one letter a name), which
-    json_to_recordset turns back into rows; bytes in base64."""
+    """Rows as a JSON array of objects, keyed by `names`, one per column (a string gives each a
+    letter), which json_to_recordset turns back into rows; bytes in base64."""
     return orjson.dumps(
         [
             {name: b64encode(value).decode() if isinstance(value, bytes) else value
