@@ -17,19 +17,26 @@ from api.json_provider import OrjsonProvider
 from api.resources import audit, customers, events, health, policy, pushes, trust
 from api.settings import Settings
 from domain.application import Ledger
+from domain.versions import KnownVersions
 
 MAX_BODY = 1024 * 1024
 
 
-def create_app(config: Mapping[str, Any] | None = None, ledger: Ledger | None = None) -> Flask:
-    """Builds the Flask app from `Settings` (environment, then `config`); `ledger` is for tests."""
+def create_app(
+    config: Mapping[str, Any] | None = None,
+    ledger: Ledger | None = None,
+    *,
+    known_versions: KnownVersions | None = None,
+) -> Flask:
+    """Builds the Flask app from `Settings` (environment, then `config`); `ledger` is for tests;
+    `known_versions` is the table the server's worker processes share (api/server.py)."""
     app = Flask(__name__)
     app.json = OrjsonProvider(app)
     settings = Settings.load(config)
     app.config.update(SETTINGS=settings, MAX_CONTENT_LENGTH=MAX_BODY, **openapi.settings())
     # A customer reference may hold "//"; merging slashes would redirect to another customer.
     app.url_map.merge_slashes = False
-    app.extensions[EXTENSION] = Resources(settings, ledger)
+    app.extensions[EXTENSION] = Resources(settings, ledger, known_versions)
     errors.register(app)
     api = openapi.LedgerApi(app)
     for blueprint in (

@@ -19,6 +19,7 @@ from api.reads import ReadSide
 from api.settings import Settings
 from domain.application import Ledger
 from domain.storage import Store
+from domain.versions import KnownVersions
 from projections.db import Database
 from projections.trust import base_rates, brand_scores
 
@@ -28,8 +29,15 @@ EXTENSION = "trustledger"
 class Resources:
     """The ledger, the key store and the read side of one process."""
 
-    def __init__(self, settings: Settings, ledger: Ledger | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        ledger: Ledger | None = None,
+        known_versions: KnownVersions | None = None,
+    ) -> None:
         self.settings = settings
+        self.known_versions = known_versions or KnownVersions()
+        """Shared by the server's workers (api/server.py); this process's alone otherwise."""
         self._ledger = ledger
         self._owns_ledger = ledger is None
         self._keys: KeyStore | None = None
@@ -42,7 +50,11 @@ class Resources:
             with self._lock:
                 if self._ledger is None:
                     master_key = self.settings.load_master_key()
-                    self._ledger = Ledger(self.settings.store, master_key=master_key)
+                    self._ledger = Ledger(
+                        self.settings.store,
+                        master_key=master_key,
+                        known_versions=self.known_versions,
+                    )
                     self._ledger.base_rates = BrandBaseRates(self.settings.store)
         return self._ledger
 

@@ -21,6 +21,7 @@ from gunicorn.http.body import EOFReader, LengthReader
 from gunicorn.workers import sync
 
 from api.app import close_app, create_app, resources_of
+from domain.versions import KnownVersions
 
 CORK: int | None = getattr(socket, "TCP_CORK", None)
 """Linux's; elsewhere answers are written as gunicorn writes them."""
@@ -45,11 +46,16 @@ def serve_in_process(config: Mapping[str, Any], host: str, port: int) -> None:
 
 
 class Gunicorn(BaseApplication):  # type: ignore[misc]
-    """gunicorn, configured in code, loading the app in each worker."""
+    """gunicorn, configured in code, loading the app in each worker.
+
+    The workers share one table of the relationships' latest versions (domain/versions.py),
+    made here, in the master, before they are forked: a worker's command then reads a
+    relationship only if another worker wrote to it since this one last did."""
 
     def __init__(self, config: Mapping[str, Any], options: Mapping[str, Any]) -> None:
         self.app_config = dict(config)
         self.options = dict(options)
+        self.known_versions = KnownVersions()
         super().__init__()
 
     def load_config(self) -> None:
@@ -59,7 +65,7 @@ class Gunicorn(BaseApplication):  # type: ignore[misc]
     def load(self) -> Flask:
         """In the worker, after the fork: the app, with its ledger opened (so a wrong master
         key fails the worker's boot, and gunicorn stops, rather than every request)."""
-        app = create_app(self.app_config)
+        app = create_app(self.app_config, known_versions=self.known_versions)
         _ = resources_of(app).ledger
         settle_garbage_collection()
         return app

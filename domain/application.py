@@ -64,6 +64,7 @@ from domain.shredding import (
 )
 from domain.storage import SESSION_OPTIONS, Store
 from domain.transcoder import OrjsonTranscoder
+from domain.versions import KnownVersions
 
 ScoresProvider = Callable[[Relationship, datetime], Scores]
 BaseRates = Callable[[str, datetime], Mapping[str, float]]
@@ -259,15 +260,19 @@ class Ledger(Application[UUID]):
         *,
         master_key: MasterKey | None = None,
         key_cache_seconds: float = KEY_CACHE_SECONDS,
+        known_versions: KnownVersions | None = None,
     ) -> None:
         """Opens the store; refuses a missing master key, or one the store's keys are not under.
 
         Only the in-memory store (unit tests) makes up a master key when none is given.
         `base_rates` gives the brand's P per dimension at a time (a relationship's base rates):
         the composition root wires it to the brand trust read model; alone, the ledger uses 0.5.
+        With `known_versions` (domain/versions.py), shared by the server's processes, a command
+        does not read a relationship it holds at the latest version they know of.
         """
         self.store = store or Store.from_url(None)
         self.base_rates: BaseRates = base_rates or neutral_base_rates
+        self.known_versions = known_versions
         if master_key is None and self.store.kind != "memory":
             raise MasterKeyError(
                 f"no master key for the {self.store.kind} store (TRUSTLEDGER_MASTER_KEY):"
@@ -309,6 +314,7 @@ class Ledger(Application[UUID]):
         saved = [aggregate for aggregate in aggregates if aggregate is not None]
         events = [event for aggregate in saved for event in aggregate.collect_events()]
         recordings = self.events.put(events, **kwargs)
+        self._note_versions(saved)
         self._cache(saved)
         self._take_snapshots_of(saved, events)
         return recordings
@@ -359,15 +365,21 @@ class Ledger(Application[UUID]):
         """Records a batch atomically, across relationships: all of it, or nothing and every error."""
         _reject_repeated_ids(batch)
         replays: dict[int, Recording] = {}
-        for _ in range(self.max_attempts):
+        for attempt in range(self.max_attempts):
             pending = [i for i in range(len(batch)) if i not in replays]
             if not pending:
                 return [replays[i] for i in range(len(batch))]
-            relationships, events, errors = self._apply(brand, [batch[i] for i in pending])
+            # The first attempt may take relationships held at their latest known versions as
+            # they are, unread: a save that fails then, or a rejection, is judged again after a
+            # read (a stale copy can refuse what the stored relationship allows).
+            unread = attempt == 0 and self.known_versions is not None
+            relationships, events, errors = self._apply(
+                brand, [batch[i] for i in pending], latest_known=unread
+            )
             errors = {pending[i]: error for i, error in errors.items()}
             if errors:
                 found = self._look_up_ids(brand, {i: batch[i] for i in errors})
-                if not found:
+                if not found and not unread:
                     raise BatchRejected(errors)
                 replays.update(found)
                 continue
@@ -409,13 +421,14 @@ class Ledger(Application[UUID]):
         )
 
     def _apply(
-        self, brand: str, batch: Sequence[PostedEvent]
+        self, brand: str, batch: Sequence[PostedEvent], latest_known: bool = False
     ) -> tuple[dict[UUID, Relationship], list[Interaction], dict[int, LedgerError]]:
         """Runs each event's command on its relationship, in memory; collects what is rejected."""
         relationships: dict[UUID, Relationship] = {}
         events: list[Interaction] = []
         errors: dict[int, LedgerError] = {}
-        loaded = self._load_many({relationship_id(brand, p.customer) for p in batch})
+        ids = {relationship_id(brand, p.customer) for p in batch}
+        loaded = self._load_many(ids, latest_known=latest_known)
         for i, posted in enumerate(batch):
             rid = relationship_id(brand, posted.customer)
             if rid not in relationships:
@@ -468,9 +481,12 @@ class Ledger(Application[UUID]):
         if bound != ours:
             raise rotated_away(bound, ours) from error
 
-    def _load_many(self, ids: set[UUID], snapshotted: set[UUID] | None = None) -> dict[UUID, Any]:
+    def _load_many(
+        self, ids: set[UUID], snapshotted: set[UUID] | None = None, latest_known: bool = False
+    ) -> dict[UUID, Any]:
         """The aggregates that exist among `ids`, current: shared with the cache, so a command
-        must change a copy.
+        must change a copy. With `latest_known`, those held at the version `known_versions`
+        notes are taken as current without a read (a save on one that is not fails).
 
         One query for a whole batch on PostgreSQL (two on SQLite), where the repository would
         spend one or two per aggregate: the latest snapshots of those not cached (only
@@ -487,10 +503,17 @@ class Ledger(Application[UUID]):
             with contextlib.suppress(KeyError):
                 known[rid] = cache.get(rid)
         unseen = {i for i in ids if i not in known and (snapshotted is None or i in snapshotted)}
-        after = {rid: known[rid].version if rid in known else 0 for rid in ids}
         held_too_long = self.customer_keys.not_held(
             rid for rid, aggregate in known.items() if isinstance(aggregate, Relationship)
         )
+        latest = self.known_versions if latest_known else None
+        unread = set() if latest is None else {
+            rid for rid, aggregate in known.items()
+            if rid not in held_too_long and latest.is_latest(rid, aggregate.version)
+        }  # fmt: skip
+        after = {rid: known[rid].version if rid in known else 0 for rid in ids if rid not in unread}
+        if not after:
+            return known
         snapshots, events = self._stored(after, unseen, held_too_long)
         for snapshot in snapshots:
             folded: Any = self.mapper.to_domain_event(snapshot)
@@ -504,7 +527,13 @@ class Ledger(Application[UUID]):
             changed[rid] = event.mutate(changed[rid])
         known.update(changed)
         self._cache(changed.values())
+        self._note_versions(known[rid] for rid in after if rid in known)
         return known
+
+    def _note_versions(self, aggregates: Iterable[Aggregate]) -> None:
+        if self.known_versions is not None:
+            for aggregate in aggregates:
+                self.known_versions.note(aggregate.id, aggregate.version)
 
     def _cache(self, aggregates: Iterable[Aggregate]) -> None:
         """Keeps relationships and policies as last seen, saved or loaded (not claims: each is

@@ -23,6 +23,7 @@ from domain.errors import (
 )
 from domain.relationship import relationship_id
 from domain.storage import Store
+from domain.versions import KnownVersions
 from tests.conftest import new_postgres_database, new_sqlite_database, open_ledger
 from tests.factories import LATER, posted, story
 from tests.random_refs import random_brand, random_customer
@@ -107,11 +108,19 @@ def test_concurrent_appends_from_two_processes_lose_nothing(store: Store) -> Non
     assert versions == list(range(1, len(versions) + 1))
 
 
-def test_two_ledgers_on_one_store_never_act_on_a_stale_relationship(store: Store) -> None:
+@pytest.mark.parametrize("tables", ["none", "one per server", "shared by two workers"])
+def test_two_ledgers_on_one_store_never_act_on_a_stale_relationship(store: Store, tables: str) -> None:
     """Each ledger (as each server worker) keeps the relationships it saw; what the other wrote
-    since makes its next save fail, and the event is judged again on the stored relationship."""
+    since makes its next save fail, and the event is judged again on the stored relationship.
+    The same with a table of known versions (domain/versions.py): two workers of one server
+    share it, so each reads what the other wrote; two servers do not, so each takes its stale
+    copy for the latest and its save fails."""
     brand, customer = random_brand(), random_customer()
-    first, second = open_ledger(store), open_ledger(store)
+    shared = KnownVersions()
+    first, second = (
+        open_ledger(store, known_versions=None if tables == "none" else shared if tables.startswith("shared") else KnownVersions())
+        for _ in range(2)
+    )  # fmt: skip
     made = posted("promise.made", customer, promise_id="p1", summary="refund", due_at=LATER)
     answer = answered(customer, "c1")
     kept = posted("promise.kept", customer, promise_id="p1")
@@ -126,6 +135,31 @@ def test_two_ledgers_on_one_store_never_act_on_a_stale_relationship(store: Store
         second.record(brand, posted("promise.kept", customer, promise_id="p2"))
     recorded = [e.event_id for e in second.interactions(brand, customer)]
     assert recorded == [e.event_id for e in (made, answer, kept, again, broken)]  # type: ignore[attr-defined]
+    first.close()
+    second.close()
+
+
+def test_a_worker_reads_a_relationship_only_after_another_wrote_to_it(store: Store) -> None:
+    """Two workers sharing their known versions: a command on a relationship this worker holds
+    at the latest version reads nothing; one the other worker wrote to since is read first."""
+    brand, customer = random_brand(), random_customer()
+    shared = KnownVersions()
+    first, second = (open_ledger(store, known_versions=shared) for _ in range(2))
+    reads: list[str] = []
+    for name, ledger in (("first", first), ("second", second)):
+        stored = ledger._stored
+        ledger._stored = lambda *a, _s=stored, _n=name: reads.append(_n) or _s(*a)  # type: ignore[method-assign]
+    sequences = [
+        first.record(brand, answered(customer, "1")).sequence,  # type: ignore[arg-type]
+        first.record(brand, answered(customer, "2")).sequence,  # type: ignore[arg-type]
+        second.record(brand, answered(customer, "3")).sequence,  # type: ignore[arg-type]
+        second.record(brand, answered(customer, "4")).sequence,  # type: ignore[arg-type]
+        first.record(brand, answered(customer, "5")).sequence,  # type: ignore[arg-type]
+        first.record(brand, answered(customer, "6")).sequence,  # type: ignore[arg-type]
+    ]
+    assert sequences == [2, 3, 4, 5, 6, 7]
+    assert reads == ["first", "second", "first"], "a new relationship, then after each other's write"
+    assert [e.data["case_id"] for e in second.interactions(brand, customer)] == list("123456")
     first.close()
     second.close()
 
