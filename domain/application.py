@@ -38,6 +38,7 @@ from domain.key_table import NEW_KEYS, key_table_for, rotated_away
 from domain.recorders import (
     EVENT_IDS,
     PUSH_IDS,
+    READS,
     RECORDERS,
     EventIdClaim,
     MemoryLedgerRecorder,
@@ -632,16 +633,18 @@ class Ledger(Application[UUID]):
         )
         moment = now or datetime.now(UTC)
         rid, pid = relationship_id(brand, push.customer), policy_id(brand)
-        for _ in range(self.max_attempts):
-            # The relationship and the brand's policy: one query, usually returning nothing new
-            # (they are read up to date all the same).
-            current = self._load_many({rid, pid}, snapshotted={rid})
+        for attempt in range(self.max_attempts):
+            # The relationship and the brand's policy: one query, usually returning nothing new,
+            # and none at all on the first attempt if this server's workers know nothing newer
+            # (the save checks the versions of both).
+            current = self._load_many({rid, pid}, snapshotted={rid}, latest_known=attempt == 0)
             found = current.get(rid)
             relationship = copy.deepcopy(found) if found else Relationship(brand, push.customer)
             recorded = self._recorded_decision(relationship, push, moment)
             if recorded is not None:
                 return recorded
-            policy = self._current_policy(brand, current.get(pid))
+            policy_aggregate = current.get(pid)
+            policy = self._current_policy(brand, policy_aggregate)
             decision = evaluate(
                 relationship, self._scores(scores, relationship, moment, policy), policy, push, moment
             )
@@ -649,13 +652,14 @@ class Ledger(Application[UUID]):
             envelope = self._decision_envelope(relationship, push, moment)
             relationship.record_push_decision(envelope, push.push_id, push.as_dict(), decision)
             _, new_keys = self._customer_keys(brand, {relationship.id: relationship})
+            read = [(pid, policy_aggregate.version if policy_aggregate else 0)]
             try:
-                self._save_with_keys(new_keys, relationship, **{PUSH_IDS: claims})
+                self._save_with_keys(new_keys, relationship, **{PUSH_IDS: claims, READS: read})
             except IntegrityError:
                 recorder: Any = self.recorder  # the ledger's (domain/recorders.py)
                 if claims and recorder.push_id_owner(brand, push.push_id) not in (None, rid):
                     raise PushIdConflict(push.push_id) from None
-                continue  # the relationship changed meanwhile (or this push was decided)
+                continue  # the relationship or the policy changed meanwhile (or this push was decided)
             return decision
         raise ConcurrencyConflict(
             f"the relationship kept changing; gave up after {self.max_attempts} attempts"

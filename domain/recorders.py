@@ -1,5 +1,6 @@
 """The ledger's recorders: the library's, each also writing three things in the events'
-transaction (on PostgreSQL, all in one call of migration 0007's `ledger_insert_events`).
+transaction, and checking a fourth (on PostgreSQL, all in one call of migration 0009's
+`ledger_insert_events`).
 
 - A relationship's new customer key (domain/key_table.py), with its first events: never a key
   without its events nor events without their key.
@@ -8,6 +9,9 @@ transaction (on PostgreSQL, all in one call of migration 0007's `ledger_insert_e
   (a replay) or refuses it (other content).
 - The push ids a first decision claims (`push_ids`, migration 0006): a brand's push id belongs
   to one customer, so deciding it for another fails the save, and the ledger refuses it.
+- The versions of what a command read and does not write (a push decision's brand policy): if
+  one has moved on, the save fails as on a version already taken, and the command is run again
+  on what was written. Checked under the table lock, so no writer can come in between.
 
 A claim keeps the event's relationship, its sequence, when it was recorded and a fingerprint of
 its content keyed by the customer's key, so it reveals nothing of the event and, once the
@@ -37,6 +41,9 @@ EVENT_IDS = "event_ids"
 """The keyword of `Application.save` that carries the claimed event ids into its transaction."""
 PUSH_IDS = "push_ids"
 """The keyword of `Application.save` that carries the claimed push ids into its transaction."""
+READS = "reads"
+"""The keyword of `Application.save` that carries (aggregate id, version read) pairs: the save
+fails if any of those aggregates has a later version (0: none may exist)."""
 
 
 @dataclass(frozen=True)
@@ -69,9 +76,10 @@ _INSERT_KEY = (
 )
 _SELECT_CLAIMS = f"SELECT {_COLUMNS} FROM event_ids WHERE brand = ? AND event_id IN ({{marks}})"
 
-_INSERT_EVENTS_POSTGRES = "SELECT ledger_insert_events(%s, %s, %s, %s, %s, %s)"
-"""The save's writes, in one call of migration 0007's function: each row set as one JSON document,
+_INSERT_EVENTS_POSTGRES = "SELECT ledger_insert_events(%s, %s, %s, %s, %s, %s, %s)"
+"""The save's writes, in one call of migration 0009's function: each row set as one JSON document,
 which the server turns back into rows (bytes in base64), or NULL for none."""
+_LATEST_VERSION_SQLITE = "SELECT max(originator_version) FROM {table} WHERE originator_id = ?"
 
 
 def json_rows(rows: Iterable[tuple[Any, ...]], names: Sequence[str]) -> str:
@@ -96,6 +104,16 @@ def _push_ids(kwargs: dict[str, Any]) -> list[PushIdClaim]:
     return claims
 
 
+def _reads(kwargs: dict[str, Any]) -> list[tuple[UUID, int]]:
+    reads: list[tuple[UUID, int]] = kwargs.get(READS) or []
+    return reads
+
+
+def _moved_on(aggregate_id: UUID, read: int, latest: int | None) -> None:
+    if (latest or 0) != read:
+        raise IntegrityError(f"{aggregate_id} is at version {latest or 0}, not {read} as read")
+
+
 def _row(claim: EventIdClaim) -> tuple[Any, ...]:
     return (
         claim.brand,
@@ -109,7 +127,7 @@ def _row(claim: EventIdClaim) -> tuple[Any, ...]:
 
 class PostgresLedgerRecorder(PostgresApplicationRecorder):
     """The library's save (the table lock, NOTIFY and the insert, in one transaction) as one call
-    of `ledger_insert_events` (migration 0007), through a prepared statement: one round trip, and
+    of `ledger_insert_events` (migrations 0007 and 0009), through a prepared statement: one round trip, and
     the server keeps the plans of its statements. The library's pipeline takes two round trips
     and, measured here, more time in psycopg than on the wire; its events go as one array of
     composites, where these go as one JSON document."""
@@ -119,6 +137,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
         keys: list[KeyRow] = kwargs.get(NEW_KEYS) or []
         claims = _claims(kwargs)
         pushes = _push_ids(kwargs)
+        reads = _reads(kwargs)
         events = ((e.originator_id, e.originator_version, e.topic, e.state) for e in stored_events)
         params = [
             json_rows(keys, "rbwmc") if keys else None,
@@ -129,6 +148,7 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             else None,
             json_rows(events, "rvts"),
             f"{self.datastore.lock_timeout}s",
+            json_rows(reads, "rv") if reads else None,
         ]
         with self.datastore.get_connection() as conn:
             cursor = conn.cursor(row_factory=tuple_row)  # rows as tuples: cheaper to make
@@ -182,7 +202,13 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             c.executemany(
                 _INSERT_PUSH_ID, [(p.brand, p.push_id, p.relationship_id.hex) for p in pushes]
             )
-        return super()._insert_events(c, stored_events, **kwargs)
+        positions = super()._insert_events(c, stored_events, **kwargs)
+        for aggregate_id, read in _reads(kwargs):  # after a write: under the write lock
+            c.execute(
+                _LATEST_VERSION_SQLITE.format(table=self.events_table_name), [aggregate_id.hex]
+            )
+            _moved_on(aggregate_id, read, c.fetchone()[0])
+        return positions
 
     def event_id_claims(self, brand: str, event_ids: Sequence[str]) -> dict[str, EventIdClaim]:
         if not event_ids:
@@ -222,6 +248,9 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
         for push in _push_ids(kwargs):
             if (push.brand, push.push_id) in self.push_ids:
                 raise IntegrityError(f"push id already claimed: {push.push_id!r}")
+        for aggregate_id, read in _reads(kwargs):
+            versions = self._stored_events_index.get(str(aggregate_id), {})
+            _moved_on(aggregate_id, read, max(versions, default=None))
 
     def _update_table(self, stored_events: Sequence[StoredEvent], **kwargs: Any) -> Any:
         self.claims.update({(claim.brand, claim.event_id): claim for claim in _claims(kwargs)})

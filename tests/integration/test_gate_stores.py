@@ -3,18 +3,90 @@
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
+import pytest
+from eventsourcing.persistence import IntegrityError
+
 from domain.application import Ledger
+from domain.brand import policy_id
 from domain.errors import ConcurrencyConflict, PushIdConflict
+from domain.recorders import READS
 from domain.relationship import PushDecided
+from domain.storage import Store
+from domain.versions import KnownVersions
+from tests.conftest import new_sqlite_database, open_ledger
 from tests.factories import posted
 from tests.gate_factories import NO_QUIET_HOURS, NOON, grant, push, scores
 from tests.random_refs import random_brand, random_customer
 
 RACERS = 5
 """At most Ledger.max_attempts: each racer can lose a save only to each other racer once."""
+
+
+@pytest.fixture(params=["reads every time", "known versions"])
+def ledger(store: Store, request: pytest.FixtureRequest) -> Iterator[Ledger]:
+    """A ledger that reads before each decision, and one that skips the read when its known
+    versions say nothing was written since (as under the API): a racer that decided on a stale
+    copy has its save fail, and decides again on what was written."""
+    known = KnownVersions() if request.param == "known versions" else None
+    ledger = open_ledger(store, known_versions=known)
+    yield ledger
+    ledger.close()
+
+
+def test_a_decision_on_a_policy_changed_since_it_was_read_is_made_again(store: Store) -> None:
+    """Two servers: the first holds the brand's policy and takes it as the latest, unread; the
+    second changed it. The first's save fails on the policy's version, and the decision is made
+    again under the policy now in force (as a decision made between a read and a change would
+    be)."""
+    brand, customer = random_brand(), random_customer()
+    first = open_ledger(store, known_versions=KnownVersions())
+    second = open_ledger(store, known_versions=KnownVersions())
+    first.set_policy(brand, {"frequency_cap": 1000, **NO_QUIET_HOURS})
+    first.record(brand, grant(customer))
+    assert first.decide_push(brand, push(customer=customer), scores(0.5), NOON)["outcome"] == "allow"
+    changed = second.set_policy(brand, {"frequency_cap": 1})
+    decision = first.decide_push(brand, push(customer=customer), scores(0.5), NOON)
+    assert decision["policy_version"] == changed.version
+    assert decision["outcome"] == "defer", "the second push of the day, under a cap of one"
+    first.close()
+    second.close()
+
+
+@pytest.fixture(params=["memory", "sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def any_store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    if request.param == "memory":
+        return Store.from_url("memory://")
+    if request.param == "sqlite":
+        return new_sqlite_database(tmp_path)
+    migrated: Store = request.getfixturevalue("migrated_postgres")
+    return migrated
+
+
+def test_a_save_fails_when_what_it_read_has_moved_on(any_store: Store) -> None:
+    brand, customer = random_brand(), random_customer()
+    ledger = open_ledger(any_store)
+    ledger.record(brand, grant(customer))
+    pid = policy_id(brand)
+
+    def answered(case_id: str) -> object:
+        relationship = ledger.relationship(brand, customer)
+        relationship.record(posted("question.answered", customer, case_id=case_id, topic="t", resolved=True))
+        return relationship
+
+    with pytest.raises(IntegrityError):
+        ledger.save(answered("1"), **{READS: [(pid, 1)]})  # read at 1, but there is no policy
+    ledger.set_policy(brand, NO_QUIET_HOURS)
+    with pytest.raises(IntegrityError):
+        ledger.save(answered("2"), **{READS: [(pid, 0)]})  # read before it was set
+    assert len(ledger.interactions(brand, customer)) == 1, "neither save wrote anything"
+    ledger.save(answered("3"), **{READS: [(pid, 1)]})
+    assert [e.data.get("case_id") for e in ledger.interactions(brand, customer)] == [None, "3"]
+    ledger.close()
 
 
 def test_racing_requests_for_the_last_frequency_slot_allow_exactly_one(ledger: Ledger) -> None:
