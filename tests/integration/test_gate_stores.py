@@ -38,6 +38,27 @@ def ledger(store: Store, request: pytest.FixtureRequest) -> Iterator[Ledger]:
     ledger.close()
 
 
+def test_a_worker_decides_without_a_read_unless_another_worker_wrote_since(store: Store) -> None:
+    brand, customer = random_brand(), random_customer()
+    shared = KnownVersions()
+    first, second = (open_ledger(store, known_versions=shared) for _ in range(2))
+    first.set_policy(brand, {"frequency_cap": 1000, **NO_QUIET_HOURS})
+    first.record(brand, grant(customer))
+    reads: list[str] = []
+    for name, ledger in (("first", first), ("second", second)):
+        stored = ledger._stored
+        ledger._stored = lambda *a, _s=stored, _n=name: reads.append(_n) or _s(*a)  # type: ignore[method-assign]
+    outcomes = [
+        ledger.decide_push(brand, push(customer=customer), scores(0.5), NOON)["outcome"]
+        for ledger in (first, second, first, first)
+    ]
+    assert outcomes == ["allow"] * 4
+    assert reads == ["second", "first"], "what it had not seen, then what the other wrote"
+    assert len(decisions(first, brand, customer)) == 4
+    first.close()
+    second.close()
+
+
 def test_a_decision_on_a_policy_changed_since_it_was_read_is_made_again(store: Store) -> None:
     """Two servers: the first holds the brand's policy and takes it as the latest, unread; the
     second changed it. The first's save fails on the policy's version, and the decision is made
