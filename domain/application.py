@@ -68,6 +68,7 @@ from domain.transcoder import OrjsonTranscoder
 from domain.versions import KnownVersions
 
 ScoresProvider = Callable[[Relationship, datetime], Scores]
+"""Gives the gate a relationship's trust scores at the decision time (domain/trust.py's job)."""
 BaseRates = Callable[[str, datetime], Mapping[str, float]]
 
 
@@ -131,7 +132,6 @@ def gate_view(scores: trust.Scores) -> dict[str, Any]:
     }
     view["overall"] = scores.overall
     return view
-"""Gives the gate a relationship's trust scores at the decision time (domain/trust.py's job)."""
 
 
 @dataclass(frozen=True)

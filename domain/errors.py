@@ -78,6 +78,8 @@ class PushIdConflict(LedgerError):
 
 class DecisionNotFound(LedgerError):
     """No decision was recorded for this push (or it belongs to another brand)."""
+
+
 class CustomerErased(RejectedEvent):
     """The customer was erased (crypto-shredded): the ledger records nothing more for them."""
 
