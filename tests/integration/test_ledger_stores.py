@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import multiprocessing
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
@@ -106,6 +108,53 @@ def test_concurrent_appends_from_two_processes_lose_nothing(store: Store) -> Non
         ledger.close()
     assert {e.event_id for e in events} == recorded
     assert versions == list(range(1, len(versions) + 1))
+
+
+def _append_as_a_worker(
+    url: str, brand: str, customer: str, worker: int, known: KnownVersions, out: Any
+) -> None:
+    ledger = open_ledger(Store.from_url(url), known_versions=known)
+    for i in range(25):
+        event = answered(customer, f"w{worker}-{i}")
+        try:
+            ledger.record(brand, event)  # type: ignore[arg-type]
+            out.put(event.event_id)  # type: ignore[attr-defined]
+        except ConcurrencyConflict:
+            out.put("conflict")
+    ledger.close()
+
+
+@pytest.mark.slow
+def test_workers_sharing_known_versions_and_another_server_lose_nothing(store: Store) -> None:
+    """Two worker processes forked with one table of known versions, and a third with its own
+    (another server), append to one relationship at once: every acknowledged event is stored
+    once, at contiguous versions, whatever each took for the latest."""
+    brand, customer = random_brand(), random_customer()
+    opener = open_ledger(store)
+    opener.record(brand, answered(customer, "first"))  # type: ignore[arg-type]
+    opener.close()
+    fork = multiprocessing.get_context("fork")
+    out = fork.Queue()
+    shared = KnownVersions()
+    tables = [shared, shared, KnownVersions()]
+    workers = [
+        fork.Process(target=_append_as_a_worker, args=(store.url, brand, customer, n, table, out))
+        for n, table in enumerate(tables)
+    ]
+    for worker in workers:
+        worker.start()
+    answers = [out.get(timeout=120) for _ in range(75)]
+    for worker in workers:
+        worker.join(timeout=30)
+    assert [worker.exitcode for worker in workers] == [0, 0, 0]
+    ledger = open_ledger(store)
+    events = ledger.interactions(brand, customer)
+    versions = [e.originator_version for e in ledger.events.get(relationship_id(brand, customer))]
+    ledger.close()
+    recorded = [answer for answer in answers if answer != "conflict"]
+    assert sorted(e.event_id for e in events[1:]) == sorted(recorded)
+    assert versions == list(range(1, len(versions) + 1))
+    assert len(recorded) >= 60, f"{75 - len(recorded)} of 75 gave up after 5 attempts"
 
 
 @pytest.mark.parametrize("tables", ["none", "one per server", "shared by two workers"])
