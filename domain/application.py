@@ -373,14 +373,14 @@ class Ledger(Application[UUID]):
             # The first attempt may take relationships held at their latest known versions as
             # they are, unread: a save that fails then, or a rejection, is judged again after a
             # read (a stale copy can refuse what the stored relationship allows).
-            unread = attempt == 0 and self.known_versions is not None
+            skips_reads = attempt == 0 and self.known_versions is not None
             relationships, events, errors = self._apply(
-                brand, [batch[i] for i in pending], latest_known=unread
+                brand, [batch[i] for i in pending], latest_known=skips_reads
             )
             errors = {pending[i]: error for i, error in errors.items()}
             if errors:
                 found = self._look_up_ids(brand, {i: batch[i] for i in errors})
-                if not found and not unread:
+                if not found and not skips_reads:
                     raise BatchRejected(errors)
                 replays.update(found)
                 continue
@@ -659,7 +659,7 @@ class Ledger(Application[UUID]):
                 recorder: Any = self.recorder  # the ledger's (domain/recorders.py)
                 if claims and recorder.push_id_owner(brand, push.push_id) not in (None, rid):
                     raise PushIdConflict(push.push_id) from None
-                continue  # the relationship or the policy changed meanwhile (or this push was decided)
+                continue  # the relationship or policy changed meanwhile (or this push was decided)
             return decision
         raise ConcurrencyConflict(
             f"the relationship kept changing; gave up after {self.max_attempts} attempts"

@@ -127,10 +127,10 @@ def _row(claim: EventIdClaim) -> tuple[Any, ...]:
 
 class PostgresLedgerRecorder(PostgresApplicationRecorder):
     """The library's save (the table lock, NOTIFY and the insert, in one transaction) as one call
-    of `ledger_insert_events` (migrations 0007 and 0009), through a prepared statement: one round trip, and
-    the server keeps the plans of its statements. The library's pipeline takes two round trips
-    and, measured here, more time in psycopg than on the wire; its events go as one array of
-    composites, where these go as one JSON document."""
+    of `ledger_insert_events` (migrations 0007 and 0009), through a prepared statement: one round
+    trip, and the server keeps the plans of its statements. The library's pipeline takes two round
+    trips and, measured here, more time in psycopg than on the wire; its events go as one array
+    of composites, where these go as one JSON document."""
 
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: list[StoredEvent], **kwargs: Any) -> list[int]:
