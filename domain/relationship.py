@@ -34,9 +34,10 @@ MEMORY = timedelta(days=400)
 Afterwards a repeat is still rejected (nothing is open under that id), only with a plainer message.
 """
 MEMORY_ITEMS = 200
-"""At most this many closed items of each kind are remembered (the newest), whatever their age,
-so a relationship's state stays small however long its history. Reopening a case or giving
-feedback on a push older than that is rejected as unknown."""
+"""This many closed items of each kind are kept (the newest) by each prune, whatever their age,
+so a relationship's state stays bounded however long its history. A prune runs when a kind's
+items have doubled since the last (`_forget_old`), so up to twice as many are held in between.
+Reopening a case or giving feedback on a push that was pruned is rejected as unknown."""
 ENVELOPE = ("event_id", "occurred_at", "actor", "channel")
 SEVERITIES = ("minor", "major", "critical")
 DISCOVERERS = ("brand", "customer", "regulator", "third_party")
