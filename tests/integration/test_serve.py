@@ -126,3 +126,21 @@ def test_clients_that_keep_their_answered_connections_open_hold_up_no_worker(sto
         finally:
             for connection in held:
                 connection.close()
+
+
+def test_each_gunicorn_worker_gets_the_masters_table_of_known_versions(tmp_path: Path) -> None:
+    """The table is made once, in the master, before the workers fork: every app a worker loads
+    gets that one, so the workers see each other's versions (domain/versions.py)."""
+    from api.app import close_app, resources_of
+    from api.server import Gunicorn
+    from tests.conftest import new_sqlite_database
+
+    store = new_sqlite_database(tmp_path)
+    server = Gunicorn({"database_url": store.url}, {"workers": 2})
+    apps = [server.load(), server.load()]  # as each worker does, after its fork
+    try:
+        tables = {id(resources_of(app).ledger.known_versions) for app in apps}
+        assert tables == {id(server.known_versions)}
+    finally:
+        for app in apps:
+            close_app(app)
