@@ -9,15 +9,16 @@ worker, and half the time the other worker wrote last.
 `KnownVersions` lets a worker tell when the read would find nothing: the workers note in one
 shared table the version of every relationship they read or save, and a worker that holds the
 version noted for a relationship skips the read. Whatever the table says, the save is what
-guarantees a command ran on the latest state; the table only saves a query. So it may be wrong
-in one direction, never in the other, and is:
+guarantees a command ran on the latest state; the table only saves a query. It can be wrong,
+and each way costs only time:
 
-- it can only be behind the store (a version is noted after it was committed or read), so a
-  stale copy is never taken for the latest unless something wrote without noting it: another
-  server, a command-line tool. Then the save fails, and the command is run again after a read
-  (`Ledger.record_batch` reads on every attempt after the first);
-- it is a hash table without keys: two relationships may share a slot, and an update may be lost
-  to a racing one. Either only makes a read happen, or a save fail and be run again.
+- a stale copy is taken for the latest when something wrote without noting it (another server,
+  a command-line tool), or when a racing note was lost (two processes noting one slot at once).
+  Then the save fails, and the command is run again after a read (the ledger reads on every
+  attempt after the first);
+- it is a hash table without keys: two relationships may share a slot, which then holds the
+  higher of their versions, so the one behind is read when it need not be. A version is noted
+  only once committed or read, so no slot is ever ahead of every relationship it serves.
 """
 
 from __future__ import annotations
