@@ -1,7 +1,7 @@
 """The baseline the HTTP benches compare with: bare Flask endpoints doing one raw insert (ingest)
 or one indexed lookup (the gate).
 
-Same framework, same server, same payload, none of the ledger: one psycopg connection per
+Same framework, same server (gunicorn with the ledger's worker class), same payload, none of the ledger: one psycopg connection per
 worker (opened after the fork), one INSERT per request (one per event for /batch, in one
 transaction), optionally inside the LOCK TABLE ... IN EXCLUSIVE MODE that the eventsourcing
 library takes on every save, to show what that lock alone costs.
