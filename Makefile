@@ -49,7 +49,7 @@ test: install install-browser
 
 lint: install
 	$(VENV)/bin/ruff check .
-	$(VENV)/bin/mypy domain api projections
+	$(VENV)/bin/mypy domain api projections tests
 	$(VENV)/bin/mypy --explicit-package-bases bench/*.py bench/baseline/*.py
 
 # Each script prints its figures next to a baseline measured in the same run.

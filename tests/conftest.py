@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import ParamSpec, TypeVar
 
 import pytest
 
@@ -26,10 +27,24 @@ POSTGRES_URL_VARIABLE = "TRUSTLEDGER_TEST_POSTGRES_URL"
 TEST_MASTER_KEY = MasterKey(hashlib.sha256(b"trustledger tests").digest())
 os.environ["TRUSTLEDGER_MASTER_KEY"] = TEST_MASTER_KEY.encoded()
 
+P = ParamSpec("P")
+T = TypeVar("T")
+
 
 def open_ledger(store: Store, **options: object) -> Ledger:
     """A Ledger on the store, under the tests' master key."""
     return Ledger(store, master_key=TEST_MASTER_KEY, **options)  # type: ignore[arg-type]
+
+
+def noted(calls: list[str], name: str, method: Callable[P, T]) -> Callable[P, T]:
+    """`method`, appending `name` to `calls` before each call: a test puts it in the method's
+    place to see which calls are made, in their order."""
+
+    def noting(*args: P.args, **kwargs: P.kwargs) -> T:
+        calls.append(name)
+        return method(*args, **kwargs)
+
+    return noting
 
 
 def postgres_url() -> str:

@@ -224,11 +224,15 @@ def assert_no_trace_of(a: BrandA, answer: TestResponse, allowed: list[str] | Non
     ],
 )
 def test_no_key_or_a_bad_one_is_401(
-    app: Flask, brand_a: BrandA, what: str, authorization: str | None
+    app: Flask,
+    brand_a: BrandA,
+    what: str,
+    authorization: str | None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     headers = {"Authorization": authorization} if authorization is not None else {}
     client = Client(app.test_client(), "", "", "")
-    client._headers = lambda extra: {**headers, **(extra or {})}  # type: ignore[method-assign]
+    monkeypatch.setattr(client, "_headers", lambda extra: {**headers, **(extra or {})})
     before = timeline_of(brand_a), policy_of(brand_a)
     answer = call(client, what, brand_a.customer, brand_a.push_id)
     assert_problem(answer, 401)

@@ -61,7 +61,7 @@ def new_key(database: Path, role: str) -> str:
 
 def customer_with_decisions(database: Path) -> str:
     with sqlite3.connect(database) as db:
-        rows = db.execute(
+        rows: list[tuple[str, str]] = db.execute(
             "SELECT customer, counts FROM relationships WHERE brand = ? ORDER BY events DESC",
             [BRAND],
         ).fetchall()

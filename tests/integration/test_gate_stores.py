@@ -18,7 +18,7 @@ from domain.recorders import READS
 from domain.relationship import PushDecided
 from domain.storage import Store
 from domain.versions import KnownVersions
-from tests.conftest import new_sqlite_database, open_ledger
+from tests.conftest import new_sqlite_database, noted, open_ledger
 from tests.factories import posted
 from tests.gate_factories import NO_QUIET_HOURS, NOON, grant, push, scores
 from tests.random_refs import random_brand, random_customer
@@ -38,7 +38,9 @@ def ledger(store: Store, request: pytest.FixtureRequest) -> Iterator[Ledger]:
     ledger.close()
 
 
-def test_a_worker_decides_without_a_read_unless_another_worker_wrote_since(store: Store) -> None:
+def test_a_worker_decides_without_a_read_unless_another_worker_wrote_since(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     brand, customer = random_brand(), random_customer()
     shared = KnownVersions()
     first, second = (open_ledger(store, known_versions=shared) for _ in range(2))
@@ -46,8 +48,7 @@ def test_a_worker_decides_without_a_read_unless_another_worker_wrote_since(store
     first.record(brand, grant(customer))
     reads: list[str] = []
     for name, ledger in (("first", first), ("second", second)):
-        stored = ledger._stored
-        ledger._stored = lambda *a, _s=stored, _n=name: reads.append(_n) or _s(*a)  # type: ignore[method-assign]
+        monkeypatch.setattr(ledger, "_stored", noted(reads, name, ledger._stored))
     outcomes = [
         ledger.decide_push(brand, push(customer=customer), scores(0.5), NOON)["outcome"]
         for ledger in (first, second, first, first)

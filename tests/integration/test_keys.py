@@ -32,7 +32,7 @@ def rows(store: Store, table: str) -> list[tuple[Any, ...]]:
         with sqlite3.connect(store.path) as conn:
             return conn.execute(f"SELECT * FROM {table}").fetchall()
     with psycopg.connect(store.conninfo()) as conn:
-        return conn.execute(f"SELECT * FROM {table}").fetchall()  # type: ignore[arg-type]
+        return conn.execute(f"SELECT * FROM {table}").fetchall()
 
 
 def test_an_issued_key_authenticates_as_its_brand_and_role(keys: KeyStore) -> None:

@@ -10,6 +10,7 @@ import threading
 import time
 from pathlib import Path
 from typing import Any
+from uuid import UUID
 
 import psycopg
 import pytest
@@ -23,23 +24,23 @@ from domain.errors import (
     RejectedEvent,
     RelationshipNotFound,
 )
-from domain.relationship import relationship_id
+from domain.relationship import PostedEvent, Relationship, relationship_id
 from domain.storage import Store
 from domain.versions import KnownVersions
-from tests.conftest import new_postgres_database, new_sqlite_database, open_ledger
+from tests.conftest import new_postgres_database, new_sqlite_database, noted, open_ledger
 from tests.factories import LATER, posted, story
 from tests.random_refs import random_brand, random_customer
 
 ROOT = Path(__file__).parents[2]
 
 
-def answered(customer: str, case_id: str) -> object:
+def answered(customer: str, case_id: str) -> PostedEvent:
     return posted("question.answered", customer, case_id=case_id, topic="billing", resolved=True)
 
 
 def test_concurrent_appends_from_threads_lose_nothing(ledger: Ledger) -> None:
     brand, customer = random_brand(), random_customer()
-    ledger.record(brand, answered(customer, "first"))  # type: ignore[arg-type]
+    ledger.record(brand, answered(customer, "first"))
     recorded: list[str] = []
     conflicts: list[Exception] = []
 
@@ -47,8 +48,8 @@ def test_concurrent_appends_from_threads_lose_nothing(ledger: Ledger) -> None:
         for i in range(15):
             event = answered(customer, f"w{worker}-{i}")
             try:
-                ledger.record(brand, event)  # type: ignore[arg-type]
-                recorded.append(event.event_id)  # type: ignore[attr-defined]
+                ledger.record(brand, event)
+                recorded.append(event.event_id)
             except ConcurrencyConflict as conflict:
                 conflicts.append(conflict)
 
@@ -117,8 +118,8 @@ def _append_as_a_worker(
     for i in range(25):
         event = answered(customer, f"w{worker}-{i}")
         try:
-            ledger.record(brand, event)  # type: ignore[arg-type]
-            out.put(event.event_id)  # type: ignore[attr-defined]
+            ledger.record(brand, event)
+            out.put(event.event_id)
         except ConcurrencyConflict:
             out.put("conflict")
     ledger.close()
@@ -131,7 +132,7 @@ def test_workers_sharing_known_versions_and_another_server_lose_nothing(store: S
     once, at contiguous versions, whatever each took for the latest."""
     brand, customer = random_brand(), random_customer()
     opener = open_ledger(store)
-    opener.record(brand, answered(customer, "first"))  # type: ignore[arg-type]
+    opener.record(brand, answered(customer, "first"))
     opener.close()
     fork = multiprocessing.get_context("fork")
     out = fork.Queue()
@@ -176,19 +177,21 @@ def test_two_ledgers_on_one_store_never_act_on_a_stale_relationship(store: Store
     again = posted("promise.made", customer, promise_id="p2", summary="call", due_at=LATER)
     broken = posted("promise.broken", customer, promise_id="p2", reason="forgot")
     assert first.record(brand, made).sequence == 2
-    assert second.record(brand, answer).sequence == 3  # type: ignore[arg-type]
+    assert second.record(brand, answer).sequence == 3
     assert first.record(brand, kept).sequence == 4, "first knew version 2: its save of 3 failed"
     assert second.record(brand, again).sequence == 5
     assert first.record(brand, broken).sequence == 6, "p2 was unknown to first, not to the store"
     with pytest.raises(RejectedEvent):
         second.record(brand, posted("promise.kept", customer, promise_id="p2"))
     recorded = [e.event_id for e in second.interactions(brand, customer)]
-    assert recorded == [e.event_id for e in (made, answer, kept, again, broken)]  # type: ignore[attr-defined]
+    assert recorded == [e.event_id for e in (made, answer, kept, again, broken)]
     first.close()
     second.close()
 
 
-def test_a_worker_reads_a_relationship_only_after_another_wrote_to_it(store: Store) -> None:
+def test_a_worker_reads_a_relationship_only_after_another_wrote_to_it(
+    store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """Two workers sharing their known versions: a command on a relationship this worker holds
     at the latest version reads nothing; one the other worker wrote to since is read first."""
     brand, customer = random_brand(), random_customer()
@@ -196,15 +199,14 @@ def test_a_worker_reads_a_relationship_only_after_another_wrote_to_it(store: Sto
     first, second = (open_ledger(store, known_versions=shared) for _ in range(2))
     reads: list[str] = []
     for name, ledger in (("first", first), ("second", second)):
-        stored = ledger._stored
-        ledger._stored = lambda *a, _s=stored, _n=name: reads.append(_n) or _s(*a)  # type: ignore[method-assign]
+        monkeypatch.setattr(ledger, "_stored", noted(reads, name, ledger._stored))
     sequences = [
-        first.record(brand, answered(customer, "1")).sequence,  # type: ignore[arg-type]
-        first.record(brand, answered(customer, "2")).sequence,  # type: ignore[arg-type]
-        second.record(brand, answered(customer, "3")).sequence,  # type: ignore[arg-type]
-        second.record(brand, answered(customer, "4")).sequence,  # type: ignore[arg-type]
-        first.record(brand, answered(customer, "5")).sequence,  # type: ignore[arg-type]
-        first.record(brand, answered(customer, "6")).sequence,  # type: ignore[arg-type]
+        first.record(brand, answered(customer, "1")).sequence,
+        first.record(brand, answered(customer, "2")).sequence,
+        second.record(brand, answered(customer, "3")).sequence,
+        second.record(brand, answered(customer, "4")).sequence,
+        first.record(brand, answered(customer, "5")).sequence,
+        first.record(brand, answered(customer, "6")).sequence,
     ]
     assert sequences == [2, 3, 4, 5, 6, 7]
     assert reads == ["first", "second", "first"], "a new relationship, then after each other's write"
@@ -230,7 +232,10 @@ def test_a_ledger_that_never_saw_a_relationship_loads_it_from_its_snapshot(
     recording = reader.record(brand, posted("promise.made", customer, promise_id="p1", summary="refund", due_at=LATER))
     assert recording.sequence == 57
     rid = relationship_id(brand, customer)
-    loaded, stored = reader.repository.cache.get(rid), writer.repository.get(rid)  # type: ignore[union-attr]
+    assert reader.repository.cache is not None
+    loaded = reader.repository.cache.get(rid)
+    stored: Relationship = writer.repository.get(rid)
+    assert isinstance(loaded, Relationship)
     assert loaded.counts == stored.counts
     assert loaded.version == stored.version
     writer.close()
@@ -340,9 +345,12 @@ def test_a_save_waits_for_the_table_lock_and_notifies_its_channel(migrated_postg
         with psycopg.connect(store.conninfo()) as holder:
             # ROW SHARE lets inserts through; only the save's EXCLUSIVE lock waits for it.
             holder.execute("LOCK TABLE ledger_events IN ROW SHARE MODE")
-            writer = threading.Thread(
-                target=lambda: (ledger.record(random_brand(), answered("c", "1")), done.set())
-            )
+
+            def write() -> None:
+                ledger.record(random_brand(), answered("c", "1"))
+                done.set()
+
+            writer = threading.Thread(target=write)
             writer.start()
             assert not done.wait(0.5)  # held up by the lock
         writer.join(10)  # the lock is released as `holder` commits
@@ -360,9 +368,9 @@ def test_a_ledger_used_by_one_thread_holds_one_connection(migrated_postgres: Sto
     ledger = open_ledger(migrated_postgres)
     brand, customers = random_brand(), [random_customer() for _ in range(3)]
     ledger.set_policy(brand, NO_QUIET_HOURS)
-    ledger.record_batch(brand, [grant(customer) for customer in customers])  # type: ignore[arg-type]
+    ledger.record_batch(brand, [grant(customer) for customer in customers])
     for customer in customers:
-        ledger.record(brand, answered(customer, "1"))  # type: ignore[arg-type]
+        ledger.record(brand, answered(customer, "1"))
         ledger.decide_push(brand, push(customer=customer))
         ledger.interactions(brand, customer)
     stats = ledger.recorder.datastore.pool.get_stats()  # type: ignore[attr-defined]
@@ -372,7 +380,7 @@ def test_a_ledger_used_by_one_thread_holds_one_connection(migrated_postgres: Sto
 
 @pytest.mark.postgres
 def test_a_key_the_ledger_no_longer_holds_comes_with_its_relationships_events(
-    migrated_postgres: Store,
+    migrated_postgres: Store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A relationship seen before whose key was held longer than the key cache allows: the load's
     one query reads the key again, rather than a query of its own."""
@@ -381,22 +389,23 @@ def test_a_key_the_ledger_no_longer_holds_comes_with_its_relationships_events(
     ledger = open_ledger(migrated_postgres, key_cache_seconds=0.2)
     brand, customer = random_brand(), random_customer()
     ledger.set_policy(brand, NO_QUIET_HOURS)
-    ledger.record(brand, grant(customer))  # type: ignore[arg-type]
+    ledger.record(brand, grant(customer))
     writer = open_ledger(migrated_postgres)
     writer.record(brand, answered(customer, "1"))  # an event this ledger has to open
     writer.close()
-    table, selects = ledger.customer_keys.table, []
+    table = ledger.customer_keys.table
+    selects: list[UUID] = []
     select = table.select
 
-    def counted(rid: object) -> object:
+    def counted(rid: UUID) -> tuple[str, bytes] | None:
         selects.append(rid)
-        return select(rid)  # type: ignore[arg-type]
+        return select(rid)
 
-    table.select = counted  # type: ignore[method-assign]
+    monkeypatch.setattr(table, "select", counted)
     time.sleep(0.3)
     decision = ledger.decide_push(brand, push(customer=customer))
     time.sleep(0.3)
-    recording = ledger.record(brand, answered(customer, "2"))  # type: ignore[arg-type]
+    recording = ledger.record(brand, answered(customer, "2"))
     ledger.close()
     assert (decision["outcome"], recording.sequence) == ("allow", 5)
     assert selects == [], "no query of its own for a key"
@@ -408,7 +417,7 @@ def test_a_relationship_is_read_with_the_bulk_loaders_one_query(migrated_postgre
     repository spent three: its snapshot, its events, its key), and hands out a copy."""
     brand, customer = random_brand(), random_customer()
     writer = open_ledger(migrated_postgres)
-    writer.record_batch(brand, story(customer))  # type: ignore[arg-type]
+    writer.record_batch(brand, story(customer))
     writer.close()
     reader = open_ledger(migrated_postgres)
     asked: list[str] = []
@@ -416,8 +425,7 @@ def test_a_relationship_is_read_with_the_bulk_loaders_one_query(migrated_postgre
         ("events", reader.events), ("snapshots", reader.snapshots), ("keys", reader.customer_keys.table),
     ):
         method = "select" if name == "keys" else "get"
-        original = getattr(target, method)
-        setattr(target, method, lambda *a, _o=original, _n=name, **k: asked.append(_n) or _o(*a, **k))
+        setattr(target, method, noted(asked, name, getattr(target, method)))
     read = reader.relationship(brand, customer)
     assert asked == []
     read.counts.clear()  # the caller's copy: the next read is as stored

@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from domain.application import Ledger
+from domain.relationship import PostedEvent
 from domain.storage import Store
 from projections.db import Database
 from projections.readmodel import Page
@@ -41,7 +42,7 @@ def fresh_ledger(empty_store: Store) -> Iterator[Ledger]:
     ledger.close()
 
 
-def interleaved(rng: random.Random, brand_customers: int) -> list[object]:
+def interleaved(rng: random.Random, brand_customers: int) -> list[PostedEvent]:
     """The stories of several customers, interleaved at random, each in its own order."""
     stories = [story(f"c{i}") for i in range(brand_customers)]
     events = []
@@ -65,7 +66,7 @@ def test_incremental_with_stops_and_restarts_equals_a_rebuild(
         runner = Runner(ledger, page_size=page_size)
         while events:
             size = rng.randint(1, 12)
-            ledger.record_batch("acme", events[:size])  # type: ignore[arg-type]
+            ledger.record_batch("acme", events[:size])
             events = events[size:]
             if rng.random() < 0.4:  # a restart: a new runner resumes from the positions
                 runner.close()
@@ -230,6 +231,7 @@ def test_a_killed_worker_resumes_and_the_tables_equal_a_rebuild(fresh_ledger: Le
     for batch in range(40):
         fresh_ledger.record_batch("acme", [e for i in range(4) for e in story(f"c{batch}-{i}")])
     head = fresh_ledger.recorder.max_notification_id()
+    assert head is not None
     command = [sys.executable, "-m", "api", "--database-url", fresh_ledger.store.url, "project"]
     worker = subprocess.Popen(command, cwd=ROOT, stderr=subprocess.DEVNULL)
     runner = Runner(fresh_ledger)

@@ -9,6 +9,7 @@ import pytest
 from api.context import BrandBaseRates
 from domain import trust
 from domain.application import Ledger
+from domain.relationship import PostedEvent
 from projections.relationships import customers
 from projections.runner import Runner
 from projections.trust import base_rates, brand_scores, event_types, scores_as_dict, top_event_ids
@@ -16,7 +17,7 @@ from tests.factories import NOW, posted, story
 from tests.random_refs import random_brand, random_customer
 
 
-def admitted(customer: str, n: int) -> object:
+def admitted(customer: str, n: int) -> PostedEvent:
     return posted(
         "error.admitted",
         customer,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import NoReturn
+
 import pytest
 from flask import Flask
 
@@ -26,7 +28,7 @@ def answer_to(error: LedgerError) -> tuple[int, dict[str, object]]:
     errors.register(app)
 
     @app.post("/raise")
-    def raising() -> None:
+    def raising() -> NoReturn:
         raise error
 
     response = app.test_client().post("/raise")

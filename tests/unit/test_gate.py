@@ -858,7 +858,9 @@ def test_every_recorded_decision_re_evaluates_the_same_under_its_policy_version(
     assert [d.decision["outcome"] for d in decisions] == ["allow", "defer", "allow"]
     assert [d.decision["policy_version"] for d in decisions] == [1, 2, 3]
     for decided in decisions:
-        before = memory_ledger.repository.get(rid, version=decided.originator_version - 1)
+        before: Relationship = memory_ledger.repository.get(
+            rid, version=decided.originator_version - 1
+        )
         in_force = memory_ledger.policy("brand-a", version=decided.decision["policy_version"])
         request = PushRequest.from_dict(decided.request)
         again = evaluate(before, decided.decision["scores"], in_force, request, decided.occurred_at)
@@ -911,8 +913,8 @@ def test_what_the_gate_reads_survives_a_snapshot(memory_ledger: Ledger) -> None:
         memory_ledger.decide_push("brand-a", push(), GOOD, NOON + timedelta(minutes=minute))
     rid = relationship_id("brand-a", "cust-1")
     assert memory_ledger.snapshots is not None and list(memory_ledger.snapshots.get(rid))
-    cached = memory_ledger.repository.get(rid)
-    rebuilt = memory_ledger.repository.get(rid, version=cached.version)
+    cached: Relationship = memory_ledger.repository.get(rid)
+    rebuilt: Relationship = memory_ledger.repository.get(rid, version=cached.version)
     assert len(rebuilt.unwanted) == 1
     assert (rebuilt.items, rebuilt.preferences_by, rebuilt.unwanted) == (
         cached.items,

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import Any
+from uuid import UUID
 
 import pytest
+from eventsourcing.domain import DomainEventProtocol
+from eventsourcing.persistence import Recording
 
 from domain.application import Ledger
 from domain.errors import BatchRejected, EventIdConflict, RelationshipNotFound, UnknownReference
@@ -109,16 +113,16 @@ def test_a_relationship_from_a_snapshot_and_its_tail_equals_one_from_all_its_eve
     snapshots = list(memory_ledger.snapshots.get(rid))
     assert snapshots, "a relationship this long has snapshots"
     from_snapshot: Relationship = memory_ledger.repository.get(rid)
-    from_events = Relationship.__new__(Relationship)
-    replayed = None
+    replayed: Relationship | None = None
     for event in memory_ledger.events.get(rid):
         replayed = event.mutate(replayed)  # type: ignore[attr-defined]
-    from_events = replayed
+    assert replayed is not None
+    from_events: Relationship = replayed
     assert vars(from_snapshot) == vars(from_events)
 
 
 def test_a_batch_that_brings_relationships_to_the_interval_snapshots_them_in_one_write(
-    memory_ledger: Ledger,
+    memory_ledger: Ledger, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     brand, customers = random_brand(), [random_customer() for _ in range(3)]
     answered = [
@@ -128,9 +132,16 @@ def test_a_batch_that_brings_relationships_to_the_interval_snapshots_them_in_one
     ]
     memory_ledger.record_batch(brand, answered)
     assert memory_ledger.snapshots is not None
-    writes: list[list[object]] = []
+    writes: list[Sequence[DomainEventProtocol[UUID]]] = []
     put = memory_ledger.snapshots.put
-    memory_ledger.snapshots.put = lambda snapshots, **kw: writes.append(snapshots) or put(snapshots, **kw)  # type: ignore[method-assign]
+
+    def noted_put(
+        snapshots: Sequence[DomainEventProtocol[UUID]], **kw: Any
+    ) -> list[Recording[UUID]]:
+        writes.append(snapshots)
+        return put(snapshots, **kw)
+
+    monkeypatch.setattr(memory_ledger.snapshots, "put", noted_put)
     memory_ledger.record_batch(
         brand,
         [posted("question.answered", c, case_id="last", topic="t", resolved=True) for c in customers],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -118,7 +119,9 @@ def test_a_little_in_the_future_is_tolerated() -> None:
 
 
 def test_an_objection_withdraws_every_purpose_and_a_new_grant_lifts_it() -> None:
-    grant = {"channels": ["email"], "data_categories": [], "notice_version": "1", "method": "web"}
+    grant: dict[str, Any] = {
+        "channels": ["email"], "data_categories": [], "notice_version": "1", "method": "web"
+    }
     relationship = recorded(
         posted("consent.granted", purpose="marketing", **grant),
         posted("consent.granted", purpose="advice", **grant),
