@@ -49,6 +49,7 @@ test: install install-browser
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy domain api projections tests
 	$(VENV)/bin/mypy --explicit-package-bases bench/*.py bench/baseline/*.py
 

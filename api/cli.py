@@ -170,8 +170,16 @@ def project(context: Context, once: bool) -> None:
 
 
 @cli.command()
-@click.option("--projection", "names", multiple=True, metavar="NAME", help="Only this read model (repeatable).")
-@click.option("--verify", is_flag=True, help="Compare with the live tables row by row; change nothing.")
+@click.option(
+    "--projection",
+    "names",
+    multiple=True,
+    metavar="NAME",
+    help="Only this read model (repeatable).",
+)
+@click.option(
+    "--verify", is_flag=True, help="Compare with the live tables row by row; change nothing."
+)
 @pass_context
 def rebuild(context: Context, names: tuple[str, ...], verify: bool) -> None:
     """Rebuild read models from the log into fresh tables, then swap them in."""
@@ -184,27 +192,42 @@ def rebuild(context: Context, names: tuple[str, ...], verify: bool) -> None:
     runner = Runner(context.ledger, models)
     head = runner.head()
     started = time.monotonic()
-    with click.progressbar(length=max(head, 1), label="rebuilding", file=sys.stderr, show_eta=True,
-                           show_pos=True, item_show_func=lambda rate: rate) as bar:
+    with click.progressbar(
+        length=max(head, 1),
+        label="rebuilding",
+        file=sys.stderr,
+        show_eta=True,
+        show_pos=True,
+        item_show_func=lambda rate: rate,
+    ) as bar:
+
         def advance(progress: Any) -> None:
             rate = progress.done / max(time.monotonic() - started, 1e-6)
             bar.update(progress.done - bar.pos, f"{rate:,.0f} events/s")
 
         differences = runner.rebuild(verify=verify, progress=advance)
     elapsed = time.monotonic() - started
-    click.echo(f"rebuilt {', '.join(m.name for m in models)} from {head} notification(s) in {elapsed:.1f}s")
+    click.echo(
+        f"rebuilt {', '.join(m.name for m in models)} from {head} notification(s) in {elapsed:.1f}s"
+    )
     if verify:
         for table, found in differences.items():
             for line in found:
                 click.echo(f"{table}: {line}")
         if differences:
-            raise click.ClickException(f"rebuilt and live read models differ in {', '.join(differences)}")
+            raise click.ClickException(
+                f"rebuilt and live read models differ in {', '.join(differences)}"
+            )
         click.echo("rebuilt and live read models are identical")
 
 
 @cli.command("audit-decisions")
 @click.option("--brand", help="Only this brand's decisions.")
-@click.option("--since", type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]), help="Only decisions made since (UTC).")
+@click.option(
+    "--since",
+    type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),
+    help="Only decisions made since (UTC).",
+)
 @pass_context
 def audit_decisions(context: Context, brand: str | None, since: Any) -> None:
     """Evaluate every recorded push decision again; exit non-zero if any does not reproduce."""
@@ -214,7 +237,9 @@ def audit_decisions(context: Context, brand: str | None, since: Any) -> None:
     found = list(ledger.decisions(brand))
     cutoff = since.replace(tzinfo=UTC) if since else None
     failures, audited = [], 0
-    with click.progressbar(found, label="auditing decisions", file=sys.stderr, show_pos=True) as bar:
+    with click.progressbar(
+        found, label="auditing decisions", file=sys.stderr, show_pos=True
+    ) as bar:
         for _, rid, sequence in bar:
             audit = ledger.audit_decision(rid, sequence)
             if cutoff and audit["decided_at"] < cutoff:
@@ -223,7 +248,9 @@ def audit_decisions(context: Context, brand: str | None, since: Any) -> None:
             if not audit["reproduced"]:
                 failures.append(audit)
     for audit in failures:
-        click.echo(f"push {audit['push_id']} ({audit['event_id']}): {'; '.join(audit['differences'])}")
+        click.echo(
+            f"push {audit['push_id']} ({audit['event_id']}): {'; '.join(audit['differences'])}"
+        )
     click.echo(f"{audited} decision(s) audited, {len(failures)} not reproduced")
     if failures:
         sys.exit(1)

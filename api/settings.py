@@ -54,7 +54,9 @@ class Settings:
             env_value = os.environ.get(PREFIX + f.name.upper())
             if env_value:
                 values[f.name] = env_value
-        values.update({k: v for k, v in (overrides or {}).items() if k in {f.name for f in fields(cls)}})
+        values.update(
+            {k: v for k, v in (overrides or {}).items() if k in {f.name for f in fields(cls)}}
+        )
         return cls(**values)
 
     @property

@@ -48,7 +48,9 @@ def _one_event(ledger: Ledger) -> Any:
     from domain.relationship import Relationship
 
     relationship = Relationship("bench", "payload")
-    ledger.customer_keys.create("bench", relationship.id)  # the mapper seals with the customer's key
+    ledger.customer_keys.create(
+        "bench", relationship.id
+    )  # the mapper seals with the customer's key
     relationship.record(answered("payload", 0))
     return relationship.collect_events()[-1]
 
@@ -112,7 +114,9 @@ def prepared_relationship(ledger: Ledger, past: int) -> str:
     """A customer whose relationship already has `past` events."""
     customer = f"h-{past}-{uuid.uuid4().hex[:6]}"
     for start in range(0, past, 500):
-        ledger.record_batch("bench", [answered(customer, n) for n in range(start, min(past, start + 500))])
+        ledger.record_batch(
+            "bench", [answered(customer, n) for n in range(start, min(past, start + 500))]
+        )
     return customer
 
 
@@ -132,7 +136,10 @@ def history_costs(ledger: Ledger, rounds: int = 300) -> dict[str, float]:
     customers = {past: prepared_relationship(ledger, past) for past in (10, 100_000)}
     counter = iter(range(10**9))
     return interleaved(
-        {f"{past}": (lambda c=c: ledger.record("bench", answered(c, 200_000 + next(counter)))) for past, c in customers.items()},
+        {
+            f"{past}": (lambda c=c: ledger.record("bench", answered(c, 200_000 + next(counter))))
+            for past, c in customers.items()
+        },
         rounds,
     )
 

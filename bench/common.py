@@ -155,12 +155,19 @@ class Run:
 
     def cpu_line(self) -> str:
         parts = ", ".join(f"{name} {ms:.2f}" for name, ms in self.cpu_ms.items())
-        busy = self.cpu_ms["machine"] * self.requests / 1000 / (self.seconds * (os.cpu_count() or 1))
+        busy = (
+            self.cpu_ms["machine"] * self.requests / 1000 / (self.seconds * (os.cpu_count() or 1))
+        )
         return f"  CPU per request (ms): {parts}; the machine {busy:.0%} busy"
 
 
 def _client(
-    port: int, key: str, requests: Requests, tally: Tally | None, seconds: float, client: int,
+    port: int,
+    key: str,
+    requests: Requests,
+    tally: Tally | None,
+    seconds: float,
+    client: int,
     results: Any,
 ) -> None:
     latencies: list[float] = []
@@ -231,6 +238,12 @@ def load(
     used = {part: (after[part] - before[part]) * 1000 / max(1, len(latencies)) for part in after}
     used["rest"] = used["machine"] - used["server"] - used["postgres"]
     return Run(
-        name, len(latencies), len(latencies) * events_per_request, elapsed, latencies, failures,
-        tallies, used,
+        name,
+        len(latencies),
+        len(latencies) * events_per_request,
+        elapsed,
+        latencies,
+        failures,
+        tallies,
+        used,
     )

@@ -56,7 +56,9 @@ class PlaintextLedger(Ledger):
         self.customer_keys = CustomerKeys(MemoryKeyTable(), self._master_key)
         return Application.construct_mapper(self)
 
-    def _customer_keys(self, brand: str, relationships: dict[Any, Any]) -> tuple[dict[Any, Any], list[Any]]:
+    def _customer_keys(
+        self, brand: str, relationships: dict[Any, Any]
+    ) -> tuple[dict[Any, Any], list[Any]]:
         return dict.fromkeys(relationships, _Unkeyed), []
 
 

@@ -76,14 +76,28 @@ def main() -> None:
         row("evaluate the seven rules (pure), p99", p99, "ms")
         customers = {past: prepared(ledger, past) for past in (10, 100_000)}
         costs = interleaved(
-            {f"{p}": (lambda c=c, led=ledger: led.decide_push("bench", request(c))) for p, c in customers.items()},
+            {
+                f"{p}": (lambda c=c, led=ledger: led.decide_push("bench", request(c)))
+                for p, c in customers.items()
+            },
             RUNS // 2,
         )
         row("decide and record, 10 past events, median", costs["10"] * 1000, "ms")
-        row("decide and record, 100,000 past events, median", costs["100000"] * 1000, "ms", costs["10"] * 1000, "goal <= 1.2x")
+        row(
+            "decide and record, 100,000 past events, median",
+            costs["100000"] * 1000,
+            "ms",
+            costs["10"] * 1000,
+            "goal <= 1.2x",
+        )
         cold = cold_costs(ledger.store, customers[100_000])
         row("  the same, in a process that has not seen them, 10", cold["10"] * 1000, "ms")
-        row("  the same, in a process that has not seen them, 100,000", cold["100000"] * 1000, "ms", cold["10"] * 1000)
+        row(
+            "  the same, in a process that has not seen them, 100,000",
+            cold["100000"] * 1000,
+            "ms",
+            cold["10"] * 1000,
+        )
         ledger.close()
 
 

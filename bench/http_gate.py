@@ -126,7 +126,12 @@ def main() -> None:
     print(base.cpu_line(), flush=True)
     with ledger_server(store) as served:
         gate = load(
-            "ledger, POST /v1/push-decisions", served, key, decisions, seconds, CLIENTS,
+            "ledger, POST /v1/push-decisions",
+            served,
+            key,
+            decisions,
+            seconds,
+            CLIENTS,
             tally=outcome,
         )
     print(gate.line(), flush=True)

@@ -72,8 +72,12 @@ def server(command: list[str], env: dict[str, str]) -> Iterator[Server]:
     with tempfile.TemporaryFile("w+") as log:
         process = subprocess.Popen(
             [part.replace("{port}", str(port)) for part in command],
-            cwd=ROOT, env={**os.environ, **env}, start_new_session=True,
-            stdout=subprocess.DEVNULL, stderr=log, text=True,
+            cwd=ROOT,
+            env={**os.environ, **env},
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=log,
+            text=True,
         )
         try:
             deadline = time.monotonic() + 30
@@ -97,23 +101,27 @@ def server(command: list[str], env: dict[str, str]) -> Iterator[Server]:
 
 
 def ledger_server(store: Store) -> Any:
+    # fmt: off
     return server(
         [sys.executable, "-m", "api", "--database-url", store.url, "serve",
          "--port", "{port}", "--workers", str(WORKERS)],
         {},
     )
+    # fmt: on
 
 
 def baseline_server(store: Store, lock: bool) -> Any:
     """The baseline under the ledger's own gunicorn worker (api/server.SyncWorker): with the stock
     `sync` one it served 13-24% fewer single events a second (three alternating runs), which made
     the ledger's ratio look that much better than it is."""
+    # fmt: off
     return server(
         [sys.executable, "-m", "gunicorn", "--workers", str(WORKERS),
-         "--worker-class", "api.server.SyncWorker",
-         "--bind", "127.0.0.1:{port}", "--log-level", "warning", "bench.baseline.app:create()"],
+         "--worker-class", "api.server.SyncWorker", "--bind", "127.0.0.1:{port}",
+         "--log-level", "warning", "bench.baseline.app:create()"],
         {"BENCH_BASELINE_URL": store.conninfo(), "BENCH_BASELINE_LOCK": "y" if lock else "n"},
     )
+    # fmt: on
 
 
 # --- the clients ------------------------------------------------------------------------------

@@ -27,7 +27,10 @@ def evaluation_costs(ledger: Ledger) -> dict[str, float]:
     rates = {"consistency": 0.7, "honesty": 0.6, "expertise": 0.8}
     customers = {past: prepared_relationship(ledger, past) for past in (10, 100_000)}
     return interleaved(
-        {f"{p}": (lambda c=c: ledger.relationship("bench", c).trust(datetime.now(UTC), rates)) for p, c in customers.items()},
+        {
+            f"{p}": (lambda c=c: ledger.relationship("bench", c).trust(datetime.now(UTC), rates))
+            for p, c in customers.items()
+        },
         EVALUATIONS,
     )
 

@@ -285,7 +285,11 @@ class Ledger(Application[UUID]):
         super().__init__(
             {
                 **self.store.eventsourcing_env(),
-                **({"APPLICATION_RECORDER_TOPIC": RECORDERS[self.store.kind]} if self.store.kind in RECORDERS else {}),
+                **(
+                    {"APPLICATION_RECORDER_TOPIC": RECORDERS[self.store.kind]}
+                    if self.store.kind in RECORDERS
+                    else {}
+                ),
                 "AGGREGATE_CACHE_MAXSIZE": "10000",
                 **(env or {}),
             }
@@ -461,7 +465,9 @@ class Ledger(Application[UUID]):
             keys, rows = self.customer_keys.prepare_many(brand, new)
         else:
             keys = self.customer_keys.create_many(brand, new)
-        keys.update({rid: self.customer_keys.require(rid) for rid in relationships if rid not in keys})
+        keys.update(
+            {rid: self.customer_keys.require(rid) for rid in relationships if rid not in keys}
+        )
         return keys, rows
 
     def _save_with_keys(self, rows: list[Any], *objects: Any, **kwargs: Any) -> Any:
@@ -646,7 +652,11 @@ class Ledger(Application[UUID]):
             policy_aggregate = current.get(pid)
             policy = self._current_policy(brand, policy_aggregate)
             decision = evaluate(
-                relationship, self._scores(scores, relationship, moment, policy), policy, push, moment
+                relationship,
+                self._scores(scores, relationship, moment, policy),
+                policy,
+                push,
+                moment,
             )
             claims = self._claim_push_id(brand, push, relationship)
             envelope = self._decision_envelope(relationship, push, moment)
@@ -727,7 +737,9 @@ class Ledger(Application[UUID]):
         return decided
 
     @staticmethod
-    def _claim_push_id(brand: str, push: PushRequest, relationship: Relationship) -> list[PushIdClaim]:
+    def _claim_push_id(
+        brand: str, push: PushRequest, relationship: Relationship
+    ) -> list[PushIdClaim]:
         """The push id's claim, with its first decision: the save fails if another customer holds it."""
         if "decision_sequence" in relationship.items["push"].get(push.push_id, {}):
             return []  # decided before, so claimed with that decision
@@ -757,7 +769,9 @@ class Ledger(Application[UUID]):
         policy = self.policy(before.brand, version=recorded["policy_version"])
         rates = {name: recorded["scores"][name]["a"] for name in trust.DIMENSIONS}
         scores = self._scores_at(before, decided.occurred_at, rates, policy)
-        again = evaluate(before, scores, policy, PushRequest.from_dict(decided.request), decided.occurred_at)
+        again = evaluate(
+            before, scores, policy, PushRequest.from_dict(decided.request), decided.occurred_at
+        )
         differences = [
             f"{key}: recorded {recorded.get(key)!r}, re-evaluated {again.get(key)!r}"
             for key in sorted(set(recorded) | set(again))
@@ -848,6 +862,7 @@ class Ledger(Application[UUID]):
                 break
             version = event.originator_version
         return version
+
     # --- erasure and keys ---------------------------------------------------------------------
 
     def erase(self, brand: str, customer: str, *, requested_by: str, reason: str) -> ErasureReceipt:
@@ -885,7 +900,9 @@ class Ledger(Application[UUID]):
 
     # --- reading ------------------------------------------------------------------------------
 
-    def relationship(self, brand: str, customer: str, as_of: datetime | None = None) -> Relationship:
+    def relationship(
+        self, brand: str, customer: str, as_of: datetime | None = None
+    ) -> Relationship:
         """The relationship's state now, or as the ledger knew it at record time `as_of`."""
         rid = relationship_id(brand, customer)
         if as_of is None:

@@ -40,7 +40,9 @@ class BatchRejected(LedgerError):
 
     def __init__(self, errors: dict[int, LedgerError]) -> None:
         first = min(errors)
-        super().__init__(f"{len(errors)} event(s) rejected, the first at index {first}: {errors[first]}")
+        super().__init__(
+            f"{len(errors)} event(s) rejected, the first at index {first}: {errors[first]}"
+        )
         self.errors = errors
 
 

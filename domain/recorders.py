@@ -97,8 +97,10 @@ def json_rows(rows: Iterable[tuple[Any, ...]], names: Sequence[str]) -> str:
     letter), which json_to_recordset turns back into rows; bytes in base64."""
     return orjson.dumps(
         [
-            {name: b64encode(value).decode() if isinstance(value, bytes) else value
-             for name, value in zip(names, row, strict=True)}
+            {
+                name: b64encode(value).decode() if isinstance(value, bytes) else value
+                for name, value in zip(names, row, strict=True)
+            }
             for row in rows
         ]
     ).decode()
@@ -201,8 +203,14 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
             c.executemany(
                 f"INSERT INTO event_ids ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?)",
                 [
-                    (x.brand, x.event_id, x.relationship_id.hex, x.sequence, x.fingerprint,
-                     x.recorded_at.isoformat())
+                    (
+                        x.brand,
+                        x.event_id,
+                        x.relationship_id.hex,
+                        x.sequence,
+                        x.fingerprint,
+                        x.recorded_at.isoformat(),
+                    )
                     for x in claims
                 ],
             )

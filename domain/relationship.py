@@ -556,10 +556,14 @@ class Relationship(Aggregate, created_event_name="Opened"):
             raise RejectedEvent(f"unknown event type {posted.type!r}", field="type")
         unknown = sorted(set(posted.data) - set(cls.data_fields()))
         if unknown:
-            raise RejectedEvent(f"unknown data field(s) for {cls.TYPE}: {', '.join(unknown)}", field="data")
+            raise RejectedEvent(
+                f"unknown data field(s) for {cls.TYPE}: {', '.join(unknown)}", field="data"
+            )
         missing = [name for name in cls.required_fields() if posted.data.get(name) is None]
         if missing:
-            raise RejectedEvent(f"missing data field(s) for {cls.TYPE}: {', '.join(missing)}", field="data")
+            raise RejectedEvent(
+                f"missing data field(s) for {cls.TYPE}: {', '.join(missing)}", field="data"
+            )
         if _holds_nul(posted):
             raise RejectedEvent("text may not contain NUL characters", field="data")
         data = {name: posted.data.get(name) for name in cls.data_fields()}
@@ -619,7 +623,9 @@ class Relationship(Aggregate, created_event_name="Opened"):
         _require_choice("discovered_by", discovered_by, DISCOVERERS)
         known = self.items["error"].get(error_id)
         if known is not None and known["status"] not in OPEN:
-            raise DuplicateReference(f"error {error_id!r} is already {known['status']}", field="error_id")
+            raise DuplicateReference(
+                f"error {error_id!r} is already {known['status']}", field="error_id"
+            )
         self._trigger(
             ErrorAdmitted,
             env,
@@ -631,7 +637,9 @@ class Relationship(Aggregate, created_event_name="Opened"):
 
     def report_error(self, env: Envelope, error_id: str, summary: str, reported_by: str) -> None:
         self._require_new("error", error_id)
-        self._trigger(ErrorReported, env, error_id=error_id, summary=summary, reported_by=reported_by)
+        self._trigger(
+            ErrorReported, env, error_id=error_id, summary=summary, reported_by=reported_by
+        )
 
     def dispute_error(self, env: Envelope, error_id: str, reason: str) -> None:
         self._require_open("error", error_id, statuses=("open",))
@@ -694,11 +702,15 @@ class Relationship(Aggregate, created_event_name="Opened"):
             jurisdiction=jurisdiction,
         )
 
-    def withdraw_consent(self, env: Envelope, purpose: str, channels: list[str] | None = None) -> None:
+    def withdraw_consent(
+        self, env: Envelope, purpose: str, channels: list[str] | None = None
+    ) -> None:
         if purpose != EVERY_PURPOSE:
             granted = self.consents.get(purpose)
             if not granted:
-                raise UnknownReference(f"consent for {purpose!r} was never granted", field="purpose")
+                raise UnknownReference(
+                    f"consent for {purpose!r} was never granted", field="purpose"
+                )
             unknown = sorted(set(channels or ()) - set(granted))
             if unknown:
                 raise UnknownReference(
@@ -749,6 +761,7 @@ class Relationship(Aggregate, created_event_name="Opened"):
             raise ValueError(f"evidence is kept at half-life {kept}, not {half_life}: refold it")
         derived = trust_model.derived_evidence(self.items, at)
         return trust_model.scores(self.evidence, at, base_rates, derived)
+
     def erase(self, requested_by: str, reason: str) -> None:
         """Records the erasure of the customer; the ledger then destroys their key."""
         self._require_not_erased()
@@ -776,14 +789,18 @@ class Relationship(Aggregate, created_event_name="Opened"):
             verb = "given" if kind == "advice" else "made" if kind != "error" else "reported"
             raise UnknownReference(f"{kind} {item_id!r} was never {verb}", field=f"{kind}_id")
         if known["status"] not in statuses:
-            raise UnknownReference(f"{kind} {item_id!r} is already {known['status']}", field=f"{kind}_id")
+            raise UnknownReference(
+                f"{kind} {item_id!r} is already {known['status']}", field=f"{kind}_id"
+            )
 
     def _trigger(self, cls: type[Interaction], env: Envelope, **data: Any) -> None:
         self._require_not_erased()
         if env.occurred_at.tzinfo is None:
             raise RejectedEvent("occurred_at needs a UTC offset", field="occurred_at")
         if env.occurred_at > datetime.now(UTC) + FUTURE_TOLERANCE:
-            raise RejectedEvent("occurred_at is more than 5 minutes in the future", field="occurred_at")
+            raise RejectedEvent(
+                "occurred_at is more than 5 minutes in the future", field="occurred_at"
+            )
         if env.occurred_at < EARLIEST:
             raise RejectedEvent("occurred_at is before 1970", field="occurred_at")
         self.trigger_event(

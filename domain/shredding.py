@@ -179,7 +179,9 @@ class CustomerKeys:
             self._remember(rid, key)
         return keys
 
-    def prepare_many(self, brand: str, rids: list[UUID]) -> tuple[dict[UUID, CustomerKey], list[Any]]:
+    def prepare_many(
+        self, brand: str, rids: list[UUID]
+    ) -> tuple[dict[UUID, CustomerKey], list[Any]]:
         """New keys for new relationships, to be written in the same transaction as their first
         events (see key_table.NEW_KEYS); known here at once, so the events can be sealed."""
         keys: dict[UUID, CustomerKey] = {}
@@ -187,7 +189,15 @@ class CustomerKeys:
         for rid in rids:
             secret = os.urandom(KEY_BYTES)
             keys[rid] = CustomerKey(brand, rid, secret)
-            rows.append((rid, brand, self.master_key.wrap(brand, rid, secret), self.master_key.key_id, now()))
+            rows.append(
+                (
+                    rid,
+                    brand,
+                    self.master_key.wrap(brand, rid, secret),
+                    self.master_key.key_id,
+                    now(),
+                )
+            )
             self._remember(rid, keys[rid])
         return keys, rows
 

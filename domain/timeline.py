@@ -31,7 +31,9 @@ SUMMARIES: dict[str, Callable[[Data], str]] = {
     "offer.declined": lambda d: f"Customer declined offer {d['offer_id']}",
     "offer.honored": lambda d: f"Honored offer {d['offer_id']}",
     "offer.reneged": lambda d: f"Reneged on offer {d['offer_id']}{_because(d)}",
-    "error.admitted": lambda d: f"Admitted a {d['severity']} error found by {d['discovered_by']}{_quoted(d)}",
+    "error.admitted": lambda d: (
+        f"Admitted a {d['severity']} error found by {d['discovered_by']}{_quoted(d)}"
+    ),
     "error.reported": lambda d: f"Error reported by {d['reported_by']}{_quoted(d)}",
     "error.disputed": lambda d: f"Disputed error {d['error_id']}{_because(d)}",
     "error.confirmed": lambda d: f"Error {d['error_id']} confirmed by {d['by']}",
@@ -42,7 +44,9 @@ SUMMARIES: dict[str, Callable[[Data], str]] = {
     ),
     "case.reopened": lambda d: f"Case {d['case_id']} reopened",
     "advice.given": lambda d: f"Advised on {d['topic']}{_quoted(d)}",
-    "advice.rated": lambda d: f"Advice {d['advice_id']} rated {'helpful' if d['helpful'] else 'unhelpful'}",
+    "advice.rated": lambda d: (
+        f"Advice {d['advice_id']} rated {'helpful' if d['helpful'] else 'unhelpful'}"
+    ),
     "consent.granted": lambda d: (
         f"Consented to {d['purpose']} on {', '.join(d['channels'])}"
         + (f" using {', '.join(d['data_categories'])}" if d.get("data_categories") else "")
@@ -53,16 +57,22 @@ SUMMARIES: dict[str, Callable[[Data], str]] = {
         else f"Withdrew consent to {d['purpose']}"
         + (f" on {', '.join(d['channels'])}" if d.get("channels") else "")
     ),
-    "preferences.updated": lambda d: "Updated preferences"
-    + (f": time zone {d['timezone']}" if d.get("timezone") else "")
-    + (
-        f", quiet {d['quiet_hours']['start']}-{d['quiet_hours']['end']}"
-        if d.get("quiet_hours")
-        else ""
+    "preferences.updated": lambda d: (
+        "Updated preferences"
+        + (f": time zone {d['timezone']}" if d.get("timezone") else "")
+        + (
+            f", quiet {d['quiet_hours']['start']}-{d['quiet_hours']['end']}"
+            if d.get("quiet_hours")
+            else ""
+        )
     ),
     "push.decided": lambda d: (
         f"Push {d['push_id']} {d['decision'].get('outcome', 'decided')}"
-        + (f" ({d['request'].get('kind')}, {d['request'].get('purpose')})" if d.get("request") else "")
+        + (
+            f" ({d['request'].get('kind')}, {d['request'].get('purpose')})"
+            if d.get("request")
+            else ""
+        )
     ),
     "push.sent": lambda d: f"Sent push {d['push_id']}",
     "push.feedback": lambda d: f"Customer {d['reaction']} push {d['push_id']}",

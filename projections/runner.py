@@ -136,7 +136,8 @@ class Runner:
         self.page_size = page_size
         self.db = db or Database(ledger.store)
         self._page_query, self._topics = _page_query(
-            ledger.recorder.events_table_name, self.db.is_sqlite  # type: ignore[attr-defined]
+            ledger.recorder.events_table_name,  # type: ignore[attr-defined]
+            self.db.is_sqlite,
         )
         read = [m.personal_topics for m in self.models]
         self._personal_topics = None if None in read else frozenset().union(*read)  # type: ignore[arg-type]
@@ -403,7 +404,9 @@ class Runner:
         """Replays (0, until]: in this process, or with the first of REBUILD_GROUPS in a forked
         process while this one replays the rest."""
         groups = [
-            g for g in ([m for m in self.models if m.name in names] for names in REBUILD_GROUPS) if g
+            g
+            for g in ([m for m in self.models if m.name in names] for names in REBUILD_GROUPS)
+            if g
         ]
         if processes is None:
             processes = 2 if until >= REBUILD_SPLIT_FROM and (os.cpu_count() or 1) > 1 else 1

@@ -12,7 +12,9 @@ NOW = datetime.now(UTC).replace(microsecond=0)
 LATER = NOW + timedelta(days=3)
 
 
-def posted(type_: str, customer: str = "cust-1", *, at: datetime | None = None, **data: Any) -> PostedEvent:
+def posted(
+    type_: str, customer: str = "cust-1", *, at: datetime | None = None, **data: Any
+) -> PostedEvent:
     return PostedEvent(
         event_id=random_event_id(),
         type=type_,
@@ -35,6 +37,7 @@ def story(customer: str = "cust-1") -> list[PostedEvent]:
         "expires_at": None,
         "jurisdiction": "EU",
     }
+    # fmt: off
     return [
         posted("promise.made", customer, promise_id="p1", summary="refund by Friday", due_at=LATER),
         posted("promise.kept", customer, promise_id="p1"),
@@ -65,3 +68,4 @@ def story(customer: str = "cust-1") -> list[PostedEvent]:
         posted("push.feedback", customer, push_id="push-1", reaction="opened"),
         posted("consent.withdrawn", customer, purpose="marketing", channels=["push"]),
     ]
+    # fmt: on

@@ -55,7 +55,9 @@ def upgrade() -> None:
     if op.get_context().dialect.name == "postgresql":
         create = _made_by_0007()
         create = _replaced(create, "lock_timeout text\n)", "lock_timeout text, read_rows json\n)")
-        create = _replaced(create, "    NOTIFY ledger_events;\n", _CHECK_READS + "    NOTIFY ledger_events;\n")
+        create = _replaced(
+            create, "    NOTIFY ledger_events;\n", _CHECK_READS + "    NOTIFY ledger_events;\n"
+        )
         op.execute(f"DROP FUNCTION ledger_insert_events({_SIGNATURE})")
         op.execute(create)
 

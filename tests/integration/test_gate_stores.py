@@ -70,7 +70,9 @@ def test_a_decision_on_a_policy_changed_since_it_was_read_is_made_again(store: S
     second = open_ledger(store, known_versions=KnownVersions())
     first.set_policy(brand, {"frequency_cap": 1000, **NO_QUIET_HOURS})
     first.record(brand, grant(customer))
-    assert first.decide_push(brand, push(customer=customer), scores(0.5), NOON)["outcome"] == "allow"
+    assert (
+        first.decide_push(brand, push(customer=customer), scores(0.5), NOON)["outcome"] == "allow"
+    )
     changed = second.set_policy(brand, {"frequency_cap": 1})
     decision = first.decide_push(brand, push(customer=customer), scores(0.5), NOON)
     assert decision["policy_version"] == changed.version
@@ -97,7 +99,9 @@ def test_a_save_fails_when_what_it_read_has_moved_on(any_store: Store) -> None:
 
     def answered(case_id: str) -> object:
         relationship = ledger.relationship(brand, customer)
-        relationship.record(posted("question.answered", customer, case_id=case_id, topic="t", resolved=True))
+        relationship.record(
+            posted("question.answered", customer, case_id=case_id, topic="t", resolved=True)
+        )
         return relationship
 
     with pytest.raises(IntegrityError):

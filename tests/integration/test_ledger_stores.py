@@ -104,7 +104,9 @@ def test_concurrent_appends_from_two_processes_lose_nothing(store: Store) -> Non
     ledger = open_ledger(store)
     try:
         events = ledger.interactions(brand, customer)
-        versions = [e.originator_version for e in ledger.events.get(relationship_id(brand, customer))]
+        versions = [
+            e.originator_version for e in ledger.events.get(relationship_id(brand, customer))
+        ]
     finally:
         ledger.close()
     assert {e.event_id for e in events} == recorded
@@ -159,7 +161,9 @@ def test_workers_sharing_known_versions_and_another_server_lose_nothing(store: S
 
 
 @pytest.mark.parametrize("tables", ["none", "one per server", "shared by two workers"])
-def test_two_ledgers_on_one_store_never_act_on_a_stale_relationship(store: Store, tables: str) -> None:
+def test_two_ledgers_on_one_store_never_act_on_a_stale_relationship(
+    store: Store, tables: str
+) -> None:
     """Each ledger (as each server worker) keeps the relationships it saw; what the other wrote
     since makes its next save fail, and the event is judged again on the stored relationship.
     The same with a table of known versions (domain/versions.py): two workers of one server
@@ -209,7 +213,9 @@ def test_a_worker_reads_a_relationship_only_after_another_wrote_to_it(
         first.record(brand, answered(customer, "6")).sequence,
     ]
     assert sequences == [2, 3, 4, 5, 6, 7]
-    assert reads == ["first", "second", "first"], "a new relationship, then after each other's write"
+    assert reads == ["first", "second", "first"], (
+        "a new relationship, then after each other's write"
+    )
     assert [e.data["case_id"] for e in second.interactions(brand, customer)] == list("123456")
     first.close()
     second.close()
@@ -229,7 +235,9 @@ def test_a_ledger_that_never_saw_a_relationship_loads_it_from_its_snapshot(
             raise AssertionError(f"the key table was asked for {rid}")
 
         monkeypatch.setattr(reader.customer_keys.table, "select", asked)
-    recording = reader.record(brand, posted("promise.made", customer, promise_id="p1", summary="refund", due_at=LATER))
+    recording = reader.record(
+        brand, posted("promise.made", customer, promise_id="p1", summary="refund", due_at=LATER)
+    )
     assert recording.sequence == 57
     rid = relationship_id(brand, customer)
     assert reader.repository.cache is not None
@@ -271,7 +279,18 @@ def test_a_new_process_reads_back_everything(store: Store) -> None:
     ledger.record_batch(brand, events)
     ledger.close()
     result = subprocess.run(
-        [sys.executable, "-m", "api", "--database-url", store.url, "events", "--brand", brand, "--customer", customer],
+        [
+            sys.executable,
+            "-m",
+            "api",
+            "--database-url",
+            store.url,
+            "events",
+            "--brand",
+            brand,
+            "--customer",
+            customer,
+        ],
         cwd=ROOT,
         capture_output=True,
         text=True,
@@ -422,7 +441,9 @@ def test_a_relationship_is_read_with_the_bulk_loaders_one_query(migrated_postgre
     reader = open_ledger(migrated_postgres)
     asked: list[str] = []
     for name, target in (
-        ("events", reader.events), ("snapshots", reader.snapshots), ("keys", reader.customer_keys.table),
+        ("events", reader.events),
+        ("snapshots", reader.snapshots),
+        ("keys", reader.customer_keys.table),
     ):
         method = "select" if name == "keys" else "get"
         setattr(target, method, noted(asked, name, getattr(target, method)))

@@ -92,7 +92,9 @@ def sqlite_schema(path: str, tables: tuple[str, ...]) -> dict[str, Any]:
             table: (
                 conn.execute(f"PRAGMA table_info({table})").fetchall(),
                 conn.execute(f"PRAGMA index_list({table})").fetchall(),
-                conn.execute("SELECT sql LIKE '%WITHOUT ROWID' FROM sqlite_master WHERE name = ?", [table]).fetchall(),
+                conn.execute(
+                    "SELECT sql LIKE '%WITHOUT ROWID' FROM sqlite_master WHERE name = ?", [table]
+                ).fetchall(),
             )
             for table in tables
         }
@@ -117,7 +119,11 @@ def test_event_ids_claimed_in_the_log_before_0005_are_still_claimed_after_it(
     claim = ledger.recorder.event_id_claims(brand, [event.event_id])[event.event_id]  # type: ignore[attr-defined]
     ledger.save(  # what the ledger wrote before 0005, beside the event
         IdempotencyKey(
-            brand, event.event_id, claim.fingerprint, claim.relationship_id, claim.sequence,
+            brand,
+            event.event_id,
+            claim.fingerprint,
+            claim.relationship_id,
+            claim.sequence,
             claim.recorded_at,
         )
     )
@@ -126,7 +132,10 @@ def test_event_ids_claimed_in_the_log_before_0005_are_still_claimed_after_it(
     upgrade(empty_store)
     ledger = open_ledger(empty_store)
     again = ledger.record(brand, event)
-    assert again.replayed and (again.sequence, again.recorded_at) == (first.sequence, first.recorded_at)
+    assert again.replayed and (again.sequence, again.recorded_at) == (
+        first.sequence,
+        first.recorded_at,
+    )
     with pytest.raises(EventIdConflict):
         ledger.record(brand, replace(event, actor="someone-else"))
     ledger.close()

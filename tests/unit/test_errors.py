@@ -73,7 +73,9 @@ def test_field_errors_are_shaped_like_the_body() -> None:
 def test_not_found_never_echoes_the_customer_nor_configuration() -> None:
     body = answer_to(RelationshipNotFound("no relationship with customer 'c-secret'"))[1]
     assert "c-secret" not in str(body)
-    assert "postgres" not in str(answer_to(MasterKeyError("no master key for the postgres store"))[1])
+    assert "postgres" not in str(
+        answer_to(MasterKeyError("no master key for the postgres store"))[1]
+    )
 
 
 @pytest.mark.parametrize(

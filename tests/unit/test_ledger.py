@@ -31,7 +31,11 @@ def test_a_repeated_event_gets_the_first_answer_replayed(memory_ledger: Ledger) 
     event = posted("promise.made", promise_id="p", summary="s", due_at=LATER)
     first = memory_ledger.record("brand-a", event)
     again = memory_ledger.record("brand-a", event)
-    assert (again.event_id, again.sequence, again.recorded_at) == (first.event_id, first.sequence, first.recorded_at)
+    assert (again.event_id, again.sequence, again.recorded_at) == (
+        first.event_id,
+        first.sequence,
+        first.recorded_at,
+    )
     assert (first.replayed, again.replayed) == (False, True)
     assert len(memory_ledger.interactions("brand-a", "cust-1")) == 1
 
@@ -74,7 +78,9 @@ def test_a_batch_repeating_an_event_id_is_rejected(memory_ledger: Ledger) -> Non
     assert list(rejected.value.errors) == [1]
 
 
-def test_a_repeated_batch_is_replayed_and_a_partly_new_one_records_the_rest(memory_ledger: Ledger) -> None:
+def test_a_repeated_batch_is_replayed_and_a_partly_new_one_records_the_rest(
+    memory_ledger: Ledger,
+) -> None:
     batch = story("cust-1")
     first = memory_ledger.record_batch("brand-a", batch[:5])
     second = memory_ledger.record_batch("brand-a", batch[:8])
@@ -93,7 +99,9 @@ def test_as_of_answers_what_was_recorded_by_then(memory_ledger: Ledger) -> None:
     ]
     then = memory_ledger.relationship("brand-a", "cust-1", as_of=middle)
     assert then.items["promise"]["p2"]["status"] == "open"
-    assert memory_ledger.relationship("brand-a", "cust-1").items["promise"]["p2"]["status"] == "broken"
+    assert (
+        memory_ledger.relationship("brand-a", "cust-1").items["promise"]["p2"]["status"] == "broken"
+    )
 
 
 def test_an_unknown_relationship_is_not_found(memory_ledger: Ledger) -> None:
@@ -101,13 +109,26 @@ def test_an_unknown_relationship_is_not_found(memory_ledger: Ledger) -> None:
         memory_ledger.relationship("brand-a", "nobody")
 
 
-def test_a_relationship_from_a_snapshot_and_its_tail_equals_one_from_all_its_events(memory_ledger: Ledger) -> None:
+def test_a_relationship_from_a_snapshot_and_its_tail_equals_one_from_all_its_events(
+    memory_ledger: Ledger,
+) -> None:
     brand, customer = random_brand(), random_customer()
     for n in range(4):
-        memory_ledger.record_batch(brand, story(customer)[:24] if n == 0 else [
-            posted("question.answered", customer, case_id=f"c{n}-{i}", topic="t", resolved=i % 2 == 0)
-            for i in range(40)
-        ])
+        memory_ledger.record_batch(
+            brand,
+            story(customer)[:24]
+            if n == 0
+            else [
+                posted(
+                    "question.answered",
+                    customer,
+                    case_id=f"c{n}-{i}",
+                    topic="t",
+                    resolved=i % 2 == 0,
+                )
+                for i in range(40)
+            ],
+        )
     rid = relationship_id(brand, customer)
     assert memory_ledger.snapshots is not None
     snapshots = list(memory_ledger.snapshots.get(rid))
@@ -144,7 +165,10 @@ def test_a_batch_that_brings_relationships_to_the_interval_snapshots_them_in_one
     monkeypatch.setattr(memory_ledger.snapshots, "put", noted_put)
     memory_ledger.record_batch(
         brand,
-        [posted("question.answered", c, case_id="last", topic="t", resolved=True) for c in customers],
+        [
+            posted("question.answered", c, case_id="last", topic="t", resolved=True)
+            for c in customers
+        ],
     )
     assert [len(w) for w in writes] == [3]
     for customer in customers:

@@ -61,11 +61,15 @@ def test_the_fold_keeps_open_items_consents_and_counts() -> None:
     assert relationship.items["error"]["x2"]["status"] == "confirmed"
     assert relationship.consents["marketing"]["email"]["status"] == "granted"
     assert relationship.consents["marketing"]["push"]["status"] == "withdrawn"
-    assert relationship.preferences == {"timezone": "Europe/Paris", "quiet_hours": {"start": "21:00", "end": "08:00"}}
+    assert relationship.preferences == {
+        "timezone": "Europe/Paris",
+        "quiet_hours": {"start": "21:00", "end": "08:00"},
+    }
     assert relationship.counts["promise.made"] == 3
     assert sum(relationship.counts.values()) == len(story())
 
 
+# fmt: off
 REJECTIONS = [
     pytest.param([], posted("promise.kept", promise_id="nope"), UnknownReference, id="keep-unknown-promise"),
     pytest.param([posted("promise.made", promise_id="p", summary="s", due_at=LATER), posted("promise.kept", promise_id="p")],
@@ -100,6 +104,7 @@ REJECTIONS = [
     pytest.param([], posted("push.sent", at=datetime(1, 1, 1, tzinfo=UTC), push_id="x"), RejectedEvent, id="before-1970"),
     pytest.param([], posted("question.answered", case_id="c\x00", topic="t", resolved=True), RejectedEvent, id="nul"),
 ]
+# fmt: on
 
 
 @pytest.mark.parametrize(("history", "event", "error"), REJECTIONS)
@@ -120,7 +125,10 @@ def test_a_little_in_the_future_is_tolerated() -> None:
 
 def test_an_objection_withdraws_every_purpose_and_a_new_grant_lifts_it() -> None:
     grant: dict[str, Any] = {
-        "channels": ["email"], "data_categories": [], "notice_version": "1", "method": "web"
+        "channels": ["email"],
+        "data_categories": [],
+        "notice_version": "1",
+        "method": "web",
     }
     relationship = recorded(
         posted("consent.granted", purpose="marketing", **grant),
@@ -137,11 +145,20 @@ def test_an_objection_withdraws_every_purpose_and_a_new_grant_lifts_it() -> None
 
 def test_unsubscribing_from_a_push_withdraws_its_purpose_on_its_channel() -> None:
     relationship = recorded(
-        posted("consent.granted", purpose="marketing", channels=["email", "push"], data_categories=[],
-               notice_version="1", method="web"),
+        posted(
+            "consent.granted",
+            purpose="marketing",
+            channels=["email", "push"],
+            data_categories=[],
+            notice_version="1",
+            method="web",
+        ),
     )
     relationship.record_push_decision(
-        posted("push.sent").envelope, "push-9", {"purpose": "marketing", "channel": "push"}, {"outcome": "allow"}
+        posted("push.sent").envelope,
+        "push-9",
+        {"purpose": "marketing", "channel": "push"},
+        {"outcome": "allow"},
     )
     relationship.record(replace(posted("push.sent", push_id="push-9"), channel="push"))
     relationship.record(posted("push.feedback", push_id="push-9", reaction="unsubscribed"))
@@ -154,7 +171,9 @@ def test_closed_references_are_forgotten_after_the_memory_so_state_stays_bounded
     start = NOW - MEMORY * 3
     for i in range(3000):
         at = start + timedelta(hours=i * 8)
-        relationship.record(posted("question.answered", at=at, case_id=f"c{i}", topic="t", resolved=True))
+        relationship.record(
+            posted("question.answered", at=at, case_id=f"c{i}", topic="t", resolved=True)
+        )
     assert len(relationship.items["case"]) <= 2 * MEMORY_ITEMS
     assert "c2999" in relationship.items["case"]
     assert "c0" not in relationship.items["case"]
@@ -173,8 +192,15 @@ def test_open_items_are_never_forgotten() -> None:
     old = NOW - MEMORY * 3
     relationship.record(posted("promise.made", at=old, promise_id="old", summary="s", due_at=old))
     for i in range(2000):
-        relationship.record(posted("question.answered", at=NOW - timedelta(minutes=i), case_id=f"c{i}", topic="t",
-                                   resolved=True))
+        relationship.record(
+            posted(
+                "question.answered",
+                at=NOW - timedelta(minutes=i),
+                case_id=f"c{i}",
+                topic="t",
+                resolved=True,
+            )
+        )
     assert relationship.items["promise"]["old"]["status"] == "open"
 
 
@@ -183,7 +209,10 @@ def test_a_copy_shares_no_state_the_fold_changes() -> None:
 
     original = recorded(*story()[:12])
     original.record_push_decision(
-        posted("push.sent").envelope, "push-1", {"purpose": "marketing", "channel": "push"}, {"outcome": "allow"}
+        posted("push.sent").envelope,
+        "push-1",
+        {"purpose": "marketing", "channel": "push"},
+        {"outcome": "allow"},
     )
     original.collect_events()
     before = repr(vars(original))

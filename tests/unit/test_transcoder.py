@@ -48,7 +48,9 @@ scalars = st.one_of(
 )
 values = st.recursive(
     scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -69,7 +71,9 @@ unheld = st.one_of(st.uuids(), st.sampled_from([math.nan, math.inf, -math.inf]),
 a string, a number that is not finite as null) or refuses (an integer past 64 bits)."""
 state_values = st.recursive(
     scalars.filter(held),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 
@@ -108,7 +112,10 @@ def test_an_event_state_reads_back_whole() -> None:
     state = {
         "timestamp": datetime.now(UTC),
         "originator": uuid4(),
-        "data": {"due_at": datetime(2026, 1, 2, tzinfo=UTC), "amounts": [Decimal("1.50"), {"n": 2}]},
+        "data": {
+            "due_at": datetime(2026, 1, 2, tzinfo=UTC),
+            "amounts": [Decimal("1.50"), {"n": 2}],
+        },
         "_personal": {"fields": ["actor"], "sealed": "abc"},
         "looks_typed": {"_type_": "not", "extra": 1, "third": 2},
     }
