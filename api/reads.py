@@ -75,12 +75,12 @@ def consents(
 
 
 def known(reads: ReadSide, brand: str, customer: str, as_of: datetime | None) -> Database:
-    """The caught-up read models, if the brand had this customer (at `as_of`); else not found."""
+    """The caught-up read models, if the brand had this customer (at `as_of`); else not found.
+    (The relationship id is derived from the brand: it alone selects the brand's rows.)"""
     db = reads.caught_up()
     found = db.scalar(
-        "SELECT 1 FROM timeline"
-        " WHERE relationship_id = ? AND brand = ? AND recorded_at <= ? LIMIT 1",
-        [str(relationship_id(brand, customer)), brand, timestamp(as_of) if as_of else "9999"],
+        "SELECT 1 FROM timeline WHERE relationship_id = ? AND recorded_at <= ? LIMIT 1",
+        [str(relationship_id(brand, customer)), timestamp(as_of) if as_of else "9999"],
     )
     if found is None:  # a relationship opens with its first event: none yet, no customer yet
         raise RelationshipNotFound(f"no relationship with customer {customer!r}")
@@ -234,6 +234,6 @@ def export(reads: ReadSide, brand: str, customer: str) -> dict[str, Any]:
         "events": _all_events(db, brand, customer),
         "consents": consent_model.consents(db, brand, customer),
         "consent_receipts": _receipts(reads, db, brand, customer, principal),
-        "decisions": decision_model.decisions_of(db, brand, rid),
+        "decisions": decision_model.decisions_of(db, rid),
         "trust": customer_trust(reads, brand, customer),
     }

@@ -148,12 +148,13 @@ def _finding(outcome: str | None) -> str:
     return "sent inside its defer window"
 
 
-def decisions_of(db: Database, brand: str, relationship_id: str) -> list[dict[str, Any]]:
-    """Every decision on one relationship, oldest first (its export)."""
+def decisions_of(db: Database, relationship_id: str) -> list[dict[str, Any]]:
+    """Every decision on one relationship, oldest first (its export). The relationship's id is
+    the brand's own (derived from it), so it alone selects the rows (timeline_page says why)."""
     rows = db.query(
-        f"SELECT {', '.join(DECIDED)} FROM decisions WHERE brand = ? AND relationship_id = ?"
+        f"SELECT {', '.join(DECIDED)} FROM decisions WHERE relationship_id = ?"
         " AND event_id IS NOT NULL ORDER BY decided_at, push_id",
-        [brand, relationship_id],
+        [relationship_id],
     )
     found = []
     for values in rows:

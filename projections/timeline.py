@@ -102,9 +102,13 @@ def timeline_page(
     types: Sequence[str] = (),
     as_of: datetime | None = None,
 ) -> TimelinePage:
-    """A relationship's events newest first; the cursor stays valid while new events arrive."""
-    where = ["relationship_id = ?", "brand = ?"]
-    params: list[Any] = [str(relationship_id(brand, customer)), brand]
+    """A relationship's events newest first; the cursor stays valid while new events arrive.
+
+    The relationship's id is derived from the brand, so it selects the brand's rows alone. With
+    `brand = ?` besides, statistics taken before the brand had many rows made PostgreSQL search
+    the brand's index and filter all its rows (tests/integration/test_query_plans.py)."""
+    where = ["relationship_id = ?"]
+    params: list[Any] = [str(relationship_id(brand, customer))]
     if cursor:
         where.append("sequence < ?")
         params.append(decode_cursor(cursor))

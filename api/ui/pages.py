@@ -172,8 +172,8 @@ def customers() -> Any:
 
 def _exists(db: Database, brand: str, customer: str) -> bool:
     found = db.scalar(
-        "SELECT 1 FROM timeline WHERE relationship_id = ? AND brand = ? LIMIT 1",
-        [str(relationship_id(brand, customer)), brand],
+        "SELECT 1 FROM timeline WHERE relationship_id = ? LIMIT 1",
+        [str(relationship_id(brand, customer))],
     )
     return found is not None
 

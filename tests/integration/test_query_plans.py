@@ -4,12 +4,20 @@ fresh database filling faster than autovacuum, which looks once a minute, analyz
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import psycopg
 import pytest
 
+from api.reads import known
+from api.ui import pages
 from domain.recorders import _SELECT_CLAIMS_POSTGRES
+from domain.relationship import relationship_id
+from projections.db import Database
+from projections.decisions import decisions_of
+from projections.timeline import encode_cursor, timeline_page
 from projections.trust import EVENT_TYPES_POSTGRES
 from tests.conftest import new_postgres_database
 
@@ -54,3 +62,65 @@ def test_a_look_up_by_brand_and_event_ids_searches_the_index_per_id(
         plan = conn.execute(f"EXPLAIN (FORMAT JSON) {look_up}", [ids, "big"]).fetchall()[0][0]
     assert sorted(row[0] if table == "timeline" else row[1] for row in found) == sorted(ids)
     assert any("event_id" in c for c in index_conditions(plan[0]["Plan"])), plan
+
+
+# --- one customer's rows, on statistics taken before the brand had any ------------------------
+
+TIMELINE_OF = (
+    "INSERT INTO timeline SELECT %s, g, %s, %s || g, 'question.answered', '2026-01-01',"
+    " '2026-01-01', NULL, NULL, '', '{}', g FROM generate_series(1, %s::int) g"
+)
+DECISIONS_OF = (
+    "INSERT INTO decisions (brand, push_id, relationship_id, event_id, decided_at)"
+    " SELECT %s, %s || g, %s, 'e-' || g, '2026-01-01' FROM generate_series(1, %s::int) g"
+)
+
+
+def planned(db: Database, read: Callable[[], object]) -> list[dict[str, Any]]:
+    """The plans of the statements `read` runs on `db`."""
+    ran: list[tuple[str, Sequence[Any]]] = []
+    query = db.query
+
+    def noting(statement: str, params: Sequence[Any] = (), binary: bool = False) -> list[Any]:
+        ran.append((statement, params))
+        return query(statement, params, binary)
+
+    db.query = noting  # type: ignore[method-assign]
+    try:
+        read()
+    finally:
+        db.query = query  # type: ignore[method-assign]
+    return [db.query(f"EXPLAIN (FORMAT JSON) {s}", p)[0][0][0]["Plan"] for s, p in ran]
+
+
+def test_one_customers_rows_are_found_by_the_relationships_index() -> None:
+    """A brand that came after the read models were last analyzed is costed as a row or two: a
+    read that also says `brand = ?` was planned as a search of the brand's index, filtering
+    every row of the brand (timeline_page says why the relationship id alone is enough)."""
+    store = new_postgres_database()
+    with psycopg.connect(store.conninfo(), autocommit=True) as conn:
+        for table in ("timeline", "decisions"):
+            conn.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
+        conn.execute(TIMELINE_OF, ["small-1", "small", "s-", 30])
+        conn.execute(DECISIONS_OF, ["small", "p-", "small-1", 30])
+        conn.execute("ANALYZE timeline")
+        conn.execute("ANALYZE decisions")
+        for c in range(100):
+            rid = str(relationship_id("big", f"c-{c}"))
+            conn.execute(TIMELINE_OF, [rid, "big", f"e-{c}-", 200])
+            conn.execute(DECISIONS_OF, ["big", f"p-{c}-", rid, 200])
+    db = Database(store)
+    rid = str(relationship_id("big", "c-7"))
+    reads = SimpleNamespace(caught_up=lambda: db)
+    plans = [
+        *planned(db, lambda: timeline_page(db, "big", "c-7", limit=20)),
+        *planned(db, lambda: timeline_page(db, "big", "c-7", cursor=encode_cursor(50))),
+        *planned(db, lambda: timeline_page(db, "big", "c-7", types=["question.answered"])),
+        *planned(db, lambda: decisions_of(db, rid)),
+        *planned(db, lambda: known(reads, "big", "c-7", None)),  # type: ignore[arg-type]
+        *planned(db, lambda: pages._exists(db, "big", "c-7")),
+    ]
+    db.close()
+    assert len(plans) == 6
+    for plan in plans:
+        assert any("relationship_id" in c for c in index_conditions(plan)), plan
