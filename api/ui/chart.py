@@ -62,16 +62,25 @@ def moments(start: datetime, end: datetime, count: int) -> list[datetime]:
     return [start + step * i for i in range(count)]
 
 
+def latest_position(db: Database, brand: str, as_of: datetime | None) -> int:
+    """The log position of the brand's latest event recorded by `as_of` (0: none): what the
+    brand's line is drawn from changes only with it. One step back along the brand's index
+    (counting the rows instead scanned them all: 25-44 ms at 269,000, up to 150 on statistics
+    taken before the brand had many)."""
+    latest = db.scalar(
+        "SELECT position FROM timeline WHERE brand = ? AND recorded_at <= ?"
+        " ORDER BY position DESC LIMIT 1",
+        [brand, timestamp(as_of) if as_of else "9999"],
+    )
+    return int(latest or 0)
+
+
 def brand_line(
     db: Database, brand: str, end: datetime, as_of: datetime | None
 ) -> list[tuple[datetime, dict[str, float]]]:
     """The brand's P per dimension at BRAND_MOMENTS moments of its life, from what was recorded
     by `as_of` (or now)."""
-    size = db.scalar(
-        "SELECT count(*) FROM timeline WHERE brand = ? AND recorded_at <= ?",
-        [brand, timestamp(as_of) if as_of else "9999"],
-    )
-    key = (brand, timestamp(as_of), int(size or 0))
+    key = (brand, timestamp(as_of), latest_position(db, brand, as_of))
     with _cache.lock:
         if key in _cache.lines:
             return _cache.lines[key]

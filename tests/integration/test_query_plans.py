@@ -12,7 +12,7 @@ import psycopg
 import pytest
 
 from api.reads import known
-from api.ui import pages
+from api.ui import chart, pages
 from domain.recorders import _SELECT_CLAIMS_POSTGRES
 from domain.relationship import relationship_id
 from projections.db import Database
@@ -124,3 +124,26 @@ def test_one_customers_rows_are_found_by_the_relationships_index() -> None:
     assert len(plans) == 6
     for plan in plans:
         assert any("relationship_id" in c for c in index_conditions(plan)), plan
+
+
+def node_types(plan: dict[str, Any]) -> set[str]:
+    found = {plan["Node Type"]}
+    for child in plan.get("Plans", []):
+        found |= node_types(child)
+    return found
+
+
+def test_the_brand_lines_version_is_one_step_along_the_brands_index() -> None:
+    store = new_postgres_database()
+    with psycopg.connect(store.conninfo(), autocommit=True) as conn:
+        conn.execute("ALTER TABLE timeline SET (autovacuum_enabled = false)")
+        conn.execute(TIMELINE_OF, ["small-1", "small", "s-", 30])
+        conn.execute("ANALYZE timeline")
+        for c in range(100):
+            conn.execute(TIMELINE_OF, [f"r-{c}", "big", f"e-{c}-", 200])
+    db = Database(store)
+    [plan] = planned(db, lambda: chart.latest_position(db, "big", None))
+    assert chart.latest_position(db, "big", None) == 200
+    db.close()
+    assert any("brand" in c for c in index_conditions(plan)), plan
+    assert not node_types(plan) & {"Seq Scan", "Sort", "Aggregate", "Bitmap Heap Scan"}, plan
