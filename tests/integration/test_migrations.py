@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -227,3 +228,33 @@ def test_0009_adds_the_reads_check_to_the_save_and_its_downgrade_restores_0007s(
     assert definition() == checked
     assert "read_rows json" in checked and "unique_violation" in checked
     assert "read_rows" not in made_by_0007
+
+
+def read_model_indexes(store: Store) -> list[tuple[str, str]]:
+    """The relationships' and decisions' indexes: name and definition, on either store."""
+    if store.is_sqlite:
+        with sqlite3.connect(store.path) as conn:
+            return conn.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL"
+                " AND tbl_name IN ('relationships', 'decisions') ORDER BY name"
+            ).fetchall()
+    with psycopg.connect(store.conninfo()) as conn:
+        return conn.execute(
+            "SELECT indexname, indexdef FROM pg_indexes"
+            " WHERE tablename IN ('relationships', 'decisions') ORDER BY indexname"
+        ).fetchall()
+
+
+def test_0010s_downgrade_restores_the_indexes_it_replaced(empty_store: Store) -> None:
+    at_head = read_model_indexes(empty_store)
+    command.downgrade(alembic_config(empty_store), "0009")
+    before = read_model_indexes(empty_store)
+    upgrade(empty_store)
+    assert read_model_indexes(empty_store) == at_head
+    assert {name for name, _ in at_head} - {name for name, _ in before} == {
+        "relationships_open_items",
+        "decisions_findings",
+    }
+    by_brand = dict(before)["relationships_by_brand"]
+    assert "relationship_id" not in by_brand and "last_at" in by_brand
+    assert "relationship_id" in dict(at_head)["relationships_by_brand"]

@@ -16,7 +16,8 @@ from api.ui import chart, pages
 from domain.recorders import _SELECT_CLAIMS_POSTGRES
 from domain.relationship import relationship_id
 from projections.db import Database
-from projections.decisions import decisions_of
+from projections.decisions import decisions_of, findings
+from projections.relationships import brand_open_items, customers
 from projections.timeline import encode_cursor, timeline_page
 from projections.trust import EVENT_TYPES_POSTGRES
 from tests.conftest import new_postgres_database
@@ -90,7 +91,7 @@ def planned(db: Database, read: Callable[[], object]) -> list[dict[str, Any]]:
         read()
     finally:
         db.query = query  # type: ignore[method-assign]
-    return [db.query(f"EXPLAIN (FORMAT JSON) {s}", p)[0][0][0]["Plan"] for s, p in ran]
+    return [db.query(f"EXPLAIN (ANALYZE, FORMAT JSON) {s}", p)[0][0][0]["Plan"] for s, p in ran]
 
 
 def test_one_customers_rows_are_found_by_the_relationships_index() -> None:
@@ -133,6 +134,13 @@ def node_types(plan: dict[str, Any]) -> set[str]:
     return found
 
 
+def filtered_out(plan: dict[str, Any]) -> int:
+    """The rows the plan read and then dropped (EXPLAIN ANALYZE's "Rows Removed by Filter")."""
+    return int(plan.get("Rows Removed by Filter", 0)) + sum(
+        filtered_out(child) for child in plan.get("Plans", [])
+    )
+
+
 def test_the_brand_lines_version_is_one_step_along_the_brands_index() -> None:
     store = new_postgres_database()
     with psycopg.connect(store.conninfo(), autocommit=True) as conn:
@@ -147,3 +155,52 @@ def test_the_brand_lines_version_is_one_step_along_the_brands_index() -> None:
     db.close()
     assert any("brand" in c for c in index_conditions(plan)), plan
     assert not node_types(plan) & {"Seq Scan", "Sort", "Aggregate", "Bitmap Heap Scan"}, plan
+
+
+# --- a brand's lists: the first rows of one index, without sorting the brand's rows -----------
+
+RELATIONSHIPS_OF = (
+    "INSERT INTO relationships SELECT %s || g, %s, 'c-' || g, 1, 1, '2026-01-01',"
+    " '2026-01-' || lpad((1 + g %% 28)::text, 2, '0'), '2026-01-01', '{}',"
+    """ CASE WHEN g %% 50 = 0 THEN '{"p": {"due_at": "2026-02-01", "event_id": "e"}}' ELSE '{}' END,"""
+    " '{}', '{}',"
+    " (g %% 97) / 97.0, (g %% 89) / 89.0, (g %% 83) / 83.0 FROM generate_series(1, %s::int) g"
+)
+FINDINGS_OF = (
+    "INSERT INTO decisions (brand, push_id, relationship_id, outcome, decided_at, sent_at)"
+    " SELECT %s, %s || g, 'r-' || g, CASE WHEN g %% 100 = 0 THEN 'deny' ELSE 'allow' END,"
+    " '2026-01-01', '2026-01-02' FROM generate_series(1, %s::int) g"
+)
+
+
+@pytest.mark.parametrize("statistics", ["fresh", "taken before the brand came"])
+def test_a_brands_lists_read_only_the_rows_they_show(statistics: str) -> None:
+    store = new_postgres_database()
+    with psycopg.connect(store.conninfo(), autocommit=True) as conn:
+        for table in ("relationships", "decisions"):
+            conn.execute(f"ALTER TABLE {table} SET (autovacuum_enabled = false)")
+        conn.execute(RELATIONSHIPS_OF, ["s-", "small", 30])
+        conn.execute(FINDINGS_OF, ["small", "s-", 30])
+        conn.execute("ANALYZE relationships")
+        conn.execute("ANALYZE decisions")
+        conn.execute(RELATIONSHIPS_OF, ["b-", "big", 20_000])
+        conn.execute(FINDINGS_OF, ["big", "b-", 20_000])
+        if statistics == "fresh":
+            conn.execute("ANALYZE relationships")
+            conn.execute("ANALYZE decisions")
+    db = Database(store)
+    lists = {
+        "latest": lambda: customers(db, "big", limit=20),
+        "lowest consistency": lambda: customers(db, "big", below={"consistency": 1.01}, limit=20),
+        "lowest expertise": lambda: customers(db, "big", below={"expertise": 0.5}, limit=20),
+        "open items": lambda: brand_open_items(db, "big"),
+        "findings": lambda: findings(db, "big", limit=20),
+    }
+    plans = {name: planned(db, read) for name, read in lists.items()}
+    assert len(brand_open_items(db, "big")) == 400
+    assert len(findings(db, "big", limit=500)) == 200
+    db.close()
+    for name, [plan] in plans.items():
+        assert any("brand" in c for c in index_conditions(plan)), (name, plan)
+        assert not node_types(plan) & {"Seq Scan", "Sort", "Incremental Sort"}, (name, plan)
+        assert filtered_out(plan) == 0, (name, plan)
