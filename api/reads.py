@@ -24,7 +24,7 @@ from projections import decisions as decision_model
 from projections import relationships as relationship_model
 from projections import timeline as timeline_model
 from projections import trust as trust_model
-from projections.db import Database, timestamp
+from projections.db import Database
 from projections.runner import Runner
 from projections.timeline import TimelinePage
 
@@ -75,14 +75,9 @@ def consents(
 
 
 def known(reads: ReadSide, brand: str, customer: str, as_of: datetime | None) -> Database:
-    """The caught-up read models, if the brand had this customer (at `as_of`); else not found.
-    (The relationship id is derived from the brand: it alone selects the brand's rows.)"""
+    """The caught-up read models, if the brand had this customer (at `as_of`); else not found."""
     db = reads.caught_up()
-    found = db.scalar(
-        "SELECT 1 FROM timeline WHERE relationship_id = ? AND recorded_at <= ? LIMIT 1",
-        [str(relationship_id(brand, customer)), timestamp(as_of) if as_of else "9999"],
-    )
-    if found is None:  # a relationship opens with its first event: none yet, no customer yet
+    if not timeline_model.has_relationship(db, brand, customer, as_of):
         raise RelationshipNotFound(f"no relationship with customer {customer!r}")
     return db
 

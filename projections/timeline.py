@@ -92,6 +92,19 @@ def decode_cursor(cursor: str) -> int:
     return before
 
 
+def has_relationship(
+    db: Database, brand: str, customer: str, as_of: datetime | None = None
+) -> bool:
+    """Whether the brand had this customer (at record time `as_of`): a relationship opens with
+    its first event, so it has a timeline row. The relationship id is derived from the brand, so
+    it alone selects the brand's rows (timeline_page says why nothing else is asked)."""
+    found = db.scalar(
+        "SELECT 1 FROM timeline WHERE relationship_id = ? AND recorded_at <= ? LIMIT 1",
+        [str(relationship_id(brand, customer)), timestamp(as_of) if as_of else "9999"],
+    )
+    return found is not None
+
+
 def timeline_page(
     db: Database,
     brand: str,

@@ -37,8 +37,7 @@ from api.ui.session import (
 from domain.errors import DecisionNotFound, RelationshipNotFound
 from domain.relationship import relationship_id
 from projections import relationships as relationship_model
-from projections.db import Database
-from projections.timeline import BadCursor, TimelinePage, encode_cursor
+from projections.timeline import BadCursor, TimelinePage, encode_cursor, has_relationship
 
 blp = Blueprint(
     "ui", __name__, url_prefix="/ui", template_folder="templates", static_folder="static"
@@ -160,7 +159,7 @@ def customers() -> Any:
     wanted = request.args.get("customer", "").strip()
     db = read_side().caught_up()
     if wanted:
-        if _exists(db, brand, wanted):
+        if has_relationship(db, brand, wanted):
             return redirect(url_for("ui.timeline", customer=wanted))
         return render_template("ui/customers.html", wanted=wanted, lowest={}, missing=True), 404
     lowest = {
@@ -168,14 +167,6 @@ def customers() -> Any:
         for name in chart.DIMENSIONS
     }
     return render_template("ui/customers.html", wanted="", lowest=lowest, missing=False)
-
-
-def _exists(db: Database, brand: str, customer: str) -> bool:
-    found = db.scalar(
-        "SELECT 1 FROM timeline WHERE relationship_id = ? LIMIT 1",
-        [str(relationship_id(brand, customer))],
-    )
-    return found is not None
 
 
 # --- one customer -------------------------------------------------------------------------------
