@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 from domain import trust
 from domain.relationship import ERASED, Interaction, Relationship
@@ -26,19 +27,25 @@ COLUMNS = (
 )  # fmt: skip
 JSON_COLUMNS = ("counts", "open_promises", "open_reports", "evidence")
 DIMENSIONS = trust.DIMENSIONS
+CHECKPOINT_EVERY = 10_000
+"""Log positions between a brand's trust checkpoints (at most one per brand per span, and none
+where the brand had no event): what a replay "as of" a record time folds at most, besides the
+rows recorded since its checkpoint (projections/trust.py)."""
 
 
 class Relationships:
     name = "relationships"
-    tables: tuple[str, ...] = ("relationships", "brand_trust")
+    tables: tuple[str, ...] = ("relationships", "brand_trust", "brand_trust_checkpoints")
     personal_topics: frozenset[str] | None = frozenset([Relationship.Opened.TOPIC])  # customer
 
     def apply(self, db: Database, page: Page, tables: Mapping[str, str]) -> None:
         ids = {event.originator_id for event in page.events}
         rows = _load(db, tables["relationships"], {str(rid) for rid in ids})
         brands = _load_brands(db, tables["brand_trust"], {page.brand(rid) for rid in ids})
+        marks = _load_marks(db, tables["brand_trust"], set(brands))
         moments: dict[str, Moment] = {}
-        for event in page.events:
+        checkpoints: list[dict[str, Any]] = []
+        for position, event in zip(page.positions, page.events, strict=True):
             rid = str(event.originator_id)
             if isinstance(event, Relationship.Opened):
                 rows.setdefault(rid, _opened(event))
@@ -48,10 +55,15 @@ class Relationships:
                 and event.originator_version > rows[rid]["sequence"]
             ):
                 row = rows[rid]
+                brand, mark = row["brand"], marks[row["brand"]]
+                if mark.passes(position):
+                    table = tables["relationships"]
+                    checkpoints.append(_checkpoint(db, table, brand, mark, brands[brand], rows))
                 pieces = fold(row, event)
                 if pieces:
-                    brands[row["brand"]] = trust.with_pieces(brands[row["brand"]], pieces)
-                    moments[rid] = _moment(row, brands[row["brand"]])
+                    brands[brand] = trust.with_pieces(brands[brand], pieces)
+                    moments[rid] = _moment(row, brands[brand])
+                mark.note(position, cast(str, timestamp(event.timestamp)))
         for rid, moment in moments.items():  # only each row's last moment in the page is kept
             _score(rows[rid], moment)
         for erased in page.erased:
@@ -61,21 +73,103 @@ class Relationships:
         _save(
             db,
             tables["brand_trust"],
-            ("brand", "evidence"),
-            [{"brand": b, "evidence": e} for b, e in brands.items()],
+            ("brand", "evidence", "last_position", "recorded_until"),
+            [{"brand": b, "evidence": e, **marks[b].columns()} for b, e in brands.items()],
             "brand",
         )
+        _save(
+            db,
+            tables["brand_trust_checkpoints"],
+            ("brand", "position", "recorded_until", "evidence", "open_items"),
+            checkpoints,
+            "brand, position",
+        )
+
+
+@dataclass
+class Mark:
+    """Where a brand's events stand in the log: its latest event's position, and the latest
+    record time among all its events (so a checkpoint knows the record times it covers)."""
+
+    last: int | None
+    recorded_until: str | None
+
+    def passes(self, position: int) -> bool:
+        """Whether the brand's event at `position` is its first past a multiple of
+        CHECKPOINT_EVERY (none for its very first event: nothing came before it)."""
+        return (
+            self.last is not None and self.last // CHECKPOINT_EVERY < position // CHECKPOINT_EVERY
+        )
+
+    def note(self, position: int, recorded_at: str) -> None:
+        self.last = position
+        if self.recorded_until is None or recorded_at > self.recorded_until:
+            self.recorded_until = recorded_at
+
+    def columns(self) -> dict[str, Any]:
+        return {"last_position": self.last, "recorded_until": self.recorded_until}
+
+
+def _load_marks(db: Database, table: str, brands: set[str]) -> dict[str, Mark]:
+    found = {brand: Mark(None, None) for brand in brands}
+    rows = db.query_in(f"SELECT brand, last_position, recorded_until FROM {table}", "brand", brands)
+    found.update({brand: Mark(last, until) for brand, last, until in rows})
+    return found
+
+
+def _checkpoint(
+    db: Database,
+    table: str,
+    brand: str,
+    mark: Mark,
+    evidence: dict[str, Any],
+    rows: Mapping[str, dict[str, Any]],
+) -> dict[str, Any]:
+    """The brand's trust as it stands after its latest event, at `mark.last` (the position it is
+    kept under), before one past a multiple of CHECKPOINT_EVERY: its evidence and its
+    relationships' open items (those this page holds, as folded so far; the others as stored),
+    which are all that a replay of its later rows reads. Written as JSON at once, as the page's
+    later events change the rows in place."""
+    stored = db.query(
+        f"SELECT relationship_id, open_promises, open_reports FROM {table} WHERE brand = ?"
+        " AND (open_promises <> '{}' OR open_reports <> '{}')",
+        [brand],
+    )
+    open_items = {
+        rid: {"open_promises": json.loads(p), "open_reports": json.loads(r)}
+        for rid, p, r in stored
+        if rid not in rows
+    }
+    for rid, row in rows.items():
+        if row["brand"] == brand and (row["open_promises"] or row["open_reports"]):
+            open_items[rid] = {
+                "open_promises": row["open_promises"],
+                "open_reports": row["open_reports"],
+            }
+    return {
+        "brand": brand,
+        "position": mark.last,
+        "recorded_until": mark.recorded_until,
+        "evidence": to_json(evidence),
+        "open_items": to_json(open_items),
+    }
 
 
 def _save(
     db: Database, table: str, columns: tuple[str, ...], rows: Iterable[dict[str, Any]], key: str
 ) -> None:
-    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c != key)
+    keys = {k.strip() for k in key.split(",")}
+    updates = ", ".join(f"{c} = excluded.{c}" for c in columns if c not in keys)
     db.executemany(
         f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join('?' for _ in columns)})"
         f" ON CONFLICT ({key}) DO UPDATE SET {updates}",
-        [tuple(to_json(row[c]) if c in JSON_COLUMNS else row[c] for c in columns) for row in rows],
+        [tuple(_stored(row[c]) for c in columns) for row in rows],
     )
+
+
+def _stored(value: Any) -> Any:
+    """A column's value: objects and lists as JSON (JSON_COLUMNS), the rest as they are."""
+    return to_json(value) if isinstance(value, dict | list) else value
 
 
 def _load(db: Database, table: str, ids: set[str]) -> dict[str, dict[str, Any]]:

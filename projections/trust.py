@@ -11,7 +11,7 @@ from typing import Any, cast
 
 from domain import trust
 from projections.db import Database, parse_timestamp, timestamp
-from projections.relationships import brand_evidence, brand_open_items, fold, items
+from projections.relationships import brand_evidence, brand_open_items, fold, items, load_evidence
 
 
 @dataclass(frozen=True)
@@ -46,21 +46,42 @@ def brand_scores(
     return trust.scores(evidence, at, None, derived)
 
 
-def _replayed(db: Database, brand: str, as_of: datetime) -> tuple[dict[str, Any], list[Any]]:
-    """The brand's evidence folded again from its timeline rows recorded by `as_of`."""
+def _replayed(
+    db: Database, brand: str, as_of: datetime, checkpoints: bool = True
+) -> tuple[dict[str, Any], list[Any]]:
+    """The brand's evidence and open items folded again from its timeline rows recorded by
+    `as_of`: from the latest checkpoint of rows all recorded by then (projections/relationships.py),
+    or from the first row. The same rows fold in the same order either way, so the answer is
+    the same to the last bit (a property test compares the two)."""
     rows: dict[str, dict[str, Any]] = {}
-    evidence = trust.empty_evidence()
+    evidence, after = trust.empty_evidence(), 0
+    start = (
+        db.query(
+            "SELECT position, evidence, open_items FROM brand_trust_checkpoints"
+            " WHERE brand = ? AND recorded_until <= ? ORDER BY position DESC LIMIT 1",
+            [brand, timestamp(as_of)],
+        )
+        if checkpoints
+        else []
+    )
+    if start:
+        after, stored_evidence, open_items = start[0]
+        evidence = load_evidence(json.loads(stored_evidence))
+        rows = {rid: {**empty_row(), **held} for rid, held in json.loads(open_items).items()}
     found = db.query(
         "SELECT relationship_id, sequence, type, event_id, occurred_at, data FROM timeline"
-        " WHERE brand = ? AND recorded_at <= ? ORDER BY position",
-        [brand, timestamp(as_of)],
+        " WHERE brand = ? AND position > ? AND recorded_at <= ? ORDER BY position",
+        [brand, after, timestamp(as_of)],
     )
     for rid, sequence, type_, event_id, occurred_at, data in found:
         row = rows.setdefault(rid, empty_row())
         pieces = fold(row, TimelineFact.of_row(type_, event_id, occurred_at, sequence, data))
         if pieces:
             evidence = trust.with_pieces(evidence, pieces)
-    return evidence, [items(row) for row in rows.values()]
+    held = [
+        rows[rid] for rid in sorted(rows) if rows[rid]["open_promises"] or rows[rid]["open_reports"]
+    ]
+    return evidence, [items(row) for row in held]
 
 
 def empty_row() -> dict[str, Any]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -69,3 +70,13 @@ def story(customer: str = "cust-1") -> list[PostedEvent]:
         posted("consent.withdrawn", customer, purpose="marketing", channels=["push"]),
     ]
     # fmt: on
+
+
+def interleaved(rng: random.Random, brand_customers: int) -> list[PostedEvent]:
+    """The stories of several customers, interleaved at random, each in its own order."""
+    stories = [story(f"c{i}") for i in range(brand_customers)]
+    events = []
+    while any(stories):
+        chosen = rng.choice([s for s in stories if s])
+        events.append(chosen.pop(0))
+    return events

@@ -17,6 +17,7 @@ from domain.application import IdempotencyKey, Ledger, PushClaim
 from domain.errors import EventIdConflict, PushIdConflict
 from domain.storage import Store
 from migrations import alembic_config, current, upgrade
+from projections.db import Database
 from tests.conftest import new_postgres_database, open_ledger
 from tests.factories import story
 from tests.gate_factories import NOON, grant, push, scores
@@ -258,3 +259,46 @@ def test_0010s_downgrade_restores_the_indexes_it_replaced(empty_store: Store) ->
     by_brand = dict(before)["relationships_by_brand"]
     assert "relationship_id" not in by_brand and "last_at" in by_brand
     assert "relationship_id" in dict(at_head)["relationships_by_brand"]
+
+
+def test_0011_marks_each_brand_where_its_timeline_stands(empty_store: Store) -> None:
+    """Brands projected before 0011 get their latest position and record time from the
+    timeline; its downgrade drops what it added, and it applies again."""
+    command.downgrade(alembic_config(empty_store), "0010")
+    db = Database(empty_store)
+    db.executemany(
+        "INSERT INTO timeline (relationship_id, sequence, brand, event_id, type, occurred_at,"
+        " recorded_at, actor, channel, summary, data, position)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            (
+                rid,
+                1,
+                brand,
+                f"e-{rid}",
+                "t",
+                "2026-01-01",
+                recorded_at,
+                None,
+                None,
+                "",
+                "{}",
+                position,
+            )
+            for rid, brand, recorded_at, position in [
+                ("r-1", "acme", "2026-01-02", 7),
+                ("r-2", "acme", "2026-01-05", 9),
+                ("r-3", "globex", "2026-01-03", 8),
+            ]
+        ],
+    )
+    db.executemany(
+        "INSERT INTO brand_trust (brand, evidence) VALUES (?, ?)",
+        [("acme", "{}"), ("globex", "{}")],
+    )
+    upgrade(empty_store)
+    marks = db.query("SELECT brand, last_position, recorded_until FROM brand_trust ORDER BY brand")
+    assert [tuple(m) for m in marks] == [("acme", 9, "2026-01-05"), ("globex", 8, "2026-01-03")]
+    command.downgrade(alembic_config(empty_store), "0010")
+    upgrade(empty_store)
+    db.close()

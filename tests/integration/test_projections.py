@@ -21,7 +21,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from domain.application import Ledger
-from domain.relationship import PostedEvent
 from domain.storage import Store
 from projections.db import Database
 from projections.readmodel import Page
@@ -29,7 +28,7 @@ from projections.relationships import Relationships
 from projections.runner import READ_MODELS, ProjectionFailed, Runner
 from projections.timeline import Timeline, timeline_page
 from tests.conftest import new_sqlite_database, open_ledger
-from tests.factories import posted, story
+from tests.factories import interleaved, posted, story
 from tests.random_refs import random_brand, random_customer
 
 ROOT = Path(__file__).parents[2]
@@ -40,16 +39,6 @@ def fresh_ledger(empty_store: Store) -> Iterator[Ledger]:
     ledger = open_ledger(empty_store)
     yield ledger
     ledger.close()
-
-
-def interleaved(rng: random.Random, brand_customers: int) -> list[PostedEvent]:
-    """The stories of several customers, interleaved at random, each in its own order."""
-    stories = [story(f"c{i}") for i in range(brand_customers)]
-    events = []
-    while any(stories):
-        chosen = rng.choice([s for s in stories if s])
-        events.append(chosen.pop(0))
-    return events
 
 
 @settings(

@@ -2,18 +2,32 @@
 
 from __future__ import annotations
 
+import random
+import tempfile
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from api.context import BrandBaseRates
 from domain import trust
 from domain.application import Ledger
 from domain.relationship import PostedEvent
+from projections import relationships as relationship_model
 from projections.relationships import customers
 from projections.runner import Runner
-from projections.trust import base_rates, brand_scores, event_types, scores_as_dict, top_event_ids
-from tests.factories import NOW, posted, story
+from projections.trust import (
+    _replayed,
+    base_rates,
+    brand_scores,
+    event_types,
+    scores_as_dict,
+    top_event_ids,
+)
+from tests.conftest import new_postgres_database, new_sqlite_database, open_ledger
+from tests.factories import LATER, NOW, interleaved, posted, story
 from tests.random_refs import random_brand, random_customer
 
 
@@ -147,3 +161,62 @@ def test_the_gate_reuses_a_brands_base_rates_only_within_its_window(ledger: Ledg
     assert after == base_rates(brand_scores(runner.db, brand, at + timedelta(minutes=2)))
     rates.close()
     runner.close()
+
+
+def replays_agree(ledger: Ledger, rng: random.Random) -> None:
+    """Several customers' stories for each brand, interleaved, recorded in batches of random
+    sizes and projected in pages of random sizes (checkpoints as often as the caller set
+    CHECKPOINT_EVERY), a record time noted after each batch. Each brand's first customer keeps
+    a promise and an error report open throughout, so most checkpoints hold open items of a
+    relationship that the page taking them does not. Then, every brand at every record time:
+    the same evidence and open items to the last bit, whether replayed from the latest
+    checkpoint or from the first row; and a rebuild, paged otherwise, writes the same
+    checkpoints."""
+    brands = ["acme", "globex"]
+    held_open = [
+        posted("promise.made", "keeper", promise_id="open", summary="s", due_at=LATER),
+        posted("error.reported", "keeper", error_id="open", summary="s", reported_by="customer"),
+    ]
+    stories = {brand: [*held_open, *interleaved(rng, 3)] for brand in brands}
+    events = []
+    while any(stories.values()):  # the brands interleaved too, each story in its order
+        brand = rng.choice([b for b, left in stories.items() if left])
+        events.append((brand, stories[brand].pop(0)))
+    runner, moments = Runner(ledger, page_size=rng.randint(1, 30)), []
+    while events:
+        size = rng.randint(1, 15)
+        for brand in brands:
+            batch = [e for b, e in events[:size] if b == brand]
+            if batch:
+                ledger.record_batch(brand, batch)
+        events = events[size:]
+        moments.append(datetime.now(UTC))
+        runner.run_once(max_pages=rng.randint(0, 3))
+    runner.run_once()
+    assert runner.db.scalar("SELECT count(*) FROM brand_trust_checkpoints") > 0
+    for brand in brands:
+        for as_of in moments:
+            from_checkpoint = _replayed(runner.db, brand, as_of)
+            assert from_checkpoint == _replayed(runner.db, brand, as_of, checkpoints=False)
+    assert runner.rebuild(verify=True) == {}
+    runner.close()
+
+
+@settings(max_examples=12, deadline=None)
+@given(seed=st.integers(0, 2**32), every=st.integers(2, 12))
+def test_a_replay_from_a_checkpoint_equals_the_replay_from_the_start(seed: int, every: int) -> None:
+    with tempfile.TemporaryDirectory() as directory, pytest.MonkeyPatch.context() as patch:
+        patch.setattr(relationship_model, "CHECKPOINT_EVERY", every)
+        ledger = open_ledger(new_sqlite_database(Path(directory)))
+        replays_agree(ledger, random.Random(seed))
+        ledger.close()
+
+
+@pytest.mark.postgres
+def test_a_replay_from_a_checkpoint_on_postgres_equals_the_replay_from_the_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(relationship_model, "CHECKPOINT_EVERY", 5)
+    ledger = open_ledger(new_postgres_database())
+    replays_agree(ledger, random.Random(7))
+    ledger.close()
