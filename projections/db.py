@@ -228,7 +228,9 @@ class Database:
     def copy_table(self, table: str, copy: str) -> None:
         """Creates an empty `copy` of `table` with its primary key, which upserts need; its other
         indexes come with `index_copy` or `swap_in`, since building an index once costs less than
-        keeping it up to date row by row through a replay."""
+        keeping it up to date row by row through a replay. On PostgreSQL its partial indexes
+        come at once: they hold few rows, and a replay may read by them (a brand's trust
+        checkpoint reads its relationships with open items)."""
         self.execute(f"DROP TABLE IF EXISTS {copy}")
         if self.is_sqlite:
             sql = self.scalar(
@@ -244,6 +246,9 @@ class Database:
             [table],
         ):
             self.execute(f"ALTER TABLE {copy} ADD CONSTRAINT {name}__{copy} {definition}")
+        for name, definition in self._secondary_indexes(table):
+            if _partial(definition):
+                self.execute(_index_on(definition, f"{name}__{copy}", copy))
         self._fresh.add(copy)
 
     def drop_copy(self, copy: str) -> None:
@@ -257,7 +262,8 @@ class Database:
         if self.is_sqlite:
             return
         for name, definition in self._secondary_indexes(table):
-            self.execute(_index_on(definition, f"{name}__{copy}", copy))
+            if not _partial(definition):  # those came with the copy
+                self.execute(_index_on(definition, f"{name}__{copy}", copy))
 
     def swap_in(self, table: str, copy: str) -> None:
         """Replaces `table` by `copy` (made by copy_table, then index_copy) under the table's
@@ -300,3 +306,8 @@ def _index_on(definition: str, name: str, table: str) -> str:
     """PostgreSQL's definition of an index (pg_get_indexdef), for another name and table."""
     create = "CREATE UNIQUE INDEX" if definition.startswith("CREATE UNIQUE") else "CREATE INDEX"
     return f"{create} {name} ON {table} USING {definition.partition(' USING ')[2]}"
+
+
+def _partial(definition: str) -> bool:
+    """Whether PostgreSQL's definition of an index (pg_get_indexdef) has a WHERE clause."""
+    return " WHERE " in definition

@@ -202,3 +202,30 @@ def test_a_brands_lists_read_only_the_rows_they_show(statistics: str) -> None:
         assert any("brand" in c for c in index_conditions(plan)), (name, plan)
         assert not node_types(plan) & {"Seq Scan", "Sort", "Incremental Sort"}, (name, plan)
         assert filtered_out(plan) == 0, (name, plan)
+
+
+def test_a_rebuilds_copy_of_relationships_has_its_partial_index_from_the_start() -> None:
+    """A brand's trust checkpoint reads its relationships with open items during the replay of
+    a rebuild, when the copy has no other index yet: the partial index holding just those comes
+    with the copy (without it, every checkpoint scanned the copy); the others come after."""
+    store = new_postgres_database()
+    db = Database(store)
+
+    def indexes() -> set[str]:
+        found = db.query("SELECT indexname FROM pg_indexes WHERE tablename = 'relationships_copy'")
+        return {name for (name,) in found}
+
+    db.copy_table("relationships", "relationships_copy")
+    copied = indexes()
+    db.index_copy("relationships", "relationships_copy")
+    indexed = indexes()
+    db.drop_copy("relationships_copy")
+    db.close()
+    assert copied == {
+        "relationships_pkey__relationships_copy",
+        "relationships_open_items__relationships_copy",
+    }
+    assert indexed - copied == {
+        f"relationships_by_{name}__relationships_copy"
+        for name in ("brand", "consistency", "honesty", "expertise")
+    }
