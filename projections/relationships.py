@@ -41,8 +41,7 @@ class Relationships:
     def apply(self, db: Database, page: Page, tables: Mapping[str, str]) -> None:
         ids = {event.originator_id for event in page.events}
         rows = _load(db, tables["relationships"], {str(rid) for rid in ids})
-        brands = _load_brands(db, tables["brand_trust"], {page.brand(rid) for rid in ids})
-        marks = _load_marks(db, tables["brand_trust"], set(brands))
+        brands, marks = _load_brands(db, tables["brand_trust"], {page.brand(rid) for rid in ids})
         moments: dict[str, Moment] = {}
         checkpoints: list[dict[str, Any]] = []
         for position, event in zip(page.positions, page.events, strict=True):
@@ -110,13 +109,6 @@ class Mark:
         return {"last_position": self.last, "recorded_until": self.recorded_until}
 
 
-def _load_marks(db: Database, table: str, brands: set[str]) -> dict[str, Mark]:
-    found = {brand: Mark(None, None) for brand in brands}
-    rows = db.query_in(f"SELECT brand, last_position, recorded_until FROM {table}", "brand", brands)
-    found.update({brand: Mark(last, until) for brand, last, until in rows})
-    return found
-
-
 def _checkpoint(
     db: Database,
     table: str,
@@ -130,16 +122,7 @@ def _checkpoint(
     relationships' open items (those this page holds, as folded so far; the others as stored),
     which are all that a replay of its later rows reads. Written as JSON at once, as the page's
     later events change the rows in place."""
-    stored = db.query(
-        f"SELECT relationship_id, open_promises, open_reports FROM {table} WHERE brand = ?"
-        " AND (open_promises <> '{}' OR open_reports <> '{}')",
-        [brand],
-    )
-    open_items = {
-        rid: {"open_promises": json.loads(p), "open_reports": json.loads(r)}
-        for rid, p, r in stored
-        if rid not in rows
-    }
+    open_items = {rid: held for rid, held in _held_open(db, table, brand) if rid not in rows}
     for rid, row in rows.items():
         if row["brand"] == brand and (row["open_promises"] or row["open_reports"]):
             open_items[rid] = {
@@ -183,11 +166,17 @@ def _load(db: Database, table: str, ids: set[str]) -> dict[str, dict[str, Any]]:
     return rows
 
 
-def _load_brands(db: Database, table: str, brands: set[str]) -> dict[str, dict[str, Any]]:
-    found: dict[str, dict[str, Any]] = {brand: trust.empty_evidence() for brand in brands}
-    rows = db.query_in(f"SELECT brand, evidence FROM {table}", "brand", brands)
-    found.update({brand: load_evidence(json.loads(evidence)) for brand, evidence in rows})
-    return found
+def _load_brands(
+    db: Database, table: str, brands: set[str]
+) -> tuple[dict[str, dict[str, Any]], dict[str, Mark]]:
+    """The brands' evidence, and where their events stand (new brands: none yet)."""
+    evidence = {brand: trust.empty_evidence() for brand in brands}
+    marks = {brand: Mark(None, None) for brand in brands}
+    select = f"SELECT brand, evidence, last_position, recorded_until FROM {table}"
+    for brand, stored, last, recorded_until in db.query_in(select, "brand", brands):
+        evidence[brand] = load_evidence(json.loads(stored))
+        marks[brand] = Mark(last, recorded_until)
+    return evidence, marks
 
 
 def load_evidence(stored: dict[str, Any]) -> dict[str, Any]:
@@ -369,14 +358,22 @@ def customers(
 
 
 def brand_evidence(db: Database, brand: str) -> dict[str, Any]:
-    return _load_brands(db, "brand_trust", {brand})[brand]
+    return _load_brands(db, "brand_trust", {brand})[0][brand]
 
 
 def brand_open_items(db: Database, brand: str) -> list[dict[str, dict[str, dict[str, Any]]]]:
     """The open promises and reports of every relationship of the brand, for derived evidence."""
+    return [items(held) for _, held in _held_open(db, "relationships", brand)]
+
+
+def _held_open(db: Database, table: str, brand: str) -> list[tuple[str, dict[str, Any]]]:
+    """The brand's relationships holding a promise or a report open, with them, as stored (by
+    the partial index of migration 0010, whose predicate this condition is)."""
     rows = db.query(
-        "SELECT open_promises, open_reports FROM relationships WHERE brand = ?"
+        f"SELECT relationship_id, open_promises, open_reports FROM {table} WHERE brand = ?"
         " AND (open_promises <> '{}' OR open_reports <> '{}')",
         [brand],
     )
-    return [items({"open_promises": json.loads(p), "open_reports": json.loads(r)}) for p, r in rows]
+    return [
+        (rid, {"open_promises": json.loads(p), "open_reports": json.loads(r)}) for rid, p, r in rows
+    ]
