@@ -27,6 +27,7 @@ from projections import trust as trust_model
 from projections.db import Database
 from projections.runner import Runner
 from projections.timeline import TimelinePage
+from projections.trust_line import BrandLines
 
 
 class ReadSide:
@@ -36,6 +37,8 @@ class ReadSide:
         self.ledger = ledger
         self.runner = Runner(ledger)
         self.db = Database(ledger.store)
+        self.brand_lines = BrandLines()
+        """The brands' lines behind the trust charts, folded on as their timelines grow."""
         self._catching_up = threading.Lock()
 
     def caught_up(self) -> Database:

@@ -219,14 +219,22 @@ def fold(row: dict[str, Any], event: Any) -> list[trust.Piece]:
         row["first_at"] = at
     if row["last_at"] is None or at > row["last_at"]:
         row["last_at"] = at
-    data = event.data
-    pieces = (
-        trust.evidence_of(type_, event.event_id, event.occurred_at, data, _item(row, data))
-        if trust.carries_evidence(type_)
-        else []
-    )
+    pieces = fold_open_items(row, event)
     if pieces:
         row["evidence"] = trust.with_pieces(row["evidence"], pieces)
+    return pieces
+
+
+def fold_open_items(row: dict[str, Any], event: Any) -> list[trust.Piece]:
+    """The trust evidence one event carries, judged by the open item it refers to, and its effect
+    on the row's open items: all of `fold` that a brand's trust depends on, and all a row needs
+    for it is `open_promises` and `open_reports`."""
+    data = event.data
+    pieces = (
+        trust.evidence_of(event.TYPE, event.event_id, event.occurred_at, data, _item(row, data))
+        if trust.carries_evidence(event.TYPE)
+        else []
+    )
     _fold_open_items(row, event, data)
     return pieces
 

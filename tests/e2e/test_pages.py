@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from datetime import timedelta
 
 import pytest
 from flask import Flask
@@ -134,6 +135,17 @@ def test_an_agent_reads_the_timeline_consents_trust_and_decisions(
     chart = http.get(f"/ui/customers/{ref}/trust").text
     assert "<svg" in chart and "<polygon" in chart
     assert http.get(f"/ui/customers/{ref}/decisions").status_code == 200
+
+
+def test_the_chart_draws_a_brand_whose_promise_was_kept_dated_before_it_was_made(
+    person: Callable[..., FlaskClient], client_for: ClientFor
+) -> None:
+    brand, ref = random_brand(), random_customer()
+    made = posted("promise.made", ref, promise_id="p", summary="s", due_at=LATER)
+    kept = posted("promise.kept", ref, promise_id="p", at=made.occurred_at - timedelta(days=1))
+    assert [a.status_code for a in client_for("brand", brand).record(made, kept)] == [201, 201]
+    chart = person("agent", brand).get(f"/ui/customers/{ref}/trust")
+    assert chart.status_code == 200 and "<polygon" in chart.text  # was a 500: kept folded first
 
 
 @pytest.mark.parametrize("page", ["audit", "export", "erase"])

@@ -12,9 +12,9 @@ import psycopg
 import pytest
 
 from api.reads import known
-from api.ui import chart
 from domain.recorders import _SELECT_CLAIMS_POSTGRES
 from domain.relationship import relationship_id
+from projections import trust_line
 from projections.db import Database
 from projections.decisions import decisions_of, findings
 from projections.relationships import brand_open_items, customers
@@ -148,8 +148,8 @@ def test_the_brand_lines_version_is_one_step_along_the_brands_index() -> None:
         for c in range(100):
             conn.execute(TIMELINE_OF, [f"r-{c}", "big", f"e-{c}-", 200])
     db = Database(store)
-    [plan] = planned(db, lambda: chart.latest_position(db, "big", None))
-    assert chart.latest_position(db, "big", None) == 200
+    [plan] = planned(db, lambda: trust_line.latest_position(db, "big", None))
+    assert trust_line.latest_position(db, "big", None) == 200
     db.close()
     assert any("brand" in c for c in index_conditions(plan)), plan
     assert not node_types(plan) & {"Seq Scan", "Sort", "Aggregate", "Bitmap Heap Scan"}, plan
