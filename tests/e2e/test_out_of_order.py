@@ -54,7 +54,9 @@ def pages(customer: str, moments: list[str]) -> list[str]:
 def asked(brand: Client, customer: str, rng: random.Random, now: datetime) -> str:
     """A push decision, sent and reacted to with events dated at random; its push id."""
     push_id = f"push-{random_event_id()}"
-    send_at = datetime.now(UTC) + timedelta(minutes=rng.uniform(-4, 4)) if rng.random() < 0.5 else None
+    send_at = (
+        datetime.now(UTC) + timedelta(minutes=rng.uniform(-4, 4)) if rng.random() < 0.5 else None
+    )
     request = {
         "push_id": push_id,
         "customer": customer,
