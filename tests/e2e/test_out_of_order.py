@@ -1,6 +1,6 @@
 """A brand's CRM may post a customer's events dated in any order (a backfill, a late sync, clocks
 that disagree): every answer about that customer, through the API and the pages, is still one
-the client can use, never a 500."""
+the client can use, never a 500, and every push decision among them audits as reproduced."""
 
 from __future__ import annotations
 
@@ -87,11 +87,12 @@ def test_every_answer_about_a_story_posted_out_of_time_order_is_usable(
         dataclasses.replace(e, occurred_at=now - timedelta(days=rng.uniform(0, 400)))
         for e in story(customer)
     ]
-    moments = []
+    moments, pushes = [], []
     for event in events:
         assert crm.record(event)[0].status_code == 201, event
         if rng.random() < 0.3:
             push_id = asked(crm, customer, rng, now)
+            pushes.append(push_id)
             for type_, data in (
                 ("push.sent", {}),
                 ("push.feedback", {"reaction": rng.choice(REACTIONS)}),
@@ -106,6 +107,9 @@ def test_every_answer_about_a_story_posted_out_of_time_order_is_usable(
     for url in reads(customer, moments):
         answer = compliance.get(url)
         assert answer.status_code < 500, (url, answer.text)
+    for push_id in pushes:  # each decision, evaluated again from what was known then, agrees
+        audit = compliance.get(f"/v1/audit/push-decisions/{quote(push_id)}")
+        assert audit.status_code == 200 and (audit.json or {}).get("reproduced") is True, audit.text
     browser: FlaskClient = app.test_client()
     assert sign_in(browser, keys.create(brand, "compliance").key) == 302
     for url in pages(customer, moments):
