@@ -700,8 +700,11 @@ class Ledger(Application[UUID]):
         half_life = timedelta(days=policy.trust_half_life_days)
         if half_life == trust.HALF_LIFE:
             scores = relationship.trust(now, rates)
-        else:  # evidence is kept at the default half-life; another one means folding it again
-            events = cast(Any, self.events.get(relationship.id, lte=relationship.version))
+        else:  # evidence is kept at the default half-life; another one means folding it again,
+            # from its stored events and those not saved yet (all of a customer's first decision's)
+            pending = relationship.pending_events
+            stored = self.events.get(relationship.id, lte=relationship.version - len(pending))
+            events = cast(Any, [*stored, *pending])
             scores = refold(events, half_life).trust(now, rates, half_life)
         return gate_view(scores)
 

@@ -94,6 +94,23 @@ def test_a_service_push_is_allowed_and_a_repeat_answers_the_recorded_decision(
     assert [item["type"] for item in timeline] == ["push.decided"]
 
 
+def test_a_first_push_to_a_new_customer_under_a_policys_own_half_life_is_decided(
+    client_for: ClientFor,
+) -> None:
+    """Scores at a half-life other than the default are folded again from the relationship's
+    events; a customer the brand never wrote about has none stored yet (this was a 500)."""
+    brand = client_for("brand")
+    assert brand.put("/v1/policy", json={"trust_half_life_days": 30}).status_code == 200
+    quiet(brand, now=False)
+    customer = random_customer()
+    request = push(customer, kind="service", purpose=None, data_categories=[])
+    answer = brand.post("/v1/push-decisions", json=request)
+    assert answer.status_code == 200 and answer.get_json()["outcome"] == "allow", answer.text
+    compliance = client_for("compliance", brand.brand)
+    audit = compliance.get(f"/v1/audit/push-decisions/{request['push_id']}").get_json()
+    assert audit["reproduced"] is True, audit
+
+
 def test_quiet_hours_defer_with_retry_after(client_for: ClientFor) -> None:
     brand = client_for("brand")
     quiet(brand, now=True)
