@@ -1,0 +1,156 @@
+"""Random histories through the API: events of every type whose ids come from small pools (so
+they often refer to an item, often to a missing or closed one), dated at random, with consents,
+preferences, brand policies and push decisions among them. Whatever a brand's CRM sends, each
+answer is a 2xx or a problem it can act on, never a 5xx; what was accepted reads back; and every
+decision audits as reproduced."""
+
+from __future__ import annotations
+
+import random
+from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
+from urllib.parse import quote
+
+from flask import Flask
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from api.auth import KeyStore
+from domain.relationship import POSTABLE_TYPES
+from tests.e2e.conftest import ClientFor
+from tests.e2e.test_out_of_order import pages, reads
+from tests.e2e.test_pages import sign_in
+from tests.random_refs import random_brand, random_event_id
+
+TIMEZONES = ("Europe/Paris", "America/New_York", "Pacific/Kiritimati", "Asia/Kathmandu", "UTC")
+CATEGORIES = ("purchase_history", "browsing_history", "location", "contact")
+CHANNELS = ("push", "email", "sms")
+PURPOSES = ("marketing", "service", "research")
+
+
+def offset(at: datetime, rng: random.Random) -> datetime:
+    """The same instant at another UTC offset, as a CRM abroad may send it."""
+    hours = rng.choice([-11.0, -3.5, 0.0, 5.75, 14.0])
+    return at.astimezone(timezone(timedelta(hours=hours)))
+
+
+def clock(rng: random.Random) -> str:
+    return f"{rng.randrange(24):02d}:{rng.choice([0, 30, 59]):02d}"
+
+
+def data(type_: str, rng: random.Random, now: datetime) -> dict[str, Any]:
+    """A valid body's data for the type: ids from pools of three, dates around now."""
+    ref = f"{type_.split('.')[0]}-{rng.randrange(3)}"
+    when = offset(now + timedelta(days=rng.uniform(-30, 30)), rng).isoformat()
+    some = sorted(set(rng.sample(CATEGORIES, rng.randrange(len(CATEGORIES) + 1))))
+    by_type: dict[str, dict[str, Any]] = {
+        "promise.made": {"promise_id": ref, "summary": "s", "due_at": when},
+        "promise.kept": {"promise_id": ref},
+        "promise.broken": {"promise_id": ref, "reason": "r"},
+        "promise.released": {"promise_id": ref},
+        "offer.made": {"offer_id": ref, "summary": "s", "expires_at": when, "claims": ["c"]},
+        "offer.accepted": {"offer_id": ref},
+        "offer.declined": {"offer_id": ref},
+        "offer.honored": {"offer_id": ref},
+        "offer.reneged": {"offer_id": ref, "reason": "r"},
+        "error.admitted": {"error_id": ref, "summary": "s", "severity": rng.choice(
+            ["minor", "major", "critical"]), "discovered_by": rng.choice(["brand", "customer"])},
+        "error.reported": {"error_id": ref, "summary": "s", "reported_by": "customer"},
+        "error.disputed": {"error_id": ref, "reason": "r"},
+        "error.confirmed": {"error_id": ref, "by": "ombudsman"},
+        "error.withdrawn": {"error_id": ref},
+        "question.answered": {"case_id": f"case-{rng.randrange(3)}", "topic": "t",
+                              "resolved": rng.random() < 0.5, "rating": rng.randint(1, 5)},
+        "case.reopened": {"case_id": f"case-{rng.randrange(3)}"},
+        "advice.given": {"advice_id": ref, "topic": "t", "summary": "s"},
+        "advice.rated": {"advice_id": ref, "helpful": rng.random() < 0.5},
+        "consent.granted": {
+            "purpose": rng.choice(PURPOSES), "channels": sorted(set(rng.sample(CHANNELS, 2))),
+            "data_categories": some, "notice_version": "1", "method": "web_form",
+            "expires_at": when if rng.random() < 0.3 else None,
+        },
+        "consent.withdrawn": {"purpose": rng.choice([*PURPOSES, "*"]),
+                              "channels": [rng.choice(CHANNELS)] if rng.random() < 0.5 else None},
+        "preferences.updated": {
+            "timezone": rng.choice(TIMEZONES),
+            "quiet_hours": {"start": clock(rng), "end": clock(rng)} if rng.random() < 0.7 else None,
+        },
+        "push.sent": {"push_id": f"push-{rng.randrange(3)}"},
+        "push.feedback": {"push_id": f"push-{rng.randrange(3)}", "reaction": rng.choice(
+            ["opened", "clicked", "dismissed", "unwanted", "unsubscribed"])},
+    }  # fmt: skip
+    return by_type[type_]
+
+
+def policy(rng: random.Random) -> dict[str, Any]:
+    return {
+        "frequency_cap": rng.randint(0, 5),
+        "quiet_hours": {"start": clock(rng), "end": clock(rng)},
+        "timezone": rng.choice(TIMEZONES),
+        "sensitive_categories": [rng.choice(CATEGORIES)],
+        "trust_half_life_days": rng.choice([1.0, 30.0, 180.0]),
+    }
+
+
+@settings(
+    max_examples=10,
+    deadline=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(seed=st.integers(0, 2**32))
+def test_a_random_history_gets_no_5xx_reads_back_and_audits_as_reproduced(
+    seed: int, app: Flask, keys: KeyStore, client_for: ClientFor
+) -> None:
+    rng, now, brand = random.Random(seed), datetime.now(UTC), random_brand()
+    crm = client_for("brand", brand)
+    customers, types = ["c-1", "c-2"], list(POSTABLE_TYPES)
+    accepted: dict[str, list[str]] = {c: [] for c in customers}
+    decided: list[str] = []
+    for _ in range(60):
+        customer, roll = rng.choice(customers), rng.random()
+        if roll < 0.05:
+            answer = crm.put("/v1/policy", json=policy(rng))
+        elif roll < 0.25:
+            push_id = f"push-{rng.randrange(3)}" if rng.random() < 0.5 else random_event_id()
+            answer = crm.post("/v1/push-decisions", json={
+                "push_id": push_id, "customer": customer, "kind": rng.choice(
+                    ["service", "offer", "advice"]), "channel": rng.choice(CHANNELS),
+                "purpose": rng.choice([*PURPOSES, None]),
+                "data_categories": sorted(set(rng.sample(CATEGORIES, rng.randrange(3)))),
+            })  # fmt: skip
+            if answer.status_code == 200:
+                decided.append(push_id)
+        else:
+            type_ = rng.choice(types)
+            event: dict[str, Any] = {
+                "event_id": random_event_id(),
+                "type": type_,
+                "customer": customer,
+                "occurred_at": offset(now - timedelta(days=rng.uniform(0, 60)), rng).isoformat(),
+                "data": {k: v for k, v in data(type_, rng, now).items() if v is not None},
+            }
+            answer = crm.post("/v1/events", json=event)
+            if answer.status_code == 201:
+                accepted[customer].append(event["event_id"])
+        assert answer.status_code < 500, answer.text
+        assert answer.status_code < 300 or answer.mimetype == "application/problem+json"
+    assert any(accepted.values()) and decided  # the history is not all refusals
+    compliance = client_for("compliance", brand)
+    moments = [datetime.now(UTC).isoformat(), (now - timedelta(days=1)).isoformat()]
+    for customer in customers:
+        for url in reads(customer, moments):
+            answer = compliance.get(url)
+            assert answer.status_code < 500, (url, answer.text)
+        if accepted[customer]:
+            path = f"/v1/customers/{quote(customer)}/timeline?limit=200"
+            listed = {item["event_id"] for item in (compliance.get(path).json or {})["items"]}
+            assert set(accepted[customer]) <= listed
+    for push_id in set(decided):
+        audit = compliance.get(f"/v1/audit/push-decisions/{quote(push_id)}")
+        assert audit.status_code == 200 and (audit.json or {}).get("reproduced") is True, audit.text
+    browser = app.test_client()
+    assert sign_in(browser, keys.create(brand, "compliance").key) == 302
+    for customer in customers:
+        for url in pages(customer, moments):
+            answer = browser.get(url)
+            assert answer.status_code < 500, (url, answer.text[:2000])
