@@ -9,6 +9,8 @@ from typing import Any
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from werkzeug.test import TestResponse
 
 from api.app import close_app, create_app
@@ -89,3 +91,17 @@ def client_for(app: Flask, keys: KeyStore) -> ClientFor:
         return Client(app.test_client(), issued.key, issued.info.brand, role)
 
     return make
+
+
+def seeded(examples: int) -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """A test run for `examples` random seeds (its `seed` argument) on the same fixtures: each
+    example keeps apart by its own brand."""
+    checks = [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+
+    def decorator(test: Callable[..., None]) -> Callable[..., None]:
+        found: Callable[..., None] = settings(
+            max_examples=examples, deadline=None, suppress_health_check=checks
+        )(given(seed=st.integers(0, 2**32))(test))
+        return found
+
+    return decorator

@@ -11,11 +11,9 @@ from urllib.parse import quote
 
 from flask import Flask
 from flask.testing import FlaskClient
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from api.auth import KeyStore
-from tests.e2e.conftest import Client, ClientFor
+from tests.e2e.conftest import Client, ClientFor, seeded
 from tests.e2e.test_pages import sign_in
 from tests.factories import posted, story
 from tests.random_refs import random_brand, random_customer, random_event_id
@@ -71,12 +69,7 @@ def asked(brand: Client, customer: str, rng: random.Random, now: datetime) -> st
     return push_id
 
 
-@settings(
-    max_examples=8,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(seed=st.integers(0, 2**32))
+@seeded(8)
 def test_every_answer_about_a_story_posted_out_of_time_order_is_usable(
     seed: int, app: Flask, keys: KeyStore, client_for: ClientFor
 ) -> None:

@@ -12,12 +12,10 @@ from typing import Any
 from urllib.parse import quote
 
 from flask import Flask
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from api.auth import KeyStore
 from domain.relationship import POSTABLE_TYPES
-from tests.e2e.conftest import ClientFor
+from tests.e2e.conftest import ClientFor, seeded
 from tests.e2e.test_out_of_order import pages, reads
 from tests.e2e.test_pages import sign_in
 from tests.random_refs import random_brand, random_event_id
@@ -92,12 +90,7 @@ def policy(rng: random.Random) -> dict[str, Any]:
     }
 
 
-@settings(
-    max_examples=10,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
-)
-@given(seed=st.integers(0, 2**32))
+@seeded(10)
 def test_a_random_history_gets_no_5xx_reads_back_and_audits_as_reproduced(
     seed: int, app: Flask, keys: KeyStore, client_for: ClientFor
 ) -> None:
