@@ -1,8 +1,9 @@
 """Random histories through the API: events of every type whose ids come from small pools (so
-they often refer to an item, often to a missing or closed one), dated at random, with consents,
-preferences, brand policies and push decisions among them. Whatever a brand's CRM sends, each
-answer is a 2xx or a problem it can act on, never a 5xx; what was accepted reads back; and every
-decision audits as reproduced."""
+they often refer to an item, often to a missing or closed one), dated at random at several UTC
+offsets, posted alone and in batches, repeated as they were and altered, with consents,
+preferences, brand policies, push decisions and an erasure among them. Whatever a brand's CRM
+sends, each answer is a 2xx or a problem it can act on, never a 5xx; what was accepted reads
+back and nothing of what was refused does; and every decision audits as reproduced."""
 
 from __future__ import annotations
 
@@ -95,10 +96,23 @@ def test_a_random_history_gets_no_5xx_reads_back_and_audits_as_reproduced(
     seed: int, app: Flask, keys: KeyStore, client_for: ClientFor
 ) -> None:
     rng, now, brand = random.Random(seed), datetime.now(UTC), random_brand()
-    crm = client_for("brand", brand)
+    crm, compliance = client_for("brand", brand), client_for("compliance", brand)
     customers, types = ["c-1", "c-2"], list(POSTABLE_TYPES)
-    accepted: dict[str, list[str]] = {c: [] for c in customers}
+    accepted: dict[str, list[dict[str, Any]]] = {c: [] for c in customers}
+    refused: set[str] = set()
+    erased: set[str] = set()
     decided: list[str] = []
+
+    def event(customer: str) -> dict[str, Any]:
+        type_ = rng.choice(types)
+        return {
+            "event_id": random_event_id(),
+            "type": type_,
+            "customer": customer,
+            "occurred_at": offset(now - timedelta(days=rng.uniform(0, 60)), rng).isoformat(),
+            "data": {k: v for k, v in data(type_, rng, now).items() if v is not None},
+        }
+
     for _ in range(60):
         customer, roll = rng.choice(customers), rng.random()
         if roll < 0.05:
@@ -113,31 +127,48 @@ def test_a_random_history_gets_no_5xx_reads_back_and_audits_as_reproduced(
             })  # fmt: skip
             if answer.status_code == 200:
                 decided.append(push_id)
+        elif roll < 0.35:  # a batch: all of it is stored, or none
+            batch = [event(rng.choice(customers)) for _ in range(rng.randint(1, 6))]
+            answer = crm.post("/v1/events/batch", json={"events": batch})
+            for sent in batch:
+                if answer.status_code == 201:
+                    accepted[sent["customer"]].append(sent)
+                else:
+                    refused.add(sent["event_id"])
+        elif roll < 0.42 and accepted[customer]:  # a repeat: the same answer, or 409 if altered
+            again = dict(rng.choice(accepted[customer]))
+            altered = rng.random() < 0.5
+            if altered:
+                again["occurred_at"] = offset(now - timedelta(days=61), rng).isoformat()
+            answer = crm.post("/v1/events", json=again)
+            # (once the customer is erased, its key is gone: no content can be compared)
+            expected = 409 if altered or customer in erased else 201
+            assert answer.status_code == expected, (altered, customer in erased, answer.text)
+        elif roll < 0.44 and customer == "c-2":  # c-1 is never erased
+            erasure = {"reason": "Art. 17 request"}
+            answer = compliance.post(f"/v1/customers/{customer}/erasure", json=erasure)
+            if answer.status_code == 200:
+                erased.add(customer)
         else:
-            type_ = rng.choice(types)
-            event: dict[str, Any] = {
-                "event_id": random_event_id(),
-                "type": type_,
-                "customer": customer,
-                "occurred_at": offset(now - timedelta(days=rng.uniform(0, 60)), rng).isoformat(),
-                "data": {k: v for k, v in data(type_, rng, now).items() if v is not None},
-            }
-            answer = crm.post("/v1/events", json=event)
+            sent = event(customer)
+            answer = crm.post("/v1/events", json=sent)
             if answer.status_code == 201:
-                accepted[customer].append(event["event_id"])
+                accepted[customer].append(sent)
+            else:
+                refused.add(sent["event_id"])
         assert answer.status_code < 500, answer.text
         assert answer.status_code < 300 or answer.mimetype == "application/problem+json"
-    assert any(accepted.values()) and decided  # the history is not all refusals
-    compliance = client_for("compliance", brand)
+    assert accepted["c-1"]  # the history is not all refusals
     moments = [datetime.now(UTC).isoformat(), (now - timedelta(days=1)).isoformat()]
     for customer in customers:
         for url in reads(customer, moments):
             answer = compliance.get(url)
             assert answer.status_code < 500, (url, answer.text)
-        if accepted[customer]:
-            path = f"/v1/customers/{quote(customer)}/timeline?limit=200"
-            listed = {item["event_id"] for item in (compliance.get(path).json or {})["items"]}
-            assert set(accepted[customer]) <= listed
+        path = f"/v1/customers/{quote(customer)}/timeline?limit=200"
+        found = compliance.get(path)
+        listed = {item["event_id"] for item in (found.json or {}).get("items", [])}
+        assert {e["event_id"] for e in accepted[customer]} <= listed, found.text
+        assert not refused & listed  # nothing of a refused event or batch was stored
     for push_id in set(decided):
         audit = compliance.get(f"/v1/audit/push-decisions/{quote(push_id)}")
         assert audit.status_code == 200 and (audit.json or {}).get("reproduced") is True, audit.text
