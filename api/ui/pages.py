@@ -100,6 +100,14 @@ def _no_customer(_: Exception) -> tuple[str, int]:
     ), 404
 
 
+@blp.errorhandler(BadCursor)
+def _bad_cursor(_: Exception) -> tuple[str, int]:
+    """A page link altered by hand, on any page that pages (the timeline, the decisions)."""
+    return render_template(
+        "ui/problem.html", status=400, message="That page link is not valid."
+    ), 400
+
+
 @blp.errorhandler(HTTPException)
 def _http_problem(error: HTTPException) -> tuple[str, int]:
     code = error.code or 500
@@ -204,12 +212,9 @@ def timeline(customer: str) -> str:
     around = request.args.get("around")
     if around and not cursor:
         cursor = _cursor_around(brand, customer, around)
-    try:
-        found = reads.timeline_page(
-            read_side(), brand, customer, limit=PAGE_SIZE, cursor=cursor, as_of=moment
-        )
-    except BadCursor:
-        abort(400, "That page link is not valid.")
+    found = reads.timeline_page(
+        read_side(), brand, customer, limit=PAGE_SIZE, cursor=cursor, as_of=moment
+    )
     consents = reads.consents(read_side(), brand, customer, as_of=moment)
     return customer_page(
         "ui/timeline.html",

@@ -137,6 +137,18 @@ def test_an_agent_reads_the_timeline_consents_trust_and_decisions(
     assert http.get(f"/ui/customers/{ref}/decisions").status_code == 200
 
 
+@pytest.mark.parametrize("page", ["timeline", "decisions"])
+@pytest.mark.parametrize("cursor", ["x", "-1", "2026-01-01T00:00:00Z", "\u2603"])
+def test_a_page_link_altered_by_hand_is_400(
+    person: Callable[..., FlaskClient], customer: tuple[str, str], page: str, cursor: str
+) -> None:
+    brand, ref = customer
+    answer = person("agent", brand).get(
+        f"/ui/customers/{ref}/{page}", query_string={"cursor": cursor}
+    )
+    assert answer.status_code == 400 and "That page link is not valid." in answer.text
+
+
 def test_the_chart_draws_a_brand_whose_promise_was_kept_dated_before_it_was_made(
     person: Callable[..., FlaskClient], client_for: ClientFor
 ) -> None:
