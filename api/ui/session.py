@@ -76,7 +76,8 @@ def check_csrf() -> None:
         return
     expected = session.get(CSRF_FIELD)
     given = request.form.get(CSRF_FIELD, "")
-    if not expected or not hmac.compare_digest(str(expected), given):
+    # As bytes: compare_digest refuses str holding anything but ASCII (a TypeError, so a 500).
+    if not expected or not hmac.compare_digest(str(expected).encode(), given.encode()):
         abort(400, "This form has expired or did not come from these pages; reload and try again.")
 
 
