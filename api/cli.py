@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import socket
 import sqlite3
 import sys
 import time
@@ -90,6 +91,7 @@ def serve(context: Context, host: str, port: int, workers: int) -> None:
 
     # Made (SQLite, first run) or checked now, before any worker: a missing key stops us here.
     context.settings.load_master_key(announce=_say)
+    _can_listen(host, port)
     config = {"database_url": context.settings.database_url}
     how = f"gunicorn, {workers} sync workers" if workers > 1 else "in process"
     click.echo(f"Trust Ledger on http://{host}:{port}/ ({context.settings.store.kind}, {how})")
@@ -97,6 +99,18 @@ def serve(context: Context, host: str, port: int, workers: int) -> None:
         serve_with_gunicorn(config, host, port, workers)
     else:
         serve_in_process(config, host, port)
+
+
+def _can_listen(host: str, port: int) -> None:
+    """Stops here, in one line, if the address cannot be listened on (an unknown host, a port in
+    use): the in-process server would print its own lines, gunicorn retry for seconds first."""
+    try:
+        family, kind, _, _, address = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as both servers do
+            probe.bind(address)
+    except OSError as error:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {error.strerror}") from None
 
 
 @cli.group()

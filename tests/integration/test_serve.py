@@ -106,6 +106,26 @@ def test_serve_records_and_reads_over_http(store: Store, workers: int) -> None:
         assert request(base + "/v1/events", "tlk_nope", {})[0] == 401
 
 
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize("where", ["in use", "unknown host"])
+def test_an_address_it_cannot_listen_on_stops_serve_in_one_line(
+    tmp_path: Path, workers: int, where: str
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        host, port = ("127.0.0.1", taken.getsockname()[1]) if where == "in use" else ("%%", 8000)
+        url = f"sqlite:///{tmp_path / 'ledger.sqlite3'}"
+        args = ["serve", "--host", host, "--port", str(port), "--workers", str(workers)]
+        done = subprocess.run(
+            [sys.executable, "-m", "api", "--database-url", url, *args],
+            cwd=ROOT, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1].startswith(f"trustledger: cannot listen on {host}:{port}: ")
+    assert "Traceback" not in done.stderr and "[ERROR]" not in done.stderr
+
+
 @pytest.mark.slow
 def test_clients_that_keep_their_answered_connections_open_hold_up_no_worker(store: Store) -> None:
     """gunicorn's sync worker waits after each answer, up to 2 s, for the client to close; the
