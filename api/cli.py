@@ -15,6 +15,8 @@ from typing import Any
 
 import click
 import psycopg
+from eventsourcing.persistence import PersistenceError
+from psycopg_pool import PoolTimeout
 
 from api import demo as demo_data
 from api.auth import ROLES, KeyProblem, KeyStore
@@ -33,20 +35,34 @@ class Context:
     def __init__(self, database_url: str | None) -> None:
         self.settings = Settings.load({"database_url": database_url} if database_url else None)
         self.resources = Resources(self.settings)
+        self._reached = False
 
     @property
     def ledger(self) -> Ledger:
+        self.reach_database()
         return self.resources.ledger
 
     @property
     def keys(self) -> KeyStore:
+        self.reach_database()
         return self.resources.keys
+
+    def reach_database(self) -> None:
+        """Connects once, plainly, before any pool does: a server that is down or refuses the
+        user is then one line at once (psycopg's own message), where the pools would retry for
+        10-30 s and end in a timeout that does not say why."""
+        store = self.settings.store
+        if not self._reached and store.kind == "postgres":
+            psycopg.connect(store.conninfo(), connect_timeout=CONNECT_TIMEOUT).close()
+        self._reached = True
 
     def close(self) -> None:
         self.resources.close()
 
 
 pass_context = click.make_pass_decorator(Context)
+CONNECT_TIMEOUT = 5
+"""Seconds a command waits for PostgreSQL to answer before it says it cannot reach it."""
 DEMO_URL = "http://127.0.0.1:8000/ui/"
 
 
@@ -70,6 +86,7 @@ def migrate(context: Context) -> None:
     from migrations import current, upgrade
 
     store = context.settings.store
+    context.reach_database()
     upgrade(store)
     click.echo(f"{store.kind} database at revision {current(store)}")
 
@@ -91,6 +108,7 @@ def serve(context: Context, host: str, port: int, workers: int) -> None:
 
     # Made (SQLite, first run) or checked now, before any worker: a missing key stops us here.
     context.settings.load_master_key(announce=_say)
+    context.reach_database()
     _can_listen(host, port)
     config = {"database_url": context.settings.database_url}
     how = f"gunicorn, {workers} sync workers" if workers > 1 else "in process"
@@ -136,8 +154,9 @@ def create_key(context: Context, brand: str, role: str) -> None:
 @pass_context
 def list_keys(context: Context, brand: str | None) -> None:
     """Every key: id, brand, role, when created, when revoked (never the key itself)."""
+    every = context.keys.every(brand)
     click.echo(f"{'KEY_ID':<14}{'BRAND':<28}{'ROLE':<12}{'CREATED':<27}REVOKED")
-    for info in context.keys.every(brand):
+    for info in every:
         revoked = info.revoked_at.isoformat(timespec="seconds") if info.revoked_at else "-"
         created = info.created_at.isoformat(timespec="seconds")
         click.echo(f"{info.key_id:<14}{info.brand:<28}{info.role:<12}{created:<27}{revoked}")
@@ -415,9 +434,28 @@ def main(argv: list[str] | None = None) -> Any:
         _fail(error.format_message(), error.exit_code)
     except (LedgerError, BadDatabaseUrl, KeyProblem) as error:
         _fail(str(error), 1)
-    except (sqlite3.Error, psycopg.Error) as error:
-        message = str(error).strip().splitlines() or [type(error).__name__]
-        _fail(f"database: {message[0]} (has `trustledger migrate` run?)", 1)
+    except Exception as error:
+        cause = _database_error(error)
+        if cause is None:
+            raise
+        message = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
+        hint = " (has `trustledger migrate` run?)" if _missing_table(message) else ""
+        _fail(f"database: {message}{hint}", 1)
+
+
+def _database_error(error: Exception) -> Exception | None:
+    """The database's own error, if that is what this is: the drivers', the pool's, the event
+    library's, or one SQLAlchemy (under alembic, in `migrate`) wraps as `orig`."""
+    cause = (
+        getattr(error, "orig", None) if type(error).__module__.startswith("sqlalchemy") else error
+    )
+    kinds = (sqlite3.Error, psycopg.Error, PoolTimeout, PersistenceError)
+    return cause if isinstance(cause, kinds) else None
+
+
+def _missing_table(message: str) -> bool:
+    """Whether the database's message says a table is missing (SQLite's or PostgreSQL's words)."""
+    return "no such table" in message or ("relation" in message and "does not exist" in message)
 
 
 def _say(line: str) -> None:

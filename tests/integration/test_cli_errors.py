@@ -1,0 +1,60 @@
+"""The command line against a database it cannot use: one line on stderr, exit 1, at once."""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from domain.storage import Store
+from tests.conftest import TEST_MASTER_KEY, postgres_url
+from tests.integration.test_master_key import cli
+
+COMMANDS = [
+    ["keys", "list"],
+    ["lag"],
+    ["audit-decisions"],
+    ["events", "--brand", "b", "--customer", "c"],
+]
+
+
+def assert_one_line(done: object, *expected: str) -> None:
+    returncode, stdout, stderr = (
+        getattr(done, name) for name in ("returncode", "stdout", "stderr")
+    )
+    assert returncode == 1 and stdout == "", (stdout, stderr)
+    assert stderr.count("\n") == 1 and stderr.startswith("trustledger: database: "), stderr
+    assert all(text in stderr for text in expected), stderr
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_an_sqlite_file_never_migrated_asks_for_migrate(tmp_path: Path, command: list[str]) -> None:
+    url = f"sqlite:///{tmp_path / 'new.sqlite3'}"
+    done = cli("--database-url", url, *command, TRUSTLEDGER_MASTER_KEY=TEST_MASTER_KEY.encoded())
+    assert_one_line(done, "no such table", "(has `trustledger migrate` run?)")
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_postgres_database_never_migrated_asks_for_migrate(command: list[str]) -> None:
+    server, name = Store.from_url(postgres_url()), f"bare_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server.conninfo(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    url = server.conninfo().rsplit("/", 1)[0] + "/" + name
+    done = cli("--database-url", url, *command, TRUSTLEDGER_MASTER_KEY=TEST_MASTER_KEY.encoded())
+    assert_one_line(done, "does not exist", "(has `trustledger migrate` run?)")
+
+
+@pytest.mark.parametrize("command", [["migrate"], ["serve"], *COMMANDS])
+def test_a_postgres_server_that_is_not_there_is_said_plainly(command: list[str]) -> None:
+    """At once (one plain connection first), not after the pools' 10-30 s of retries."""
+    with socket.socket() as closed:  # a port nothing listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    url = f"postgresql://ledger@127.0.0.1:{port}/ledger"
+    done = cli("--database-url", url, *command, TRUSTLEDGER_MASTER_KEY=TEST_MASTER_KEY.encoded())
+    assert_one_line(done, "Connection refused")
+    assert "migrate` run?" not in done.stderr
