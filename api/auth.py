@@ -24,7 +24,7 @@ from typing import Any, cast
 
 from cachetools import TTLCache
 
-from domain.storage import Store
+from domain.storage import CONNECT_TIMEOUT, Store, check_open
 
 PREFIX = "tlk_"
 ROLES = ("brand", "agent", "compliance")
@@ -222,12 +222,17 @@ class KeyStore:
             if self._pool is None:
                 from psycopg_pool import ConnectionPool
 
+                # Checked as it is handed out (domain/storage.py: no round trip), so a connection
+                # lost to a server restart is replaced rather than failing a request; and given
+                # up on after CONNECT_TIMEOUT while the server is down (503, not 30 s).
                 self._pool = ConnectionPool(
                     self.store.conninfo(),
                     min_size=1,
                     max_size=4,
                     open=True,
                     name="trustledger-keys",
+                    check=check_open,
+                    timeout=CONNECT_TIMEOUT,
                 )
             return self._pool
 

@@ -25,7 +25,7 @@ from api.settings import Settings, write_key_file
 from domain.application import Ledger
 from domain.errors import LedgerError
 from domain.shredding import MasterKey
-from domain.storage import BadDatabaseUrl
+from domain.storage import CONNECT_TIMEOUT, BadDatabaseUrl, missing_table
 
 
 class Context:
@@ -61,8 +61,6 @@ class Context:
 
 
 pass_context = click.make_pass_decorator(Context)
-CONNECT_TIMEOUT = 5
-"""Seconds a command waits for PostgreSQL to answer before it says it cannot reach it."""
 DEMO_URL = "http://127.0.0.1:8000/ui/"
 
 
@@ -439,7 +437,7 @@ def main(argv: list[str] | None = None) -> Any:
         if cause is None:
             raise
         message = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
-        hint = " (has `trustledger migrate` run?)" if _missing_table(message) else ""
+        hint = " (has `trustledger migrate` run?)" if missing_table(message) else ""
         _fail(f"database: {message}{hint}", 1)
 
 
@@ -451,11 +449,6 @@ def _database_error(error: Exception) -> Exception | None:
     )
     kinds = (sqlite3.Error, psycopg.Error, PoolTimeout, PersistenceError)
     return cause if isinstance(cause, kinds) else None
-
-
-def _missing_table(message: str) -> bool:
-    """Whether the database's message says a table is missing (SQLite's or PostgreSQL's words)."""
-    return "no such table" in message or ("relation" in message and "does not exist" in message)
 
 
 def _say(line: str) -> None:

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg
+from eventsourcing.persistence import PersistenceError
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
@@ -33,9 +36,11 @@ from domain.errors import (
     PushIdConflict,
     RejectedEvent,
     RelationshipNotFound,
+    StoreUnavailable,
     UnknownReference,
 )
 from domain.relationship import ENVELOPE
+from domain.storage import unavailable
 from projections.runner import ProjectionFailed
 
 log = logging.getLogger(__name__)
@@ -67,11 +72,18 @@ DOMAIN: dict[type[LedgerError], Kind] = {
     PushIdConflict: Kind(409, "push-id-conflict", "Push id already decided for another request"),
     DecisionNotFound: Kind(404, "not-found", "Not found"),
     MasterKeyError: Kind(503, "not-configured", "The ledger is not configured"),
+    StoreUnavailable: Kind(503, "store-unavailable", "The database cannot answer now"),
 }
+FAILED = "The ledger could not answer; the failure is logged."
+DATABASE_ERRORS = (sqlite3.Error, psycopg.Error, PersistenceError)
+"""The drivers' and the event library's errors (on_database_error sorts them)."""
+RETRY_AFTER: dict[type[LedgerError], str] = {StoreUnavailable: "5"}
+"""Seconds to wait before trying again, as the Retry-After header of these answers."""
 QUIET: dict[type[LedgerError], str] = {
     RelationshipNotFound: "No such customer for this key's brand.",
     DecisionNotFound: "No such decision for this key's brand.",
     MasterKeyError: "The ledger cannot answer now; the cause is logged.",
+    StoreUnavailable: "The database cannot answer now; nothing was stored. Try again shortly.",
 }
 """Answers that replace the error's own message: it could hint at another brand's data (the
 same words whether another brand has it or nobody does), or at the server's configuration."""
@@ -90,6 +102,17 @@ def register(app: Flask) -> None:
     app.register_error_handler(LedgerError, on_ledger_error)
     app.register_error_handler(ProjectionFailed, on_read_models_stopped)
     app.register_error_handler(HTTPException, on_http_error)
+    for database_error in DATABASE_ERRORS:
+        app.register_error_handler(database_error, on_database_error)
+
+
+def on_database_error(error: Exception) -> Response:
+    """The drivers' and the event library's errors that reach a view: 503 and a time to retry
+    when the database cannot answer for now (domain/storage.py's `unavailable`), else a 500."""
+    if not unavailable(error):
+        log.error("%s %s failed", request.method, request.path, exc_info=error)
+        return problem(500, "Internal Server Error", FAILED)
+    return on_ledger_error(StoreUnavailable(str(error)))
 
 
 def problem(
@@ -123,9 +146,13 @@ def on_ledger_error(error: LedgerError) -> Response:
         return batch_rejected(error)
     kind = kind_of(error)
     detail = QUIET.get(type(error), str(error))
-    if isinstance(error, MasterKeyError):
+    if isinstance(error, MasterKeyError | StoreUnavailable):
         log.error("%s %s: %s", request.method, request.path, error)
-    return problem(kind.status, kind.title, detail, name=kind.name, errors=field_errors(error))
+    retry = RETRY_AFTER.get(type(error))
+    headers = {"Retry-After": retry} if retry else None
+    return problem(
+        kind.status, kind.title, detail, name=kind.name, errors=field_errors(error), headers=headers
+    )
 
 
 def batch_rejected(error: BatchRejected) -> Response:
@@ -183,7 +210,7 @@ def on_http_error(error: HTTPException) -> Response:
             request.path,
             exc_info=getattr(error, "original_exception", None),
         )
-        return problem(status, error.name, "The ledger could not answer; the failure is logged.")
+        return problem(status, error.name, FAILED)
     headers = {k: v for k, v in error.get_headers() if k.lower() != "content-type"}
     if status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="trustledger"'

@@ -6,6 +6,7 @@ import contextlib
 import copy
 import json
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -13,10 +14,17 @@ from uuid import UUID, uuid5
 
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
-from eventsourcing.persistence import IntegrityError, Mapper, StoredEvent, Transcoder
+from eventsourcing.persistence import (
+    IntegrityError,
+    Mapper,
+    OperationalError,
+    StoredEvent,
+    Transcoder,
+)
 from eventsourcing.persistence import Recording as LibraryRecording
 from eventsourcing.postgres import PostgresDatastore
 from psycopg.rows import tuple_row
+from psycopg_pool import PoolTimeout
 
 from domain import trust
 from domain.brand import DEFAULT_POLICY, BrandPolicy, Policy, policy_id
@@ -32,6 +40,7 @@ from domain.errors import (
     PushIdConflict,
     RejectedEvent,
     RelationshipNotFound,
+    StoreUnavailable,
 )
 from domain.gate import PushRequest, Scores, evaluate
 from domain.key_table import NEW_KEYS, key_table_for, rotated_away
@@ -63,7 +72,7 @@ from domain.shredding import (
     MasterKey,
     PersonalDataMapper,
 )
-from domain.storage import SESSION_OPTIONS, Store
+from domain.storage import SESSION_OPTIONS, Store, still_open
 from domain.transcoder import OrjsonTranscoder
 from domain.versions import KnownVersions
 
@@ -72,6 +81,8 @@ ScoresProvider = Callable[[Relationship, datetime], Scores]
 BaseRates = Callable[[str, datetime], Mapping[str, float]]
 
 
+LOST_CONNECTIONS = 16
+"""The most pooled connections a call passes over as lost (the pool holds at most 15)."""
 _LATEST_SNAPSHOTS = (
     "WITH wanted(id, after) AS (VALUES {values}) SELECT s.originator_id,"
     " s.originator_version, s.topic, s.state FROM wanted CROSS JOIN stored_snapshots s"
@@ -303,6 +314,7 @@ class Ledger(Application[UUID]):
         datastore = getattr(factory, "datastore", None)
         if isinstance(datastore, PostgresDatastore) and isinstance(datastore.pool.kwargs, dict):
             datastore.pool.kwargs = {**datastore.pool.kwargs, "options": SESSION_OPTIONS}
+            datastore.get_connection = _failing_fast(datastore.get_connection)  # type: ignore[method-assign,assignment]
         return factory
 
     def construct_recorder(self) -> Any:
@@ -974,6 +986,35 @@ def _sqlite_stored(datastore: Any, query: str, after: dict[Any, int]) -> list[St
         cursor.execute(query.format(values=values), pairs)
         rows = cursor.fetchall()
     return [StoredEvent(UUID(r[0]), r[1], r[2], bytes(r[3])) for r in rows]
+
+
+def _failing_fast(
+    get_connection: Callable[[], AbstractContextManager[Any]],
+) -> Callable[[], AbstractContextManager[Any]]:
+    """The datastore's `get_connection`, handing out only connections whose server is still there,
+    and raising StoreUnavailable when its pool waited in vain for one (the server is down or
+    unreachable). The library wraps that timeout in the OperationalError its recorders retry ten
+    times, each after the pool's whole wait: a write met by a stopped server answered after 92 s,
+    and a worker under gunicorn is killed at 30. And after a restart, each pooled connection
+    failed the first statement that used it, which only the library's own statements retried."""
+
+    @contextlib.contextmanager
+    def connection() -> Iterator[Any]:
+        try:
+            for _ in range(LOST_CONNECTIONS):
+                with get_connection() as conn:
+                    if still_open(conn):
+                        yield conn
+                        return
+                # its server went away (a restart): handed back, the pool drops it; take another
+            with get_connection() as conn:
+                yield conn
+        except OperationalError as error:
+            if isinstance(error.__cause__, PoolTimeout):
+                raise StoreUnavailable(f"the database cannot be reached: {error}") from error
+            raise
+
+    return connection
 
 
 def _fingerprint(keys: dict[UUID, CustomerKey], brand: str, posted: PostedEvent) -> str:

@@ -91,3 +91,8 @@ class CustomerErased(RejectedEvent):
 
 class MasterKeyError(LedgerError):
     """The master key is missing, malformed, or not the one this database's customer keys need."""
+
+
+class StoreUnavailable(LedgerError):
+    """The database cannot be reached, or lost the connection, for now: nothing was stored by
+    the call that met it, and the same call later may well succeed."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
 DEFAULT_URL = "sqlite:///var/trustledger.sqlite3"
@@ -13,6 +14,11 @@ SESSION_OPTIONS = "-c jit=off"
 lookups by index, but a prepared query's generic plan is costed without its parameters (100 rows
 guessed for a JSON document of ids), and once a table holds long histories that cost passes
 jit_above_cost: compiling took 7 ms on every run of the relationship load, which runs in 0.3."""
+
+
+CONNECT_TIMEOUT = 5
+"""Seconds the library's pool waits for a connection: as long as a call waits on a server that is
+down before it is answered 503 (application.py fails it then, rather than retrying)."""
 
 
 class BadDatabaseUrl(ValueError):
@@ -95,7 +101,7 @@ class Store:
             "POSTGRES_PASSWORD": self.password,
             "POSTGRES_POOL_SIZE": "0",
             "POSTGRES_MAX_OVERFLOW": str(connections),
-            "POSTGRES_CONNECT_TIMEOUT": "10",
+            "POSTGRES_CONNECT_TIMEOUT": str(CONNECT_TIMEOUT),
             "POSTGRES_LOCK_TIMEOUT": "10",
             "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "30",
             "CREATE_TABLE": "n",
@@ -114,3 +120,52 @@ class Store:
         )
         options = quote(SESSION_OPTIONS, safe="")
         return f"postgresql://{auth}@{self.host}:{self.port}/{self.dbname}?options={options}"
+
+
+def missing_table(message: str) -> bool:
+    """Whether a database's message says a table is missing (SQLite's or PostgreSQL's words):
+    a database never migrated."""
+    return "no such table" in message or ("relation" in message and "does not exist" in message)
+
+
+def unavailable(error: BaseException) -> bool:
+    """Whether the error says the database cannot answer for now (down, unreachable, the
+    connection lost, a lock or pool timeout), not that the call was wrong: worth an answer that
+    says to try again, and a projection worker's retry, rather than a failure."""
+    import sqlite3
+
+    import psycopg
+    from eventsourcing.persistence import InterfaceError, OperationalError
+
+    from domain.errors import StoreUnavailable
+
+    if isinstance(error, StoreUnavailable | psycopg.OperationalError | psycopg.InterfaceError):
+        return True
+    if isinstance(error, OperationalError | InterfaceError | sqlite3.OperationalError):
+        return not missing_table(str(error))
+    return False
+
+
+def still_open(connection: Any) -> bool:
+    """Whether an idle PostgreSQL connection still has its server, asked without a round trip: a
+    non-blocking read of what the server sent since (nothing, or its goodbye after a restart).
+    A pooled connection lost that way would fail the first statement that used it."""
+    import psycopg
+    from psycopg import pq
+
+    try:
+        # Twice: a server shutting down sends a last error message before it closes, and the
+        # read that takes the message does not see the close behind it.
+        connection.pgconn.consume_input()
+        connection.pgconn.consume_input()
+    except psycopg.OperationalError:
+        return False
+    return bool(connection.pgconn.status == pq.ConnStatus.OK)
+
+
+def check_open(connection: Any) -> None:
+    """`still_open` as a psycopg_pool `check`: the pool drops the connection and makes another."""
+    import psycopg
+
+    if not still_open(connection):
+        raise psycopg.OperationalError("the connection to the server was lost")

@@ -74,7 +74,10 @@ class Database:
             # Rows masked at an erasure must leave no old bytes in freed space.
             self._sqlite.execute("PRAGMA secure_delete=ON")
         else:
-            self._pg = psycopg.connect(store.conninfo(), autocommit=True)
+            self._connection = psycopg.connect(store.conninfo(), autocommit=True)
+        self._transactions = 0
+        """How many transaction blocks are open (a read in one is never asked again)."""
+        self._closed = False
         self._fresh: set[str] = set()
         """Tables made by copy_table and not yet swapped in or dropped: filled by a replay that
         delivers each event once, so nothing inserted there can conflict."""
@@ -86,8 +89,18 @@ class Database:
         db._fresh = set(self._fresh)
         return db
 
+    @property
+    def _pg(self) -> psycopg.Connection[Any]:
+        """The PostgreSQL connection, opened again if it was lost (a server restart, a network
+        cut): the statement that met the loss failed, and the next one runs on a new session.
+        Without this a process's reads failed until it was restarted."""
+        if self._connection.closed and not self._closed:
+            self._connection = psycopg.connect(self.store.conninfo(), autocommit=True)
+        return self._connection
+
     def close(self) -> None:
-        (self._sqlite if self.is_sqlite else self._pg).close()
+        self._closed = True
+        (self._sqlite if self.is_sqlite else self._connection).close()
 
     def forget_old_pages(self) -> None:
         """After an erasure: on SQLite, move the WAL into the file and empty it, so the old
@@ -128,8 +141,12 @@ class Database:
                 raise
             self._sqlite.execute("COMMIT")
         else:
-            with self._pg.transaction():
-                yield self
+            self._transactions += 1
+            try:
+                with self._pg.transaction():
+                    yield self
+            finally:
+                self._transactions -= 1
 
     def execute(self, statement: str, params: Sequence[Any] = ()) -> int:
         """Runs one statement; returns the number of rows it changed."""
@@ -185,6 +202,16 @@ class Database:
         bytes rather than twice as many hex digits)."""
         if self.is_sqlite:
             return self._sqlite.execute(statement, params).fetchall()
+        try:
+            return self._pg_query(statement, params, binary)
+        except psycopg.OperationalError:
+            # A read outside a transaction that met a lost connection is asked again, once, on a
+            # new one: the first read after a server restart then answers, as the later ones do.
+            if not self._connection.closed or self._transactions:
+                raise
+            return self._pg_query(statement, params, binary)
+
+    def _pg_query(self, statement: str, params: Sequence[Any], binary: bool) -> list[Row]:
         with self._pg.cursor(binary=binary) as cursor:
             cursor.execute(self.sql(statement), params)
             return cursor.fetchall()

@@ -31,6 +31,7 @@ import psycopg
 from domain.application import Ledger
 from domain.relationship import CATALOGUE, Relationship
 from domain.shredding import PersonalDataMapper
+from domain.storage import unavailable
 from projections.consents import Consents
 from projections.db import Database
 from projections.decisions import Decisions
@@ -51,6 +52,8 @@ RELATIONSHIP_TOPICS = frozenset(
 )
 RELATIONSHIP_TOPIC_LIST = sorted(RELATIONSHIP_TOPICS)
 REBUILD_SUFFIX = "_rebuild"
+OUTAGE_WAIT = 5.0
+"""The longest a follower waits between tries while the database cannot answer."""
 REBUILD_PAGE_SIZE = 5000
 """A rebuild's page: ten times the live runner's, since fewer, larger transactions and per-page
 reads of the relationships' rows cost a rebuild a quarter less; memory stays a few MiB."""
@@ -175,17 +178,34 @@ class Runner:
         return total
 
     def run_forever(self, stop: threading.Event, poll: float = 0.2) -> None:
-        """Follows the log until `stop` is set: woken by NOTIFY on PostgreSQL, by polling on SQLite."""
-        listener = None if self.db.is_sqlite else self._listen()
+        """Follows the log until `stop` is set: woken by NOTIFY on PostgreSQL, by polling on
+        SQLite. While the database cannot answer (a restart, a network cut), it waits, longer
+        each time up to OUTAGE_WAIT, and then goes on from the positions the read models hold."""
+        listener: psycopg.Connection[Any] | None = None
+        outage = 0.0
         try:
             while not stop.is_set():
-                if self.run_once():
-                    continue
-                if listener is None:
-                    stop.wait(0.05)
-                else:
-                    for _ in listener.notifies(timeout=poll, stop_after=1):
-                        pass
+                try:
+                    if listener is None and not self.db.is_sqlite:
+                        listener = self._listen()
+                    if self.run_once():
+                        continue
+                    if listener is None:
+                        stop.wait(0.05)
+                    else:
+                        for _ in listener.notifies(timeout=poll, stop_after=1):
+                            pass
+                    outage = 0.0
+                except Exception as error:
+                    if not unavailable(error):
+                        raise
+                    if not outage:
+                        log.warning("the database cannot answer (%s); retrying", error)
+                    outage = min(max(outage * 2, 0.1), OUTAGE_WAIT)
+                    if listener is not None:
+                        listener.close()
+                        listener = None
+                    stop.wait(outage)
         finally:
             if listener is not None:
                 listener.close()
@@ -234,7 +254,9 @@ class Runner:
         tables = {t: t for m in READ_MODELS for t in m.tables}
         try:
             self._apply(notifications, last, self.models, tables, track=True)
-        except Exception:
+        except Exception as error:
+            if unavailable(error):  # the database's trouble, not an event's: nothing to find
+                raise
             if len(notifications) <= 1:
                 self._fail(notifications[0] if notifications else None)
             for notification in notifications:  # find the event at fault; apply those before it

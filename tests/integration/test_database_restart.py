@@ -1,0 +1,121 @@
+"""PostgreSQL stops and starts again under a running ledger: while it is down every call answers
+503 with a time to retry, within the pool's wait; once it is back, the very next calls answer,
+and a projection follower picks up where it was. A cluster of the test's own, stopped and
+started by pg_ctl; never a mock."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from api.app import close_app, create_app
+from api.auth import KeyStore
+from domain.storage import Store
+from migrations import upgrade
+from projections.db import Database
+from projections.runner import Runner
+from tests.conftest import open_ledger
+from tests.factories import posted
+from tests.random_refs import random_event_id
+
+ROOT = Path(__file__).parents[2]
+PG_CTL = "/usr/lib/postgresql/15/bin/pg_ctl"
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+
+def pg_ctl(directory: Path, *args: str) -> None:
+    owner = ["runuser", "-u", "postgres", "--"] if os.getuid() == 0 else []
+    subprocess.run([*owner, PG_CTL, "-D", str(directory / "data"), *args], check=True,
+                   capture_output=True, timeout=60)  # fmt: skip
+
+
+@pytest.fixture
+def cluster() -> Iterator[tuple[Store, Path]]:
+    """A throwaway cluster of this test's own (tools/throwaway-postgres), and its directory: in
+    one the `postgres` user can reach when the suite runs as root (pytest's are 0700)."""
+    parent = Path(tempfile.mkdtemp(prefix="trustledger-restart-"))
+    parent.chmod(0o755)
+    directory = parent / "pg"
+    tool = ROOT / "tools" / "throwaway-postgres"
+    started = subprocess.run([str(tool), "start", str(directory)], check=True,
+                             capture_output=True, text=True, timeout=120)  # fmt: skip
+    store = Store.from_url(started.stdout.splitlines()[-1])
+    upgrade(store)
+    yield store, directory
+    subprocess.run([str(tool), "stop", str(directory)], capture_output=True, timeout=60)
+    shutil.rmtree(parent, ignore_errors=True)
+
+
+def restart(directory: Path, store: Store) -> None:
+    options = f"-p {store.port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off"
+    pg_ctl(directory, "-w", "-l", str(directory / "server.log"), "-o", options, "start")
+
+
+def event(customer: str) -> dict[str, Any]:
+    return {
+        "event_id": random_event_id(),
+        "type": "question.answered",
+        "customer": customer,
+        "occurred_at": "2026-01-01T00:00:00Z",
+        "data": {"case_id": random_event_id(), "topic": "billing", "resolved": True},
+    }
+
+
+def test_calls_answer_503_while_the_server_is_down_and_answer_at_once_when_it_is_back(
+    cluster: tuple[Store, Path],
+) -> None:
+    store, directory = cluster
+    key = KeyStore(store, cache_seconds=0).create("acme", "brand").key
+    app = create_app({"database_url": store.url, "key_cache_seconds": 0})
+    http: FlaskClient = app.test_client()
+    headers = {"Authorization": f"Bearer {key}"}
+    timeline = "/v1/customers/c-1/timeline"
+    assert http.post("/v1/events", json=event("c-1"), headers=headers).status_code == 201
+    assert http.get(timeline, headers=headers).status_code == 200
+    pg_ctl(directory, "-m", "immediate", "stop")
+    for answer in (
+        http.post("/v1/events", json=event("c-1"), headers=headers),
+        http.get(timeline, headers=headers),
+    ):
+        assert answer.status_code == 503, answer.text
+        assert answer.mimetype == "application/problem+json" and answer.headers["Retry-After"]
+    restart(directory, store)
+    written = http.post("/v1/events", json=event("c-1"), headers=headers)
+    assert written.status_code == 201, written.text
+    read = http.get(timeline, headers=headers)
+    assert read.status_code == 200, read.text
+    assert read.json is not None and len(read.json["items"]) == 2  # the 503's event: not stored
+    close_app(app)
+
+
+def test_a_projection_follower_goes_on_after_the_server_is_back(
+    cluster: tuple[Store, Path],
+) -> None:
+    store, directory = cluster
+    ledger = open_ledger(store)
+    runner = Runner(ledger)
+    halt = runner.start()
+    try:
+        pg_ctl(directory, "-m", "immediate", "stop")
+        time.sleep(1)  # the follower meets the stopped server
+        restart(directory, store)
+        answered = posted("question.answered", "c-2", case_id="q", topic="t", resolved=True)
+        recorded = ledger.record("acme", answered)
+        watcher, deadline = Database(store), time.monotonic() + 30
+        while watcher.scalar("SELECT min(position) FROM projection_positions") < recorded.position:
+            assert time.monotonic() < deadline, "the follower did not go on"
+            time.sleep(0.1)
+        watcher.close()
+    finally:
+        halt()
+        runner.close()
+        ledger.close()
