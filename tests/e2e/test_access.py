@@ -279,5 +279,6 @@ def test_the_key_is_checked_before_the_body(client_for: ClientFor, app: Flask) -
 def test_health_and_the_document_need_no_key(app: Flask) -> None:
     client = app.test_client()
     assert client.get("/healthz").get_json() == {"status": "ok"}
+    assert client.get("/readyz").get_json() == {"status": "ready"}
     document = client.get("/v1/openapi.json")
     assert document.status_code == 200 and document.get_json()["openapi"].startswith("3.")

@@ -81,14 +81,18 @@ def test_calls_answer_503_while_the_server_is_down_and_answer_at_once_when_it_is
     timeline = "/v1/customers/c-1/timeline"
     assert http.post("/v1/events", json=event("c-1"), headers=headers).status_code == 201
     assert http.get(timeline, headers=headers).status_code == 200
+    assert http.get("/readyz").status_code == 200
     pg_ctl(directory, "-m", "immediate", "stop")
+    assert http.get("/healthz").status_code == 200  # alive: restarting it would not help
     for answer in (
         http.post("/v1/events", json=event("c-1"), headers=headers),
         http.get(timeline, headers=headers),
+        http.get("/readyz"),
     ):
         assert answer.status_code == 503, answer.text
         assert answer.mimetype == "application/problem+json" and answer.headers["Retry-After"]
     restart(directory, store)
+    assert http.get("/readyz").status_code == 200
     written = http.post("/v1/events", json=event("c-1"), headers=headers)
     assert written.status_code == 201, written.text
     read = http.get(timeline, headers=headers)
