@@ -414,7 +414,7 @@ class Ledger(Application[UUID]):
             ]
             try:
                 saved = self._save_with_keys(
-                    new_keys, *relationships.values(), **{EVENT_IDS: claims}
+                    customer_keys, new_keys, *relationships.values(), **{EVENT_IDS: claims}
                 )
             except IntegrityError:
                 replays.update(self._look_up_ids(brand, {i: batch[i] for i in pending}))
@@ -482,12 +482,15 @@ class Ledger(Application[UUID]):
         )
         return keys, rows
 
-    def _save_with_keys(self, rows: list[Any], *objects: Any, **kwargs: Any) -> Any:
-        """Saves, writing new customer keys with the events; a failed save forgets those keys."""
+    def _save_with_keys(
+        self, keys: dict[UUID, CustomerKey], rows: list[Any], *objects: Any, **kwargs: Any
+    ) -> Any:
+        """Saves, writing the new customer keys (`rows`) with the events, which are sealed with
+        them; the process keeps those keys only if the save succeeds (CustomerKeys.sealing)."""
         try:
-            return self.save(*objects, **{NEW_KEYS: rows}, **kwargs)
+            with self.customer_keys.sealing({row[0]: keys[row[0]] for row in rows}):
+                return self.save(*objects, **{NEW_KEYS: rows}, **kwargs)
         except BaseException as error:
-            self.customer_keys.forget(row[0] for row in rows)
             if rows and not isinstance(error, IntegrityError):
                 self._refuse_a_rotated_master_key(error)
             raise
@@ -673,10 +676,12 @@ class Ledger(Application[UUID]):
             claims = self._claim_push_id(brand, push, relationship)
             envelope = self._decision_envelope(relationship, push, moment)
             relationship.record_push_decision(envelope, push.push_id, push.as_dict(), decision)
-            _, new_keys = self._customer_keys(brand, {relationship.id: relationship})
+            keys, new_keys = self._customer_keys(brand, {relationship.id: relationship})
             read = [(pid, policy_aggregate.version if policy_aggregate else 0)]
             try:
-                self._save_with_keys(new_keys, relationship, **{PUSH_IDS: claims, READS: read})
+                self._save_with_keys(
+                    keys, new_keys, relationship, **{PUSH_IDS: claims, READS: read}
+                )
             except IntegrityError:
                 recorder: Any = self.recorder  # the ledger's (domain/recorders.py)
                 if claims and recorder.push_id_owner(brand, push.push_id) not in (None, rid):

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import json
@@ -20,7 +21,7 @@ import os
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from functools import lru_cache
 from typing import Any
 from uuid import UUID
@@ -149,6 +150,8 @@ class CustomerKeys:
         self.cache_size = cache_size
         self._cache: OrderedDict[UUID, tuple[float, CustomerKey | None]] = OrderedDict()
         self._lock = threading.Lock()
+        self._sealing = threading.local()
+        """The new keys of the save this thread is making (`sealing`)."""
 
     def check_master_key(self) -> None:
         """Refuses a master key other than the one this store's customer keys are wrapped by."""
@@ -183,7 +186,7 @@ class CustomerKeys:
         self, brand: str, rids: list[UUID]
     ) -> tuple[dict[UUID, CustomerKey], list[Any]]:
         """New keys for new relationships, to be written in the same transaction as their first
-        events (see key_table.NEW_KEYS); known here at once, so the events can be sealed."""
+        events (see key_table.NEW_KEYS); the save seals those events with them (`sealing`)."""
         keys: dict[UUID, CustomerKey] = {}
         rows = []
         for rid in rids:
@@ -198,8 +201,23 @@ class CustomerKeys:
                     now(),
                 )
             )
-            self._remember(rid, keys[rid])
         return keys, rows
+
+    @contextlib.contextmanager
+    def sealing(self, new: Mapping[UUID, CustomerKey]) -> Iterator[None]:
+        """While this thread saves the first events of new relationships: their events are sealed
+        with these keys, which the process's cache learns only once the save is done. A prepared
+        key cached at once was seen by the other threads too: when two created the same
+        relationship together, the save that won could seal with the loser's key (never stored,
+        so its events could not be opened again), and reads opened with it until the loser's
+        save failed (TamperedPersonalData, 500)."""
+        self._sealing.keys = new
+        try:
+            yield
+        finally:
+            self._sealing.keys = None
+        for rid, key in new.items():
+            self._remember(rid, key)
 
     def preload(
         self, rids: Iterable[UUID], fetch: Callable[[list[UUID]], Iterable[tuple[UUID, str, bytes]]]
@@ -221,12 +239,6 @@ class CustomerKeys:
         now = time.monotonic()
         return {rid for rid in rids if (cached := self._cache.get(rid)) is None or cached[0] <= now}
 
-    def forget(self, rids: Iterable[UUID]) -> None:
-        """Drops keys from this process's cache: prepared keys whose save failed were never written."""
-        with self._lock:
-            for rid in rids:
-                self._cache.pop(rid, None)
-
     def get(self, rid: UUID) -> CustomerKey | None:
         """The relationship's key, or None once it is erased."""
         # One dict lookup, no lock: opening every event of a replay asks. The cache forgets the
@@ -240,7 +252,9 @@ class CustomerKeys:
         return key
 
     def require(self, rid: UUID) -> CustomerKey:
-        key = self.get(rid)
+        """The relationship's key, to seal with: a new one of this thread's save, else `get`'s."""
+        new = getattr(self._sealing, "keys", None)
+        key = new[rid] if new and rid in new else self.get(rid)
         if key is None:
             raise CustomerErased()
         return key

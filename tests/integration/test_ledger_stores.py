@@ -29,6 +29,7 @@ from domain.storage import Store
 from domain.versions import KnownVersions
 from tests.conftest import new_postgres_database, new_sqlite_database, noted, open_ledger
 from tests.factories import LATER, posted, story
+from tests.gate_factories import push
 from tests.random_refs import random_brand, random_customer
 
 ROOT = Path(__file__).parents[2]
@@ -466,3 +467,36 @@ def test_the_sqlite_load_looks_each_latest_snapshot_up_by_its_key(tmp_path: Path
         query = _LATEST_SNAPSHOTS.format(values="(?, ?), (?, ?)")
         plan = [row[3] for row in conn.execute(f"EXPLAIN QUERY PLAN {query}", ["a", 0, "b", 0])]
     assert "SEARCH s USING PRIMARY KEY (originator_id=? AND originator_version=?)" in plan, plan
+
+
+@pytest.mark.parametrize("first", ["record", "decide"])
+def test_a_key_another_thread_prepares_meanwhile_never_seals_this_save(
+    store: Store, monkeypatch: pytest.MonkeyPatch, first: str
+) -> None:
+    """Two threads of one process creating the same relationship each prepare a key. Prepared
+    keys were cached at once, for every thread: the save that won could seal its events with
+    the other thread's key, never stored, so no one could open them again."""
+    ledger = open_ledger(store)
+    brand, customer = random_brand(), random_customer()
+    prepare = ledger.customer_keys.prepare_many
+
+    def racing(brand_: str, rids: list[UUID]) -> Any:
+        mine = prepare(brand_, rids)
+        prepare(brand_, rids)  # the other thread's key for the same relationship, meanwhile
+        return mine
+
+    monkeypatch.setattr(ledger.customer_keys, "prepare_many", racing)
+    if first == "record":
+        ledger.record(brand, posted("promise.made", customer, promise_id="p", summary="call me",
+                                    due_at=LATER))  # fmt: skip
+    else:
+        ledger.decide_push(brand, push(customer=customer))
+    ledger.record(brand, posted("advice.given", customer, advice_id="a", topic="t",
+                                summary="switch to flex"))  # fmt: skip
+    fresh = open_ledger(store)  # nothing cached: every key from the table
+    events = list(fresh.events.get(relationship_id(brand, customer)))
+    summaries = [getattr(event, "summary", None) for event in events]
+    assert summaries[-1] == "switch to flex"
+    assert first != "record" or summaries[1] == "call me"
+    fresh.close()
+    ledger.close()
