@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import random
 import threading
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -15,10 +15,9 @@ from flask import Flask
 
 from api.app import close_app, create_app
 from api.auth import KeyStore
-from domain.relationship import POSTABLE_TYPES
 from projections.runner import Runner
 from tests.conftest import new_postgres_database, open_ledger
-from tests.e2e.test_random_histories import CHANNELS, PURPOSES, data, offset
+from tests.e2e.test_random_histories import CHANNELS, PURPOSES, random_event
 from tests.random_refs import random_brand, random_event_id
 
 pytestmark = pytest.mark.postgres
@@ -30,14 +29,7 @@ def writes(app: Flask, key: str, seed: int, statuses: list[int], decided: list[s
     headers = {"Authorization": f"Bearer {key}"}
 
     def event(customer: str) -> dict[str, Any]:
-        type_ = rng.choice(POSTABLE_TYPES)
-        return {
-            "event_id": random_event_id(),
-            "type": type_,
-            "customer": customer,
-            "occurred_at": offset(now - timedelta(days=rng.uniform(0, 60)), rng).isoformat(),
-            "data": {k: v for k, v in data(type_, rng, now).items() if v is not None},
-        }
+        return random_event(rng, customer, now)
 
     for _ in range(60):
         customer, roll = rng.choice(CUSTOMERS), rng.random()

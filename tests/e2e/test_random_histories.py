@@ -81,6 +81,18 @@ def data(type_: str, rng: random.Random, now: datetime) -> dict[str, Any]:
     return by_type[type_]
 
 
+def random_event(rng: random.Random, customer: str, now: datetime) -> dict[str, Any]:
+    """A posted event of a random type, dated up to 60 days back at a random offset."""
+    type_ = rng.choice(POSTABLE_TYPES)
+    return {
+        "event_id": random_event_id(),
+        "type": type_,
+        "customer": customer,
+        "occurred_at": offset(now - timedelta(days=rng.uniform(0, 60)), rng).isoformat(),
+        "data": {k: v for k, v in data(type_, rng, now).items() if v is not None},
+    }
+
+
 def policy(rng: random.Random) -> dict[str, Any]:
     return {
         "frequency_cap": rng.randint(0, 5),
@@ -97,21 +109,14 @@ def test_a_random_history_gets_no_5xx_reads_back_and_audits_as_reproduced(
 ) -> None:
     rng, now, brand = random.Random(seed), datetime.now(UTC), random_brand()
     crm, compliance = client_for("brand", brand), client_for("compliance", brand)
-    customers, types = ["c-1", "c-2"], list(POSTABLE_TYPES)
+    customers = ["c-1", "c-2"]
     accepted: dict[str, list[dict[str, Any]]] = {c: [] for c in customers}
     refused: set[str] = set()
     erased: set[str] = set()
     decided: list[str] = []
 
     def event(customer: str) -> dict[str, Any]:
-        type_ = rng.choice(types)
-        return {
-            "event_id": random_event_id(),
-            "type": type_,
-            "customer": customer,
-            "occurred_at": offset(now - timedelta(days=rng.uniform(0, 60)), rng).isoformat(),
-            "data": {k: v for k, v in data(type_, rng, now).items() if v is not None},
-        }
+        return random_event(rng, customer, now)
 
     for _ in range(60):
         customer, roll = rng.choice(customers), rng.random()
