@@ -188,14 +188,14 @@ class Runner:
                 try:
                     if listener is None and not self.db.is_sqlite:
                         listener = self._listen()
-                    if self.run_once():
+                    applied, outage = self.run_once(), 0.0
+                    if applied:
                         continue
                     if listener is None:
                         stop.wait(0.05)
                     else:
                         for _ in listener.notifies(timeout=poll, stop_after=1):
                             pass
-                    outage = 0.0
                 except Exception as error:
                     if not unavailable(error):
                         raise
