@@ -43,7 +43,9 @@ class ApiBlueprint(Blueprint):  # type: ignore[misc]
         return documenting(super().doc(*args, **kwargs))
 
     def allow(self, *roles: str) -> Callable[[View], View]:
-        """Lets a view run only for a live key of one of `roles`; documents 401 and 403."""
+        """Lets a view run only for a live key of one of `roles`; documents 401, 403 and 503
+        (which any call answers while the database cannot, or a read while the read models are
+        stopped)."""
 
         def decorator(view: View) -> View:
             @wraps(view)
@@ -53,6 +55,7 @@ class ApiBlueprint(Blueprint):  # type: ignore[misc]
 
             documented = self.doc(security=[{"bearer": []}])(cast(View, guarded))
             documented = self.alt_response(403, response="FORBIDDEN")(documented)
+            documented = self.alt_response(503, response="SERVICE_UNAVAILABLE")(documented)
             return self.alt_response(401, response="UNAUTHORIZED")(documented)
 
         return decorator

@@ -33,7 +33,6 @@ def decision(path: dict[str, str], **_: str) -> Any:
 @blp.allow("compliance")
 @blp.arguments(Paging, location="query", unknown=RAISE)
 @blp.response(200, FindingsSchema)
-@blp.alt_response(503, response="SERVICE_UNAVAILABLE")
 def findings(query: dict[str, int]) -> Any:
     """Pushes the brand reported sent without an allow (no decision, denied, or deferred and
     sent before `retry_after`), newest first.

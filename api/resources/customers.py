@@ -37,7 +37,6 @@ ATTACHMENT = {
 @blp.arguments(TimelineQuery, location="query", unknown=RAISE)
 @blp.response(200, TimelinePageSchema)
 @blp.alt_response(404, response="NOT_FOUND")
-@blp.alt_response(503, response="SERVICE_UNAVAILABLE")
 def timeline(path: dict[str, str], query: dict[str, Any], **_: str) -> Any:
     """The customer's events, newest first, a page at a time.
 
@@ -60,7 +59,6 @@ def timeline(path: dict[str, str], query: dict[str, Any], **_: str) -> Any:
 @blp.arguments(AsOf, location="query", unknown=RAISE)
 @blp.response(200, ConsentsSchema)
 @blp.alt_response(404, response="NOT_FOUND")
-@blp.alt_response(503, response="SERVICE_UNAVAILABLE")
 def consents(path: dict[str, str], query: dict[str, Any], **_: str) -> Any:
     """Every consent per purpose and channel: granted, withdrawn or expired.
 
@@ -77,7 +75,6 @@ def consents(path: dict[str, str], query: dict[str, Any], **_: str) -> Any:
 @blp.allow(*READERS)
 @blp.arguments(CustomersQuery, location="query", unknown=RAISE)
 @blp.response(200, CustomersSchema)
-@blp.alt_response(503, response="SERVICE_UNAVAILABLE")
 def customers(query: dict[str, Any]) -> Any:
     """The brand's customers below trust thresholds (`consistency_lt`, ...), lowest first.
 
@@ -95,7 +92,6 @@ def customers(query: dict[str, Any]) -> Any:
 @blp.arguments(AsOf, location="query", unknown=RAISE)
 @blp.response(200, TrustSchema)
 @blp.alt_response(404, response="NOT_FOUND")
-@blp.alt_response(503, response="SERVICE_UNAVAILABLE")
 def trust(path: dict[str, str], query: dict[str, Any], **_: str) -> Any:
     """The relationship's opinion per dimension, on its brand's P as base rate; `as_of`.
 
@@ -111,7 +107,6 @@ def trust(path: dict[str, str], query: dict[str, Any], **_: str) -> Any:
 @blp.arguments(CustomerPath, location="path")
 @blp.response(200, ReceiptsSchema)
 @blp.alt_response(404, response="NOT_FOUND")
-@blp.alt_response(503, response="SERVICE_UNAVAILABLE")
 def receipts(path: dict[str, str], **_: str) -> Any:
     """One consent receipt (Kantara Consent Receipt v1.1 fields) per consent event, oldest first.
 
@@ -125,7 +120,6 @@ def receipts(path: dict[str, str], **_: str) -> Any:
 @blp.arguments(CustomerPath, location="path")
 @blp.response(200, ExportSchema, headers=ATTACHMENT)
 @blp.alt_response(404, response="NOT_FOUND")
-@blp.alt_response(503, response="SERVICE_UNAVAILABLE")
 def export(path: dict[str, str], **_: str) -> Any:
     """Everything held about the customer as one JSON document (GDPR Art. 15 and 20).
 

@@ -19,7 +19,6 @@ blp = ApiBlueprint("trust", __name__, url_prefix="/v1/trust", description="The b
 @blp.allow("brand", "agent", "compliance")
 @blp.arguments(AsOf, location="query", unknown=RAISE)
 @blp.response(200, TrustSchema)
-@blp.alt_response(503, response="SERVICE_UNAVAILABLE")
 def brand_trust(query: dict[str, Any]) -> Any:
     """The brand's opinion per dimension (base rate 0.5), now or as known at `as_of`.
 

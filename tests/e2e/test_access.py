@@ -282,3 +282,19 @@ def test_health_and_the_document_need_no_key(app: Flask) -> None:
     assert client.get("/readyz").get_json() == {"status": "ready"}
     document = client.get("/v1/openapi.json")
     assert document.status_code == 200 and document.get_json()["openapi"].startswith("3.")
+
+
+def test_every_keyed_operation_documents_401_403_and_503(app: Flask) -> None:
+    """A CRM integrating against the document learns that any call may answer 503 (the database
+    down) as well as 401 and 403."""
+    document = app.test_client().get("/v1/openapi.json").get_json()
+    keyed = {
+        f"{method.upper()} {path}": set(operation["responses"])
+        for path, operations in document["paths"].items()
+        for method, operation in operations.items()
+        if isinstance(operation, dict) and operation.get("security")
+    }
+    assert len(keyed) >= 15 and "POST /v1/events" in keyed
+    assert {
+        op: responses for op, responses in keyed.items() if {"401", "403", "503"} - responses
+    } == {}
