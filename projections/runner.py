@@ -293,6 +293,7 @@ class Runner:
         read by nobody until the swap, and SQLite's one write lock, which two rebuilding processes
         share, is then held only while a read model writes, not while it computes."""
         events, positions = self._decode(notifications)
+        brands = self._brands_before(events)
         pages: dict[int, Page] = {}  # by where a model starts in it: usually one for all
         one_transaction = track or not self.db.is_sqlite
         with self.db.transaction() if one_transaction else contextlib.nullcontext(self.db):
@@ -303,7 +304,9 @@ class Runner:
                     continue
                 start = bisect.bisect_right(positions, since)
                 if start not in pages:
-                    pages[start] = Page(events[start:], positions[start:], last, self._brand_of)
+                    page = Page(events[start:], positions[start:], last, self._brand_of)
+                    pages[start] = page
+                    page.brands.update(brands)
                 model.apply(self.db, pages[start], tables)
                 if track:
                     self.db.execute(
@@ -337,6 +340,14 @@ class Runner:
             for n in relevant
         ]
         return events, [n.id for n in relevant]
+
+    def _brands_before(self, events: Sequence[Any]) -> dict[UUID, str]:
+        """The brands of the page's relationships not opened in it, read before its write
+        transaction: from the event store, whose SQLite pool keeps readers waiting while its
+        writer is out, and that writer may be waiting for this transaction's lock (a save
+        holding it waited out the pool's 5 s, and its request answered 503)."""
+        opened = {e.originator_id for e in events if isinstance(e, Relationship.Opened)}
+        return {rid: self._brand_of(rid) for rid in {e.originator_id for e in events} - opened}
 
     def _brand_of(self, relationship_id: UUID) -> str:
         if relationship_id not in self._brands:

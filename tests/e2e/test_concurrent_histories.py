@@ -1,7 +1,8 @@
 """Threads of one server process writing and reading random histories of the same customers at
-once (the in-process server is threaded): no 5xx, the read models equal a rebuild from the log,
-and every decision audits as reproduced. It found prepared customer keys shared between threads
-(domain/shredding.py's `sealing`)."""
+once (the in-process server is threaded), on both stores: no 5xx, the read models equal a
+rebuild from the log, and every decision audits as reproduced. It found prepared customer keys
+shared between threads (domain/shredding.py's `sealing`), and on SQLite a read's catch-up waiting
+on the event store inside its write transaction (projections/runner.py's `_brands_before`)."""
 
 from __future__ import annotations
 
@@ -10,17 +11,16 @@ import threading
 from datetime import UTC, datetime
 from typing import Any
 
-import pytest
 from flask import Flask
 
 from api.app import close_app, create_app
 from api.auth import KeyStore
+from domain.storage import Store
 from projections.runner import Runner
-from tests.conftest import new_postgres_database, open_ledger
+from tests.conftest import open_ledger
 from tests.e2e.test_random_histories import CHANNELS, PURPOSES, random_event
 from tests.random_refs import random_brand, random_event_id
 
-pytestmark = pytest.mark.postgres
 CUSTOMERS = ("c-1", "c-2", "c-3")
 
 
@@ -51,8 +51,10 @@ def writes(app: Flask, key: str, seed: int, statuses: list[int], decided: list[s
         statuses.append(answer.status_code)
 
 
-def test_threads_writing_the_same_customers_get_no_5xx_and_a_consistent_ledger() -> None:
-    fresh = new_postgres_database()  # of its own: the rebuild below reads the whole log
+def test_threads_writing_the_same_customers_get_no_5xx_and_a_consistent_ledger(
+    empty_store: Store,
+) -> None:
+    fresh = empty_store  # of its own: the rebuild below reads the whole log
     app = create_app({"database_url": fresh.url})
     keys = KeyStore(fresh)
     brand = random_brand()
