@@ -5,8 +5,10 @@ started by pg_ctl; never a mock."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -56,8 +58,18 @@ def cluster() -> Iterator[tuple[Store, Path]]:
 
 
 def restart(directory: Path, store: Store) -> None:
+    """Starts the cluster again on its port. PostgreSQL starts even when it cannot bind the TCP
+    port (it keeps its Unix socket), as happens when the port was taken meanwhile as some
+    connection's local port: then it is stopped and started again, up to three times."""
     options = f"-p {store.port} -k {directory} -c listen_addresses=127.0.0.1 -c fsync=off"
-    pg_ctl(directory, "-w", "-l", str(directory / "server.log"), "-o", options, "start")
+    for _ in range(3):
+        pg_ctl(directory, "-w", "-l", str(directory / "server.log"), "-o", options, "start")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", store.port), 5):
+            return
+        pg_ctl(directory, "-m", "fast", "stop")
+        time.sleep(1)
+    log = (directory / "server.log").read_text()
+    raise AssertionError(f"the cluster did not listen on port {store.port} again:\n{log[-2000:]}")
 
 
 def event(customer: str) -> dict[str, Any]:
