@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
-import sqlite3
 import sys
 import time
 from collections.abc import Sequence
@@ -15,8 +14,6 @@ from typing import Any
 
 import click
 import psycopg
-from eventsourcing.persistence import PersistenceError
-from psycopg_pool import PoolTimeout
 
 from api import demo as demo_data
 from api.auth import ROLES, KeyProblem, KeyStore
@@ -25,7 +22,7 @@ from api.settings import Settings, write_key_file
 from domain.application import Ledger
 from domain.errors import LedgerError
 from domain.shredding import MasterKey
-from domain.storage import CONNECT_TIMEOUT, BadDatabaseUrl, missing_table
+from domain.storage import CONNECT_TIMEOUT, DATABASE_ERRORS, BadDatabaseUrl, missing_table
 
 
 class Context:
@@ -447,8 +444,7 @@ def _database_error(error: Exception) -> Exception | None:
     cause = (
         getattr(error, "orig", None) if type(error).__module__.startswith("sqlalchemy") else error
     )
-    kinds = (sqlite3.Error, psycopg.Error, PoolTimeout, PersistenceError)
-    return cause if isinstance(cause, kinds) else None
+    return cause if isinstance(cause, DATABASE_ERRORS) else None
 
 
 def _say(line: str) -> None:

@@ -9,14 +9,11 @@ from __future__ import annotations
 
 import json
 import logging
-import sqlite3
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import psycopg
-from eventsourcing.persistence import PersistenceError
 from flask import Flask, Response, request
 from werkzeug.exceptions import HTTPException
 
@@ -40,7 +37,7 @@ from domain.errors import (
     UnknownReference,
 )
 from domain.relationship import ENVELOPE
-from domain.storage import unavailable
+from domain.storage import DATABASE_ERRORS, unavailable
 from projections.runner import ProjectionFailed
 
 log = logging.getLogger(__name__)
@@ -75,8 +72,6 @@ DOMAIN: dict[type[LedgerError], Kind] = {
     StoreUnavailable: Kind(503, "store-unavailable", "The database cannot answer now"),
 }
 FAILED = "The ledger could not answer; the failure is logged."
-DATABASE_ERRORS = (sqlite3.Error, psycopg.Error, PersistenceError)
-"""The drivers' and the event library's errors (on_database_error sorts them)."""
 RETRY_AFTER: dict[type[LedgerError], str] = {StoreUnavailable: "5"}
 """Seconds to wait before trying again, as the Retry-After header of these answers."""
 QUIET: dict[type[LedgerError], str] = {

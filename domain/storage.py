@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
+import psycopg
+from eventsourcing.persistence import InterfaceError, OperationalError, PersistenceError
+from psycopg import pq
+
+from domain.errors import StoreUnavailable
+
 DEFAULT_URL = "sqlite:///var/trustledger.sqlite3"
+
+DATABASE_ERRORS = (sqlite3.Error, psycopg.Error, PersistenceError)
+"""The drivers' errors (psycopg's pool timeout among them) and the event library's."""
 
 SESSION_OPTIONS = "-c jit=off"
 """Every PostgreSQL session the ledger opens runs without JIT compilation. Its queries are short
@@ -132,13 +142,6 @@ def unavailable(error: BaseException) -> bool:
     """Whether the error says the database cannot answer for now (down, unreachable, the
     connection lost, a lock or pool timeout), not that the call was wrong: worth an answer that
     says to try again, and a projection worker's retry, rather than a failure."""
-    import sqlite3
-
-    import psycopg
-    from eventsourcing.persistence import InterfaceError, OperationalError
-
-    from domain.errors import StoreUnavailable
-
     if isinstance(error, StoreUnavailable | psycopg.OperationalError | psycopg.InterfaceError):
         return True
     if isinstance(error, OperationalError | InterfaceError | sqlite3.OperationalError):
@@ -150,9 +153,6 @@ def still_open(connection: Any) -> bool:
     """Whether an idle PostgreSQL connection still has its server, asked without a round trip: a
     non-blocking read of what the server sent since (nothing, or its goodbye after a restart).
     A pooled connection lost that way would fail the first statement that used it."""
-    import psycopg
-    from psycopg import pq
-
     try:
         # Twice: a server shutting down sends a last error message before it closes, and the
         # read that takes the message does not see the close behind it.
@@ -165,7 +165,5 @@ def still_open(connection: Any) -> bool:
 
 def check_open(connection: Any) -> None:
     """`still_open` as a psycopg_pool `check`: the pool drops the connection and makes another."""
-    import psycopg
-
     if not still_open(connection):
         raise psycopg.OperationalError("the connection to the server was lost")

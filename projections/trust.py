@@ -11,7 +11,13 @@ from typing import Any, cast
 
 from domain import trust
 from projections.db import Database, parse_timestamp, timestamp
-from projections.relationships import brand_evidence, brand_open_items, fold, items, load_evidence
+from projections.relationships import (
+    brand_evidence,
+    brand_open_items,
+    fold_open_items,
+    items,
+    load_evidence,
+)
 
 
 @dataclass(frozen=True)
@@ -75,7 +81,8 @@ def _replayed(
     )
     for rid, sequence, type_, event_id, occurred_at, data in found:
         row = rows.setdefault(rid, empty_row())
-        pieces = fold(row, TimelineFact.of_row(type_, event_id, occurred_at, sequence, data))
+        fact = TimelineFact.of_row(type_, event_id, occurred_at, sequence, data)
+        pieces = fold_open_items(row, fact)
         if pieces:
             evidence = trust.with_pieces(evidence, pieces)
     held = [
