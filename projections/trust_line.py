@@ -16,6 +16,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
+from uuid import UUID
 
 from domain import trust
 from projections.db import Database, parse_timestamp, timestamp
@@ -49,7 +50,7 @@ def grid(start: datetime, end: datetime) -> list[datetime]:
 
 
 @dataclass
-class _Fold:
+class Fold:
     """A brand's rows up to `until` folded in time (`in_time`), and P at each moment of the grid
     up to it; the rows read since, all dated after it, wait in `pending`."""
 
@@ -87,8 +88,14 @@ class _Fold:
         return found
 
     def fold_until(self, at: datetime) -> dict[str, float]:
-        """Folds the pending rows dated by `at` (one addition of evidence: decay composes) and
-        keeps P at `at`."""
+        """Folds the pending rows reached by `at` and keeps P at `at`."""
+        self.advance(at)
+        scores = self.scores(at)
+        self.kept[at], self.until = projected_p(scores), at
+        return self.kept[at]
+
+    def advance(self, at: datetime) -> None:
+        """Folds the pending rows reached by `at`: one addition of evidence (decay composes)."""
         until, pieces, taken = _text(at), [], 0
         for reached, (rid, sequence, type_, event_id, occurred_at, data, _) in self.pending:
             if reached > until:
@@ -103,18 +110,20 @@ class _Fold:
             taken += 1
         del self.pending[:taken]
         self.evidence = trust.with_pieces(self.evidence, pieces)
-        self.kept[at], self.until = self._rates(at, self.open, self.evidence), at
-        return self.kept[at]
 
-    @staticmethod
-    def _rates(
-        at: datetime, held: dict[Any, dict[str, Any]], evidence: dict[str, Any]
-    ) -> dict[str, float]:
+    def scores(self, at: datetime, base_rates: dict[str, float] | None = None) -> trust.Scores:
+        """The scores at `at` of what was folded, with what is still open then counted."""
         derived = [
-            piece for state in held.values() for piece in trust.derived_evidence(items(state), at)
+            piece
+            for state in self.open.values()
+            for piece in trust.derived_evidence(items(state), at)
         ]
-        scores = trust.scores(evidence, at, None, derived)
-        return {name: score.opinion.P for name, score in scores.dimensions.items()}
+        return trust.scores(self.evidence, at, base_rates, derived)
+
+
+def projected_p(scores: trust.Scores) -> dict[str, float]:
+    """Each dimension's projected probability P."""
+    return {name: score.opinion.P for name, score in scores.dimensions.items()}
 
 
 def in_time(rows: list[Row]) -> list[tuple[str, Row]]:
@@ -139,6 +148,20 @@ def _rows(db: Database, brand: str, after: int, as_of: datetime | None) -> list[
     return db.query(_ROWS, [brand, after, timestamp(as_of) if as_of else "9999"])
 
 
+def relationship_fold(db: Database, rid: UUID, as_of: datetime | None) -> Fold | None:
+    """A relationship's rows recorded by `as_of` (or all), to fold as its brand's are: each in
+    log order, once its event time is reached. Its start is the earliest event time among them."""
+    rows: list[Row] = db.query(
+        "SELECT relationship_id, sequence, type, event_id, occurred_at, data, position"
+        " FROM timeline WHERE relationship_id = ? AND recorded_at <= ?",
+        [str(rid), timestamp(as_of) if as_of else "9999"],
+    )
+    fold = _folded(rows)
+    if fold is not None:
+        fold.start = cast(datetime, parse_timestamp(min(row[4] for row in rows)))
+    return fold
+
+
 def latest_position(db: Database, brand: str, as_of: datetime | None) -> int:
     """The log position of the brand's latest event recorded by `as_of` (0: none): a replay's
     line changes only with it. One step back along the brand's index (counting the rows instead
@@ -152,12 +175,12 @@ def latest_position(db: Database, brand: str, as_of: datetime | None) -> int:
     return int(latest or 0)
 
 
-def _folded(rows: list[Row]) -> _Fold | None:
+def _folded(rows: list[Row]) -> Fold | None:
     if not rows:
         return None
     timed = in_time(rows)
     start = cast(datetime, parse_timestamp(timed[0][0]))
-    return _Fold(start=start, position=max(row[6] for row in rows), pending=timed)
+    return Fold(start=start, position=max(row[6] for row in rows), pending=timed)
 
 
 @dataclass
@@ -165,7 +188,7 @@ class BrandLines:
     """One process's folds of its brands' lines, the most recently drawn KEPT_BRANDS of them, and
     as many of compliance's replays, each keyed by the latest position it read."""
 
-    folds: OrderedDict[str, _Fold] = field(default_factory=OrderedDict)
+    folds: OrderedDict[str, Fold] = field(default_factory=OrderedDict)
     replays: OrderedDict[tuple[str, str, int], Line] = field(default_factory=OrderedDict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -192,7 +215,7 @@ class BrandLines:
             try:
                 line = fold.line(end)
             except KeyError:  # an end before the last one drawn: its finer grid was never kept
-                fold = cast(_Fold, _folded(_rows(db, brand, 0, None)))
+                fold = cast(Fold, _folded(_rows(db, brand, 0, None)))
                 line = fold.line(end)
             self.folds[brand] = fold
             _latest(self.folds, brand)

@@ -1,23 +1,22 @@
 """Trust over time, for the chart: the relationship's scores at moments of its life, and the
 brand's P at moments of its life, drawn server-side as SVG coordinates.
 
-The relationship's points fold its own events progressively (in the order recorded, each folded
+The relationship's points fold its timeline rows progressively (in the order recorded, each folded
 once its event time is reached) and evaluate its trust at each moment, on the brand's P then as
-base rate. The brand's line is projections/trust_line.py's, which folds only what was recorded
-since it last drew the brand.
+base rate. The brand's line folds the brand's rows the same way (projections/trust_line.py), and
+only what was recorded since it last drew the brand.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, cast
 
 from domain import trust
 from domain.application import Ledger
-from domain.relationship import Relationship, relationship_id
+from domain.relationship import relationship_id
 from projections.db import Database
-from projections.trust_line import BrandLines
+from projections.trust_line import BrandLines, relationship_fold
 
 DIMENSIONS = trust.DIMENSIONS
 MOMENTS = 32
@@ -67,25 +66,18 @@ def series(
 ) -> Series:
     """The relationship's trust at MOMENTS moments from its first event to `as_of` (or now)."""
     end = as_of or datetime.now(UTC)
-    events: list[Any] = [
-        event
-        for event in cast(Any, ledger.events.get(relationship_id(brand, customer)))
-        if as_of is None or event.timestamp <= as_of
-    ]
     line = lines.line(db, brand, end, as_of)
-    if any(isinstance(event, Relationship.Erased) for event in events):
+    erased = ledger.relationship(brand, customer).erased
+    if erased is not None and (as_of is None or erased["at"] <= as_of):
         return Series([], line, erased=True)
-    interactions = [e for e in events[1:] if hasattr(e, "occurred_at")]
-    if not interactions:
+    fold = relationship_fold(db, relationship_id(brand, customer), as_of)
+    if fold is None:
         return Series([], line)
-    start = min(e.occurred_at for e in interactions) - timedelta(seconds=1)
-    relationship: Relationship = events[0].mutate(None)
-    pending = list(events[1:])
+    start = fold.start - timedelta(seconds=1)
     points = []
     for at in moments(start, max(end, start), MOMENTS):
-        while pending and getattr(pending[0], "occurred_at", at) <= at:
-            relationship = pending.pop(0).mutate(relationship)
-        scores = relationship.trust(at, _rates_at(line, at))
+        fold.advance(at)
+        scores = fold.scores(at, _rates_at(line, at))
         points.append(
             Point(
                 at,

@@ -1,5 +1,6 @@
-"""The brand's line behind the trust chart: folded on as the brand's timeline grows, equal to a
-fold from its first row, and to P computed directly from the rows dated by each moment."""
+"""The trust chart's lines. The brand's: folded on as the brand's timeline grows, equal to a fold
+from its first row, and to P computed directly from the rows dated by each moment. The
+relationship's: folded from its timeline rows, equal to its events folded as the ledger does."""
 
 from __future__ import annotations
 
@@ -9,22 +10,23 @@ import random
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from api.ui import chart
 from domain import trust
 from domain.application import Ledger
-from domain.relationship import PostedEvent
+from domain.relationship import PostedEvent, Relationship, relationship_id
 from projections.db import Database, timestamp
 from projections.relationships import fold, items
 from projections.runner import Runner
 from projections.trust import TimelineFact, base_rates, brand_scores, empty_row
 from projections.trust_line import MOMENTS, BrandLines, Line, grid
 from tests.conftest import new_postgres_database, new_sqlite_database, open_ledger
-from tests.factories import interleaved, posted
+from tests.factories import interleaved, posted, story
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
 
@@ -172,3 +174,74 @@ def test_a_replay_as_of_a_record_time_draws_what_was_recorded_by_then(ledger: Le
 
 def directly_as_of(db: Database, brand: str, as_of: datetime) -> dict[str, float]:
     return base_rates(brand_scores(db, brand, at=as_of, as_of=as_of))
+
+
+def from_events(
+    ledger: Ledger, brand: str, customer: str, line: Line, as_of: datetime | None, end: datetime
+) -> list[chart.Point]:
+    """The relationship's points from its events recorded by `as_of`, each folded into the
+    relationship, in log order, once its event time is reached: how the chart drew them before
+    it read the timeline."""
+    events: list[Any] = [
+        event
+        for event in cast(Any, ledger.events.get(relationship_id(brand, customer)))
+        if as_of is None or event.timestamp <= as_of
+    ]
+    start = min(e.occurred_at for e in events[1:]) - timedelta(seconds=1)
+    relationship: Relationship = events[0].mutate(None)
+    pending, points = events[1:], []
+    for at in chart.moments(start, max(end, start), chart.MOMENTS):
+        while pending and pending[0].occurred_at <= at:
+            relationship = pending.pop(0).mutate(relationship)
+        scores = relationship.trust(at, chart._rates_at(line, at))
+        points.append(
+            chart.Point(
+                at,
+                {n: s.opinion.P for n, s in scores.dimensions.items()},
+                {n: s.opinion.b for n, s in scores.dimensions.items()},
+                {n: s.opinion.b + s.opinion.u for n, s in scores.dimensions.items()},
+            )
+        )
+    return points
+
+
+def points_agree(ledger: Ledger, rng: random.Random, in_order: bool) -> None:
+    """A customer's whole story, dated in order or at random, recorded in batches: the chart's
+    points from the timeline equal those from the events, now and as of each batch's record."""
+    brand, customer = f"b-{rng.getrandbits(32):x}", "c"
+    events, recorded = dated(story(customer), rng, in_order), []
+    while events:
+        size = rng.randint(1, 8)
+        ledger.record_batch(brand, events[:size])
+        events = events[size:]
+        recorded.append(datetime.now(UTC))
+    runner, lines = Runner(ledger), BrandLines()
+    runner.run_once()
+    for as_of in [None, *recorded]:
+        found = chart.series(ledger, runner.db, lines, brand, customer, as_of)
+        end = found.points[-1].at  # as_of, or the moment the chart took for now
+        expected = from_events(ledger, brand, customer, found.brand, as_of, end)
+        assert [p.at for p in found.points] == [p.at for p in expected]
+        for point, wanted in zip(found.points, expected, strict=True):
+            for name in ("P", "low", "high"):
+                assert getattr(point, name) == pytest.approx(getattr(wanted, name), abs=1e-9)
+    runner.close()
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**32), in_order=st.booleans())
+def test_a_relationships_points_from_its_rows_equal_those_from_its_events(
+    seed: int, in_order: bool
+) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        ledger = open_ledger(new_sqlite_database(Path(directory)))
+        points_agree(ledger, random.Random(seed), in_order)
+        ledger.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("in_order", [True, False])
+def test_a_relationships_points_on_postgres_equal_those_from_its_events(in_order: bool) -> None:
+    ledger = open_ledger(new_postgres_database())
+    points_agree(ledger, random.Random(12), in_order)
+    ledger.close()
