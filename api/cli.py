@@ -262,24 +262,20 @@ def audit_decisions(context: Context, brand: str | None, since: Any) -> None:
     from datetime import UTC
 
     ledger = context.ledger
-    found = list(ledger.decisions(brand))
-    cutoff = since.replace(tzinfo=UTC) if since else None
-    failures, audited = [], 0
+    found = list(ledger.decisions(brand, since.replace(tzinfo=UTC) if since else None))
+    failures = []
     with click.progressbar(
         found, label="auditing decisions", file=sys.stderr, show_pos=True
     ) as bar:
         for _, rid, sequence in bar:
             audit = ledger.audit_decision(rid, sequence)
-            if cutoff and audit["decided_at"] < cutoff:
-                continue
-            audited += 1
             if not audit["reproduced"]:
                 failures.append(audit)
     for audit in failures:
         click.echo(
             f"push {audit['push_id']} ({audit['event_id']}): {'; '.join(audit['differences'])}"
         )
-    click.echo(f"{audited} decision(s) audited, {len(failures)} not reproduced")
+    click.echo(f"{len(found)} decision(s) audited, {len(failures)} not reproduced")
     if failures:
         sys.exit(1)
 

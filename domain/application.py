@@ -809,14 +809,21 @@ class Ledger(Application[UUID]):
             "differences": differences,
         }
 
-    def decisions(self, brand: str | None = None) -> Iterator[tuple[str, UUID, int]]:
-        """Every recorded decision in log order, as (brand, relationship id, sequence)."""
+    def decisions(
+        self, brand: str | None = None, since: datetime | None = None
+    ) -> Iterator[tuple[str, UUID, int]]:
+        """Every recorded decision in log order, as (brand, relationship id, sequence): of one
+        brand, or made (in event time) since a moment, if given."""
         brands: dict[UUID, str] = {}
         after = 0
         while True:
             page = self.recorder.select_notifications(after + 1, 500, topics=[PushDecided.TOPIC])  # type: ignore[attr-defined]
             for notification in page:
                 rid = cast(UUID, notification.originator_id)
+                if since is not None:
+                    decided: Any = self.mapper.to_domain_event(notification)
+                    if decided.occurred_at < since:
+                        continue
                 if rid not in brands:
                     opened: Any = next(iter(self.events.get(rid, lte=1)))
                     brands[rid] = opened.brand

@@ -140,3 +140,20 @@ def test_a_tampered_decision_is_not_reproduced(memory_ledger: Ledger) -> None:
 def test_auditing_an_unknown_push_is_not_found(memory_ledger: Ledger) -> None:
     with pytest.raises(DecisionNotFound):
         memory_ledger.audit_push_decision("brand-a", "never-asked")
+
+
+def test_the_decisions_of_a_brand_made_since_a_moment(memory_ledger: Ledger) -> None:
+    for brand in ("brand-a", "brand-b"):
+        memory_ledger.set_policy(brand, NO_QUIET_HOURS)
+        memory_ledger.record(brand, grant())
+        for hours in range(3):
+            memory_ledger.decide_push(brand, push(), now=NOON + timedelta(hours=hours))
+    since = NOON + timedelta(hours=1)
+    found = list(memory_ledger.decisions("brand-a", since))
+    assert {brand for brand, _, _ in found} == {"brand-a"}
+    assert [memory_ledger._decision_event(rid, n).occurred_at for _, rid, n in found] == [
+        since,
+        since + timedelta(hours=1),
+    ]
+    assert len(list(memory_ledger.decisions(since=since))) == 4
+    assert len(list(memory_ledger.decisions())) == 6
