@@ -92,12 +92,14 @@ def customer_trust(
     reads: ReadSide, brand: str, customer: str, *, as_of: datetime | None = None
 ) -> dict[str, Any]:
     """The relationship's opinion per dimension at `as_of` (or now), on its brand's P then as
-    base rate: the brand as the ledger knew it at that record time."""
-    relationship = reads.ledger.relationship(brand, customer, as_of)
+    base rate and under the half-life of its policy then: the brand as the ledger knew it at that
+    record time, and as the gate reads it."""
+    ledger = reads.ledger
+    relationship = ledger.relationship(brand, customer, as_of)
     db = reads.caught_up()
     at = as_of or datetime.now(UTC)
     rates = trust_model.base_rates(trust_model.brand_scores(db, brand, at=at, as_of=as_of))
-    scores = relationship.trust(at, rates)
+    scores = ledger.relationship_trust(relationship, at, rates, ledger.policy(brand, as_of=as_of))
     types = trust_model.event_types(db, brand, trust_model.top_event_ids(scores))
     return trust_model.scores_as_dict(scores, types)
 

@@ -714,16 +714,22 @@ class Ledger(Application[UUID]):
     def _scores_at(
         self, relationship: Relationship, now: datetime, rates: Mapping[str, float], policy: Policy
     ) -> Scores:
+        return gate_view(self.relationship_trust(relationship, now, rates, policy))
+
+    def relationship_trust(
+        self, relationship: Relationship, at: datetime, rates: Mapping[str, float], policy: Policy
+    ) -> trust.Scores:
+        """The relationship's scores at `at` on these base rates, under the half-life of the
+        brand's `policy`: what the gate decides on, and what every trust answer shows."""
         half_life = timedelta(days=policy.trust_half_life_days)
         if half_life == trust.HALF_LIFE:
-            scores = relationship.trust(now, rates)
-        else:  # evidence is kept at the default half-life; another one means folding it again,
-            # from its stored events and those not saved yet (all of a customer's first decision's)
-            pending = relationship.pending_events
-            stored = self.events.get(relationship.id, lte=relationship.version - len(pending))
-            events = cast(Any, [*stored, *pending])
-            scores = refold(events, half_life).trust(now, rates, half_life)
-        return gate_view(scores)
+            return relationship.trust(at, rates)
+        # Evidence is kept at the default half-life; another one means folding it again, from
+        # its stored events and those not saved yet (all of a customer's first decision's).
+        pending = relationship.pending_events
+        stored = self.events.get(relationship.id, lte=relationship.version - len(pending))
+        events = cast(Any, [*stored, *pending])
+        return refold(events, half_life).trust(at, rates, half_life)
 
     def _scores(
         self,

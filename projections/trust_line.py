@@ -148,9 +148,12 @@ def _rows(db: Database, brand: str, after: int, as_of: datetime | None) -> list[
     return db.query(_ROWS, [brand, after, timestamp(as_of) if as_of else "9999"])
 
 
-def relationship_fold(db: Database, rid: UUID, as_of: datetime | None) -> Fold | None:
-    """A relationship's rows recorded by `as_of` (or all), to fold as its brand's are: each in
-    log order, once its event time is reached. Its start is the earliest event time among them."""
+def relationship_fold(
+    db: Database, rid: UUID, as_of: datetime | None, half_life: timedelta | None = trust.HALF_LIFE
+) -> Fold | None:
+    """A relationship's rows recorded by `as_of` (or all), to fold as its brand's are (each in
+    log order, once its event time is reached), its evidence decayed with `half_life` (its brand
+    policy's). Its start is the earliest event time among them."""
     rows: list[Row] = db.query(
         "SELECT relationship_id, sequence, type, event_id, occurred_at, data, position"
         " FROM timeline WHERE relationship_id = ? AND recorded_at <= ?",
@@ -159,6 +162,7 @@ def relationship_fold(db: Database, rid: UUID, as_of: datetime | None) -> Fold |
     fold = _folded(rows)
     if fold is not None:
         fold.start = cast(datetime, parse_timestamp(min(row[4] for row in rows)))
+        fold.evidence = trust.empty_evidence(half_life)
     return fold
 
 

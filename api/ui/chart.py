@@ -3,8 +3,9 @@ brand's P at moments of its life, drawn server-side as SVG coordinates.
 
 The relationship's points fold its timeline rows progressively (in the order recorded, each folded
 once its event time is reached) and evaluate its trust at each moment, on the brand's P then as
-base rate. The brand's line folds the brand's rows the same way (projections/trust_line.py), and
-only what was recorded since it last drew the brand.
+base rate, under the half-life of the brand's policy (as every trust answer). The brand's line
+folds the brand's rows the same way (projections/trust_line.py), and only what was recorded since
+it last drew the brand.
 """
 
 from __future__ import annotations
@@ -70,7 +71,8 @@ def series(
     erased = ledger.relationship(brand, customer).erased
     if erased is not None and (as_of is None or erased["at"] <= as_of):
         return Series([], line, erased=True)
-    fold = relationship_fold(db, relationship_id(brand, customer), as_of)
+    half_life = timedelta(days=ledger.policy(brand, as_of=as_of).trust_half_life_days)
+    fold = relationship_fold(db, relationship_id(brand, customer), as_of, half_life)
     if fold is None:
         return Series([], line)
     start = fold.start - timedelta(seconds=1)

@@ -111,6 +111,34 @@ def test_a_first_push_to_a_new_customer_under_a_policys_own_half_life_is_decided
     assert audit["reproduced"] is True, audit
 
 
+def test_the_trust_answer_is_the_gates_under_a_policys_own_half_life(
+    client_for: ClientFor,
+) -> None:
+    """The gate decides on scores decayed with the policy's half-life; the trust answer shows
+    the same (it showed them at the default half-life, which the decision did not use)."""
+    brand = client_for("brand")
+    quiet(brand, now=False)
+    customer = random_customer()
+    events = [
+        posted("question.answered", customer, at=datetime.now(UTC) - timedelta(days=days),
+               case_id=f"c{days}", topic="t", resolved=days > 50)
+        for days in (120, 90, 60, 30, 5)
+    ]  # fmt: skip
+    assert (
+        brand.post("/v1/events/batch", json={"events": [as_json(e) for e in events]}).status_code
+        == 201
+    )
+    assert brand.put("/v1/policy", json={"trust_half_life_days": 30}).status_code == 200
+    request = push(customer, kind="service", purpose=None, data_categories=[])
+    decided = brand.post("/v1/push-decisions", json=request).get_json()["scores"]
+    shown = brand.get(f"/v1/customers/{customer}/trust").get_json()
+    assert brand.put("/v1/policy", json={"trust_half_life_days": 180}).status_code == 200
+    default = brand.get(f"/v1/customers/{customer}/trust").get_json()
+    for name in ("b", "d", "u"):  # not P: the gate's base rate may lag the brand's latest
+        assert shown["expertise"][name] == pytest.approx(decided["expertise"][name], rel=1e-5)
+    assert shown["expertise"]["d"] > default["expertise"]["d"] + 0.01  # recent failures count more
+
+
 def test_quiet_hours_defer_with_retry_after(client_for: ClientFor) -> None:
     brand = client_for("brand")
     quiet(brand, now=True)

@@ -177,11 +177,17 @@ def directly_as_of(db: Database, brand: str, as_of: datetime) -> dict[str, float
 
 
 def from_events(
-    ledger: Ledger, brand: str, customer: str, line: Line, as_of: datetime | None, end: datetime
+    ledger: Ledger,
+    brand: str,
+    customer: str,
+    line: Line,
+    as_of: datetime | None,
+    end: datetime,
+    half_life: timedelta,
 ) -> list[chart.Point]:
     """The relationship's points from its events recorded by `as_of`, each folded into the
-    relationship, in log order, once its event time is reached: how the chart drew them before
-    it read the timeline."""
+    relationship, in log order, once its event time is reached, at `half_life`: how the chart
+    drew them before it read the timeline (at the default half-life)."""
     events: list[Any] = [
         event
         for event in cast(Any, ledger.events.get(relationship_id(brand, customer)))
@@ -189,11 +195,12 @@ def from_events(
     ]
     start = min(e.occurred_at for e in events[1:]) - timedelta(seconds=1)
     relationship: Relationship = events[0].mutate(None)
+    relationship.evidence = trust.empty_evidence(half_life)
     pending, points = events[1:], []
     for at in chart.moments(start, max(end, start), chart.MOMENTS):
         while pending and pending[0].occurred_at <= at:
             relationship = pending.pop(0).mutate(relationship)
-        scores = relationship.trust(at, chart._rates_at(line, at))
+        scores = relationship.trust(at, chart._rates_at(line, at), half_life)
         points.append(
             chart.Point(
                 at,
@@ -206,9 +213,12 @@ def from_events(
 
 
 def points_agree(ledger: Ledger, rng: random.Random, in_order: bool) -> None:
-    """A customer's whole story, dated in order or at random, recorded in batches: the chart's
-    points from the timeline equal those from the events, now and as of each batch's record."""
+    """A customer's whole story, dated in order or at random, recorded in batches, under the
+    default half-life or the brand policy's own: the chart's points from the timeline equal those
+    from the events, now and as of each batch's record."""
     brand, customer = f"b-{rng.getrandbits(32):x}", "c"
+    half_life = rng.choice([trust.HALF_LIFE, timedelta(days=7)])
+    ledger.set_policy(brand, {"trust_half_life_days": half_life.days})
     events, recorded = dated(story(customer), rng, in_order), []
     while events:
         size = rng.randint(1, 8)
@@ -220,7 +230,7 @@ def points_agree(ledger: Ledger, rng: random.Random, in_order: bool) -> None:
     for as_of in [None, *recorded]:
         found = chart.series(ledger, runner.db, lines, brand, customer, as_of)
         end = found.points[-1].at  # as_of, or the moment the chart took for now
-        expected = from_events(ledger, brand, customer, found.brand, as_of, end)
+        expected = from_events(ledger, brand, customer, found.brand, as_of, end, half_life)
         assert [p.at for p in found.points] == [p.at for p in expected]
         for point, wanted in zip(found.points, expected, strict=True):
             for name in ("P", "low", "high"):
