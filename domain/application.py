@@ -390,7 +390,7 @@ class Ledger(Application[UUID]):
             # they are, unread: a save that fails then, or a rejection, is judged again after a
             # read (a stale copy can refuse what the stored relationship allows).
             skips_reads = attempt == 0 and self.known_versions is not None
-            relationships, events, errors = self._apply(
+            relationships, events, errors, pushes = self._apply(
                 brand, [batch[i] for i in pending], latest_known=skips_reads
             )
             errors = {pending[i]: error for i, error in errors.items()}
@@ -414,9 +414,13 @@ class Ledger(Application[UUID]):
             ]
             try:
                 saved = self._save_with_keys(
-                    customer_keys, new_keys, *relationships.values(), **{EVENT_IDS: claims}
+                    customer_keys,
+                    new_keys,
+                    *relationships.values(),
+                    **{EVENT_IDS: claims, PUSH_IDS: list(pushes.values())},
                 )
             except IntegrityError:
+                self._refuse_push_ids_of_others({pending[i]: push for i, push in pushes.items()})
                 replays.update(self._look_up_ids(brand, {i: batch[i] for i in pending}))
                 continue
             positions = {
@@ -439,11 +443,16 @@ class Ledger(Application[UUID]):
 
     def _apply(
         self, brand: str, batch: Sequence[PostedEvent], latest_known: bool = False
-    ) -> tuple[dict[UUID, Relationship], list[Interaction], dict[int, LedgerError]]:
-        """Runs each event's command on its relationship, in memory; collects what is rejected."""
+    ) -> tuple[
+        dict[UUID, Relationship], list[Interaction], dict[int, LedgerError], dict[int, PushIdClaim]
+    ]:
+        """Runs each event's command on its relationship, in memory; collects what is rejected,
+        and the push ids the batch's sends claim (see `_claims_push_id`)."""
         relationships: dict[UUID, Relationship] = {}
         events: list[Interaction] = []
         errors: dict[int, LedgerError] = {}
+        pushes: dict[int, PushIdClaim] = {}
+        claimed: dict[str, int] = {}
         ids = {relationship_id(brand, p.customer) for p in batch}
         loaded = self._load_many(ids, latest_known=latest_known)
         for i, posted in enumerate(batch):
@@ -453,13 +462,40 @@ class Ledger(Application[UUID]):
                 relationships[rid] = (
                     copy.deepcopy(found) if found else Relationship(brand, posted.customer)
                 )
+            claim = self._claims_push_id(brand, posted, relationships[rid])
             try:
+                if claim and claim.push_id in claimed:  # by a send to another customer
+                    raise PushIdConflict(claim.push_id, sent=True)
                 relationships[rid].record(posted)
-            except RejectedEvent as error:
+            except (RejectedEvent, PushIdConflict) as error:
                 errors[i] = error
             else:
                 events.append(relationships[rid].pending_events[-1])  # type: ignore[arg-type]
-        return relationships, events, errors
+                if claim:
+                    pushes[i], claimed[claim.push_id] = claim, i
+        return relationships, events, errors, pushes
+
+    @staticmethod
+    def _claims_push_id(
+        brand: str, posted: PostedEvent, relationship: Relationship
+    ) -> PushIdClaim | None:
+        """A brand's push id belongs to one customer: the first decision or send under it claims
+        it for its relationship, in the same save, which fails if another customer holds it."""
+        push_id = posted.data.get("push_id") if posted.type == "push.sent" else None
+        if not isinstance(push_id, str) or push_id in relationship.items["push"]:
+            return None  # decided or sent to this customer before: claimed then
+        return PushIdClaim(brand, push_id, relationship.id)
+
+    def _refuse_push_ids_of_others(self, pushes: dict[int, PushIdClaim]) -> None:
+        """After a failed save: the sends whose push id another customer holds are refused."""
+        recorder: Any = self.recorder  # the ledger's (domain/recorders.py)
+        taken: dict[int, LedgerError] = {
+            i: PushIdConflict(push.push_id, sent=True)
+            for i, push in pushes.items()
+            if recorder.push_id_owner(push.brand, push.push_id) not in (None, push.relationship_id)
+        }
+        if taken:
+            raise BatchRejected(taken)
 
     def _customer_keys(
         self, brand: str, relationships: dict[UUID, Relationship]
@@ -767,8 +803,8 @@ class Ledger(Application[UUID]):
         brand: str, push: PushRequest, relationship: Relationship
     ) -> list[PushIdClaim]:
         """The push id's claim, with its first decision: the save fails if another customer holds it."""
-        if "decision_sequence" in relationship.items["push"].get(push.push_id, {}):
-            return []  # decided before, so claimed with that decision
+        if push.push_id in relationship.items["push"]:
+            return []  # decided or sent before, so claimed then
         return [PushIdClaim(brand, push.push_id, relationship.id)]
 
     # --- the audit of decisions ----------------------------------------------------------------

@@ -71,10 +71,15 @@ class InvalidPushRequest(LedgerError):
 
 
 class PushIdConflict(LedgerError):
-    """The brand asked about one of its push ids again with another request."""
+    """The brand used one of its push ids again for another request or another customer: a push
+    id names one push, to one customer, from its first decision or send."""
 
-    def __init__(self, push_id: str) -> None:
-        super().__init__(f"push_id {push_id!r} was already decided for another request")
+    def __init__(self, push_id: str, sent: bool = False) -> None:
+        super().__init__(
+            f"push_id {push_id!r} belongs to another customer's push"
+            if sent
+            else f"push_id {push_id!r} was already decided for another request"
+        )
         self.push_id = push_id
 
 

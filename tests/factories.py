@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -25,6 +26,12 @@ def posted(
         channel="email",
         data=data,
     )
+
+
+def story_push_id(customer: str) -> str:
+    """The story's push: one of its own per customer (a push id names a push to one customer),
+    which does not spell the customer out (push ids are not personal data)."""
+    return "push-" + hashlib.sha256(customer.encode()).hexdigest()[:12]
 
 
 def story(customer: str = "cust-1") -> list[PostedEvent]:
@@ -65,8 +72,8 @@ def story(customer: str = "cust-1") -> list[PostedEvent]:
         posted("advice.rated", customer, advice_id="a1", helpful=True),
         posted("consent.granted", customer, **consent),
         posted("preferences.updated", customer, timezone="Europe/Paris", quiet_hours={"start": "21:00", "end": "08:00"}),
-        posted("push.sent", customer, push_id="push-1"),
-        posted("push.feedback", customer, push_id="push-1", reaction="opened"),
+        posted("push.sent", customer, push_id=story_push_id(customer)),
+        posted("push.feedback", customer, push_id=story_push_id(customer), reaction="opened"),
         posted("consent.withdrawn", customer, purpose="marketing", channels=["push"]),
     ]
     # fmt: on

@@ -264,6 +264,39 @@ def test_findings_list_pushes_sent_without_an_allow(client_for: ClientFor) -> No
     assert len(page["findings"]) == 1 and page["next_offset"] == 1
 
 
+def test_a_push_id_belongs_to_the_customer_of_its_first_decision_or_send(
+    client_for: ClientFor,
+) -> None:
+    """A send reported for one customer under a push id decided for another was merged into the
+    other's decision, so it was never a finding; a decision for another customer under the push
+    id of a send without one made that finding vanish. Both are now refused, storing nothing."""
+    brand = client_for("brand")
+    compliance = client_for("compliance", brand.brand)
+    quiet(brand, now=False)
+    a, b, c, d = (random_customer(x) for x in "abcd")
+    decided = push(a, kind="service", purpose=None, data_categories=[])
+    assert brand.post("/v1/push-decisions", json=decided).get_json()["outcome"] == "allow"
+    [to_b] = brand.record(posted("push.sent", b, push_id=decided["push_id"]))
+    assert_problem(to_b, 409)
+    assert to_b.get_json()["detail"] == (
+        f"push_id {decided['push_id']!r} belongs to another customer's push"
+    )
+    assert brand.get(f"/v1/customers/{b}/timeline").status_code == 404  # nothing stored
+    assert [r.status_code for r in brand.record(posted("push.sent", c, push_id="unasked"))] == [201]
+    again = push(d, kind="service", purpose=None, data_categories=[], push_id="unasked")
+    assert_problem(brand.post("/v1/push-decisions", json=again), 409)
+    findings = compliance.get("/v1/audit/findings").get_json()["findings"]
+    assert [(f["push_id"], f["finding"]) for f in findings] == [
+        ("unasked", "sent without a decision")
+    ]
+    both = [posted("push.sent", x, push_id="twice") for x in (a, b)]
+    answer = brand.post("/v1/events/batch", json={"events": [as_json(e) for e in both]})
+    assert_problem(answer, 409)
+    assert set(answer.get_json()["errors"]["events"]) == {"1"}
+    later = push(c, kind="service", purpose=None, data_categories=[], push_id="unasked")
+    assert brand.post("/v1/push-decisions", json=later).status_code == 200  # its own customer
+
+
 def test_the_gate_reads_a_relationships_base_rate_from_its_brands_trust(
     client_for: ClientFor,
 ) -> None:

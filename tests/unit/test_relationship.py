@@ -17,7 +17,7 @@ from domain.relationship import (
     Relationship,
     relationship_id,
 )
-from tests.factories import LATER, NOW, posted, story
+from tests.factories import LATER, NOW, posted, story, story_push_id
 
 
 def recorded(*events: object) -> Relationship:
@@ -210,7 +210,7 @@ def test_a_copy_shares_no_state_the_fold_changes() -> None:
     original = recorded(*story()[:12])
     original.record_push_decision(
         posted("push.sent").envelope,
-        "push-1",
+        story_push_id("cust-1"),
         {"purpose": "marketing", "channel": "push"},
         {"outcome": "allow"},
     )
@@ -219,7 +219,7 @@ def test_a_copy_shares_no_state_the_fold_changes() -> None:
     duplicate = copying.deepcopy(original)
     for event in story()[12:]:
         duplicate.record(event)
-    duplicate.record(posted("push.feedback", push_id="push-1", reaction="unwanted"))
+    duplicate.record(posted("push.feedback", push_id=story_push_id("cust-1"), reaction="unwanted"))
     duplicate.record(posted("consent.withdrawn", purpose="*"))
     assert repr(vars(original)) == before
     assert repr(vars(duplicate)) != before
