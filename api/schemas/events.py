@@ -18,6 +18,7 @@ from api.schemas.fields import (
     EARLIEST,
     Choice,
     Pattern,
+    Reference,
     StrictBoolean,
     StrictInteger,
     Text,
@@ -172,7 +173,7 @@ class PreferencesUpdatedData(Strict):
 
 
 class PushRef(Strict):
-    push_id = Text(ID, required=True)
+    push_id = Reference(ID, required=True)
 
 
 class PushFeedbackData(PushRef):
@@ -216,7 +217,7 @@ class Envelope(Strict):
         ID, required=True, metadata={"description": "The brand's own id: the idempotency key."}
     )
     type = Choice(POSTABLE_TYPES, required=True)
-    customer = Text(
+    customer = Reference(
         ID, required=True, metadata={"description": "The brand's pseudonymous reference."}
     )
     occurred_at = Timestamp(

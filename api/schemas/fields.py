@@ -43,6 +43,30 @@ class Text(fields.String):
         return text
 
 
+CONTROL = re.compile("[\x00-\x1f\x7f]")
+IN_A_PATH = "^[^/\\x00-\\x1f\\x7f][^\\x00-\\x1f\\x7f]*$"
+"""JSON Schema's way to say what Reference refuses."""
+
+
+class Reference(Text):
+    """A customer reference or push id: Text that also names its resource in a URL path, so it
+    neither starts with "/" nor holds a control character (a line feed), either of which no
+    route can match: a customer so named could be written to, but never read, exported or
+    erased."""
+
+    def __init__(self, max_length: int, **kwargs: Any) -> None:
+        metadata = {**kwargs.pop("metadata", {}), "pattern": IN_A_PATH}
+        super().__init__(max_length, metadata=metadata, **kwargs)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        text = super()._deserialize(value, attr, data, **kwargs)
+        if text.startswith("/") or CONTROL.search(text):
+            raise ValidationError(
+                "Must not start with '/' or contain control characters: it names a resource in URLs."
+            )
+        return text
+
+
 class Choice(Text):
     """A string from a fixed list."""
 

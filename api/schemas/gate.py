@@ -13,6 +13,7 @@ from api.schemas.fields import (
     Pattern,
     PlainDict,
     PlainList,
+    Reference,
     StrictInteger,
     StrictNumber,
     Text,
@@ -31,8 +32,8 @@ CLOCK = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
 
 
 class PushRequestSchema(Strict):
-    push_id = Text(ID, required=True, metadata={"description": "The brand's id of this push."})
-    customer = Text(ID, required=True)
+    push_id = Reference(ID, required=True, metadata={"description": "The brand's id of this push."})
+    customer = Reference(ID, required=True)
     kind = Choice(KINDS, required=True)
     channel = Text(NAME, required=True)
     purpose = optional(Text(NAME, metadata={"description": "Required for offer and advice."}))

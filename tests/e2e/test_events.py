@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import quote
 
 import pytest
 
@@ -290,6 +291,9 @@ def in_minutes(minutes: int) -> str:
         ({"occurred_at": "1969-12-31T23:59:59Z"}, {"occurred_at"}),
         ({"actor": "agent\x00"}, {"actor"}),
         ({"customer": "c\x00"}, {"customer"}),
+        ({"customer": "/c"}, {"customer"}),  # no route could read it back
+        ({"customer": "c\nx"}, {"customer"}),
+        ({"customer": "c\tx"}, {"customer"}),
         ({"actor": 7}, {"actor"}),
         ({"data": {"promise_id": "p", "summary": "s", "due_at": "soon"}}, {"data"}),
         (
@@ -307,6 +311,23 @@ def test_an_invalid_event_is_422_naming_the_field(
     body = assert_problem(brand.post("/v1/events", json={**made(customer), **change}), 422)
     assert set(body["errors"]) == errors
     assert_problem(brand.get(f"/v1/customers/{customer}/timeline"), 404)
+
+
+@pytest.mark.parametrize("customer", ["a/b", "a//b/", "..", "a?b#c", "%2F", "a\u2028b"])
+def test_a_customer_reference_that_reads_oddly_in_a_url_is_read_exported_and_erased(
+    client_for: ClientFor, customer: str
+) -> None:
+    """Every reference the ledger accepts names its customer in every path (a reference starting
+    with "/" or holding a line feed was accepted, then 404 on every read, export and erasure)."""
+    brand = client_for("brand")
+    compliance = client_for("compliance", brand.brand)
+    assert brand.post("/v1/events", json=made(customer)).status_code == 201
+    path = f"/v1/customers/{quote(customer, safe='')}"
+    for read in ("timeline", "consents", "trust", "consents/receipts"):
+        assert brand.get(f"{path}/{read}").status_code == 200, read
+    assert compliance.get(f"{path}/export").status_code == 200
+    erasure = compliance.post(f"{path}/erasure", json={"reason": "asked by the customer"})
+    assert erasure.status_code == 200
 
 
 @pytest.mark.parametrize(

@@ -166,6 +166,8 @@ def test_the_same_push_id_for_another_request_is_409(client_for: ClientFor) -> N
         {"send_at": (datetime.now(UTC) + timedelta(minutes=10)).isoformat()},
         {"extra": 1},
         {"data_categories": "all"},
+        {"customer": "/c"},  # no route could read it back, nor audit the push
+        {"push_id": "p\nq"},
     ],
 )
 def test_an_invalid_push_request_is_422_and_decides_nothing(
