@@ -27,7 +27,7 @@ from psycopg.rows import tuple_row
 from psycopg_pool import PoolTimeout
 
 from domain import trust
-from domain.brand import DEFAULT_POLICY, BrandPolicy, Policy, policy_id
+from domain.brand import DEFAULT_POLICY, BrandPolicy, Policy, merged_policy, policy_id
 from domain.errors import (
     BatchRejected,
     ConcurrencyConflict,
@@ -909,6 +909,8 @@ class Ledger(Application[UUID]):
             try:
                 policy: BrandPolicy = self.repository.get(policy_id(brand))
             except AggregateNotFoundError:
+                if merged_policy(DEFAULT_POLICY, changes) == DEFAULT_POLICY:
+                    return Policy.default(brand)  # version 0 stays, as a later version would
                 policy = BrandPolicy.adopt(brand, changes)
             else:
                 policy.change(changes)

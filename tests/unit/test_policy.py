@@ -90,6 +90,18 @@ def test_a_change_that_changes_nothing_makes_no_version(memory_ledger: Ledger) -
     assert len(list(memory_ledger.events.get(policy_id("brand-a")))) == 1
 
 
+@pytest.mark.parametrize(
+    "changes",
+    [{}, {"frequency_cap": DEFAULT_POLICY["frequency_cap"]}, {"thresholds": {"offer": {}}}],
+)
+def test_a_first_change_that_changes_nothing_keeps_version_0(
+    memory_ledger: Ledger, changes: dict[str, object]
+) -> None:
+    assert memory_ledger.set_policy("brand-a", changes).version == 0  # was 1, a copy of 0
+    assert list(memory_ledger.events.get(policy_id("brand-a"))) == []
+    assert memory_ledger.set_policy("brand-a", {"frequency_cap": 2}).version == 1
+
+
 def test_policies_are_kept_per_brand(memory_ledger: Ledger) -> None:
     memory_ledger.set_policy("brand-a", {"frequency_cap": 2})
     assert memory_ledger.policy("brand-b").frequency_cap == DEFAULT_POLICY["frequency_cap"]
