@@ -44,7 +44,8 @@ def moments(start: datetime, end: datetime, count: int) -> list[datetime]:
     if end <= start:
         return [end]
     step = (end - start) / (count - 1)
-    return [start + step * i for i in range(count)]
+    # The last is `end` itself: a step rounded to microseconds, times count - 1, can pass it.
+    return [*(start + step * i for i in range(count - 1)), end]
 
 
 def _rates_at(line: list[tuple[datetime, dict[str, float]]], at: datetime) -> dict[str, float]:

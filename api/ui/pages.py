@@ -187,9 +187,9 @@ def as_of() -> datetime | None:
         return None
     try:
         moment = datetime.fromisoformat(text)
-    except ValueError:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: an offset past year 1 or 9999 in UTC
         abort(400, "The as-of time reads YYYY-MM-DDTHH:MM (UTC).")
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def customer_page(template: str, customer: str, **values: Any) -> str:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from flask import Flask
 from flask.testing import FlaskClient
+from werkzeug.test import TestResponse
 
 from api.app import close_app, create_app
 from api.auth import KeyStore
@@ -52,6 +53,18 @@ def person(app: Flask, keys: KeyStore) -> Callable[[str, str], FlaskClient]:
         return http
 
     return make
+
+
+def opened(
+    person: Callable[..., FlaskClient],
+    role: str,
+    customer: tuple[str, str],
+    page: str,
+    **query: str,
+) -> TestResponse:
+    """One of the customer's pages, opened by a new person of that role at the customer's brand."""
+    brand, ref = customer
+    return person(role, brand).get(f"/ui/customers/{ref}/{page}", query_string=query)
 
 
 def test_signed_out_pages_send_you_to_sign_in(app: Flask) -> None:
@@ -143,10 +156,7 @@ def test_an_agent_reads_the_timeline_consents_trust_and_decisions(
 def test_a_page_link_altered_by_hand_is_400(
     person: Callable[..., FlaskClient], customer: tuple[str, str], page: str, cursor: str
 ) -> None:
-    brand, ref = customer
-    answer = person("agent", brand).get(
-        f"/ui/customers/{ref}/{page}", query_string={"cursor": cursor}
-    )
+    answer = opened(person, "agent", customer, page, cursor=cursor)
     assert answer.status_code == 400 and "That page link is not valid." in answer.text
 
 
@@ -210,6 +220,30 @@ def test_compliance_replays_as_of_a_record_time(
         .text
     )
     assert "second" in agent  # an agent always sees now
+
+
+@pytest.mark.parametrize("page", ["timeline", "trust", "decisions", "audit"])
+@pytest.mark.parametrize(
+    "moment", ["not a time", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"]
+)
+def test_an_as_of_time_the_pages_cannot_read_is_400(
+    person: Callable[..., FlaskClient], customer: tuple[str, str], page: str, moment: str
+) -> None:
+    answer = opened(person, "compliance", customer, page, as_of=moment)
+    assert answer.status_code == 400 and "The as-of time reads" in answer.text
+
+
+@pytest.mark.parametrize("page", ["timeline", "trust", "decisions", "audit"])
+def test_compliance_replays_as_of_the_last_moment_of_the_calendar(
+    person: Callable[..., FlaskClient], client_for: ClientFor, page: str
+) -> None:
+    brand, ref = random_brand(), random_customer()
+    # From this first event the chart's 32 moments, each rounded up, passed the calendar's end.
+    first = datetime(2026, 1, 1, tzinfo=UTC)
+    event = posted("promise.made", ref, promise_id="p", summary="s", due_at=LATER, at=first)
+    assert client_for("brand", brand).record(event)[0].status_code == 201
+    last = "9999-12-31T23:59:59.999999Z"
+    assert opened(person, "compliance", (brand, ref), page, as_of=last).status_code == 200
 
 
 def test_erasure_asks_for_the_reference_first(

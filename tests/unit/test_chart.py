@@ -5,6 +5,8 @@ from __future__ import annotations
 import itertools
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from api.ui import chart
 
 START = datetime(2025, 1, 1, tzinfo=UTC)
@@ -24,6 +26,15 @@ def test_moments_span_the_life_evenly() -> None:
     found = chart.moments(START, START + timedelta(days=30), 4)
     assert found[0] == START and found[-1] == START + timedelta(days=30)
     assert len({b - a for a, b in itertools.pairwise(found)}) == 1
+
+
+@pytest.mark.parametrize(
+    "end", [START + timedelta(seconds=1), datetime.max.replace(tzinfo=UTC)], ids=["1s", "max"]
+)
+def test_the_last_moment_is_the_end_exactly(end: datetime) -> None:
+    """Not a rounded step past it: past the calendar's last moment, that was an OverflowError."""
+    found = chart.moments(START, end, chart.MOMENTS)
+    assert len(found) == chart.MOMENTS and found[-1] == end
 
 
 def test_a_life_of_one_moment_is_one_moment() -> None:
