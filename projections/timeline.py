@@ -82,12 +82,14 @@ def encode_cursor(sequence: int) -> str:
 
 
 def decode_cursor(cursor: str) -> int:
+    """The sequence in a cursor encode_cursor made; BadCursor for anything else."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         before = json.loads(base64.urlsafe_b64decode(padded))["before"]
     except (ValueError, KeyError, TypeError):
         raise BadCursor("cursor is not valid") from None
-    if not isinstance(before, int) or before < 1:
+    # A sequence both stores can compare: not true (an int to Python), nor past a bigint.
+    if type(before) is not int or not 0 < before < 2**63:
         raise BadCursor("cursor is not valid")
     return before
 

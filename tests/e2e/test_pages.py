@@ -14,6 +14,7 @@ from werkzeug.test import TestResponse
 from api.app import close_app, create_app
 from api.auth import KeyStore
 from domain.storage import Store
+from projections.timeline import encode_cursor
 from tests.e2e.conftest import ClientFor
 from tests.factories import LATER, posted, story
 from tests.random_refs import random_brand, random_customer
@@ -152,7 +153,10 @@ def test_an_agent_reads_the_timeline_consents_trust_and_decisions(
 
 
 @pytest.mark.parametrize("page", ["timeline", "decisions"])
-@pytest.mark.parametrize("cursor", ["x", "-1", "2026-01-01T00:00:00Z", "\u2603"])
+@pytest.mark.parametrize(
+    "cursor",
+    ["x", "-1", "2026-01-01T00:00:00Z", "\u2603", encode_cursor(2**63), encode_cursor(True)],
+)
 def test_a_page_link_altered_by_hand_is_400(
     person: Callable[..., FlaskClient], customer: tuple[str, str], page: str, cursor: str
 ) -> None:
