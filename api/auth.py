@@ -44,6 +44,11 @@ class Caller:
     role: str
     key_id: str
 
+    @property
+    def name(self) -> str:
+        """How the ledger records who asked (an erasure's `requested_by`): the key, not a person."""
+        return f"key:{self.key_id}"
+
 
 @dataclass(frozen=True)
 class KeyInfo:

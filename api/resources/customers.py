@@ -142,9 +142,7 @@ def erase(path: dict[str, str], body: dict[str, str], **_: str) -> Any:
     Role: compliance. Erasing again answers the first receipt, with `replayed: true`.
     """
     who = caller()
-    return ledger().erase(
-        who.brand, path["customer"], requested_by=f"key:{who.key_id}", reason=body["reason"]
-    )
+    return ledger().erase(who.brand, path["customer"], requested_by=who.name, reason=body["reason"])
 
 
 def attachment(document: dict[str, Any]) -> dict[str, str]:

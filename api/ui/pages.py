@@ -22,14 +22,13 @@ from werkzeug.exceptions import HTTPException
 
 from api import reads
 from api.context import ledger, read_side, resources
-from api.schemas.privacy import ExportSchema
+from api.schemas.privacy import ErasureRequestSchema, ExportSchema
 from api.ui import chart
 from api.ui.session import (
     PAGE_ROLES,
     caller,
     check_csrf,
     csrf_token,
-    key_name,
     page,
     sign_in,
     signed_in,
@@ -333,5 +332,9 @@ def erase(customer: str) -> Any:
             "Say why (a ticket or request number, not the customer's data): nothing was erased."
         )
         return customer_page("ui/erase.html", customer, problem=problem, receipt=None), 422
-    receipt = ledger().erase(brand, customer, requested_by=key_name(caller()), reason=reason)
+    refused = ErasureRequestSchema().validate({"reason": reason}).get("reason")
+    if refused:  # the API's bounds: what a reason kept for good may hold
+        problem = f"That reason cannot be kept, so nothing was erased: {' '.join(refused)}"
+        return customer_page("ui/erase.html", customer, problem=problem, receipt=None), 422
+    receipt = ledger().erase(brand, customer, requested_by=caller().name, reason=reason)
     return customer_page("ui/erase.html", customer, problem=None, receipt=receipt)

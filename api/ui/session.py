@@ -121,8 +121,3 @@ def page(*roles: str) -> Callable[[F], F]:
 def caller() -> Caller:
     found: Caller = g.caller
     return found
-
-
-def key_name(caller: Caller) -> str:
-    """How the ledger names who asked, e.g. for an erasure: the key, not the person's words."""
-    return f"{caller.role} key {caller.key_id}"

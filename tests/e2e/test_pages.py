@@ -250,23 +250,35 @@ def test_compliance_replays_as_of_the_last_moment_of_the_calendar(
     assert opened(person, "compliance", (brand, ref), page, as_of=last).status_code == 200
 
 
+def erase(http: FlaskClient, ref: str, confirm: str, reason: str) -> TestResponse:
+    """The customer's erase form, filled in and sent."""
+    form = http.get(f"/ui/customers/{ref}/erase").text
+    data = {"csrf_token": token(form), "confirm": confirm, "reason": reason}
+    return http.post(f"/ui/customers/{ref}/erase", data=data)
+
+
 def test_erasure_asks_for_the_reference_first(
     person: Callable[..., FlaskClient], customer: tuple[str, str]
 ) -> None:
     brand, ref = customer
     http = person("compliance", brand)
-    form = http.get(f"/ui/customers/{ref}/erase").text
-    wrong = http.post(
-        f"/ui/customers/{ref}/erase",
-        data={"csrf_token": token(form), "confirm": "someone-else", "reason": "ticket 1"},
-    )
+    wrong = erase(http, ref, "someone-else", "ticket 1")
     assert wrong.status_code == 422 and "nothing was erased" in wrong.text
     assert "switch to flex" in http.get(f"/ui/customers/{ref}/timeline").text
-    done = http.post(
-        f"/ui/customers/{ref}/erase",
-        data={"csrf_token": token(form), "confirm": ref, "reason": "ticket 1"},
-    )
+    done = erase(http, ref, ref, "ticket 1")
     assert done.status_code == 200 and "Erased" in done.text
+    assert re.search(r"at the request of key:[0-9a-f]+,", done.text)  # as the API records it
     timeline = http.get(f"/ui/customers/{ref}/timeline").text
     assert "switch to flex" not in timeline and "[erased]" in timeline
     assert "was erased" in http.get(f"/ui/customers/{ref}/trust").text
+
+
+@pytest.mark.parametrize("reason", ["ticket\x00 9", "y" * 100_000], ids=["NUL", "100k"])
+def test_erasure_refuses_a_reason_the_api_refuses(
+    person: Callable[..., FlaskClient], customer: tuple[str, str], reason: str
+) -> None:
+    brand, ref = customer
+    http = person("compliance", brand)
+    refused = erase(http, ref, ref, reason)
+    assert refused.status_code == 422 and "nothing was erased" in refused.text
+    assert "switch to flex" in http.get(f"/ui/customers/{ref}/timeline").text
