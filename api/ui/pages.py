@@ -145,9 +145,10 @@ def _refused(problem: str) -> tuple[str, int]:
 
 
 def _safe_next() -> str | None:
-    """Where to go after signing in: only a path of these pages, never another site."""
+    """Where to go after signing in: only a plain path of these pages, never another site, and
+    nothing unprintable (a line break in the Location header is a 500, or a header of its own)."""
     target = request.values.get("next", "")
-    return target if target.startswith("/ui/") and not target.startswith("//") else None
+    return target if target.startswith("/ui/") and target.isprintable() else None
 
 
 @blp.post("/sign-out")

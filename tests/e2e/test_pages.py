@@ -103,6 +103,28 @@ def test_brand_keys_and_bad_keys_are_refused(app: Flask, keys: KeyStore, key: st
     assert http.get("/ui/customers").status_code == 302
 
 
+@pytest.mark.parametrize(
+    ("target", "lands_on"),
+    [
+        ("/ui/customers?customer=c-1", "/ui/customers?customer=c-1"),
+        ("/ui/\r\nx", "/ui/customers"),  # a header split in two: was a 500
+        ("/ui/\nSet-Cookie: x=1", "/ui/customers"),
+        ("/ui/\tx", "/ui/customers"),
+        ("//evil.example/ui/", "/ui/customers"),
+        ("https://evil.example/ui/", "/ui/customers"),
+        ("/v1/customers", "/ui/customers"),
+    ],
+)
+def test_sign_in_goes_on_only_to_a_plain_path_of_these_pages(
+    app: Flask, keys: KeyStore, target: str, lands_on: str
+) -> None:
+    http = app.test_client()
+    form = http.get("/ui/sign-in", query_string={"next": target}).text
+    key = keys.create(random_brand(), "agent").key
+    answer = http.post("/ui/sign-in", data={"key": key, "csrf_token": token(form), "next": target})
+    assert answer.status_code == 302 and answer.headers["Location"] == lands_on
+
+
 def test_a_revoked_key_is_signed_out(app: Flask, keys: KeyStore) -> None:
     issued = keys.create(random_brand(), "agent")
     http = app.test_client()
