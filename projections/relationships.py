@@ -16,7 +16,7 @@ from datetime import datetime
 from typing import Any, cast
 
 from domain import trust
-from domain.relationship import ERASED, Interaction, Relationship
+from domain.relationship import ERASED, Interaction, Relationship, relationship_id
 from projections.db import Database, parse_timestamp, timestamp, to_json
 from projections.readmodel import Page
 
@@ -338,7 +338,8 @@ def customers(
     limit: int = 50,
     offset: int = 0,
 ) -> list[dict[str, Any]]:
-    """A brand's relationships: the lowest first on the first dimension filtered, else most recent."""
+    """A brand's relationships: the lowest first on the first dimension filtered, else most recent;
+    `erased` tells an erased customer from a live one the brand named "[erased]" (its own id)."""
     where, params = ["brand = ?"], [brand]
     for dimension, threshold in (below or {}).items():
         if dimension not in DIMENSIONS:
@@ -347,13 +348,16 @@ def customers(
         params.append(threshold)  # type: ignore[arg-type]
     order = f"{next(iter(below))} ASC" if below else "last_at DESC"
     rows = db.query(
-        f"SELECT customer, events, first_at, last_at, consistency, honesty, expertise FROM relationships"
+        "SELECT relationship_id, customer, events, first_at, last_at, consistency, honesty, expertise"
+        " FROM relationships"
         f" WHERE {' AND '.join(where)} ORDER BY {order}, relationship_id LIMIT ? OFFSET ?",
         [*params, limit, offset],
     )
+    named_erased = str(relationship_id(brand, ERASED))
     return [
         {
             "customer": customer,
+            "erased": customer == ERASED and rid != named_erased,
             "events": events,
             "first_at": parse_timestamp(first),
             "last_at": parse_timestamp(last),
@@ -361,7 +365,7 @@ def customers(
             "honesty": h,
             "expertise": e,
         }
-        for customer, events, first, last, c, h, e in rows
+        for rid, customer, events, first, last, c, h, e in rows
     ]
 
 

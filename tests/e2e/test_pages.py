@@ -304,3 +304,17 @@ def test_erasure_refuses_a_reason_the_api_refuses(
     refused = erase(http, ref, ref, reason)
     assert refused.status_code == 422 and "nothing was erased" in refused.text
     assert "switch to flex" in http.get(f"/ui/customers/{ref}/timeline").text
+
+
+def test_an_erased_customer_is_listed_without_a_link(
+    person: Callable[..., FlaskClient], client_for: ClientFor, customer: tuple[str, str]
+) -> None:
+    brand, ref = customer
+    http = person("compliance", brand)
+    assert erase(http, ref, ref, "ticket 1").status_code == 200
+    named = posted("promise.made", "[erased]", promise_id="p", summary="s", due_at=LATER)
+    assert client_for("brand", brand).record(named)[0].status_code == 201  # a live customer
+    listed = http.get("/ui/customers").text
+    # Each in the three columns: the live one linked to its timeline, the erased one not at all.
+    assert listed.count("[erased]") == 6
+    assert listed.count('href="/ui/customers/%5Berased%5D/timeline">[erased]</a>') == 3
