@@ -781,7 +781,10 @@ class Ledger(Application[UUID]):
     def _recorded_decision(
         self, relationship: Relationship, push: PushRequest, now: datetime
     ) -> dict[str, Any] | None:
-        """The decision already recorded for this push_id, unless it was a defer now due again."""
+        """The decision already recorded for this push_id, unless it was a defer now due again.
+        Once the customer is erased, nothing more is recorded for them, and a repeat is told so
+        (its recorded request reads "[erased]" and cannot be compared any more)."""
+        relationship.require_not_erased()
         known = relationship.items["push"].get(push.push_id, {})
         if "decision_sequence" not in known:
             return None

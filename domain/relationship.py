@@ -550,7 +550,7 @@ class Relationship(Aggregate, created_event_name="Opened"):
 
     def record(self, posted: PostedEvent) -> None:
         """Records one posted event through the command of its type."""
-        self._require_not_erased()
+        self.require_not_erased()
         cls = CATALOGUE.get(posted.type)
         if cls is None or cls is PushDecided:
             raise RejectedEvent(f"unknown event type {posted.type!r}", field="type")
@@ -764,12 +764,12 @@ class Relationship(Aggregate, created_event_name="Opened"):
 
     def erase(self, requested_by: str, reason: str) -> None:
         """Records the erasure of the customer; the ledger then destroys their key."""
-        self._require_not_erased()
+        self.require_not_erased()
         self.trigger_event(self.Erased, requested_by=requested_by, reason=reason)
 
     # --- guards ------------------------------------------------------------------------------
 
-    def _require_not_erased(self) -> None:
+    def require_not_erased(self) -> None:
         if self.erased is not None:
             raise CustomerErased(
                 f"the customer was erased at {self.erased['at'].isoformat()}:"
@@ -794,7 +794,7 @@ class Relationship(Aggregate, created_event_name="Opened"):
             )
 
     def _trigger(self, cls: type[Interaction], env: Envelope, **data: Any) -> None:
-        self._require_not_erased()
+        self.require_not_erased()
         if env.occurred_at.tzinfo is None:
             raise RejectedEvent("occurred_at needs a UTC offset", field="occurred_at")
         if env.occurred_at > datetime.now(UTC) + FUTURE_TOLERANCE:

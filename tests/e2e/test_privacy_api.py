@@ -144,6 +144,8 @@ def test_erasure_over_http_then_timeline_and_export_hold_no_canary(client_for: C
     brand = client_for("brand")
     customer = random_customer("canary")
     consent_story(brand, customer, "canary-words")
+    asked = {"push_id": "before", "customer": customer, "channel": "email", "kind": "service"}
+    assert brand.post("/v1/push-decisions", json=asked).status_code == 200
     compliance = client_for("compliance", brand.brand)
     erased = compliance.post(
         f"/v1/customers/{customer}/erasure", json={"reason": "Art. 17 request"}
@@ -151,7 +153,7 @@ def test_erasure_over_http_then_timeline_and_export_hold_no_canary(client_for: C
     assert erased.status_code == 200, erased.get_json()
     receipt = erased.get_json()
     assert receipt["requested_by"].startswith("key:") and receipt["reason"] == "Art. 17 request"
-    assert receipt["replayed"] is False and receipt["events_shredded"] == 4  # opened, and the three
+    assert receipt["replayed"] is False and receipt["events_shredded"] == 5  # opened, and the four
     again = compliance.post(f"/v1/customers/{customer}/erasure", json={"reason": "again"})
     assert again.get_json() == {**receipt, "replayed": True}
     timeline = brand.get(f"/v1/customers/{customer}/timeline").get_json()["items"]
@@ -167,14 +169,11 @@ def test_erasure_over_http_then_timeline_and_export_hold_no_canary(client_for: C
     later = posted("question.answered", customer, case_id="c", topic="t", resolved=True)
     body = assert_problem(brand.post("/v1/events", json=as_json(later)), 409)
     assert body["type"].endswith("customer-erased")
-    asked = {
-        "push_id": "after-erasure",
-        "customer": customer,
-        "channel": "email",
-        "kind": "service",
-    }
-    body = assert_problem(brand.post("/v1/push-decisions", json=asked), 409)
-    assert body["type"].endswith("customer-erased")
+    for push_id in ("after", "before"):  # a repeat too: its request reads "[erased]" now
+        body = assert_problem(
+            brand.post("/v1/push-decisions", json={**asked, "push_id": push_id}), 409
+        )
+        assert body["type"].endswith("customer-erased"), body
 
 
 @pytest.mark.parametrize("body", [{}, {"reason": ""}, {"reason": "x", "more": 1}, {"reason": 5}])
