@@ -238,6 +238,8 @@ def _newer_cursor(found: TimelinePage) -> str | None:
 
 def _cursor_around(brand: str, customer: str, event_id: str) -> str | None:
     """A cursor whose page holds the event (a few newer events above it), or the first page."""
+    if "\x00" in event_id:  # no event id holds one, and PostgreSQL's text cannot be asked about it
+        return None
     sequence = read_side().db.scalar(
         "SELECT sequence FROM timeline WHERE relationship_id = ? AND brand = ? AND event_id = ?",
         [str(relationship_id(brand, customer)), brand, event_id],

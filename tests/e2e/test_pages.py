@@ -186,6 +186,14 @@ def test_a_page_link_altered_by_hand_is_400(
     assert answer.status_code == 400 and "That page link is not valid." in answer.text
 
 
+@pytest.mark.parametrize("around", ["no-such-event", "a\x00b", "\u2603" * 300])
+def test_a_link_to_an_event_that_is_not_there_opens_the_first_page(
+    person: Callable[..., FlaskClient], customer: tuple[str, str], around: str
+) -> None:
+    answer = opened(person, "agent", customer, "timeline", around=around)
+    assert answer.status_code == 200 and "Newer events" not in answer.text  # was a 500 on NUL
+
+
 def test_the_chart_draws_a_brand_whose_promise_was_kept_dated_before_it_was_made(
     person: Callable[..., FlaskClient], client_for: ClientFor
 ) -> None:
