@@ -164,12 +164,16 @@ def sign_out() -> Response:
 @page(*PAGE_ROLES)
 def customers() -> Any:
     brand = caller().brand
-    wanted = request.args.get("customer", "").strip()
+    typed = request.args.get("customer", "")
     db = read_side().caught_up()
-    if wanted:
-        if has_relationship(db, brand, wanted):
-            return redirect(url_for("ui.timeline", customer=wanted))
-        return render_template("ui/customers.html", wanted=wanted, lowest={}, missing=True), 404
+    if typed.strip():
+        # As typed first: a reference may start or end with a space; then without them.
+        for wanted in dict.fromkeys([typed, typed.strip()]):
+            if has_relationship(db, brand, wanted):
+                return redirect(url_for("ui.timeline", customer=wanted))
+        return render_template(
+            "ui/customers.html", wanted=typed.strip(), lowest={}, missing=True
+        ), 404
     lowest = {
         name: relationship_model.customers(db, brand, below={name: 1.01}, limit=LOWEST)
         for name in chart.DIMENSIONS

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from urllib.parse import quote
 
 import pytest
 from flask import Flask
@@ -222,6 +223,26 @@ def test_another_brands_customer_is_not_found(
     http = person("compliance", random_brand())
     assert http.get(f"/ui/customers/{ref}/{page}").status_code == 404
     assert http.get(f"/ui/customers?customer={ref}").status_code == 404
+
+
+def test_the_search_finds_a_reference_as_typed_then_without_its_spaces(
+    person: Callable[..., FlaskClient], client_for: ClientFor
+) -> None:
+    brand, ref = random_brand(), random_customer()
+    spaced = f" {ref} "
+    answer = client_for("brand", brand).record(posted("advice.given", spaced, advice_id="a",
+                                                      topic="t", summary="s"))  # fmt: skip
+    assert [a.status_code for a in answer] == [201]
+    http = person("agent", brand)
+    found = http.get("/ui/customers", query_string={"customer": spaced})
+    assert found.status_code == 302 and found.headers["Location"].endswith(
+        f"/{quote(spaced)}/timeline"
+    )
+    assert http.get("/ui/customers", query_string={"customer": ref}).status_code == 404
+    client_for("brand", brand).record(posted("advice.given", ref, advice_id="a", topic="t",
+                                             summary="s"))  # fmt: skip
+    found = http.get("/ui/customers", query_string={"customer": f"  {ref}\t"})
+    assert found.status_code == 302 and found.headers["Location"].endswith(f"/{ref}/timeline")
 
 
 def test_text_is_escaped(person: Callable[..., FlaskClient], client_for: ClientFor) -> None:
