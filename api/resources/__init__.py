@@ -8,6 +8,7 @@ from typing import Any, TypeVar, cast
 
 from flask import g, request
 from flask_smorest import Blueprint
+from marshmallow import RAISE, Schema
 from webargs.flaskparser import FlaskParser, is_json_request
 from werkzeug.exceptions import BadRequest, UnsupportedMediaType
 
@@ -31,8 +32,19 @@ class JsonParser(FlaskParser):
             raise BadRequest() from None
 
 
+class NoQuery(Schema):
+    """The query of a view that reads none: any parameter is unknown."""
+
+
 class ApiBlueprint(Blueprint):  # type: ignore[misc]
     ARGUMENTS_PARSER = JsonParser()
+
+    def query(self, schema: Any, **kwargs: Any) -> Callable[[View], View]:
+        """The query string, loaded by `schema`; a parameter it does not name is 422 (webargs
+        would drop it: `?as_of=` on a read that answers only now would get today's answer)."""
+        instance = schema() if isinstance(schema, type) else schema  # not one per request
+        parsed = self.arguments(instance, location="query", unknown=RAISE, **kwargs)
+        return parsed  # type: ignore[no-any-return]
 
     def alt_response(self, *args: Any, **kwargs: Any) -> Callable[[View], View]:
         """smorest's, documenting the view without wrapping it (see `documenting`)."""
@@ -45,9 +57,13 @@ class ApiBlueprint(Blueprint):  # type: ignore[misc]
     def allow(self, *roles: str) -> Callable[[View], View]:
         """Lets a view run only for a live key of one of `roles`; documents 401, 403 and 503
         (which any call answers while the database cannot, or a read while the read models are
-        stopped)."""
+        stopped). A view without `query` refuses any query parameter, as the others refuse
+        the ones they do not read."""
 
         def decorator(view: View) -> View:
+            if not reads_query(view):
+                view = self.query(NoQuery, as_kwargs=True)(view)
+
             @wraps(view)
             def guarded(*args: Any, **kwargs: Any) -> Any:
                 g.caller = authorise(resources().keys, request.headers.get("Authorization"), roles)
@@ -76,6 +92,12 @@ class ApiBlueprint(Blueprint):  # type: ignore[misc]
             return parsed  # type: ignore[no-any-return]
 
         return decorator
+
+
+def reads_query(view: Callable[..., Any]) -> bool:
+    """Whether `view` loads its query string with a schema (smorest notes each one it loads)."""
+    loaded = getattr(view, "_apidoc", {}).get("arguments", {}).get("parameters", [])
+    return any(parameter["in"] == "query" for parameter in loaded)
 
 
 def documenting(decorator: Callable[[View], Any]) -> Callable[[View], View]:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import RAISE
-
 from api import reads
 from api.context import caller, ledger, read_side
 from api.resources import ApiBlueprint
@@ -31,7 +29,7 @@ def decision(path: dict[str, str], **_: str) -> Any:
 
 @blp.route("/findings", methods=["GET"])
 @blp.allow("compliance")
-@blp.arguments(Paging, location="query", unknown=RAISE)
+@blp.query(Paging)
 @blp.response(200, FindingsSchema)
 def findings(query: dict[str, int]) -> Any:
     """Pushes the brand reported sent without an allow (no decision, denied, or deferred and

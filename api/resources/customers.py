@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import RAISE
-
 from api import reads
 from api.context import caller, ledger, read_side
 from api.resources import ApiBlueprint
@@ -34,7 +32,7 @@ ATTACHMENT = {
 @blp.route("/<path:customer>/timeline", methods=["GET"])
 @blp.allow(*READERS)
 @blp.arguments(CustomerPath, location="path")
-@blp.arguments(TimelineQuery, location="query", unknown=RAISE)
+@blp.query(TimelineQuery)
 @blp.response(200, TimelinePageSchema)
 @blp.alt_response(404, response="NOT_FOUND")
 def timeline(path: dict[str, str], query: dict[str, Any], **_: str) -> Any:
@@ -56,7 +54,7 @@ def timeline(path: dict[str, str], query: dict[str, Any], **_: str) -> Any:
 @blp.route("/<path:customer>/consents", methods=["GET"])
 @blp.allow(*READERS)
 @blp.arguments(CustomerPath, location="path")
-@blp.arguments(AsOf, location="query", unknown=RAISE)
+@blp.query(AsOf)
 @blp.response(200, ConsentsSchema)
 @blp.alt_response(404, response="NOT_FOUND")
 def consents(path: dict[str, str], query: dict[str, Any], **_: str) -> Any:
@@ -73,7 +71,7 @@ def consents(path: dict[str, str], query: dict[str, Any], **_: str) -> Any:
 
 @blp.route("", methods=["GET"])
 @blp.allow(*READERS)
-@blp.arguments(CustomersQuery, location="query", unknown=RAISE)
+@blp.query(CustomersQuery)
 @blp.response(200, CustomersSchema)
 def customers(query: dict[str, Any]) -> Any:
     """The brand's customers below trust thresholds (`consistency_lt`, ...), lowest first.
@@ -89,7 +87,7 @@ def customers(query: dict[str, Any]) -> Any:
 @blp.route("/<path:customer>/trust", methods=["GET"])
 @blp.allow(*READERS)
 @blp.arguments(CustomerPath, location="path")
-@blp.arguments(AsOf, location="query", unknown=RAISE)
+@blp.query(AsOf)
 @blp.response(200, TrustSchema)
 @blp.alt_response(404, response="NOT_FOUND")
 def trust(path: dict[str, str], query: dict[str, Any], **_: str) -> Any:

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from marshmallow import RAISE
-
 from api import reads
 from api.context import caller, read_side
 from api.resources import ApiBlueprint
@@ -17,7 +15,7 @@ blp = ApiBlueprint("trust", __name__, url_prefix="/v1/trust", description="The b
 
 @blp.route("", methods=["GET"])
 @blp.allow("brand", "agent", "compliance")
-@blp.arguments(AsOf, location="query", unknown=RAISE)
+@blp.query(AsOf)
 @blp.response(200, TrustSchema)
 def brand_trust(query: dict[str, Any]) -> Any:
     """The brand's opinion per dimension (base rate 0.5), now or as known at `as_of`.

@@ -330,6 +330,15 @@ def test_a_customer_reference_that_reads_oddly_in_a_url_is_read_exported_and_era
     assert erasure.status_code == 200
 
 
+def test_a_query_parameter_is_422_and_stores_nothing(client_for: ClientFor) -> None:
+    """No write reads a query string: `?dry_run=1` must not record the event all the same."""
+    brand = client_for("brand")
+    customer = random_customer()
+    body = assert_problem(brand.post("/v1/events?dry_run=1", json=made(customer)), 422)
+    assert list(body["errors"]) == ["dry_run"]
+    assert_problem(brand.get(f"/v1/customers/{customer}/timeline"), 404)
+
+
 @pytest.mark.parametrize(
     ("type_", "data", "field"),
     [

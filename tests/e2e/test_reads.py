@@ -7,9 +7,11 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from flask import Flask
 
 from tests.e2e.conftest import Client, ClientFor, as_json
 from tests.e2e.test_events import assert_problem, made
+from tests.e2e.test_gate_api import consented, push
 from tests.factories import posted
 from tests.random_refs import random_customer
 
@@ -156,6 +158,57 @@ def test_a_customer_reference_may_hold_slashes_and_spaces(client_for: ClientFor)
     recorded(brand, made(customer))
     assert len(page(brand, customer.replace("/", "%2F").replace(" ", "%20"))["items"]) == 1
     assert len(page(brand, customer)["items"]) == 1
+
+
+# --- query parameters --------------------------------------------------------------------------
+
+GETS = {
+    "/v1/customers": "agent",
+    "/v1/customers/<path:customer>/timeline": "agent",
+    "/v1/customers/<path:customer>/consents": "agent",
+    "/v1/customers/<path:customer>/consents/receipts": "agent",
+    "/v1/customers/<path:customer>/trust": "agent",
+    "/v1/customers/<path:customer>/export": "compliance",
+    "/v1/trust": "agent",
+    "/v1/policy": "brand",
+    "/v1/audit/findings": "compliance",
+    "/v1/audit/push-decisions/<path:push_id>": "compliance",
+}
+"""Every GET under /v1 but the OpenAPI document, with a role that may call it."""
+NOW_ONLY = [rule for rule in GETS if not rule.endswith(("/timeline", "/consents", "/trust"))]
+"""The GETs that answer only as of now: they take no `as_of`."""
+
+
+def test_the_gets_under_v1_are_all_listed(app: Flask) -> None:
+    rules = {r.rule for r in app.url_map.iter_rules() if "GET" in (r.methods or ())}
+    assert {r for r in rules if r.startswith("/v1/")} - {"/v1/openapi.json"} == set(GETS)
+
+
+def caller_and_path(client_for: ClientFor, rule: str) -> tuple[Client, str]:
+    """A client of a role that may GET `rule`, and `rule` at a customer with a decided push."""
+    brand = client_for("brand")
+    customer = random_customer()
+    consented(brand, customer, ["purchase_history"])
+    request = push(customer, kind="service")
+    assert brand.post("/v1/push-decisions", json=request).status_code == 200
+    path = rule.replace("<path:customer>", customer).replace("<path:push_id>", request["push_id"])
+    return client_for(GETS[rule], brand.brand), path
+
+
+@pytest.mark.parametrize("rule", sorted(GETS))
+def test_every_get_refuses_an_unknown_query_parameter(client_for: ClientFor, rule: str) -> None:
+    client, path = caller_and_path(client_for, rule)
+    assert client.get(path).status_code == 200
+    body = assert_problem(client.get(path, query_string={"bogus": "1"}), 422)
+    assert list(body["errors"]) == ["bogus"]
+
+
+@pytest.mark.parametrize("rule", sorted(NOW_ONLY))
+def test_asking_a_now_only_read_as_of_a_past_time_is_422(client_for: ClientFor, rule: str) -> None:
+    """A compliance officer asking for a historical export must not get today's one."""
+    client, path = caller_and_path(client_for, rule)
+    body = assert_problem(client.get(path, query_string={"as_of": "2000-01-01T00:00:00Z"}), 422)
+    assert list(body["errors"]) == ["as_of"]
 
 
 # --- consents ----------------------------------------------------------------------------------
