@@ -139,6 +139,25 @@ class StrictInteger(fields.Integer):
         return result
 
 
+class QueryInteger(fields.Integer):
+    """A whole number in a query string, in the ASCII digits only: not the sign, spaces,
+    underscores or other scripts' digits that Python's int() also reads (" 1", "+5", "1_0",
+    a fullwidth or an Arabic-Indic 3), which the document's `integer` does not allow."""
+
+    default_error_messages = {  # noqa: RUF012 (marshmallow's class attribute)
+        "invalid": "Not a whole number in the digits 0-9, like 50.",
+    }
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
+        if not isinstance(value, str) or DIGITS.fullmatch(value) is None:
+            raise self.make_error("invalid")
+        result: int = super()._deserialize(value, attr, data, **kwargs)
+        return result
+
+
+DIGITS = re.compile("[0-9]+")
+
+
 def plain(value: Any) -> Any:
     """`value` in JSON's types, timestamps as RFC 3339 (Flask would write them as HTTP dates)."""
     if type(value) in _SCALARS:  # most values: told apart at once

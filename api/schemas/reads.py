@@ -9,7 +9,7 @@ from marshmallow import Schema, ValidationError, fields, validate
 from webargs.fields import DelimitedList
 
 from api.schemas.events import ID
-from api.schemas.fields import Choice, Text, Timestamp
+from api.schemas.fields import Choice, QueryInteger, Text, Timestamp
 from domain.relationship import CATALOGUE
 from projections.timeline import BadCursor, decode_cursor
 
@@ -40,7 +40,7 @@ class AsOf(Schema):
 
 
 class TimelineQuery(AsOf):
-    limit = fields.Integer(load_default=50, validate=validate.Range(1, LIMIT))
+    limit = QueryInteger(load_default=50, validate=validate.Range(1, LIMIT))
     cursor = Cursor(metadata={"description": "`next_cursor` of the page before."})
     types = DelimitedList(
         Choice(tuple(CATALOGUE)),

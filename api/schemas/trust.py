@@ -5,6 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from api.schemas.events import Strict
+from api.schemas.fields import QueryInteger
 
 LIMIT = 200
 DIMENSIONS = ("consistency", "honesty", "expertise")
@@ -51,16 +52,19 @@ def _below(dimension: str) -> fields.Float:
     )
 
 
-class CustomersQuery(Strict):
-    consistency = _below("consistency")
-    honesty = _below("honesty")
-    expertise = _below("expertise")
-    limit = fields.Integer(load_default=50, validate=validate.Range(1, LIMIT))
-    offset = fields.Integer(
+class Paging(Strict):
+    limit = QueryInteger(load_default=50, validate=validate.Range(1, LIMIT))
+    offset = QueryInteger(
         load_default=0,
         validate=validate.Range(0, 1_000_000),
         metadata={"description": "`next_offset` of the page before."},
     )
+
+
+class CustomersQuery(Paging):
+    consistency = _below("consistency")
+    honesty = _below("honesty")
+    expertise = _below("expertise")
 
 
 class CustomerRowSchema(Schema):
@@ -82,8 +86,3 @@ class CustomersSchema(Schema):
     next_offset = fields.Integer(
         required=True, allow_none=True, metadata={"description": "null on the last page."}
     )
-
-
-class Paging(Strict):
-    limit = fields.Integer(load_default=50, validate=validate.Range(1, LIMIT))
-    offset = fields.Integer(load_default=0, validate=validate.Range(0, 1_000_000))

@@ -211,6 +211,27 @@ def test_asking_a_now_only_read_as_of_a_past_time_is_422(client_for: ClientFor, 
     assert list(body["errors"]) == ["as_of"]
 
 
+QUERY_INTEGERS = [
+    ("/v1/customers/<path:customer>/timeline", "limit"),
+    ("/v1/customers", "limit"),
+    ("/v1/customers", "offset"),
+    ("/v1/audit/findings", "limit"),
+    ("/v1/audit/findings", "offset"),
+]
+
+
+@pytest.mark.parametrize(("rule", "field"), QUERY_INTEGERS)
+def test_a_query_integer_is_plain_ascii_digits(
+    client_for: ClientFor, rule: str, field: str
+) -> None:
+    """What the document calls an integer, not whatever Python's int() reads."""
+    client, path = caller_and_path(client_for, rule)
+    assert client.get(path, query_string={field: "3"}).status_code == 200
+    for value in (" 1", "1 ", "+5", "\uff11", "\u0663", "1_0", "0x10", "1.0", ""):
+        body = assert_problem(client.get(path, query_string={field: value}), 422)
+        assert list(body["errors"]) == [field], value
+
+
 # --- consents ----------------------------------------------------------------------------------
 
 
