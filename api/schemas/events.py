@@ -8,9 +8,7 @@ as a `oneOf` branch chosen by `type`.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import cache
 from typing import Any
-from zoneinfo import available_timezones as all_timezones
 
 from marshmallow import RAISE, Schema, ValidationError, fields, post_load, validate
 
@@ -24,6 +22,7 @@ from api.schemas.fields import (
     Text,
     Timestamp,
 )
+from domain.brand import is_timezone
 from domain.relationship import (
     DISCOVERERS,
     POSTABLE_TYPES,
@@ -42,7 +41,6 @@ LIST = 50
 """Most items in a list: channels, data categories, claims."""
 BATCH = 500
 CLOCK = r"^([01][0-9]|2[0-3]):[0-5][0-9]$"
-available_timezones = cache(all_timezones)
 
 
 class Strict(Schema):
@@ -161,7 +159,7 @@ class QuietHours(Strict):
 
 
 def time_zone(name: str) -> None:
-    if name not in available_timezones():
+    if not is_timezone(name):
         raise ValidationError("Not an IANA time zone, like Europe/Paris.")
 
 

@@ -388,6 +388,7 @@ def test_a_query_parameter_is_422_and_stores_nothing(client_for: ClientFor) -> N
             "channels",
         ),
         ("preferences.updated", {"timezone": "Mars/Olympus"}, "timezone"),
+        ("preferences.updated", {"timezone": "localtime"}, "timezone"),
         (
             "preferences.updated",
             {"quiet_hours": {"start": "21:00\n", "end": "08:00"}},

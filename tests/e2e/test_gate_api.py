@@ -211,6 +211,8 @@ def test_the_policy_reads_its_defaults_and_changes_by_version(client_for: Client
         {"thresholds": {"offer": {"consistency": 1.5}}},
         {"thresholds": {"offer": {"charm": 0.5}}},
         {"timezone": "Mars/Olympus"},
+        {"timezone": "localtime"},
+        {"timezone": "posix/Europe/Paris"},
         {"quiet_hours": {"start": "25:00"}},
         {"sensitive_categories": ["health", "health"]},
         {"colour": "red"},

@@ -593,8 +593,11 @@ def test_the_brand_s_time_zone_when_the_customer_set_none() -> None:
     assert decision["retry_after"] == DAY + timedelta(days=1, hours=7)  # 08:00 in Paris
 
 
-def test_an_unknown_customer_time_zone_falls_back_to_the_brand_s() -> None:
-    zone = posted("preferences.updated", timezone="Mars/Olympus_Mons", at=NOON - timedelta(days=5))
+@pytest.mark.parametrize("name", ["Mars/Olympus_Mons", "localtime", "posix/Europe/Paris"])
+def test_an_unknown_customer_time_zone_falls_back_to_the_brand_s(name: str) -> None:
+    """A host's file that is not an IANA zone ("localtime") is unknown too: the decision must
+    not depend on the server's configuration."""
+    zone = posted("preferences.updated", timezone=name, at=NOON - timedelta(days=5))
     found = reason(decide(consented(zone), now=DAY + timedelta(hours=12)), "quiet_hours")
     assert (found["passed"], found["evidence"]) == (True, [])
     assert "UTC (the brand's policy)" in found["detail"]

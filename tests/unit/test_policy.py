@@ -9,8 +9,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from api.demo import OTHER_TIMEZONES
+from api.demo_brands import BRANDS
 from domain.application import Ledger
-from domain.brand import DEFAULT_POLICY, BrandPolicy, Policy, policy_id
+from domain.brand import DEFAULT_POLICY, BrandPolicy, Policy, is_timezone, policy_id
 from domain.errors import InvalidPolicy, PolicyNotFound
 from domain.storage import Store
 from tests.random_refs import random_brand
@@ -175,6 +177,10 @@ INVALID: list[Any] = [
     pytest.param({"timezone": "Mars/Olympus_Mons"}, "timezone", id="timezone-unknown"),
     pytest.param({"timezone": ""}, "timezone", id="timezone-empty"),
     pytest.param({"timezone": "../../etc/passwd"}, "timezone", id="timezone-path"),
+    pytest.param({"timezone": "localtime"}, "timezone", id="timezone-host-localtime"),
+    pytest.param({"timezone": "posixrules"}, "timezone", id="timezone-host-posixrules"),
+    pytest.param({"timezone": "posix/Europe/Paris"}, "timezone", id="timezone-host-posix-tree"),
+    pytest.param({"timezone": "right/UTC"}, "timezone", id="timezone-host-leap-seconds"),
     pytest.param(
         {"sensitive_categories": "health"}, "sensitive_categories", id="categories-not-a-list"
     ),
@@ -189,6 +195,13 @@ INVALID: list[Any] = [
     pytest.param({"trust_half_life_days": 0}, "trust_half_life_days", id="half-life-zero"),
     pytest.param([("frequency_cap", 2)], "", id="changes-not-an-object"),
 ]
+
+
+def test_the_zones_of_the_defaults_and_the_demo_are_time_zones() -> None:
+    used = {DEFAULT_POLICY["timezone"], *OTHER_TIMEZONES}
+    used |= {zone for brand in BRANDS for zone in (brand.timezone, brand.policy["timezone"])}
+    assert sorted(zone for zone in used if not is_timezone(zone)) == []
+    assert len(used) >= 6
 
 
 @pytest.mark.parametrize(("changes", "field"), INVALID)
