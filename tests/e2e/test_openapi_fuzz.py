@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 import schemathesis
 from flask import Flask
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, reject, settings
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from api.app import create_app
@@ -97,6 +97,8 @@ def serving(app: Flask) -> Iterator[None]:
     derandomize=True,
 )
 def test_the_api_answers_as_its_document_says(case: Any, serving: None, seeded: Seeded) -> None:
+    if not valid(case) and unsent(case):
+        reject()
     if valid(case) and next(TURNS) % 2:
         steer(case, seeded)
     case.call_and_validate(
@@ -110,6 +112,17 @@ TURNS = itertools.count()
 
 def valid(case: Any) -> bool:
     return bool(case.meta is None or case.meta.generation.mode.name == "POSITIVE")
+
+
+def unsent(case: Any) -> bool:
+    """Whether a query parameter's value is an empty list, which puts nothing on the wire.
+
+    A negative case whose fault is such a parameter (`{"": []}` as an unknown one) reaches the
+    API as a valid request. schemathesis excuses a fault that is only unknown query parameters,
+    unless another location is negated as well; when that one is the Authorization header, which
+    this test replaces with a live key, it wants the valid request that was sent refused.
+    """
+    return any(value == [] for value in (case.query or {}).values())
 
 
 def steer(case: Any, seeded: Seeded) -> None:
