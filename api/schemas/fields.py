@@ -139,23 +139,31 @@ class StrictInteger(fields.Integer):
         return result
 
 
-class QueryInteger(fields.Integer):
-    """A whole number in a query string, in the ASCII digits only: not the sign, spaces,
-    underscores or other scripts' digits that Python's int() also reads (" 1", "+5", "1_0",
-    a fullwidth or an Arabic-Indic 3), which the document's `integer` does not allow."""
+class PlainQuery(fields.Field):  # type: ignore[type-arg]
+    """A number in a query string in the ASCII digits only (`PLAIN`): not the sign, spaces,
+    underscores or other scripts' digits that Python's int() and float() also read (" 1", "+5",
+    "0_1" as 1.0, a fullwidth or an Arabic-Indic 3), which the document's number does not allow."""
 
+    PLAIN: re.Pattern[str]
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
+        if not isinstance(value, str) or self.PLAIN.fullmatch(value) is None:
+            raise self.make_error("invalid")
+        return super()._deserialize(value, attr, data, **kwargs)
+
+
+class QueryInteger(PlainQuery, fields.Integer):
+    PLAIN = re.compile("[0-9]+")
     default_error_messages = {  # noqa: RUF012 (marshmallow's class attribute)
         "invalid": "Not a whole number in the digits 0-9, like 50.",
     }
 
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> int:
-        if not isinstance(value, str) or DIGITS.fullmatch(value) is None:
-            raise self.make_error("invalid")
-        result: int = super()._deserialize(value, attr, data, **kwargs)
-        return result
 
-
-DIGITS = re.compile("[0-9]+")
+class QueryNumber(PlainQuery, fields.Float):
+    PLAIN = re.compile("[0-9]+(?:[.][0-9]+)?")
+    default_error_messages = {  # noqa: RUF012 (marshmallow's class attribute)
+        "invalid": "Not a number in the digits 0-9 with a decimal point, like 0.4.",
+    }
 
 
 def plain(value: Any) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from api.schemas.events import Strict
-from api.schemas.fields import QueryInteger
+from api.schemas.fields import QueryInteger, QueryNumber
 
 LIMIT = 200
 DIMENSIONS = ("consistency", "honesty", "expertise")
@@ -44,8 +44,8 @@ class TrustSchema(Schema):
     evaluated_at = fields.DateTime(required=True, metadata={"description": "The evaluation time."})
 
 
-def _below(dimension: str) -> fields.Float:
-    return fields.Float(
+def _below(dimension: str) -> QueryNumber:
+    return QueryNumber(
         data_key=f"{dimension}_lt",
         validate=validate.Range(0.0, 1.0),
         metadata={"description": f"Only customers whose {dimension} P is below this."},
@@ -69,6 +69,10 @@ class CustomersQuery(Paging):
 
 class CustomerRowSchema(Schema):
     customer = fields.String(required=True)
+    erased = fields.Boolean(
+        required=True,
+        metadata={"description": "Erased: `customer` then reads [erased] and names no one."},
+    )
     events = fields.Integer(required=True)
     first_at = fields.DateTime(required=True, allow_none=True)
     last_at = fields.DateTime(required=True, allow_none=True)

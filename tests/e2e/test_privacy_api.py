@@ -166,6 +166,13 @@ def test_erasure_over_http_then_timeline_and_export_hold_no_canary(client_for: C
     assert exported.get_json()["customer"] == "[erased]"
     receipts = brand.get(f"/v1/customers/{customer}/consents/receipts").get_json()["receipts"]
     assert {r["piiPrincipalId"] for r in receipts} == {"[erased]"}
+    named = posted("question.answered", "[erased]", case_id="c", topic="t", resolved=True)
+    assert brand.post("/v1/events", json=as_json(named)).status_code == 201  # a live customer
+    listed = brand.get("/v1/customers").get_json()["customers"]
+    assert sorted((row["customer"], row["erased"]) for row in listed) == [
+        ("[erased]", False),
+        ("[erased]", True),
+    ]
     later = posted("question.answered", customer, case_id="c", topic="t", resolved=True)
     body = assert_problem(brand.post("/v1/events", json=as_json(later)), 409)
     assert body["type"].endswith("customer-erased")

@@ -232,6 +232,17 @@ def test_a_query_integer_is_plain_ascii_digits(
         assert list(body["errors"]) == [field], value
 
 
+@pytest.mark.parametrize("field", ["consistency_lt", "honesty_lt", "expertise_lt"])
+def test_a_query_threshold_is_a_plain_ascii_number(client_for: ClientFor, field: str) -> None:
+    """What the document calls a number, not whatever Python's float() reads ("0_1" is 1.0)."""
+    client, path = caller_and_path(client_for, "/v1/customers")
+    for value in ("0.4", "1", "0"):
+        assert client.get(path, query_string={field: value}).status_code == 200, value
+    for value in (" 0.4", "+0.4", "0_1", "\u0660.\u0664", ".4", "4e-1", "nan", "0.4 ", ""):
+        body = assert_problem(client.get(path, query_string={field: value}), 422)
+        assert list(body["errors"]) == [field], value
+
+
 # --- consents ----------------------------------------------------------------------------------
 
 
