@@ -163,7 +163,8 @@ def test_a_random_history_gets_no_5xx_reads_back_and_audits_as_reproduced(
                 refused.add(sent["event_id"])
         assert answer.status_code < 500, answer.text
         assert answer.status_code < 300 or answer.mimetype == "application/problem+json"
-    assert accepted["c-1"]  # the history is not all refusals
+    assert any(accepted.values())  # the history is not all refusals (one customer's can be:
+    # seed 7455 sent c-1 only references to things never made, and a push id c-2 held)
     moments = [datetime.now(UTC).isoformat(), (now - timedelta(days=1)).isoformat()]
     for customer in customers:
         for url in reads(customer, moments):
