@@ -72,7 +72,7 @@ from domain.shredding import (
     MasterKey,
     PersonalDataMapper,
 )
-from domain.storage import SESSION_OPTIONS, Store, still_open
+from domain.storage import Store, still_open
 from domain.transcoder import OrjsonTranscoder
 from domain.versions import KnownVersions
 
@@ -308,12 +308,12 @@ class Ledger(Application[UUID]):
         self.customer_keys.check_master_key()
 
     def construct_factory(self, env: Any) -> Any:
-        """The library's factory; on PostgreSQL its connections open with SESSION_OPTIONS (its
-        pool connects on first use, after this)."""
+        """The library's factory; on PostgreSQL its connections open with SESSION_OPTIONS and the
+        database URL's parameters, such as sslmode (its pool connects on first use, after this)."""
         factory = super().construct_factory(env)
         datastore = getattr(factory, "datastore", None)
         if isinstance(datastore, PostgresDatastore) and isinstance(datastore.pool.kwargs, dict):
-            datastore.pool.kwargs = {**datastore.pool.kwargs, "options": SESSION_OPTIONS}
+            datastore.pool.kwargs = {**datastore.pool.kwargs, **self.store.connection_params()}
             datastore.get_connection = _failing_fast(datastore.get_connection)  # type: ignore[method-assign,assignment]
         return factory
 

@@ -6,7 +6,7 @@ import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 
 import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError, PersistenceError
@@ -47,6 +47,9 @@ class Store:
     user: str = ""
     password: str = ""
     dbname: str = ""
+    params: tuple[tuple[str, str], ...] = ()
+    """The URL's libpq parameters (`?sslmode=verify-full&sslrootcert=...`), passed to every
+    connection the ledger opens."""
 
     @classmethod
     def from_url(cls, url: str | None) -> Store:
@@ -76,6 +79,7 @@ class Store:
                 user=unquote(parts.username or ""),
                 password=unquote(parts.password or ""),
                 dbname=dbname,
+                params=tuple(parse_qsl(parts.query, keep_blank_values=True)),
             )
         raise BadDatabaseUrl(f"{url!r}: the scheme must be sqlite or postgresql")
 
@@ -124,12 +128,25 @@ class Store:
 
     def conninfo(self) -> str:
         """A libpq connection URL, for psycopg connections of our own (projections, keys), with
-        the ledger's SESSION_OPTIONS."""
+        the URL's parameters and the ledger's SESSION_OPTIONS."""
         auth = quote(self.user, safe="") + (
             f":{quote(self.password, safe='')}" if self.password else ""
         )
-        options = quote(SESSION_OPTIONS, safe="")
-        return f"postgresql://{auth}@{self.host}:{self.port}/{self.dbname}?options={options}"
+        query = "&".join(
+            f"{quote(name, safe='')}={quote(value, safe='')}"
+            for name, value in self.connection_params().items()
+        )
+        return f"postgresql://{auth}@{self.host}:{self.port}/{self.dbname}?{query}"
+
+    def with_dbname(self, dbname: str) -> Store:
+        """The same server, parameters and credentials, another database."""
+        return Store.from_url(urlunsplit(urlsplit(self.url)._replace(path=f"/{dbname}")))
+
+    def connection_params(self) -> dict[str, str]:
+        """The URL's libpq parameters, `options` led by the ledger's SESSION_OPTIONS."""
+        given = dict(self.params)
+        options = " ".join(filter(None, [SESSION_OPTIONS, given.pop("options", "")]))
+        return {"options": options, **given}
 
 
 def missing_table(message: str) -> bool:

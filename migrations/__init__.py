@@ -48,7 +48,7 @@ def new_postgres_database(server: Store, prefix: str) -> Store:
     name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(server.conninfo(), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    store = Store.from_url(server.conninfo().rsplit("/", 1)[0] + "/" + name)
+    store = server.with_dbname(name)
     upgrade(store)
     return store
 

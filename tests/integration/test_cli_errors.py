@@ -43,7 +43,7 @@ def test_a_postgres_database_never_migrated_asks_for_migrate(command: list[str])
     server, name = Store.from_url(postgres_url()), f"bare_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(server.conninfo(), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
-    url = server.conninfo().rsplit("/", 1)[0] + "/" + name
+    url = server.with_dbname(name).url
     done = cli("--database-url", url, *command, TRUSTLEDGER_MASTER_KEY=TEST_MASTER_KEY.encoded())
     assert_one_line(done, "does not exist", "(has `trustledger migrate` run?)")
 
