@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from api.context import read_side
+from api.context import ledger, read_side
 from api.resources import ApiBlueprint
 from api.schemas.reads import HealthSchema
+from domain.key_table import BOUND, rotated_away
 
 blp = ApiBlueprint("health", __name__, description="Liveness and readiness.")
 
@@ -23,7 +24,12 @@ def healthz() -> Any:
 @blp.response(200, HealthSchema)
 @blp.alt_response(503, response="SERVICE_UNAVAILABLE")
 def readyz() -> Any:
-    """The process can serve: it is configured and its database answers (else 503, as every
-    call then answers, with Retry-After). For a load balancer choosing where to send calls."""
-    read_side().db.scalar("SELECT 1")
+    """The process can serve: it is configured, its database answers, and its master key is the
+    one the customer keys are wrapped by (after a rotation, a process left on the old key
+    answers every keyed call 503 until restarted), else 503 as those calls then answer. For a
+    load balancer choosing where to send calls."""
+    bound = read_side().db.scalar(BOUND)
+    ours = ledger().customer_keys.master_key.key_id
+    if bound is not None and bound != ours:
+        raise rotated_away(str(bound), ours)
     return {"status": "ready"}

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from api.app import close_app, create_app
 from api.settings import Settings
 from domain.application import Ledger
 from domain.errors import MasterKeyError
@@ -78,6 +79,20 @@ def test_a_process_left_on_the_old_key_cannot_add_keys_after_a_rotation(empty_st
     finally:
         stale.close()
         rotating.close()
+
+
+def test_a_server_left_on_the_old_key_is_not_ready_after_a_rotation(empty_store: Store) -> None:
+    """Every keyed call of such a server answers 503 not-configured until it is restarted with
+    the new key; /readyz said it was ready, so a load balancer kept sending it calls."""
+    app = create_app({"database_url": empty_store.url})
+    http = app.test_client()
+    assert http.get("/readyz").status_code == 200
+    rotating = open_ledger(empty_store)
+    rotating.rotate_master_key(MasterKey.generate())
+    rotating.close()
+    answer = http.get("/readyz")
+    assert answer.status_code == 503 and answer.get_json()["type"].endswith("not-configured")
+    close_app(app)
 
 
 def test_another_process_forgets_an_erased_key_within_its_cache_time(store: Store) -> None:
