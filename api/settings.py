@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import hmac
 import os
 import sys
+import tempfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -89,7 +91,8 @@ class Settings:
         if path.exists():
             return MasterKey.parse(path.read_text(), f"the master key file {path}")
         key = MasterKey.generate()
-        write_key_file(path, key)
+        if not write_key_file(path, key, replace=False):  # another process made one first
+            return MasterKey.parse(path.read_text(), f"the master key file {path}")
         announce(
             f"generated a master key in {path}: back it up apart from the database, since"
             f" without it no personal data can be read (or set {PREFIX}MASTER_KEY instead)"
@@ -110,13 +113,26 @@ class Settings:
         return MasterKey.parse(self.new_master_key, f"{PREFIX}NEW_MASTER_KEY")
 
 
-def write_key_file(path: Path, key: MasterKey) -> None:
-    """Writes a key file readable by its owner only, durably, replacing any file at `path`."""
+def write_key_file(path: Path, key: MasterKey, replace: bool = True) -> bool:
+    """Writes a key file readable by its owner only, durably, whole or not at all, replacing any
+    file at `path`; or, with `replace` false, only if there is none (False if there was one:
+    two commands started together on a new store would each have made a key, and the store
+    would have been bound to one while the file kept the other)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    partial = path.with_name(path.name + ".partial")
-    fd = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as file:
-        file.write(key.encoded() + "\n")
-        file.flush()
-        os.fsync(file.fileno())
-    os.replace(partial, path)
+    fd, partial = tempfile.mkstemp(prefix=path.name + ".", suffix=".partial", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as file:  # mkstemp's file is the owner's only (0600)
+            file.write(key.encoded() + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        if replace:
+            os.replace(partial, path)
+            return True
+        try:
+            os.link(partial, path)  # fails if `path` exists, at once and for every process
+        except FileExistsError:
+            return False
+        return True
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(partial)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from api.app import close_app, create_app
-from api.settings import Settings
+from api.settings import Settings, write_key_file
 from domain.application import Ledger
 from domain.errors import MasterKeyError
 from domain.relationship import ERASED
@@ -119,6 +119,39 @@ def test_the_embedded_store_makes_its_key_file_once_and_says_so(tmp_path: Path) 
     assert len(said) == 1 and "generated a master key" in said[0]
     assert settings.load_master_key(announce=said.append).key_id == key.key_id
     assert len(said) == 1
+
+
+def test_commands_started_together_on_a_new_store_share_one_key_file(tmp_path: Path) -> None:
+    """Each found no key file, made a key and wrote it over the other's: the store was bound to
+    the first key while the file kept the last, and no command could use the store again."""
+    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    assert cli("--database-url", url, "migrate").returncode == 0
+    (tmp_path / "master.key").unlink(missing_ok=True)  # no command has made its key yet
+    racers = [
+        subprocess.Popen(
+            [sys.executable, "-m", "api", "--database-url", url, *command],
+            cwd=ROOT,
+            env={k: v for k, v in os.environ.items() if not k.startswith("TRUSTLEDGER_")},
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for command in (["lag"], ["keys", "list"], ["project", "--once"]) * 2
+    ]
+    said = [racer.communicate(timeout=60)[1] for racer in racers]
+    assert [racer.returncode for racer in racers] == [0] * len(racers), said
+    assert sum("generated a master key" in text for text in said) == 1, said
+    assert cli("--database-url", url, "lag").returncode == 0
+
+
+def test_a_key_file_is_made_only_where_there_is_none(tmp_path: Path) -> None:
+    path, first, second = tmp_path / "master.key", MasterKey.generate(), MasterKey.generate()
+    assert write_key_file(path, first, replace=False)
+    assert not write_key_file(path, second, replace=False)
+    assert MasterKey.parse(path.read_text(), "the file").key_id == first.key_id
+    assert write_key_file(path, second)  # a rotation replaces it
+    assert MasterKey.parse(path.read_text(), "the file").key_id == second.key_id
+    assert [p.name for p in tmp_path.iterdir()] == ["master.key"]  # no partial file left
 
 
 @pytest.mark.postgres
