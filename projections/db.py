@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -65,6 +66,11 @@ class Database:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.is_sqlite = store.is_sqlite
+        self._one_at_a_time = threading.RLock()
+        """SQLite's statements on this connection, one whole statement at a time: the server's
+        threads share it, and a read begun while another thread's statement was still being read
+        joined that statement's snapshot (and one begun inside another thread's transaction
+        would join that transaction). A write acknowledged before it was then missing from it."""
         if self.is_sqlite:
             self._sqlite = sqlite3.connect(
                 store.path, timeout=30, isolation_level=None, check_same_thread=False
@@ -133,13 +139,14 @@ class Database:
     def transaction(self) -> Iterator[Database]:
         """One write transaction; on SQLite it takes the write lock at once (BEGIN IMMEDIATE)."""
         if self.is_sqlite:
-            self._sqlite.execute("BEGIN IMMEDIATE")
-            try:
-                yield self
-            except BaseException:
-                self._sqlite.execute("ROLLBACK")
-                raise
-            self._sqlite.execute("COMMIT")
+            with self._one_at_a_time:
+                self._sqlite.execute("BEGIN IMMEDIATE")
+                try:
+                    yield self
+                except BaseException:
+                    self._sqlite.execute("ROLLBACK")
+                    raise
+                self._sqlite.execute("COMMIT")
         else:
             self._transactions += 1
             try:
@@ -151,7 +158,8 @@ class Database:
     def execute(self, statement: str, params: Sequence[Any] = ()) -> int:
         """Runs one statement; returns the number of rows it changed."""
         if self.is_sqlite:
-            return self._sqlite.execute(statement, params).rowcount
+            with self._one_at_a_time:
+                return self._sqlite.execute(statement, params).rowcount
         with self._pg.cursor() as cursor:
             cursor.execute(self.sql(statement), params)
             return cursor.rowcount
@@ -166,11 +174,12 @@ class Database:
         if not rows:
             return
         if self.is_sqlite:
-            if self._sqlite.in_transaction:
-                self._sqlite.executemany(statement, rows)
-            else:  # each row would be a transaction of its own
-                with self.transaction():
+            with self._one_at_a_time:
+                if self._sqlite.in_transaction:
                     self._sqlite.executemany(statement, rows)
+                else:  # each row would be a transaction of its own
+                    with self.transaction():
+                        self._sqlite.executemany(statement, rows)
             return
         head, _, tail = statement.partition(" VALUES (")
         conflict = tail.partition(")")[2]
@@ -201,7 +210,8 @@ class Database:
         """The rows; `binary` has PostgreSQL send them in its binary format (for a bytea, its
         bytes rather than twice as many hex digits)."""
         if self.is_sqlite:
-            return self._sqlite.execute(statement, params).fetchall()
+            with self._one_at_a_time:
+                return self._sqlite.execute(statement, params).fetchall()
         try:
             return self._pg_query(statement, params, binary)
         except psycopg.OperationalError:
