@@ -8,9 +8,10 @@ from typing import Any, TypeVar, cast
 
 from flask import g, request
 from flask_smorest import Blueprint
+from gunicorn.http.errors import ParseException
 from marshmallow import RAISE, Schema
 from webargs.flaskparser import FlaskParser, is_json_request
-from werkzeug.exceptions import BadRequest, UnsupportedMediaType
+from werkzeug.exceptions import BadRequest, RequestEntityTooLarge, UnsupportedMediaType
 
 from api import json_provider
 from api.auth import authorise
@@ -27,9 +28,26 @@ class JsonParser(FlaskParser):
         if not is_json_request(req):
             raise UnsupportedMediaType()
         try:
-            return json_provider.loads(req.get_data(cache=True))
+            return json_provider.loads(whole_body(req))
         except (ValueError, RecursionError):  # bad JSON, too deep, or a number too long
             raise BadRequest() from None
+
+
+def whole_body(req: Any) -> bytes:
+    """The body as sent, all of it, or an error. A stream the server terminates (gunicorn's
+    chunked bodies) is cut at MAX_CONTENT_LENGTH without a word, so a body that reaches it is
+    413; and one shorter than its Content-Length (the client stopped) is 400. Either used to
+    be parsed as it was, and a valid event padded past 1 MiB with text that was not JSON was
+    stored. A chunked encoding gunicorn cannot read is 400 too (it was a 500)."""
+    try:
+        data: bytes = req.get_data(cache=True)
+    except (ParseException, OSError):
+        raise BadRequest("The body's chunked encoding could not be read.") from None
+    if req.content_length is None and len(data) >= (req.max_content_length or len(data) + 1):
+        raise RequestEntityTooLarge()
+    if req.content_length is not None and len(data) != req.content_length:
+        raise BadRequest("The body is shorter than its Content-Length.")
+    return data
 
 
 class NoQuery(Schema):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -266,6 +267,44 @@ def test_a_body_over_1_mib_is_413(client_for: ClientFor) -> None:
     }
     assert len(json.dumps(big)) > 1024 * 1024
     assert_problem(brand.post("/v1/events/batch", json=big), 413)
+    assert_problem(brand.get(f"/v1/customers/{customer}/timeline"), 404)
+
+
+def streamed(client: Client, body: bytes, length: int | None = None) -> Any:
+    """A POST whose body the server reads as a stream it terminates (gunicorn's chunked bodies,
+    `wsgi.input_terminated`), with the Content-Length given, if any."""
+    headers = {"Authorization": f"Bearer {client.key}", "Content-Type": "application/json"}
+    declared = (
+        {"CONTENT_LENGTH": str(length)}
+        if length is not None
+        else {"HTTP_TRANSFER_ENCODING": "chunked"}  # and no length: werkzeug ignores it then
+    )
+    return client.http.post(
+        "/v1/events",
+        input_stream=io.BytesIO(body),
+        headers=headers,
+        environ_overrides={"wsgi.input_terminated": True, **declared},
+    )
+
+
+def test_a_streamed_body_over_1_mib_is_413_not_cut_to_fit(client_for: ClientFor) -> None:
+    """A chunked body was read up to the limit and the rest ignored: a valid event padded past
+    1 MiB with text that is not JSON was stored (201)."""
+    brand = client_for("brand")
+    customer = random_customer()
+    event = json.dumps(made(customer)).encode()
+    answer = streamed(brand, event + b" " * (1024 * 1024) + b"this is not JSON")
+    assert_problem(answer, 413)
+    assert_problem(brand.get(f"/v1/customers/{customer}/timeline"), 404)
+    assert streamed(brand, json.dumps(made(customer)).encode()).status_code == 201
+
+
+def test_a_body_shorter_than_its_content_length_is_400(client_for: ClientFor) -> None:
+    """The client stopped sending: what arrived may parse, but it is not what was sent."""
+    brand = client_for("brand")
+    customer = random_customer()
+    event = json.dumps(made(customer)).encode() + b" " * 40
+    assert_problem(streamed(brand, event, length=len(event) + 50), 400)
     assert_problem(brand.get(f"/v1/customers/{customer}/timeline"), 404)
 
 
