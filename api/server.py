@@ -10,6 +10,7 @@ read models up itself first (api/reads.py), so it never misses an acknowledged w
 from __future__ import annotations
 
 import gc
+import logging
 import socket
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -21,6 +22,8 @@ from gunicorn.http.body import EOFReader, LengthReader
 from gunicorn.workers import sync
 
 from api.app import close_app, create_app, resources_of
+from domain.errors import StoreUnavailable
+from domain.storage import DATABASE_ERRORS, unavailable
 from domain.versions import KnownVersions
 
 CORK: int | None = getattr(socket, "TCP_CORK", None)
@@ -64,9 +67,19 @@ class Gunicorn(BaseApplication):  # type: ignore[misc]
 
     def load(self) -> Flask:
         """In the worker, after the fork: the app, with its ledger opened (so a wrong master
-        key fails the worker's boot, and gunicorn stops, rather than every request)."""
+        key fails the worker's boot, and gunicorn stops, rather than every request). A database
+        that cannot answer now is no reason to stop: a worker replaced during an outage failed
+        its boot, and gunicorn then shut the whole server down for good. It opens the ledger at
+        its first call instead, which answers 503 until the database is back."""
         app = create_app(self.app_config, known_versions=self.known_versions)
-        _ = resources_of(app).ledger
+        try:
+            _ = resources_of(app).ledger
+        except (*DATABASE_ERRORS, StoreUnavailable) as error:
+            if not unavailable(error):
+                raise
+            logging.getLogger("trustledger").warning(
+                "the database cannot answer (%s): the ledger opens at the first call", error
+            )
         settle_garbage_collection()
         return app
 

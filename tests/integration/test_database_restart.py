@@ -21,6 +21,7 @@ from flask.testing import FlaskClient
 
 from api.app import close_app, create_app
 from api.auth import KeyStore
+from api.server import Gunicorn
 from domain.storage import Store
 from migrations import upgrade
 from projections.db import Database
@@ -110,6 +111,25 @@ def test_calls_answer_503_while_the_server_is_down_and_answer_at_once_when_it_is
     read = http.get(timeline, headers=headers)
     assert read.status_code == 200, read.text
     assert read.json is not None and len(read.json["items"]) == 2  # the 503's event: not stored
+    close_app(app)
+
+
+def test_a_worker_that_boots_while_the_server_is_down_serves_once_it_is_back(
+    cluster: tuple[Store, Path],
+) -> None:
+    """gunicorn replaces a worker that dies; one booted during an outage failed to open the
+    ledger, and gunicorn shut the whole server down ("Worker failed to boot")."""
+    store, directory = cluster
+    key = KeyStore(store, cache_seconds=0).create("acme", "brand").key
+    pg_ctl(directory, "-m", "fast", "stop")  # (the cluster commits asynchronously: not a crash)
+    worker = Gunicorn({"database_url": store.url, "key_cache_seconds": 0}, {})
+    app = worker.load()  # raised StoreUnavailable
+    http: FlaskClient = app.test_client()
+    headers = {"Authorization": f"Bearer {key}"}
+    assert http.post("/v1/events", json=event("c-3"), headers=headers).status_code == 503
+    restart(directory, store)
+    written = http.post("/v1/events", json=event("c-3"), headers=headers)
+    assert written.status_code == 201, written.text
     close_app(app)
 
 
