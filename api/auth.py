@@ -238,6 +238,7 @@ class KeyStore:
                     name="trustledger-keys",
                     check=check_open,
                     timeout=CONNECT_TIMEOUT,
+                    reconnect_timeout=CONNECT_TIMEOUT,  # as the ledger's (domain/application.py)
                 )
             return self._pool
 

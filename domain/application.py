@@ -72,7 +72,7 @@ from domain.shredding import (
     MasterKey,
     PersonalDataMapper,
 )
-from domain.storage import Store, still_open
+from domain.storage import CONNECT_TIMEOUT, Store, still_open
 from domain.transcoder import OrjsonTranscoder
 from domain.versions import KnownVersions
 
@@ -314,6 +314,11 @@ class Ledger(Application[UUID]):
         datastore = getattr(factory, "datastore", None)
         if isinstance(datastore, PostgresDatastore) and isinstance(datastore.pool.kwargs, dict):
             datastore.pool.kwargs = {**datastore.pool.kwargs, **self.store.connection_params()}
+            # The pool backs off from a server that is down by doubling waits (1, 2, 4, ... s)
+            # for up to 5 minutes: after a 40 s outage its next try came 20 s after the server
+            # was back, and every call until then answered 503. Giving a try up after
+            # CONNECT_TIMEOUT lets the next call start a new one.
+            datastore.pool.reconnect_timeout = CONNECT_TIMEOUT
             datastore.get_connection = _failing_fast(datastore.get_connection)  # type: ignore[method-assign,assignment]
         return factory
 

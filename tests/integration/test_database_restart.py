@@ -22,7 +22,7 @@ from flask.testing import FlaskClient
 from api.app import close_app, create_app
 from api.auth import KeyStore
 from api.server import Gunicorn
-from domain.storage import Store
+from domain.storage import CONNECT_TIMEOUT, Store
 from migrations import upgrade
 from projections.db import Database
 from projections.runner import Runner
@@ -131,6 +131,21 @@ def test_a_worker_that_boots_while_the_server_is_down_serves_once_it_is_back(
     written = http.post("/v1/events", json=event("c-3"), headers=headers)
     assert written.status_code == 201, written.text
     close_app(app)
+
+
+def test_the_pools_give_a_reconnection_up_after_the_connect_timeout(
+    migrated_postgres: Store,
+) -> None:
+    """psycopg_pool backs off from a server that is down by doubling its waits, for up to five
+    minutes: after a 40 s outage under `serve --workers 2`, calls answered 503 for 10 s more
+    with the server back (and at once with this). Given up after CONNECT_TIMEOUT, a try makes
+    way for the next call's. (An outage long enough to show it is too long for the suite.)"""
+    ledger, keys = open_ledger(migrated_postgres), KeyStore(migrated_postgres)
+    keys.every()  # opens the keys' pool
+    assert ledger.recorder.datastore.pool.reconnect_timeout == CONNECT_TIMEOUT  # type: ignore[attr-defined]
+    assert keys._postgres_pool().reconnect_timeout == CONNECT_TIMEOUT
+    keys.close()
+    ledger.close()
 
 
 def test_a_projection_follower_goes_on_after_the_server_is_back(
