@@ -56,7 +56,12 @@ class Store:
         url = url or DEFAULT_URL
         if url == "memory://":
             return cls(url=url, kind="memory")
-        parts = urlsplit(url)
+        if url != url.strip():  # a space pasted after sqlite:///tl.db made a file `tl.db `
+            raise BadDatabaseUrl(f"{url!r}: leading or trailing whitespace")
+        try:
+            parts = urlsplit(url)
+        except ValueError as error:  # an unclosed IPv6 bracket: `postgresql://u@[::1/db`
+            raise BadDatabaseUrl(f"{url!r}: {error}") from None
         if parts.scheme == "sqlite":
             # sqlite:///relative/path or sqlite:////absolute/path, as SQLAlchemy spells them.
             path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else ""
@@ -99,7 +104,7 @@ class Store:
         if self.kind == "memory":
             return {"PERSISTENCE_MODULE": "eventsourcing.popo"}
         if self.is_sqlite:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            self.make_directory()
             return {
                 "PERSISTENCE_MODULE": "eventsourcing.sqlite",
                 "SQLITE_DBNAME": self.path,
@@ -120,6 +125,17 @@ class Store:
             "POSTGRES_IDLE_IN_TRANSACTION_SESSION_TIMEOUT": "30",
             "CREATE_TABLE": "n",
         }
+
+    def make_directory(self) -> None:
+        """Makes the SQLite file's directory if it is missing; one it cannot make (read-only,
+        under /proc, a file in the way) is the URL's fault, said in one line."""
+        directory = Path(self.path).parent
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+        except OSError as error:
+            raise BadDatabaseUrl(
+                f"{self.url!r}: cannot make the directory {directory}: {error.strerror}"
+            ) from None
 
     def sqlalchemy_url(self) -> str:
         if self.is_sqlite:

@@ -28,7 +28,7 @@ def upgrade(store: Store, revision: str = "head", connection: Connection | None 
         command.upgrade(config, revision)
         return
     if store.is_sqlite:
-        _use_wal(store.path)
+        _use_wal(store)
     engine = create_engine(store.sqlalchemy_url())
     try:
         with engine.begin() as conn:
@@ -53,13 +53,13 @@ def new_postgres_database(server: Store, prefix: str) -> Store:
     return store
 
 
-def _use_wal(path: str) -> None:
+def _use_wal(store: Store) -> None:
     """Puts the SQLite file in WAL mode once, here: WAL persists in the file, and processes that
     would each switch it on first open race for the exclusive lock it takes."""
     import sqlite3
 
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    with sqlite3.connect(path, timeout=30) as conn:
+    store.make_directory()
+    with sqlite3.connect(store.path, timeout=30) as conn:
         conn.execute("PRAGMA journal_mode=WAL")
     conn.close()
 

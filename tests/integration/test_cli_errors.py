@@ -58,3 +58,48 @@ def test_a_postgres_server_that_is_not_there_is_said_plainly(command: list[str])
     done = cli("--database-url", url, *command, TRUSTLEDGER_MASTER_KEY=TEST_MASTER_KEY.encoded())
     assert_one_line(done, "Connection refused")
     assert "migrate` run?" not in done.stderr
+
+
+def assert_one_error(done: object, code: int, *expected: str) -> None:
+    """One line on stderr, `trustledger: ...`, holding `expected`; nothing on stdout."""
+    returncode, stdout, stderr = (
+        getattr(done, name) for name in ("returncode", "stdout", "stderr")
+    )
+    assert returncode == code and stdout == "", (returncode, stdout, stderr)
+    assert stderr.count("\n") == 1 and stderr.startswith("trustledger: "), stderr
+    assert all(text in stderr for text in expected), stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql://u@[::1/db", "Invalid IPv6 URL"),
+        ("sqlite:///{tmp}/tl.db ", "leading or trailing whitespace"),
+        (" sqlite:///{tmp}/tl.db", "leading or trailing whitespace"),
+    ],
+)
+def test_a_database_url_that_cannot_be_parsed_is_one_line(
+    tmp_path: Path, url: str, expected: str
+) -> None:
+    """A trailing space made a new SQLite file named `tl.db `, and an empty store in it."""
+    url = url.format(tmp=tmp_path)
+    done = cli("--database-url", url, "lag", TRUSTLEDGER_MASTER_KEY=TEST_MASTER_KEY.encoded())
+    assert_one_error(done, 1, expected)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize(
+    ("command", "key"),
+    [
+        (["migrate"], {}),
+        (["lag"], {"TRUSTLEDGER_MASTER_KEY": TEST_MASTER_KEY.encoded()}),
+    ],
+)
+def test_an_sqlite_directory_that_cannot_be_made_is_one_line(
+    tmp_path: Path, command: list[str], key: dict[str, str]
+) -> None:
+    """The directory's parent is a file: refused even to root, as a read-only one is to others."""
+    (tmp_path / "file").write_text("")
+    url = f"sqlite:///{tmp_path / 'file' / 'sub' / 'tl.db'}"
+    done = cli("--database-url", url, *command, **key)
+    assert_one_error(done, 1, "cannot make", str(tmp_path / "file" / "sub"), "Not a directory")
