@@ -18,7 +18,7 @@ import psycopg
 from api import demo as demo_data
 from api.auth import ROLES, KeyProblem, KeyStore
 from api.context import Resources
-from api.settings import Settings, write_key_file
+from api.settings import Settings, read_key_file, write_key_file
 from domain.application import Ledger
 from domain.errors import LedgerError
 from domain.shredding import MasterKey
@@ -314,7 +314,10 @@ def rotate_master_key(context: Context, new_key_file: Path | None) -> None:
     key_file = settings.key_file
     staged = key_file.with_name(key_file.name + ".new") if key_file else None
     if staged:
-        write_key_file(staged, new)  # kept until the database commits, so the key is never lost
+        try:  # kept until the database commits, so the key is never lost
+            write_key_file(staged, new)
+        except OSError as error:
+            raise click.ClickException(f"cannot write {staged}: {error.strerror}") from None
     try:
         count = ledger.rotate_master_key(new)
     except BaseException:
@@ -331,7 +334,7 @@ def rotate_master_key(context: Context, new_key_file: Path | None) -> None:
 
 def _new_master_key(settings: Settings, new_key_file: Path | None) -> MasterKey:
     if new_key_file is not None:
-        return MasterKey.parse(new_key_file.read_text(), f"the key file {new_key_file}")
+        return read_key_file(new_key_file, f"the key file {new_key_file}")
     given = settings.load_new_master_key()
     if given is not None:
         return given

@@ -89,10 +89,23 @@ class Settings:
                 " 32 random bytes in base64, e.g. `openssl rand -base64 32`"
             )
         if path.exists():
-            return MasterKey.parse(path.read_text(), f"the master key file {path}")
+            return read_key_file(path, f"the master key file {path}")
+        if self.master_key_file:
+            # Named on purpose, so a mistyped name: a new key there could not read the store.
+            raise MasterKeyError(
+                f"the master key file {path} ({PREFIX}MASTER_KEY_FILE) does not exist; to"
+                f" start a new store, make it: `openssl rand -base64 32 > {path}`"
+            )
         key = MasterKey.generate()
-        if not write_key_file(path, key, replace=False):  # another process made one first
-            return MasterKey.parse(path.read_text(), f"the master key file {path}")
+        try:
+            made = write_key_file(path, key, replace=False)
+        except OSError as error:
+            raise MasterKeyError(
+                f"cannot make the master key file {path}: {error.strerror}"
+                f" (set {PREFIX}MASTER_KEY_FILE or {PREFIX}MASTER_KEY)"
+            ) from None
+        if not made:  # another process made one first
+            return read_key_file(path, f"the master key file {path}")
         announce(
             f"generated a master key in {path}: back it up apart from the database, since"
             f" without it no personal data can be read (or set {PREFIX}MASTER_KEY instead)"
@@ -111,6 +124,19 @@ class Settings:
         if not self.new_master_key:
             return None
         return MasterKey.parse(self.new_master_key, f"{PREFIX}NEW_MASTER_KEY")
+
+
+def read_key_file(path: Path, source: str) -> MasterKey:
+    """The key in a file, or a MasterKeyError naming `source` when it cannot be read as one."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise MasterKeyError(
+            f"{source} is not UTF-8 text: it must hold the key in base64"
+        ) from None
+    except OSError as error:
+        raise MasterKeyError(f"{source} cannot be read: {error.strerror}") from None
+    return MasterKey.parse(text, source)
 
 
 def write_key_file(path: Path, key: MasterKey, replace: bool = True) -> bool:

@@ -93,6 +93,7 @@ def test_a_database_url_that_cannot_be_parsed_is_one_line(
     [
         (["migrate"], {}),
         (["lag"], {"TRUSTLEDGER_MASTER_KEY": TEST_MASTER_KEY.encoded()}),
+        (["lag"], {}),  # the key file beside the database cannot be made either
     ],
 )
 def test_an_sqlite_directory_that_cannot_be_made_is_one_line(

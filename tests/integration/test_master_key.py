@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -229,3 +230,59 @@ def test_rotate_master_key_replaces_the_embedded_key_file(tmp_path: Path) -> Non
     assert key_file.read_text() != old and not (tmp_path / "master.key.new").exists()
     events = cli("--database-url", store.url, "events", "--brand", brand, "--customer", customer)
     assert events.returncode == 0 and "refund by Friday" in events.stdout, events.stderr
+
+
+def one_line(result: subprocess.CompletedProcess[str], *expected: str) -> None:
+    assert result.returncode == 1 and result.stdout == "", (result.stdout, result.stderr)
+    assert result.stderr.count("\n") == 1 and result.stderr.startswith("trustledger: ")
+    assert all(text in result.stderr for text in expected), result.stderr
+
+
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda path: path.mkdir(), "Is a directory"),
+        (lambda path: path.write_bytes(b"\xff\xfe"), "is not UTF-8 text"),
+        (lambda path: None, "does not exist"),  # a mistyped path: no new key is made there
+    ],
+)
+def test_a_master_key_file_that_cannot_be_read_stops_the_command_line(
+    tmp_path: Path, make: Callable[[Path], object], expected: str
+) -> None:
+    path = tmp_path / "elsewhere.key"
+    make(path)
+    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    result = cli("--database-url", url, "lag", TRUSTLEDGER_MASTER_KEY_FILE=str(path))
+    one_line(result, f"the master key file {path}", expected)
+    assert sorted(p.name for p in tmp_path.iterdir()) in (["elsewhere.key"], [])
+
+
+def test_a_master_key_file_that_cannot_be_made_is_a_master_key_error(tmp_path: Path) -> None:
+    """Its directory is a file here; a read-only one (to anyone but root) failed alike."""
+    (tmp_path / "file").write_text("")
+    settings = Settings(database_url=f"sqlite:///{tmp_path / 'file' / 'db.sqlite3'}")
+    with pytest.raises(MasterKeyError, match=r"cannot make the master key file .*: File exists"):
+        settings.load_master_key(announce=print)
+
+
+def test_a_new_key_file_that_is_not_text_stops_the_rotation(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    assert cli("--database-url", url, "migrate").returncode == 0
+    assert cli("--database-url", url, "lag").returncode == 0  # the store's key file is made
+    (tmp_path / "new.key").write_bytes(b"\xff\xfe")
+    result = cli(
+        "--database-url", url, "rotate-master-key", "--new-key-file", str(tmp_path / "new.key")
+    )
+    one_line(result, f"the key file {tmp_path / 'new.key'} is not UTF-8 text")
+
+
+def test_a_rotation_that_cannot_stage_the_new_key_file_changes_nothing(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'db.sqlite3'}"
+    assert cli("--database-url", url, "migrate").returncode == 0
+    assert cli("--database-url", url, "lag").returncode == 0
+    old = (tmp_path / "master.key").read_text()
+    (tmp_path / "master.key.new").mkdir()  # where the new key is staged
+    result = cli("--database-url", url, "rotate-master-key")
+    one_line(result, f"cannot write {tmp_path / 'master.key.new'}")
+    assert (tmp_path / "master.key").read_text() == old
+    assert cli("--database-url", url, "lag").returncode == 0
