@@ -18,7 +18,7 @@ import psycopg
 from api import demo as demo_data
 from api.auth import ROLES, KeyProblem, KeyStore
 from api.context import Resources
-from api.settings import Settings, read_key_file, write_key_file
+from api.settings import BadSetting, Settings, read_key_file, write_key_file
 from domain.application import Ledger
 from domain.errors import LedgerError
 from domain.shredding import MasterKey
@@ -426,7 +426,7 @@ def main(argv: list[str] | None = None) -> Any:
         _fail(f"{error.format_message()} (see --help)", 2)
     except click.ClickException as error:
         _fail(error.format_message(), error.exit_code)
-    except (LedgerError, BadDatabaseUrl, KeyProblem) as error:
+    except (LedgerError, BadDatabaseUrl, BadSetting, KeyProblem) as error:
         _fail(str(error), 1)
     except Exception as error:
         cause = _database_error(error)

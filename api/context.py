@@ -64,7 +64,7 @@ class Resources:
             with self._lock:
                 if self._keys is None:
                     self._keys = KeyStore(
-                        self.settings.store, cache_seconds=float(self.settings.key_cache_seconds)
+                        self.settings.store, cache_seconds=self.settings.key_cache_seconds
                     )
         return self._keys
 

@@ -21,6 +21,27 @@ MASTER_KEY_FILE = "master.key"
 """The embedded store's key file, beside its database, when TRUSTLEDGER_MASTER_KEY is not set."""
 
 
+KEY_CACHE_SECONDS_MAX = 3600.0
+"""The longest a revoked API key may still be accepted (an hour; `inf` was taken for ever)."""
+
+
+class BadSetting(ValueError):
+    """A TRUSTLEDGER_* variable holds a value the ledger cannot use."""
+
+
+def _key_cache_seconds(value: str | float) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = float("nan")
+    if not 0 <= seconds <= KEY_CACHE_SECONDS_MAX:  # nan, inf and negatives fail this too
+        raise BadSetting(
+            f"{PREFIX}KEY_CACHE_SECONDS must be a number of seconds from 0 to"
+            f" {KEY_CACHE_SECONDS_MAX:.0f}, not {value!r}"
+        )
+    return seconds
+
+
 def _to_stderr(message: str) -> None:
     print(f"trustledger: {message}", file=sys.stderr)
 
@@ -41,10 +62,10 @@ class Settings:
     to sign everyone out without rotating the master key."""
     secure_cookies: str = ""
     """`1` where the pages are served over HTTPS: their session cookie is then sent only over it."""
-    key_cache_seconds: str = "2"
+    key_cache_seconds: float = 2.0
     """How long a server process trusts an API key it has checked before checking it again: a
     key revoked elsewhere (`trustledger keys revoke`) stops working within this many seconds.
-    `0` checks every request against the database."""
+    `0` checks every request against the database; at most KEY_CACHE_SECONDS_MAX."""
     new_master_key: str = ""
     """Only for `trustledger rotate-master-key`: the key to rewrap every customer key with."""
 
@@ -60,6 +81,10 @@ class Settings:
             {k: v for k, v in (overrides or {}).items() if k in {f.name for f in fields(cls)}}
         )
         return cls(**values)
+
+    def __post_init__(self) -> None:
+        # Read here, once: a bad value failed every authenticated request with a 500.
+        object.__setattr__(self, "key_cache_seconds", _key_cache_seconds(self.key_cache_seconds))
 
     @property
     def store(self) -> Store:

@@ -104,3 +104,17 @@ def test_an_sqlite_directory_that_cannot_be_made_is_one_line(
     url = f"sqlite:///{tmp_path / 'file' / 'sub' / 'tl.db'}"
     done = cli("--database-url", url, *command, **key)
     assert_one_error(done, 1, "cannot make", str(tmp_path / "file" / "sub"), "Not a directory")
+
+
+@pytest.mark.parametrize("value", ["abc", "-1", "inf", "nan", "3601"])
+def test_a_key_cache_time_out_of_bounds_is_one_line(tmp_path: Path, value: str) -> None:
+    """It is how long a revoked API key may still be accepted: `inf` would be for ever."""
+    done = cli(
+        "--database-url",
+        f"sqlite:///{tmp_path / 'tl.db'}",
+        "keys",
+        "list",
+        TRUSTLEDGER_MASTER_KEY=TEST_MASTER_KEY.encoded(),
+        TRUSTLEDGER_KEY_CACHE_SECONDS=value,
+    )
+    assert_one_error(done, 1, "TRUSTLEDGER_KEY_CACHE_SECONDS", "from 0 to 3600", repr(value))
