@@ -390,6 +390,12 @@ def _past_moment(value: datetime) -> datetime:
     moment = value.replace(tzinfo=UTC)
     if moment > datetime.now(UTC):
         raise click.BadParameter("must not be in the future (nor may events)", param_hint="--now")
+    if moment < demo_data.EARLIEST_NOW:  # 0001-01-01 overflowed two years back
+        raise click.BadParameter(
+            f"must be {demo_data.EARLIEST_NOW:%Y-%m-%d} or later: the two years before it"
+            " must start in 1970 or after (no event may be dated before 1970)",
+            param_hint="--now",
+        )
     return moment
 
 

@@ -34,6 +34,8 @@ DEFAULT_SEED = 8
 DEFAULT_CUSTOMERS_PER_BRAND = 400
 SPAN = timedelta(days=730)
 """Two years of event time, up to `now`."""
+EARLIEST_NOW = datetime(1970, 1, 1, tzinfo=UTC) + SPAN
+"""The earliest `now`: the ledger refuses events dated before 1970."""
 BATCH_SIZE = 400
 MARKETING, ADVICE = "marketing", "advice"
 PUSH_CHANNELS = ("email", "push", "sms")

@@ -118,3 +118,15 @@ def test_a_key_cache_time_out_of_bounds_is_one_line(tmp_path: Path, value: str) 
         TRUSTLEDGER_KEY_CACHE_SECONDS=value,
     )
     assert_one_error(done, 1, "TRUSTLEDGER_KEY_CACHE_SECONDS", "from 0 to 3600", repr(value))
+
+
+def test_demo_refuses_a_now_whose_two_years_start_before_1970(tmp_path: Path) -> None:
+    done = cli(
+        "--database-url",
+        f"sqlite:///{tmp_path / 'tl.db'}",
+        "demo",
+        "--now",
+        "0001-01-01",
+        TRUSTLEDGER_MASTER_KEY=TEST_MASTER_KEY.encoded(),
+    )
+    assert_one_error(done, 2, "--now", "1970")
