@@ -428,8 +428,10 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(done.exit_code)
     except click.Abort:
         sys.exit(130)
-    except click.UsageError as error:
-        _fail(f"{error.format_message()} (see --help)", 2)
+    except click.exceptions.NoArgsIsHelpError as error:  # `trustledger`, `trustledger keys`
+        _fail(f"{_missing_command(error.ctx)} (see --help)", 2)
+    except click.UsageError as error:  # a Choice's message lists its values a line each
+        _fail(f"{' '.join(error.format_message().split())} (see --help)", 2)
     except click.ClickException as error:
         _fail(error.format_message(), error.exit_code)
     except (LedgerError, BadDatabaseUrl, BadSetting, KeyProblem) as error:
@@ -441,6 +443,13 @@ def main(argv: list[str] | None = None) -> Any:
         message = (str(cause).strip().splitlines() or [type(cause).__name__])[0]
         hint = " (has `trustledger migrate` run?)" if missing_table(message) else ""
         _fail(f"database: {message}{hint}", 1)
+
+
+def _missing_command(ctx: click.Context | None) -> str:
+    group = ctx.command if ctx else None
+    if not isinstance(group, click.Group) or ctx is None:
+        return "missing command"
+    return f"missing command: {', '.join(group.list_commands(ctx))}"
 
 
 def _database_error(error: Exception) -> Exception | None:

@@ -130,3 +130,15 @@ def test_demo_refuses_a_now_whose_two_years_start_before_1970(tmp_path: Path) ->
         TRUSTLEDGER_MASTER_KEY=TEST_MASTER_KEY.encoded(),
     )
     assert_one_error(done, 2, "--now", "1970")
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["keys", "create", "--brand", "b"], "Missing option '--role'. Choose from: brand, agent"),
+        (["keys"], "missing command: create, list, revoke"),
+        ([], "missing command: audit-decisions, demo"),
+    ],
+)
+def test_a_usage_error_is_one_line(args: list[str], expected: str) -> None:
+    assert_one_error(cli(*args), 2, expected, "(see --help)")
