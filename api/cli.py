@@ -104,7 +104,11 @@ def serve(context: Context, host: str, port: int, workers: int) -> None:
     # Made (SQLite, first run) or checked now, before any worker: a missing key stops us here.
     context.settings.load_master_key(announce=_say)
     context.reach_database()
+    # Opened once, here, as the in-process server opens it: a store never migrated or bound to
+    # another master key is one line, where gunicorn's workers failed to boot with tracebacks.
     _can_listen(host, port)
+    _ = context.ledger
+    context.resources.close()  # nothing of it is carried into the workers gunicorn forks
     config = {"database_url": context.settings.database_url}
     how = f"gunicorn, {workers} sync workers" if workers > 1 else "in process"
     click.echo(f"Trust Ledger on http://{host}:{port}/ ({context.settings.store.kind}, {how})")

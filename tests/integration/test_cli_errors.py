@@ -19,6 +19,17 @@ COMMANDS = [
     ["audit-decisions"],
     ["events", "--brand", "b", "--customer", "c"],
 ]
+SERVE = [["serve"], ["serve", "--workers", "2"]]
+"""gunicorn's workers each failed to boot with a traceback, and it exited 3."""
+
+
+def on_a_free_port(command: list[str]) -> list[str]:
+    """`serve` checks it can listen before it opens the store."""
+    if command[0] != "serve":
+        return command
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return [*command, "--port", str(probe.getsockname()[1])]
 
 
 def assert_one_line(done: object, *expected: str) -> None:
@@ -30,20 +41,22 @@ def assert_one_line(done: object, *expected: str) -> None:
     assert all(text in stderr for text in expected), stderr
 
 
-@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("command", COMMANDS + SERVE)
 def test_an_sqlite_file_never_migrated_asks_for_migrate(tmp_path: Path, command: list[str]) -> None:
     url = f"sqlite:///{tmp_path / 'new.sqlite3'}"
+    command = on_a_free_port(command)
     done = cli("--database-url", url, *command, TRUSTLEDGER_MASTER_KEY=TEST_MASTER_KEY.encoded())
     assert_one_line(done, "no such table", "(has `trustledger migrate` run?)")
 
 
 @pytest.mark.postgres
-@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("command", COMMANDS + SERVE)
 def test_a_postgres_database_never_migrated_asks_for_migrate(command: list[str]) -> None:
     server, name = Store.from_url(postgres_url()), f"bare_{uuid.uuid4().hex[:12]}"
     with psycopg.connect(server.conninfo(), autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     url = server.with_dbname(name).url
+    command = on_a_free_port(command)
     done = cli("--database-url", url, *command, TRUSTLEDGER_MASTER_KEY=TEST_MASTER_KEY.encoded())
     assert_one_line(done, "does not exist", "(has `trustledger migrate` run?)")
 

@@ -21,6 +21,7 @@ from domain.storage import Store
 from migrations import upgrade
 from tests.conftest import TEST_MASTER_KEY, open_ledger
 from tests.factories import story
+from tests.integration.test_serve import free_port
 from tests.random_refs import random_brand, random_customer
 
 ROOT = Path(__file__).parents[2]
@@ -167,17 +168,21 @@ def test_postgres_without_a_master_key_stops_the_command_line(migrated_postgres:
     ]
 
 
-def test_serve_stops_at_start_with_a_wrong_master_key(store: Store) -> None:
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_stops_at_start_with_a_wrong_master_key(store: Store, workers: str) -> None:
+    """With gunicorn too, before any worker: each failed to boot with a traceback, exit 3."""
     open_ledger(store).close()
     result = cli(
         "--database-url",
         store.url,
         "serve",
         "--port",
-        "1",
+        str(free_port()),
+        "--workers",
+        workers,
         TRUSTLEDGER_MASTER_KEY=MasterKey.generate().encoded(),
     )
-    assert result.returncode == 1
+    assert result.returncode == 1 and result.stdout == "", result.stdout
     assert "wrapped by master key" in result.stderr and len(result.stderr.splitlines()) == 1
 
 
