@@ -99,7 +99,7 @@ def migrate(context: Context) -> None:
 @pass_context
 def serve(context: Context, host: str, port: int, workers: int) -> None:
     """Serve the HTTP API and the web pages."""
-    from api.server import serve_in_process, serve_with_gunicorn
+    from api.server import host_and_port, serve_in_process, serve_with_gunicorn
 
     # Made (SQLite, first run) or checked now, before any worker: a missing key stops us here.
     context.settings.load_master_key(announce=_say)
@@ -111,7 +111,8 @@ def serve(context: Context, host: str, port: int, workers: int) -> None:
     context.resources.close()  # nothing of it is carried into the workers gunicorn forks
     config = {"database_url": context.settings.database_url}
     how = f"gunicorn, {workers} sync workers" if workers > 1 else "in process"
-    click.echo(f"Trust Ledger on http://{host}:{port}/ ({context.settings.store.kind}, {how})")
+    where = host_and_port(host, port)
+    click.echo(f"Trust Ledger on http://{where}/ ({context.settings.store.kind}, {how})")
     if workers > 1:
         serve_with_gunicorn(config, host, port, workers)
     else:

@@ -169,9 +169,14 @@ def worker_exit(server: Any, worker: Any) -> None:
         close_app(app)
 
 
+def host_and_port(host: str, port: int) -> str:
+    """`host:port`, an IPv6 literal in brackets (`[::1]:8000`), as gunicorn and URLs want it."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def serve_with_gunicorn(config: Mapping[str, Any], host: str, port: int, workers: int) -> None:
     options = {
-        "bind": f"{host}:{port}",
+        "bind": host_and_port(host, port),
         "workers": workers,
         "worker_class": f"{__name__}.SyncWorker",
         "preload_app": False,

@@ -164,3 +164,47 @@ def test_each_gunicorn_worker_gets_the_masters_table_of_known_versions(tmp_path:
     finally:
         for app in apps:
             close_app(app)
+
+
+def ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback here")
+@pytest.mark.parametrize("workers", [1, 2])
+def test_serve_on_an_ipv6_address(tmp_path: Path, workers: int) -> None:
+    """gunicorn was bound to `::1:PORT`, which it refuses, and the banner's URL lacked brackets."""
+    from tests.conftest import new_sqlite_database
+
+    store = new_sqlite_database(tmp_path)
+    with socket.socket(socket.AF_INET6) as probe:
+        probe.bind(("::1", 0))
+        port = probe.getsockname()[1]
+    args = ["serve", "--host", "::1", "--port", str(port), "--workers", str(workers)]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "api", "--database-url", store.url, *args],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        banner = process.stdout.readline()
+        assert banner.startswith(f"Trust Ledger on http://[::1]:{port}/ "), banner
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://[::1]:{port}/healthz", timeout=1) as answer:
+                    assert answer.status == 200
+                    break
+            except OSError:
+                assert process.poll() is None and time.monotonic() < deadline
+                time.sleep(0.1)
+    finally:
+        os.killpg(process.pid, signal.SIGTERM)
+        output = process.communicate(timeout=30)[0]
+    assert "Traceback" not in output, output
