@@ -27,6 +27,8 @@ class JsonParser(FlaskParser):
     def _raw_load_json(self, req: Any) -> Any:
         if not is_json_request(req):
             raise UnsupportedMediaType()
+        if req.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
+            raise UnsupportedMediaType()  # gzip and the like: read as JSON, it was a 400
         try:
             return json_provider.loads(whole_body(req))
         except (ValueError, RecursionError):  # bad JSON, too deep, or a number too long

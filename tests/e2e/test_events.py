@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gzip
 import io
 import json
 from datetime import UTC, datetime, timedelta
@@ -250,6 +251,24 @@ def test_a_body_that_is_not_json_is_415(client_for: ClientFor) -> None:
     brand = client_for("brand")
     assert_problem(brand.post("/v1/events", data="event_id=1", content_type="text/plain"), 415)
     assert_problem(brand.post("/v1/events/batch"), 415)
+
+
+def test_a_compressed_body_is_415(client_for: ClientFor) -> None:
+    """The ledger reads JSON as sent: a gzip body was read as JSON, and refused as malformed."""
+    brand = client_for("brand")
+    customer = random_customer()
+    body = gzip.compress(json.dumps(made(customer)).encode())
+    answer = brand.http.post(
+        "/v1/events",
+        data=body,
+        headers={
+            "Authorization": f"Bearer {brand.key}",
+            "Content-Type": "application/json",
+            "Content-Encoding": "gzip",
+        },
+    )
+    assert_problem(answer, 415)
+    assert_problem(brand.get(f"/v1/customers/{customer}/timeline"), 404)
 
 
 def test_a_body_over_1_mib_is_413(client_for: ClientFor) -> None:
