@@ -27,7 +27,8 @@ class JsonParser(FlaskParser):
     def _raw_load_json(self, req: Any) -> Any:
         if not is_json_request(req):
             raise UnsupportedMediaType()
-        if req.headers.get("Content-Encoding", "identity").strip().lower() != "identity":
+        encoding = req.environ.get("HTTP_CONTENT_ENCODING")  # (the environ: a dict's speed)
+        if encoding is not None and encoding.strip().lower() != "identity":
             raise UnsupportedMediaType()  # gzip and the like: read as JSON, it was a 400
         try:
             return json_provider.loads(whole_body(req))
@@ -45,9 +46,11 @@ def whole_body(req: Any) -> bytes:
         data: bytes = req.get_data(cache=True)
     except (ParseException, OSError):
         raise BadRequest("The body's chunked encoding could not be read.") from None
-    if req.content_length is None and len(data) >= (req.max_content_length or len(data) + 1):
-        raise RequestEntityTooLarge()
-    if req.content_length is not None and len(data) != req.content_length:
+    length = req.content_length
+    if length is None:
+        if len(data) >= (req.max_content_length or len(data) + 1):
+            raise RequestEntityTooLarge()
+    elif len(data) != length:
         raise BadRequest("The body is shorter than its Content-Length.")
     return data
 
@@ -91,7 +94,7 @@ class ApiBlueprint(Blueprint):  # type: ignore[misc]
             @wraps(view)
             def guarded(*args: Any, **kwargs: Any) -> Any:
                 g.caller = authorise(resources().keys, request.headers.get("Authorization"), roles)
-                if refuses_query and request.args:  # (parsing an empty schema cost 5% a call)
+                if refuses_query and request.query_string and request.args:  # (cheap first)
                     unknown = {name: ["Unknown field."] for name in request.args}
                     abort(422, messages={"query": unknown})
                 return view(*args, **kwargs)
