@@ -315,8 +315,8 @@ class Ledger(Application[UUID]):
         if isinstance(datastore, PostgresDatastore) and isinstance(datastore.pool.kwargs, dict):
             datastore.pool.kwargs = {**datastore.pool.kwargs, **self.store.connection_params()}
             # The pool backs off from a server that is down by doubling waits (1, 2, 4, ... s)
-            # for up to 5 minutes: after a 40 s outage its next try came 20 s after the server
-            # was back, and every call until then answered 503. Giving a try up after
+            # for up to 5 minutes: after a 40 s outage its next try came 10-20 s after the
+            # server was back, and every call until then answered 503. Giving a try up after
             # CONNECT_TIMEOUT lets the next call start a new one.
             datastore.pool.reconnect_timeout = CONNECT_TIMEOUT
             datastore.get_connection = _failing_fast(datastore.get_connection)  # type: ignore[method-assign,assignment]
@@ -452,7 +452,7 @@ class Ledger(Application[UUID]):
         dict[UUID, Relationship], list[Interaction], dict[int, LedgerError], dict[int, PushIdClaim]
     ]:
         """Runs each event's command on its relationship, in memory; collects what is rejected,
-        and the push ids the batch's sends claim (see `_claims_push_id`)."""
+        and the push ids the batch's sends claim (see `push_claim`)."""
         relationships: dict[UUID, Relationship] = {}
         events: list[Interaction] = []
         errors: dict[int, LedgerError] = {}
@@ -467,7 +467,8 @@ class Ledger(Application[UUID]):
                 relationships[rid] = (
                     copy.deepcopy(found) if found else Relationship(brand, posted.customer)
                 )
-            claim = self._claims_push_id(brand, posted, relationships[rid])
+            sent = posted.data.get("push_id") if posted.type == "push.sent" else None
+            claim = push_claim(brand, sent, relationships[rid]) if isinstance(sent, str) else None
             try:
                 if claim and claim.push_id in claimed:  # by a send to another customer
                     raise PushIdConflict(claim.push_id, sent=True)
@@ -479,17 +480,6 @@ class Ledger(Application[UUID]):
                 if claim:
                     pushes[i], claimed[claim.push_id] = claim, i
         return relationships, events, errors, pushes
-
-    @staticmethod
-    def _claims_push_id(
-        brand: str, posted: PostedEvent, relationship: Relationship
-    ) -> PushIdClaim | None:
-        """A brand's push id belongs to one customer: the first decision or send under it claims
-        it for its relationship, in the same save, which fails if another customer holds it."""
-        push_id = posted.data.get("push_id") if posted.type == "push.sent" else None
-        if not isinstance(push_id, str) or push_id in relationship.items["push"]:
-            return None  # decided or sent to this customer before: claimed then
-        return PushIdClaim(brand, push_id, relationship.id)
 
     def _refuse_push_ids_of_others(self, pushes: dict[int, PushIdClaim]) -> None:
         """After a failed save: the sends whose push id another customer holds are refused."""
@@ -714,7 +704,8 @@ class Ledger(Application[UUID]):
                 push,
                 moment,
             )
-            claims = self._claim_push_id(brand, push, relationship)
+            claim = push_claim(brand, push.push_id, relationship)
+            claims = [claim] if claim else []
             envelope = self._decision_envelope(relationship, push, moment)
             relationship.record_push_decision(envelope, push.push_id, push.as_dict(), decision)
             keys, new_keys = self._customer_keys(brand, {relationship.id: relationship})
@@ -805,15 +796,6 @@ class Ledger(Application[UUID]):
         event: Any = next(iter(self.events.get(rid, gt=sequence - 1, lte=sequence)))
         decided: PushDecided = event
         return decided
-
-    @staticmethod
-    def _claim_push_id(
-        brand: str, push: PushRequest, relationship: Relationship
-    ) -> list[PushIdClaim]:
-        """The push id's claim, with its first decision: the save fails if another customer holds it."""
-        if push.push_id in relationship.items["push"]:
-            return []  # decided or sent before, so claimed then
-        return [PushIdClaim(brand, push.push_id, relationship.id)]
 
     # --- the audit of decisions ----------------------------------------------------------------
 
@@ -1050,6 +1032,15 @@ def _sqlite_stored(datastore: Any, query: str, after: dict[Any, int]) -> list[St
         cursor.execute(query.format(values=values), pairs)
         rows = cursor.fetchall()
     return [StoredEvent(UUID(r[0]), r[1], r[2], bytes(r[3])) for r in rows]
+
+
+def push_claim(brand: str, push_id: str, relationship: Relationship) -> PushIdClaim | None:
+    """A brand's push id belongs to one customer: the first decision or send under it claims it
+    for its relationship, in the same save, which fails if another customer holds it. None when
+    this relationship decided or sent it before (claimed then)."""
+    if push_id in relationship.items["push"]:
+        return None
+    return PushIdClaim(brand, push_id, relationship.id)
 
 
 def _failing_fast(
