@@ -10,6 +10,7 @@ read models up itself first (api/reads.py), so it never misses an acknowledged w
 from __future__ import annotations
 
 import gc
+import json
 import logging
 import socket
 from collections.abc import Iterator, Mapping
@@ -17,11 +18,13 @@ from contextlib import contextmanager
 from typing import Any
 
 from flask import Flask
+from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
 from gunicorn.http.body import EOFReader, LengthReader
 from gunicorn.workers import sync
 
 from api.app import close_app, create_app, resources_of
+from api.schemas.problem import PROBLEM
 from domain.errors import StoreUnavailable
 from domain.storage import DATABASE_ERRORS, unavailable
 from domain.versions import KnownVersions
@@ -116,6 +119,31 @@ class SyncWorker(sync.SyncWorker):  # type: ignore[misc]
         if nothing_left_to_read(req, client):
             client.shutdown(socket.SHUT_WR)
             client.close()  # gunicorn's lingering close then finds it closed, and returns
+
+    def handle_error(self, req: Any, client: socket.socket, addr: Any, exc: BaseException) -> None:
+        """gunicorn's answer to what it refuses before the app sees it (a URL over its limit:
+        414, headers too large: 431, a malformed request line or header: 400), written as
+        problem+json like every other answer, where gunicorn writes an HTML page. One request
+        at a time in this worker, so the writer is swapped for the call alone."""
+        written = gunicorn_util.write_error
+        gunicorn_util.write_error = write_problem
+        try:
+            super().handle_error(req, client, addr, exc)
+        finally:
+            gunicorn_util.write_error = written
+
+
+def write_problem(sock: socket.socket, status: int, reason: str, message: str) -> None:
+    """gunicorn's util.write_error, in RFC 9457's shape (the app's own answers: api/errors.py)."""
+    body = json.dumps(
+        {"type": "about:blank", "title": reason, "status": status, "detail": message or reason},
+        ensure_ascii=False,
+    ).encode()
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+        f"Content-Type: {PROBLEM}\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    gunicorn_util.write_nonblock(sock, head.encode("latin1") + body)
 
 
 @contextmanager

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import os
 import signal
@@ -164,6 +165,25 @@ def test_each_gunicorn_worker_gets_the_masters_table_of_known_versions(tmp_path:
     finally:
         for app in apps:
             close_app(app)
+
+
+@pytest.mark.slow
+def test_what_gunicorn_refuses_itself_is_answered_as_problem_json(store: Store) -> None:
+    """A URL or a header over gunicorn's limits never reaches the app: gunicorn answered an
+    HTML page, where README says every answer that is not a success is problem+json."""
+    with serving(store, 2) as base:
+        port = int(base.rsplit(":", 1)[1])
+        for path, headers, status in (
+            ("/v1/events?" + "a" * 9000, {}, 414),
+            ("/healthz", {"X-Long": "b" * 9000}, 431),
+        ):
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            connection.request("GET", path, headers=headers)
+            answer = connection.getresponse()
+            body = json.loads(answer.read())
+            connection.close()
+            assert answer.status == status and body["status"] == status, body
+            assert answer.getheader("Content-Type") == "application/problem+json"
 
 
 def ipv6_loopback() -> bool:
