@@ -73,6 +73,17 @@ def restart(directory: Path, store: Store) -> None:
     raise AssertionError(f"the cluster did not listen on port {store.port} again:\n{log[-2000:]}")
 
 
+def new_key(store: Store) -> str:
+    """A brand key, through a key store closed at once: one left to the garbage collector may
+    be collected in its pool's own worker thread, whose `__del__` then cannot join itself (an
+    unraisable error that failed a later test)."""
+    keys = KeyStore(store, cache_seconds=0)
+    try:
+        return keys.create("acme", "brand").key
+    finally:
+        keys.close()
+
+
 def event(customer: str) -> dict[str, Any]:
     return {
         "event_id": random_event_id(),
@@ -87,7 +98,7 @@ def test_calls_answer_503_while_the_server_is_down_and_answer_at_once_when_it_is
     cluster: tuple[Store, Path],
 ) -> None:
     store, directory = cluster
-    key = KeyStore(store, cache_seconds=0).create("acme", "brand").key
+    key = new_key(store)
     app = create_app({"database_url": store.url, "key_cache_seconds": 0})
     http: FlaskClient = app.test_client()
     headers = {"Authorization": f"Bearer {key}"}
@@ -120,7 +131,7 @@ def test_a_worker_that_boots_while_the_server_is_down_serves_once_it_is_back(
     """gunicorn replaces a worker that dies; one booted during an outage failed to open the
     ledger, and gunicorn shut the whole server down ("Worker failed to boot")."""
     store, directory = cluster
-    key = KeyStore(store, cache_seconds=0).create("acme", "brand").key
+    key = new_key(store)
     pg_ctl(directory, "-m", "fast", "stop")  # (the cluster commits asynchronously: not a crash)
     worker = Gunicorn({"database_url": store.url, "key_cache_seconds": 0}, {})
     app = worker.load()  # raised StoreUnavailable
