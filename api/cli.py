@@ -128,7 +128,10 @@ def _can_listen(host: str, port: int) -> None:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as both servers do
             probe.bind(address)
     except OSError as error:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {error.strerror}") from None
+        from api.server import host_and_port
+
+        where = host_and_port(host, port)
+        raise click.ClickException(f"cannot listen on {where}: {error.strerror}") from None
 
 
 @cli.group()

@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from api.auth import KeyStore
+from api.server import host_and_port
 from domain.storage import Store
 from tests.random_refs import random_brand, random_customer, random_event_id
 
@@ -186,6 +187,12 @@ def test_what_gunicorn_refuses_itself_is_answered_as_problem_json(store: Store) 
             assert answer.getheader("Content-Type") == "application/problem+json"
 
 
+def test_an_ipv6_address_is_bound_and_named_in_brackets() -> None:
+    assert host_and_port("::1", 8000) == "[::1]:8000"
+    assert host_and_port("127.0.0.1", 8000) == "127.0.0.1:8000"
+    assert host_and_port("localhost", 80) == "localhost:80"
+
+
 def ipv6_loopback() -> bool:
     try:
         with socket.socket(socket.AF_INET6) as probe:
@@ -195,13 +202,22 @@ def ipv6_loopback() -> bool:
     return True
 
 
-@pytest.mark.skipif(not ipv6_loopback(), reason="no IPv6 loopback here")
 @pytest.mark.parametrize("workers", [1, 2])
 def test_serve_on_an_ipv6_address(tmp_path: Path, workers: int) -> None:
-    """gunicorn was bound to `::1:PORT`, which it refuses, and the banner's URL lacked brackets."""
+    """gunicorn was bound to `::1:PORT`, which it refuses, and the banner's URL lacked brackets.
+    On a host without an IPv6 loopback, serve says so in one line, the address in brackets."""
     from tests.conftest import new_sqlite_database
 
     store = new_sqlite_database(tmp_path)
+    if not ipv6_loopback():
+        args = ["serve", "--host", "::1", "--port", "8000", "--workers", str(workers)]
+        done = subprocess.run(
+            [sys.executable, "-m", "api", "--database-url", store.url, *args],
+            cwd=ROOT, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+        assert done.returncode == 1, done.stdout
+        assert done.stderr.splitlines()[-1].startswith("trustledger: cannot listen on [::1]:8000: ")
+        return
     with socket.socket(socket.AF_INET6) as probe:
         probe.bind(("::1", 0))
         port = probe.getsockname()[1]
