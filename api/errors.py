@@ -38,6 +38,7 @@ from domain.errors import (
 )
 from domain.relationship import ENVELOPE
 from domain.storage import DATABASE_ERRORS, unavailable
+from projections.paging import BadCursor
 from projections.runner import ProjectionFailed
 
 log = logging.getLogger(__name__)
@@ -96,6 +97,7 @@ HTTP_DETAILS = {
 def register(app: Flask) -> None:
     app.register_error_handler(LedgerError, on_ledger_error)
     app.register_error_handler(ProjectionFailed, on_read_models_stopped)
+    app.register_error_handler(BadCursor, on_bad_cursor)
     app.register_error_handler(HTTPException, on_http_error)
     for database_error in DATABASE_ERRORS:
         app.register_error_handler(database_error, on_database_error)
@@ -188,6 +190,12 @@ def field_errors(error: LedgerError) -> dict[str, Any] | None:
     if field in ENVELOPE_FIELDS or field == "_schema":
         return {field: [str(error)]}
     return {"data": {field: [str(error)]}}
+
+
+def on_bad_cursor(error: BadCursor) -> Response:
+    """A cursor of the right shape that does not fit the query (another list's, or the same list
+    under other thresholds): the fields could not tell, the read model can."""
+    return problem(422, "Unprocessable Entity", HTTP_DETAILS[422], errors={"cursor": [str(error)]})
 
 
 def on_read_models_stopped(error: ProjectionFailed) -> Response:

@@ -25,8 +25,8 @@ from projections import relationships as relationship_model
 from projections import timeline as timeline_model
 from projections import trust as trust_model
 from projections.db import Database
+from projections.paging import ListPage
 from projections.runner import Runner
-from projections.timeline import TimelinePage
 from projections.trust_line import BrandLines
 
 
@@ -61,7 +61,7 @@ def timeline_page(
     cursor: str | None = None,
     types: Collection[str] | None = None,
     as_of: datetime | None = None,
-) -> TimelinePage:
+) -> ListPage:
     """One page of the customer's events, newest first, after `cursor` (a `next_cursor`)."""
     db = known(reads, brand, customer, as_of)
     return timeline_model.timeline_page(
@@ -113,24 +113,22 @@ def brand_trust(reads: ReadSide, brand: str, *, as_of: datetime | None = None) -
 
 
 def customers(
-    reads: ReadSide, brand: str, *, below: Mapping[str, float], limit: int, offset: int
+    reads: ReadSide, brand: str, *, below: Mapping[str, float], limit: int, cursor: str | None
 ) -> dict[str, Any]:
     """A page of the brand's customers: below every threshold given, lowest first on the first."""
-    rows = relationship_model.customers(
-        reads.caught_up(), brand, below=dict(below), limit=limit + 1, offset=offset
+    page = relationship_model.customers(
+        reads.caught_up(), brand, below=dict(below), limit=limit, cursor=cursor
     )
-    more = len(rows) > limit
-    return {"customers": rows[:limit], "next_offset": offset + limit if more else None}
+    return {"customers": page.items, "next_cursor": page.next_cursor}
 
 
 # --- compliance -----------------------------------------------------------------------------------
 
 
-def findings(reads: ReadSide, brand: str, *, limit: int, offset: int) -> dict[str, Any]:
+def findings(reads: ReadSide, brand: str, *, limit: int, cursor: str | None) -> dict[str, Any]:
     """Pushes the brand reported sent without an allow: one page, newest first."""
-    rows = decision_model.findings(reads.caught_up(), brand, limit=limit + 1, offset=offset)
-    more = len(rows) > limit
-    return {"findings": rows[:limit], "next_offset": offset + limit if more else None}
+    page = decision_model.findings(reads.caught_up(), brand, limit, cursor)
+    return {"findings": page.items, "next_cursor": page.next_cursor}
 
 
 RECEIPT_VERSION = "KI-CR-v1.1.0"

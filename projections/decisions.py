@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from domain.relationship import PushDecided, masked
+from projections import paging
 from projections.db import Database, parse_timestamp, timestamp, to_json
 from projections.readmodel import Page
 
@@ -116,16 +117,24 @@ def decision(db: Database, brand: str, push_id: str) -> dict[str, Any] | None:
     return row
 
 
-def findings(db: Database, brand: str, limit: int = 100, offset: int = 0) -> list[dict[str, Any]]:
-    """Pushes the brand sent without an allow decision, or inside a defer window: compliance findings."""
+def findings(
+    db: Database, brand: str, limit: int = 100, cursor: str | None = None
+) -> paging.ListPage:
+    """Pushes the brand sent without an allow decision, or inside a defer window: compliance
+    findings, the latest sent first, from `cursor`; and the cursor of the page after."""
+    where, params = "", [brand]
+    if cursor is not None:
+        sent_at, push_id = findings_cursor(cursor)
+        where = " AND (sent_at, push_id) < (?, ?)"
+        params += [sent_at, push_id]
     rows = db.query(
         "SELECT push_id, relationship_id, outcome, decided_at, retry_after, sent_at, sent_channel, sent_event_id"
         " FROM decisions WHERE brand = ? AND sent_at IS NOT NULL"
         " AND (outcome IS NULL OR outcome = 'deny' OR (outcome = 'defer' AND sent_at < retry_after))"
-        " ORDER BY sent_at DESC, push_id LIMIT ? OFFSET ?",
-        [brand, limit, offset],
+        f"{where} ORDER BY sent_at DESC, push_id DESC LIMIT ?",
+        [*params, limit + 1],
     )
-    return [
+    found = [
         {
             "push_id": push_id,
             "finding": _finding(outcome),
@@ -136,8 +145,20 @@ def findings(db: Database, brand: str, limit: int = 100, offset: int = 0) -> lis
             "channel": channel,
             "event_id": event_id,
         }
-        for push_id, _, outcome, decided_at, retry_after, sent_at, channel, event_id in rows
+        for push_id, _, outcome, decided_at, retry_after, sent_at, channel, event_id in rows[:limit]
     ]
+    if len(rows) <= limit:
+        return paging.ListPage(found, None)
+    last = rows[limit - 1]
+    return paging.ListPage(found, paging.encode({"after": [last[5], last[0]]}))
+
+
+def findings_cursor(cursor: str) -> tuple[str, str]:
+    """The time sent and push id a findings cursor ends at; BadCursor if it is not one."""
+    after = paging.decode(cursor, "after")["after"]
+    if not isinstance(after, list) or len(after) != 2:
+        raise paging.BadCursor("cursor is not valid")
+    return paging.text(after[0], 40), paging.text(after[1], 128)
 
 
 def _finding(outcome: str | None) -> str:

@@ -17,6 +17,7 @@ from typing import Any, cast
 
 from domain import trust
 from domain.relationship import ERASED, Interaction, Relationship, relationship_id
+from projections import paging
 from projections.db import Database, parse_timestamp, timestamp, to_json
 from projections.readmodel import Page
 
@@ -336,25 +337,34 @@ def customers(
     *,
     below: Mapping[str, float] | None = None,
     limit: int = 50,
-    offset: int = 0,
-) -> list[dict[str, Any]]:
-    """A brand's relationships: the lowest first on the first dimension filtered, else most recent;
-    `erased` tells an erased customer from a live one the brand named "[erased]" (its own id)."""
-    where, params = ["brand = ?"], [brand]
+    cursor: str | None = None,
+) -> paging.ListPage:
+    """A page of a brand's relationships, the lowest first on the first dimension filtered, else
+    the most recent, from `cursor` (the `next` of the page before), and the cursor of the page
+    after it. `erased` tells an erased customer from a live one the brand
+    named "[erased]" (its own id)."""
+    where, params = ["brand = ?"], [cast(Any, brand)]
     for dimension, threshold in (below or {}).items():
         if dimension not in DIMENSIONS:
             raise ValueError(f"no trust dimension named {dimension!r}")
         where.append(f"{dimension} < ?")
-        params.append(threshold)  # type: ignore[arg-type]
-    order = f"{next(iter(below))} ASC" if below else "last_at DESC"
+        params.append(threshold)
+    by = next(iter(below)) if below else "last_at"
+    # The latest first or the lowest score first, ties by id the same way: the order of the
+    # indexes of migrations 0010 and 0012, which the row comparison then searches.
+    direction, after = ("DESC", "<") if by == "last_at" else ("ASC", ">")
+    if cursor is not None:
+        where.append(f"({by}, relationship_id) {after} (?, ?)")
+        params.extend(customers_cursor(cursor, by))
     rows = db.query(
         "SELECT relationship_id, customer, events, first_at, last_at, consistency, honesty, expertise"
         " FROM relationships"
-        f" WHERE {' AND '.join(where)} ORDER BY {order}, relationship_id LIMIT ? OFFSET ?",
-        [*params, limit, offset],
+        f" WHERE {' AND '.join(where)} ORDER BY {by} {direction}, relationship_id {direction}"
+        " LIMIT ?",
+        [*params, limit + 1],
     )
     named_erased = str(relationship_id(brand, ERASED))
-    return [
+    found = [
         {
             "customer": customer,
             "erased": customer == ERASED and rid != named_erased,
@@ -365,8 +375,28 @@ def customers(
             "honesty": h,
             "expertise": e,
         }
-        for rid, customer, events, first, last, c, h, e in rows
+        for rid, customer, events, first, last, c, h, e in rows[:limit]
     ]
+    if len(rows) <= limit:
+        return paging.ListPage(found, None)
+    last = rows[limit - 1]
+    key = last[4] if by == "last_at" else last[5 + DIMENSIONS.index(by)]
+    return paging.ListPage(found, paging.encode({"by": by, "after": [key, last[0]]}))
+
+
+def customers_cursor(cursor: str, by: str) -> tuple[Any, str]:
+    """The sort key and relationship id a customers cursor ends at; BadCursor if it is not one,
+    or one of the list in another order."""
+    position = paging.decode(cursor, "by", "after")
+    after = position["after"]
+    if position["by"] != by or not isinstance(after, list) or len(after) != 2:
+        raise paging.BadCursor("cursor is not valid for this list")
+    key, rid = after
+    if by == "last_at":
+        key = paging.text(key, 40)
+    elif isinstance(key, bool) or not isinstance(key, int | float) or not 0 <= key <= 1:
+        raise paging.BadCursor("cursor is not valid")
+    return key, paging.text(rid, 36)
 
 
 def brand_evidence(db: Database, brand: str) -> dict[str, Any]:

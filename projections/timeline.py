@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from domain.relationship import Interaction, masked, relationship_id
 from domain.timeline import summarise
+from projections import paging
 from projections.db import Database, parse_timestamp, timestamp, to_json
+from projections.paging import BadCursor, ListPage
 from projections.readmodel import Page
 
 
@@ -67,27 +67,13 @@ def _mask(db: Database, table: str, rid: str) -> None:
         )
 
 
-@dataclass(frozen=True)
-class TimelinePage:
-    items: list[dict[str, Any]]
-    next_cursor: str | None
-
-
-class BadCursor(ValueError):
-    """The cursor was not one this API handed out."""
-
-
 def encode_cursor(sequence: int) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"before": sequence}).encode()).decode().rstrip("=")
+    return paging.encode({"before": sequence})
 
 
 def decode_cursor(cursor: str) -> int:
     """The sequence in a cursor encode_cursor made; BadCursor for anything else."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        before = json.loads(base64.urlsafe_b64decode(padded))["before"]
-    except (ValueError, KeyError, TypeError):
-        raise BadCursor("cursor is not valid") from None
+    before = paging.decode(cursor, "before")["before"]
     # A sequence both stores can compare: not true (an int to Python), nor past a bigint.
     if type(before) is not int or not 0 < before < 2**63:
         raise BadCursor("cursor is not valid")
@@ -116,7 +102,7 @@ def timeline_page(
     cursor: str | None = None,
     types: Sequence[str] = (),
     as_of: datetime | None = None,
-) -> TimelinePage:
+) -> ListPage:
     """A relationship's events newest first; the cursor stays valid while new events arrive.
 
     The relationship's id is derived from the brand, so it selects the brand's rows alone. With
@@ -140,7 +126,7 @@ def timeline_page(
     )
     items = [_item(row) for row in rows[:limit]]
     next_cursor = encode_cursor(rows[limit - 1][0]) if len(rows) > limit else None
-    return TimelinePage(items, next_cursor)
+    return ListPage(items, next_cursor)
 
 
 def _item(row: Sequence[Any]) -> dict[str, Any]:

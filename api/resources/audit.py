@@ -7,8 +7,7 @@ from typing import Any
 from api import reads
 from api.context import caller, ledger, read_side
 from api.resources import ApiBlueprint
-from api.schemas.gate import AuditSchema, FindingsSchema, PushPath
-from api.schemas.trust import Paging
+from api.schemas.gate import AuditSchema, FindingsQuery, FindingsSchema, PushPath
 
 blp = ApiBlueprint("audit", __name__, url_prefix="/v1/audit", description="Audit the gate.")
 
@@ -29,12 +28,14 @@ def decision(path: dict[str, str], **_: str) -> Any:
 
 @blp.route("/findings", methods=["GET"])
 @blp.allow("compliance")
-@blp.query(Paging)
+@blp.query(FindingsQuery)
 @blp.response(200, FindingsSchema)
-def findings(query: dict[str, int]) -> Any:
+def findings(query: dict[str, Any]) -> Any:
     """Pushes the brand reported sent without an allow (no decision, denied, or deferred and
     sent before `retry_after`), newest first.
 
     Role: compliance.
     """
-    return reads.findings(read_side(), caller().brand, limit=query["limit"], offset=query["offset"])
+    return reads.findings(
+        read_side(), caller().brand, limit=query["limit"], cursor=query.get("cursor")
+    )

@@ -80,7 +80,7 @@ def customers(query: dict[str, Any]) -> Any:
     """
     below: dict[str, float] = {d: query[d] for d in DIMENSIONS if d in query}
     return reads.customers(
-        read_side(), caller().brand, below=below, limit=query["limit"], offset=query["offset"]
+        read_side(), caller().brand, below=below, limit=query["limit"], cursor=query.get("cursor")
     )
 
 

@@ -8,10 +8,14 @@ strict document is a contradiction a client can trip over.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from contextlib import suppress
 from datetime import UTC, datetime
 from typing import Any
 
 from marshmallow import ValidationError, fields, validate
+
+from projections.paging import BadCursor
 
 NUL = chr(0)
 NO_NUL = "^[^\\x00]*$"
@@ -164,6 +168,36 @@ class QueryNumber(PlainQuery, fields.Float):
     default_error_messages = {  # noqa: RUF012 (marshmallow's class attribute)
         "invalid": "Not a number in the digits 0-9 with a decimal point, like 0.4.",
     }
+
+
+class Cursor(fields.Field[str]):
+    """An opaque page position: one that `decode` reads (it raises BadCursor for any other)."""
+
+    def __init__(self, decode: Callable[[str], object], longest: int = 64, **kwargs: Any) -> None:
+        metadata = {"type": "string", "minLength": 1, "maxLength": longest}
+        super().__init__(metadata={**metadata, **kwargs.pop("metadata", {})}, **kwargs)
+        self.decode, self.longest = decode, longest
+
+    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
+        return None if value is None else str(value)
+
+    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
+        if isinstance(value, str) and 0 < len(value) <= self.longest:
+            with suppress(BadCursor):
+                self.decode(value)
+                return value
+        raise ValidationError("Not a cursor this API gave out.")
+
+
+def next_page_cursor(decode: Callable[[str], object], longest: int = 64) -> Cursor:
+    """A page's `next_cursor`, as `decode` reads it."""
+    return Cursor(
+        decode,
+        longest,
+        required=True,
+        allow_none=True,
+        metadata={"description": "null on the last page."},
+    )
 
 
 def plain(value: Any) -> Any:

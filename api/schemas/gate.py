@@ -10,6 +10,7 @@ from marshmallow import Schema, ValidationError, fields, validate, validates
 from api.schemas.events import ID, NAME, Strict, names, optional
 from api.schemas.fields import (
     Choice,
+    Cursor,
     Pattern,
     PlainDict,
     PlainList,
@@ -18,9 +19,12 @@ from api.schemas.fields import (
     StrictNumber,
     Text,
     Timestamp,
+    next_page_cursor,
 )
+from api.schemas.trust import Paging
 from domain.brand import MAX_CATEGORIES, MAX_FREQUENCY_CAP, MAX_HALF_LIFE_DAYS
 from domain.gate import KINDS
+from projections.decisions import findings_cursor
 
 SEND_AT_TOLERANCE = timedelta(minutes=5)
 """How far in the past `send_at` may be (clock skew between the CRM and the ledger)."""
@@ -163,6 +167,18 @@ class FindingSchema(Schema):
     event_id = fields.String(required=True, allow_none=True)
 
 
+FINDINGS_CURSOR = 2048
+"""The longest cursor of the findings: a time and a push id (its characters escaped in JSON)."""
+
+
+class FindingsQuery(Paging):
+    cursor = Cursor(
+        findings_cursor,
+        FINDINGS_CURSOR,
+        metadata={"description": "`next_cursor` of the page before."},
+    )
+
+
 class FindingsSchema(Schema):
     findings = fields.List(fields.Nested(FindingSchema), required=True)
-    next_offset = fields.Integer(required=True, allow_none=True)
+    next_cursor = next_page_cursor(findings_cursor, FINDINGS_CURSOR)

@@ -2,37 +2,16 @@
 
 from __future__ import annotations
 
-from contextlib import suppress
-from typing import Any
-
-from marshmallow import Schema, ValidationError, fields, validate
+from marshmallow import Schema, fields, validate
 from webargs.fields import DelimitedList
 
 from api.schemas.events import ID
-from api.schemas.fields import Choice, QueryInteger, Text, Timestamp
+from api.schemas.fields import Choice, Cursor, QueryInteger, Text, Timestamp, next_page_cursor
 from domain.relationship import CATALOGUE
-from projections.timeline import BadCursor, decode_cursor
+from projections.timeline import decode_cursor
 
 LIMIT = 200
 CONSENT_STATUSES = ("granted", "withdrawn", "expired")
-
-
-class Cursor(fields.Field[str]):
-    """An opaque page position, as the timeline read model writes and reads it."""
-
-    def __init__(self, **kwargs: Any) -> None:
-        metadata = {"type": "string", "minLength": 1, "maxLength": 64, **kwargs.pop("metadata", {})}
-        super().__init__(metadata=metadata, **kwargs)
-
-    def _serialize(self, value: Any, attr: str | None, obj: Any, **kwargs: Any) -> str | None:
-        return None if value is None else str(value)
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> str:
-        if isinstance(value, str) and 0 < len(value) <= 64:
-            with suppress(BadCursor):
-                decode_cursor(value)
-                return value
-        raise ValidationError("Not a cursor this API gave out.")
 
 
 class AsOf(Schema):
@@ -41,7 +20,7 @@ class AsOf(Schema):
 
 class TimelineQuery(AsOf):
     limit = QueryInteger(load_default=50, validate=validate.Range(1, LIMIT))
-    cursor = Cursor(metadata={"description": "`next_cursor` of the page before."})
+    cursor = Cursor(decode_cursor, metadata={"description": "`next_cursor` of the page before."})
     types = DelimitedList(
         Choice(tuple(CATALOGUE)),
         validate=validate.Length(1, len(CATALOGUE)),
@@ -72,9 +51,7 @@ class TimelinePageSchema(Schema):
     items = fields.List(
         fields.Nested(TimelineItemSchema), required=True, metadata={"description": "Newest first."}
     )
-    next_cursor = Cursor(
-        required=True, allow_none=True, metadata={"description": "null on the last page."}
-    )
+    next_cursor = next_page_cursor(decode_cursor)
 
 
 class ConsentSchema(Schema):

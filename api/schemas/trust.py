@@ -5,7 +5,8 @@ from __future__ import annotations
 from marshmallow import Schema, fields, validate
 
 from api.schemas.events import Strict
-from api.schemas.fields import QueryInteger, QueryNumber
+from api.schemas.fields import Cursor, QueryInteger, QueryNumber, next_page_cursor
+from projections import paging
 
 LIMIT = 200
 DIMENSIONS = ("consistency", "honesty", "expertise")
@@ -52,16 +53,24 @@ def _below(dimension: str) -> QueryNumber:
     )
 
 
+CUSTOMERS_CURSOR = 256
+"""The longest cursor of the customers list: a score or a time, and a relationship id."""
+
+
+def customers_cursor(cursor: str) -> object:
+    return paging.decode(cursor, "by", "after")
+
+
 class Paging(Strict):
     limit = QueryInteger(load_default=50, validate=validate.Range(1, LIMIT))
-    offset = QueryInteger(
-        load_default=0,
-        validate=validate.Range(0, 1_000_000),
-        metadata={"description": "`next_offset` of the page before."},
-    )
 
 
 class CustomersQuery(Paging):
+    cursor = Cursor(
+        customers_cursor,
+        CUSTOMERS_CURSOR,
+        metadata={"description": "`next_cursor` of the page before, under the same thresholds."},
+    )
     consistency = _below("consistency")
     honesty = _below("honesty")
     expertise = _below("expertise")
@@ -87,6 +96,4 @@ class CustomersSchema(Schema):
         required=True,
         metadata={"description": "Lowest first on the first threshold given; else most recent."},
     )
-    next_offset = fields.Integer(
-        required=True, allow_none=True, metadata={"description": "null on the last page."}
-    )
+    next_cursor = next_page_cursor(customers_cursor, CUSTOMERS_CURSOR)

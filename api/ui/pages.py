@@ -36,7 +36,8 @@ from api.ui.session import (
 from domain.errors import DecisionNotFound, RelationshipNotFound
 from domain.relationship import relationship_id
 from projections import relationships as relationship_model
-from projections.timeline import BadCursor, TimelinePage, encode_cursor, has_relationship
+from projections.paging import BadCursor, ListPage
+from projections.timeline import encode_cursor, has_relationship
 
 blp = Blueprint(
     "ui", __name__, url_prefix="/ui", template_folder="templates", static_folder="static"
@@ -175,7 +176,7 @@ def customers() -> Any:
             "ui/customers.html", wanted=typed.strip(), lowest={}, missing=True
         ), 404
     lowest = {
-        name: relationship_model.customers(db, brand, below={name: 1.01}, limit=LOWEST)
+        name: relationship_model.customers(db, brand, below={name: 1.01}, limit=LOWEST).items
         for name in chart.DIMENSIONS
     }
     return render_template("ui/customers.html", wanted="", lowest=lowest, missing=False)
@@ -233,7 +234,7 @@ def timeline(customer: str) -> str:
     )
 
 
-def _newer_cursor(found: TimelinePage) -> str | None:
+def _newer_cursor(found: ListPage) -> str | None:
     """The cursor of the page of events just newer than this one (sequences run one by one)."""
     if not found.items:
         return None

@@ -9,6 +9,7 @@ import pytest
 
 from tests.e2e.conftest import Client, ClientFor, as_json
 from tests.e2e.test_events import assert_problem
+from tests.e2e.test_trust_api import every_page
 from tests.factories import posted
 from tests.random_refs import random_customer, random_event_id
 
@@ -263,9 +264,38 @@ def test_findings_list_pushes_sent_without_an_allow(client_for: ClientFor) -> No
         (denied["push_id"], "sent although denied"),
         ("undecided", "sent without a decision"),
     }
-    assert body["next_offset"] is None
-    page = compliance.get("/v1/audit/findings?limit=1").get_json()
-    assert len(page["findings"]) == 1 and page["next_offset"] == 1
+    assert body["next_cursor"] is None
+    pages = every_page(compliance, "/v1/audit/findings?limit=1", "push_id")
+    assert len(pages) == 2 and {p for page in pages for p in page} == {
+        denied["push_id"],
+        "undecided",
+    }
+
+
+def test_paging_the_findings_repeats_none_while_new_ones_come(client_for: ClientFor) -> None:
+    """Pages went by offset: a finding recorded between two pages (the newest, listed first)
+    pushed every row down one, and the next page repeated the last of the one before."""
+    brand = client_for("brand")
+    compliance = client_for("compliance", brand.brand)
+    customer = random_customer()
+    now = datetime.now(UTC).replace(microsecond=0)
+    sends = [
+        posted("push.sent", customer, at=now - timedelta(minutes=10 - n), push_id=f"p{n}")
+        for n in range(5)
+    ]
+    assert {a.status_code for a in brand.record(*sends)} == {201}
+    first = compliance.get("/v1/audit/findings?limit=2").get_json()
+    assert (
+        brand.record(posted("push.sent", customer, at=now, push_id="newest"))[0].status_code == 201
+    )
+    later = every_page(compliance, "/v1/audit/findings?limit=2", "push_id", first["next_cursor"])
+    seen = [f["push_id"] for f in first["findings"]] + [p for page in later for p in page]
+    assert seen == [f"p{n}" for n in reversed(range(5))]
+
+
+@pytest.mark.parametrize("query", ["offset=1", "cursor=nope", "cursor=eyJiZWZvcmUiOiAzfQ"])
+def test_bad_findings_queries_are_422(client_for: ClientFor, query: str) -> None:
+    assert_problem(client_for("compliance").get(f"/v1/audit/findings?{query}"), 422)
 
 
 def test_a_push_id_belongs_to_the_customer_of_its_first_decision_or_send(

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -97,6 +97,31 @@ def test_a_new_brand_scores_one_half(client_for: ClientFor) -> None:
     assert body["overall"] == 0.5
 
 
+def reneged(client: Client, customer: str, n: int, at: datetime | None = None) -> None:
+    """`n` offers made and reneged: each lowers the customer's honesty."""
+    at = (at or datetime.now(UTC)).replace(microsecond=0)
+    for i in range(n):
+        answers = client.record(
+            posted("offer.made", customer, at=at, offer_id=f"o{i}", summary="s"),
+            posted("offer.reneged", customer, at=at, offer_id=f"o{i}", reason="r"),
+        )
+        assert [a.status_code for a in answers] == [201, 201]
+
+
+def every_page(client: Client, url: str, key: str, cursor: str | None = None) -> list[list[str]]:
+    """The list at `url` a page at a time from `cursor`, following `next_cursor` to the end:
+    each page's `key` values (a customer or a push id)."""
+    pages, items = [], url.split("?")[0].split("/")[-1]
+    while True:
+        answer = client.get(f"{url}{'&' if '?' in url else '?'}cursor={cursor}" if cursor else url)
+        assert answer.status_code == 200, answer.get_json()
+        body = answer.get_json()
+        pages.append([row[key] for row in body[items]])
+        cursor = body["next_cursor"]
+        if cursor is None:
+            return pages
+
+
 def test_customers_below_a_threshold_lowest_first_a_page_at_a_time(client_for: ClientFor) -> None:
     brand = client_for("brand")
     good, bad, worse = random_customer("good"), random_customer("bad"), random_customer("worse")
@@ -106,17 +131,44 @@ def test_customers_below_a_threshold_lowest_first_a_page_at_a_time(client_for: C
     agent = client_for("agent", brand.brand)
     body = agent.get("/v1/customers?expertise_lt=0.4").get_json()
     assert [row["customer"] for row in body["customers"]] == [worse, bad]
-    assert body["next_offset"] is None
-    first = agent.get("/v1/customers?expertise_lt=0.4&limit=1").get_json()
-    assert [r["customer"] for r in first["customers"]] == [worse] and first["next_offset"] == 1
-    second = agent.get("/v1/customers?expertise_lt=0.4&limit=1&offset=1").get_json()
-    assert [r["customer"] for r in second["customers"]] == [bad]
+    assert body["next_cursor"] is None
+    pages = every_page(agent, "/v1/customers?expertise_lt=0.4&limit=1", "customer")
+    assert pages == [[worse], [bad]]
     everyone = agent.get("/v1/customers").get_json()["customers"]
     assert {r["customer"] for r in everyone} == {good, bad, worse}
 
 
+@pytest.mark.parametrize("order", ["", "honesty_lt=1&"])
+def test_paging_the_customers_repeats_no_one_while_customers_move_up(
+    client_for: ClientFor, order: str
+) -> None:
+    """Pages went by offset: a customer who became the most recent (or the least honest) between
+    two pages pushed every row down one, and the next page repeated the last row of the one
+    before. A page now starts after the last row of the one before."""
+    brand = client_for("brand")
+    agent = client_for("agent", brand.brand)
+    customers = [random_customer(f"c{n}") for n in range(5)]
+    for n, customer in enumerate(customers):
+        reneged(brand, customer, 1, at=datetime.now(UTC) - timedelta(hours=10 - n))
+    first = agent.get(f"/v1/customers?{order}limit=2").get_json()
+    reneged(brand, random_customer("newcomer"), 3)  # now the most recent, and the least honest
+    later = every_page(agent, f"/v1/customers?{order}limit=2", "customer", first["next_cursor"])
+    seen = [row["customer"] for row in first["customers"]] + [c for page in later for c in page]
+    assert sorted(seen) == sorted(customers)
+
+
 @pytest.mark.parametrize(
-    "query", ["limit=0", "limit=201", "offset=-1", "consistency_lt=2", "honesty_lt=x", "charm_lt=1"]
+    "query",
+    [
+        "limit=0",
+        "limit=201",
+        "offset=2",
+        "cursor=nope",
+        "cursor=eyJiZWZvcmUiOiAzfQ",  # a timeline's cursor
+        "consistency_lt=2",
+        "honesty_lt=x",
+        "charm_lt=1",
+    ],
 )
 def test_bad_customer_queries_are_422(client_for: ClientFor, query: str) -> None:
     assert_problem(client_for("agent").get(f"/v1/customers?{query}"), 422)

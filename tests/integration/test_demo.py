@@ -193,11 +193,11 @@ def test_the_over_pusher_is_denied_for_data_categories_nobody_consented_to(demo:
 
 
 def test_only_the_over_pusher_sends_what_the_gate_did_not_allow(demo: Demo) -> None:
-    found = Counter(f["finding"] for f in findings(demo.runner.db, PULSE.slug, limit=10_000))
+    found = Counter(f["finding"] for f in findings(demo.runner.db, PULSE.slug, limit=10_000).items)
     assert found["sent although denied"] > 0
     assert found["sent inside its defer window"] > 0
-    assert findings(demo.runner.db, NORTHWIND.slug) == []
-    assert findings(demo.runner.db, BRIGHTLINE.slug) == []
+    assert findings(demo.runner.db, NORTHWIND.slug).items == []
+    assert findings(demo.runner.db, BRIGHTLINE.slug).items == []
 
 
 def test_the_over_pusher_asks_the_most_and_its_customers_mind(demo: Demo) -> None:

@@ -32,12 +32,12 @@ def test_pushes_sent_without_an_allow_are_findings(ledger: Ledger) -> None:
         )
     runner = Runner(ledger)
     runner.run_once()
-    found = {f["push_id"]: f["finding"] for f in findings(runner.db, brand)}
+    found = {f["push_id"]: f["finding"] for f in findings(runner.db, brand).items}
     assert found == {
         denied.push_id: "sent although denied",
         "never-asked": "sent without a decision",
     }
-    assert findings(runner.db, random_brand()) == []
+    assert findings(runner.db, random_brand()).items == []
     runner.close()
 
 

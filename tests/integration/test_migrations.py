@@ -261,6 +261,22 @@ def test_0010s_downgrade_restores_the_indexes_it_replaced(empty_store: Store) ->
     assert "relationship_id" in dict(at_head)["relationships_by_brand"]
 
 
+def test_0012s_indexes_run_the_lists_way_and_its_downgrade_restores_0010s(
+    empty_store: Store,
+) -> None:
+    at_head = dict(read_model_indexes(empty_store))
+    command.downgrade(alembic_config(empty_store), "0011")
+    before = dict(read_model_indexes(empty_store))
+    upgrade(empty_store)
+    assert dict(read_model_indexes(empty_store)) == at_head
+    for name, ends in [
+        ("relationships_by_brand", ("relationship_id)", "relationship_id DESC)")),
+        ("decisions_findings", ("push_id)", "push_id DESC)")),
+    ]:
+        assert ends[0] in before[name] and ends[1] not in before[name], before[name]
+        assert ends[1] in at_head[name], at_head[name]
+
+
 def test_0011_marks_each_brand_where_its_timeline_stands(empty_store: Store) -> None:
     """Brands projected before 0011 get their latest position and record time from the
     timeline; its downgrade drops what it added, and it applies again."""

@@ -187,16 +187,25 @@ def test_a_brands_lists_read_only_the_rows_they_show(statistics: str) -> None:
             conn.execute("ANALYZE relationships")
             conn.execute("ANALYZE decisions")
     db = Database(store)
+    # A page far down each list: after one row of the 10,000th's sort key (there are ties).
+    latest = customers(db, "big", limit=10_000).next_cursor
+    lowest = customers(db, "big", below={"honesty": 1.01}, limit=10_000).next_cursor
+    found = findings(db, "big", limit=150).next_cursor
     lists = {
         "latest": lambda: customers(db, "big", limit=20),
         "lowest consistency": lambda: customers(db, "big", below={"consistency": 1.01}, limit=20),
         "lowest expertise": lambda: customers(db, "big", below={"expertise": 0.5}, limit=20),
         "open items": lambda: brand_open_items(db, "big"),
         "findings": lambda: findings(db, "big", limit=20),
+        "latest, far down": lambda: customers(db, "big", limit=20, cursor=latest),
+        "lowest honesty, far down": lambda: customers(
+            db, "big", below={"honesty": 1.01}, limit=20, cursor=lowest
+        ),
+        "findings, far down": lambda: findings(db, "big", limit=20, cursor=found),
     }
     plans = {name: planned(db, read) for name, read in lists.items()}
     assert len(brand_open_items(db, "big")) == 400
-    assert len(findings(db, "big", limit=500)) == 200
+    assert len(findings(db, "big", limit=500).items) == 200
     db.close()
     for name, [plan] in plans.items():
         assert any("brand" in c for c in index_conditions(plan)), (name, plan)

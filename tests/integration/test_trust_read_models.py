@@ -138,7 +138,7 @@ def test_customers_below_a_score_are_one_indexed_query_lowest_first(ledger: Ledg
     )
     runner = Runner(ledger)
     runner.run_once()
-    low = customers(runner.db, brand, below={"expertise": 0.4})
+    low = customers(runner.db, brand, below={"expertise": 0.4}).items
     assert [row["customer"] for row in low] == [worse, bad]
     assert all(row["expertise"] < 0.4 for row in low)
     with pytest.raises(ValueError, match="dimension"):

@@ -9,13 +9,17 @@ import pytest
 from marshmallow import Schema, ValidationError
 
 from api.schemas.events import DATA, EVENTS, BatchSchema, EventSchema
-from api.schemas.fields import StrictBoolean, StrictInteger, Text, Timestamp
+from api.schemas.fields import Cursor, StrictBoolean, StrictInteger, Text, Timestamp
 from api.schemas.gate import DecisionSchema, ReasonSchema
-from api.schemas.reads import Cursor, TimelineQuery
+from api.schemas.reads import TimelineQuery
 from domain.brand import Policy
 from domain.gate import RULES, evaluate
 from domain.relationship import CATALOGUE, POSTABLE_TYPES, Relationship
-from projections.timeline import encode_cursor
+from projections import paging
+from projections.decisions import findings_cursor
+from projections.paging import BadCursor
+from projections.relationships import customers_cursor
+from projections.timeline import decode_cursor, encode_cursor
 from tests.gate_factories import NOON, grant, push, scores
 
 
@@ -97,11 +101,38 @@ def test_fields_take_only_their_json_type(field: Any, value: Any) -> None:
 
 def test_a_cursor_is_one_the_timeline_gave_out() -> None:
     token = encode_cursor(42)
-    assert loads(Cursor(), token) == token
+    assert loads(Cursor(decode_cursor), token) == token
     too_far, no_int = encode_cursor(2**63), encode_cursor(True)
     for forged in ("", "42", too_far, no_int, "?" * 10, token + "A" * 64):
         with pytest.raises(ValidationError):
-            loads(Cursor(), forged)
+            loads(Cursor(decode_cursor), forged)
+
+
+def test_a_findings_cursor_is_a_time_and_a_push_id() -> None:
+    token = paging.encode({"after": ["2026-01-01T00:00:00.000000+00:00", "p-1"]})
+    assert findings_cursor(token) == ("2026-01-01T00:00:00.000000+00:00", "p-1")
+    for forged in (
+        encode_cursor(42),
+        paging.encode({"after": ["2026", "p", "x"]}),
+        paging.encode({"after": [1, "p"]}),
+        paging.encode({"after": ["2026", "p" * 129]}),
+        paging.encode({"after": ["2026", "p"], "by": "last_at"}),
+        paging.encode(["2026", "p"]),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(BadCursor):
+            findings_cursor(forged)
+
+
+@pytest.mark.parametrize(
+    "after",
+    [[0.5, "r" * 37], [1.5, "r"], [True, "r"], ["0.5", "r"], [0.5], [0.5, None]],
+)
+def test_a_customers_cursor_is_a_score_and_an_id_of_the_same_order(after: list[Any]) -> None:
+    assert customers_cursor(paging.encode({"by": "honesty", "after": [0.5, "r"]}), "honesty")
+    with pytest.raises(BadCursor):
+        customers_cursor(paging.encode({"by": "consistency", "after": [0.5, "r"]}), "honesty")
+    with pytest.raises(BadCursor):
+        customers_cursor(paging.encode({"by": "honesty", "after": after}), "honesty")
 
 
 def test_the_timeline_query_defaults_to_50() -> None:
