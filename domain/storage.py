@@ -159,10 +159,12 @@ class Store:
         return Store.from_url(urlunsplit(urlsplit(self.url)._replace(path=f"/{dbname}")))
 
     def connection_params(self) -> dict[str, str]:
-        """The URL's libpq parameters, `options` led by the ledger's SESSION_OPTIONS."""
+        """The URL's libpq parameters, `options` led by the ledger's SESSION_OPTIONS, and a
+        `connect_timeout` of CONNECT_TIMEOUT unless the URL gives one: without it psycopg waits
+        130 s for a server that takes the connection and never answers (a frozen one)."""
         given = dict(self.params)
         options = " ".join(filter(None, [SESSION_OPTIONS, given.pop("options", "")]))
-        return {"options": options, **given}
+        return {"options": options, "connect_timeout": str(CONNECT_TIMEOUT), **given}
 
 
 def missing_table(message: str) -> bool:

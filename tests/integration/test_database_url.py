@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 from api.auth import KeyStore
-from domain.storage import SESSION_OPTIONS, Store
+from domain.storage import CONNECT_TIMEOUT, SESSION_OPTIONS, Store
 from projections.runner import Runner
 from tests.conftest import TEST_MASTER_KEY, migrated_postgres, open_ledger, postgres_url
 from tests.factories import posted
@@ -29,13 +29,17 @@ def test_the_urls_parameters_join_the_ledgers_own() -> None:
     )
     assert store.connection_params() == {
         "options": f"{SESSION_OPTIONS} -c x=y",
+        "connect_timeout": str(CONNECT_TIMEOUT),
         "sslmode": "verify-full",
         "sslrootcert": "/etc/ca.pem",
     }
     assert store.with_dbname("e").params == store.params
     assert Store.from_url("postgresql://u@h:5/d").connection_params() == {
-        "options": SESSION_OPTIONS
+        "options": SESSION_OPTIONS,
+        "connect_timeout": str(CONNECT_TIMEOUT),
     }
+    given = Store.from_url("postgresql://u@h:5/d?connect_timeout=20").connection_params()
+    assert given["connect_timeout"] == "20"  # the URL's own wins
 
 
 def application_names(store: Store) -> set[str]:
