@@ -6,7 +6,7 @@ gunicorn worker builds its own after the fork; `close_app` (or the worker's exit
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from flask import Flask
@@ -17,6 +17,7 @@ from api.json_provider import OrjsonProvider
 from api.resources import audit, customers, events, health, policy, pushes, trust
 from api.settings import Settings
 from domain.application import Ledger
+from domain.timeouts import answering_within
 from domain.versions import KnownVersions
 
 MAX_BODY = 1024 * 1024
@@ -50,7 +51,28 @@ def create_app(
     ):
         api.register_blueprint(blueprint)
     ui.register(app)
+    app.wsgi_app = answered_in_time(app.wsgi_app, settings.statement_timeout_seconds)  # type: ignore[method-assign,assignment]
     return app
+
+
+Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
+
+
+def answered_in_time(wsgi_app: Wsgi, seconds: float) -> Wsgi:
+    """`wsgi_app` with the statements of each request given `seconds` each for PostgreSQL's
+    answer (TRUSTLEDGER_STATEMENT_TIMEOUT_SECONDS, domain/timeouts.py): a frozen database is
+    answered 503, not waited on. Only requests: what the process runs besides (the projection
+    thread of `serve`) waits as long as its statements need. No answer here is streamed, so
+    each request's statements are all run within the call."""
+
+    def answer(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        before = answering_within(seconds)
+        try:
+            return wsgi_app(environ, start_response)
+        finally:
+            answering_within(before)
+
+    return answer
 
 
 def resources_of(app: Flask) -> Resources:

@@ -25,6 +25,7 @@ from typing import Any, cast
 from cachetools import TTLCache
 
 from domain.storage import CONNECT_TIMEOUT, Store, check_open
+from domain.timeouts import TimedConnection
 
 PREFIX = "tlk_"
 ROLES = ("brand", "agent", "compliance")
@@ -232,6 +233,7 @@ class KeyStore:
                 # up on after CONNECT_TIMEOUT while the server is down (503, not 30 s).
                 self._pool = ConnectionPool(
                     self.store.conninfo(),
+                    connection_class=TimedConnection,  # a frozen server: 503, not a hang
                     min_size=1,
                     max_size=4,
                     open=True,

@@ -33,11 +33,13 @@ from domain.errors import (
     PushIdConflict,
     RejectedEvent,
     RelationshipNotFound,
+    StoreUnanswered,
     StoreUnavailable,
     UnknownReference,
 )
 from domain.relationship import ENVELOPE
 from domain.storage import DATABASE_ERRORS, unavailable
+from domain.timeouts import Unanswered
 from projections.paging import BadCursor
 from projections.runner import ProjectionFailed
 
@@ -73,13 +75,17 @@ DOMAIN: dict[type[LedgerError], Kind] = {
     StoreUnavailable: Kind(503, "store-unavailable", "The database cannot answer now"),
 }
 FAILED = "The ledger could not answer; the failure is logged."
-RETRY_AFTER: dict[type[LedgerError], str] = {StoreUnavailable: "5"}
+RETRY_AFTER: dict[type[LedgerError], str] = {StoreUnavailable: "5", StoreUnanswered: "5"}
 """Seconds to wait before trying again, as the Retry-After header of these answers."""
 QUIET: dict[type[LedgerError], str] = {
     RelationshipNotFound: "No such customer for this key's brand.",
     DecisionNotFound: "No such decision for this key's brand.",
     MasterKeyError: "The ledger cannot answer now; the cause is logged.",
     StoreUnavailable: "The database cannot answer now; nothing was stored. Try again shortly.",
+    StoreUnanswered: (
+        "The database did not answer in time; try again shortly. A write may have been stored"
+        " or not: sent again unchanged, it gets the first answer."
+    ),
 }
 """Answers that replace the error's own message: it could hint at another brand's data (the
 same words whether another brand has it or nobody does), or at the server's configuration."""
@@ -109,6 +115,8 @@ def on_database_error(error: Exception) -> Response:
     if not unavailable(error):
         log.error("%s %s failed", request.method, request.path, exc_info=error)
         return problem(500, "Internal Server Error", FAILED)
+    if isinstance(error, Unanswered):
+        return on_ledger_error(StoreUnanswered(str(error)))
     return on_ledger_error(StoreUnavailable(str(error)))
 
 

@@ -15,6 +15,7 @@ from typing import Any
 from domain.errors import MasterKeyError
 from domain.shredding import MasterKey
 from domain.storage import DEFAULT_URL, Store
+from domain.timeouts import STATEMENT_TIMEOUT
 
 PREFIX = "TRUSTLEDGER_"
 MASTER_KEY_FILE = "master.key"
@@ -29,15 +30,17 @@ class BadSetting(ValueError):
     """A TRUSTLEDGER_* variable holds a value the ledger cannot use."""
 
 
-def _key_cache_seconds(value: str | float) -> float:
+STATEMENT_TIMEOUT_SECONDS_MAX = 3600.0
+
+
+def _seconds(name: str, value: str | float, low: float, high: float) -> float:
     try:
         seconds = float(value)
     except (TypeError, ValueError):
         seconds = float("nan")
-    if not 0 <= seconds <= KEY_CACHE_SECONDS_MAX:  # nan, inf and negatives fail this too
+    if not low <= seconds <= high:  # nan, inf and negatives fail this too
         raise BadSetting(
-            f"{PREFIX}KEY_CACHE_SECONDS must be a number of seconds from 0 to"
-            f" {KEY_CACHE_SECONDS_MAX:.0f}, not {value!r}"
+            f"{PREFIX}{name} must be a number of seconds from {low:g} to {high:g}, not {value!r}"
         )
     return seconds
 
@@ -66,6 +69,11 @@ class Settings:
     """How long a server process trusts an API key it has checked before checking it again: a
     key revoked elsewhere (`trustledger keys revoke`) stops working within this many seconds.
     `0` checks every request against the database; at most KEY_CACHE_SECONDS_MAX."""
+    statement_timeout_seconds: float = STATEMENT_TIMEOUT
+    """How long a statement run to answer an HTTP call waits for PostgreSQL's answer before
+    the call is answered 503 (domain/timeouts.py: a frozen server, a network that drops
+    packets); from 0.1 to STATEMENT_TIMEOUT_SECONDS_MAX. The commands and the projection
+    workers are never cut short by it."""
     new_master_key: str = ""
     """Only for `trustledger rotate-master-key`: the key to rewrap every customer key with."""
 
@@ -84,7 +92,12 @@ class Settings:
 
     def __post_init__(self) -> None:
         # Read here, once: a bad value failed every authenticated request with a 500.
-        object.__setattr__(self, "key_cache_seconds", _key_cache_seconds(self.key_cache_seconds))
+        for name, low, high in (
+            ("key_cache_seconds", 0.0, KEY_CACHE_SECONDS_MAX),
+            ("statement_timeout_seconds", 0.1, STATEMENT_TIMEOUT_SECONDS_MAX),
+        ):
+            seconds = _seconds(name.upper(), getattr(self, name), low, high)
+            object.__setattr__(self, name, seconds)
 
     @property
     def store(self) -> Store:

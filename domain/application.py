@@ -40,6 +40,7 @@ from domain.errors import (
     PushIdConflict,
     RejectedEvent,
     RelationshipNotFound,
+    StoreUnanswered,
     StoreUnavailable,
 )
 from domain.gate import PushRequest, Scores, evaluate
@@ -73,6 +74,7 @@ from domain.shredding import (
     PersonalDataMapper,
 )
 from domain.storage import CONNECT_TIMEOUT, Store, still_open
+from domain.timeouts import TimedConnection, Unanswered
 from domain.transcoder import OrjsonTranscoder
 from domain.versions import KnownVersions
 
@@ -319,6 +321,8 @@ class Ledger(Application[UUID]):
             # server was back, and every call until then answered 503. Giving a try up after
             # CONNECT_TIMEOUT lets the next call start a new one.
             datastore.pool.reconnect_timeout = CONNECT_TIMEOUT
+            # Statements run for a caller wait a bounded time on a frozen server (timeouts.py).
+            datastore.pool.connection_class = TimedConnection
             datastore.get_connection = _failing_fast(datastore.get_connection)  # type: ignore[method-assign,assignment]
         return factory
 
@@ -1051,7 +1055,9 @@ def _failing_fast(
     unreachable). The library wraps that timeout in the OperationalError its recorders retry ten
     times, each after the pool's whole wait: a write met by a stopped server answered after 92 s,
     and a worker under gunicorn is killed at 30. And after a restart, each pooled connection
-    failed the first statement that used it, which only the library's own statements retried."""
+    failed the first statement that used it, which only the library's own statements retried.
+    A statement a frozen server never answered (domain/timeouts.py) is StoreUnanswered, for the
+    same reason: retried, each try would wait the whole statement timeout again."""
 
     @contextlib.contextmanager
     def connection() -> Iterator[Any]:
@@ -1067,6 +1073,9 @@ def _failing_fast(
         except OperationalError as error:
             if isinstance(error.__cause__, PoolTimeout):
                 raise StoreUnavailable(f"the database cannot be reached: {error}") from error
+            if isinstance(error.__cause__, Unanswered):
+                # Not the library's retry: each would wait the whole timeout again.
+                raise StoreUnanswered(str(error)) from error
             raise
 
     return connection

@@ -101,3 +101,10 @@ class MasterKeyError(LedgerError):
 class StoreUnavailable(LedgerError):
     """The database cannot be reached, or lost the connection, for now: nothing was stored by
     the call that met it, and the same call later may well succeed."""
+
+
+class StoreUnanswered(StoreUnavailable):
+    """The database took a statement and did not answer it within the statement timeout (a
+    frozen server, a network that drops packets): a write it was may yet be carried out when
+    the server wakes, so the call's outcome is unknown. Every write is idempotent on a repeat
+    (event ids, push ids, a policy, an erasure): the same call again gets the first answer."""

@@ -18,6 +18,7 @@ from uuid import UUID
 import psycopg
 
 from domain.storage import Store
+from domain.timeouts import TimedConnection, Unanswered
 
 Row = tuple[Any, ...]
 
@@ -80,7 +81,7 @@ class Database:
             # Rows masked at an erasure must leave no old bytes in freed space.
             self._sqlite.execute("PRAGMA secure_delete=ON")
         else:
-            self._connection = psycopg.connect(store.conninfo(), autocommit=True)
+            self._connection = TimedConnection.connect(store.conninfo(), autocommit=True)
         self._transactions = 0
         """How many transaction blocks are open (a read in one is never asked again)."""
         self._closed = False
@@ -101,7 +102,7 @@ class Database:
         cut): the statement that met the loss failed, and the next one runs on a new session.
         Without this a process's reads failed until it was restarted."""
         if self._connection.closed and not self._closed:
-            self._connection = psycopg.connect(self.store.conninfo(), autocommit=True)
+            self._connection = TimedConnection.connect(self.store.conninfo(), autocommit=True)
         return self._connection
 
     def close(self) -> None:
@@ -214,6 +215,8 @@ class Database:
                 return self._sqlite.execute(statement, params).fetchall()
         try:
             return self._pg_query(statement, params, binary)
+        except Unanswered:
+            raise  # the server is there but silent (frozen): a new connection would wait too
         except psycopg.OperationalError:
             # A read outside a transaction that met a lost connection is asked again, once, on a
             # new one: the first read after a server restart then answers, as the later ones do.

@@ -119,18 +119,31 @@ def test_an_sqlite_directory_that_cannot_be_made_is_one_line(
     assert_one_error(done, 1, "cannot make", str(tmp_path / "file" / "sub"), "Not a directory")
 
 
-@pytest.mark.parametrize("value", ["abc", "-1", "inf", "nan", "3601"])
-def test_a_key_cache_time_out_of_bounds_is_one_line(tmp_path: Path, value: str) -> None:
-    """It is how long a revoked API key may still be accepted: `inf` would be for ever."""
+@pytest.mark.parametrize(
+    ("variable", "value", "bounds"),
+    [
+        *(("KEY_CACHE_SECONDS", v, "from 0 to 3600") for v in ["abc", "-1", "inf", "nan", "3601"]),
+        *(
+            ("STATEMENT_TIMEOUT_SECONDS", v, "from 0.1 to 3600")
+            for v in ["abc", "0", "-1", "inf", "nan", "3601"]
+        ),
+    ],
+)
+def test_a_time_setting_out_of_bounds_is_one_line(
+    tmp_path: Path, variable: str, value: str, bounds: str
+) -> None:
+    """The key cache is how long a revoked API key may still be accepted: `inf` would be for
+    ever. A statement timeout of 0 would answer every call 503, `inf` hang them on a frozen
+    database (domain/timeouts.py)."""
     done = cli(
         "--database-url",
         f"sqlite:///{tmp_path / 'tl.db'}",
         "keys",
         "list",
         TRUSTLEDGER_MASTER_KEY=TEST_MASTER_KEY.encoded(),
-        TRUSTLEDGER_KEY_CACHE_SECONDS=value,
+        **{f"TRUSTLEDGER_{variable}": value},
     )
-    assert_one_error(done, 1, "TRUSTLEDGER_KEY_CACHE_SECONDS", "from 0 to 3600", repr(value))
+    assert_one_error(done, 1, f"TRUSTLEDGER_{variable}", bounds, repr(value))
 
 
 def test_demo_refuses_a_now_whose_two_years_start_before_1970(tmp_path: Path) -> None:

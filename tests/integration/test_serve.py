@@ -12,7 +12,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -35,7 +35,8 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(store: Store, workers: int) -> Iterator[str]:
+def serving(store: Store, workers: int, env: Mapping[str, str] | None = None) -> Iterator[str]:
+    """`trustledger serve` on a free port, with `env` added to this process's environment."""
     port = free_port()
     process = subprocess.Popen(
         [
@@ -55,6 +56,7 @@ def serving(store: Store, workers: int) -> Iterator[str]:
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        env={**os.environ, **(env or {})},
     )
     base = f"http://127.0.0.1:{port}"
     try:

@@ -19,6 +19,8 @@ from domain.errors import (
     PushIdConflict,
     RejectedEvent,
     RelationshipNotFound,
+    StoreUnanswered,
+    StoreUnavailable,
     UnknownReference,
 )
 
@@ -92,3 +94,23 @@ def test_a_rejected_batch_is_409_only_when_every_error_is_a_conflict(
     code, body = answer_to(BatchRejected(inner))
     assert code == status
     assert list(body["errors"]["events"]) == [str(i) for i in sorted(inner)]  # type: ignore[index]
+
+
+def test_a_statement_left_unanswered_says_a_write_may_have_been_stored() -> None:
+    """A frozen server may yet carry out the write it was sent when it wakes (domain/timeouts.py):
+    the answer must not say nothing was stored, as one for a server that refused does."""
+    app = Flask(__name__)
+    errors.register(app)
+
+    @app.post("/raise/<name>")
+    def raising(name: str) -> NoReturn:
+        raise {"refused": StoreUnavailable, "unanswered": StoreUnanswered}[name]("x")
+
+    http = app.test_client()
+    refused, unanswered = http.post("/raise/refused"), http.post("/raise/unanswered")
+    for answer in (refused, unanswered):
+        assert answer.status_code == 503 and answer.headers["Retry-After"] == "5"
+        assert answer.get_json(force=True)["type"] == "urn:trustledger:problem:store-unavailable"
+    assert "nothing was stored" in refused.get_json(force=True)["detail"]
+    detail = unanswered.get_json(force=True)["detail"]
+    assert "may have been stored" in detail and "nothing was stored" not in detail
