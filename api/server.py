@@ -15,6 +15,7 @@ import logging
 import socket
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from http import HTTPStatus
 from typing import Any
 
 from flask import Flask
@@ -22,6 +23,7 @@ from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
 from gunicorn.http.body import EOFReader, LengthReader
 from gunicorn.workers import sync
+from werkzeug.serving import WSGIRequestHandler
 
 from api.app import close_app, create_app, resources_of
 from api.schemas.problem import PROBLEM
@@ -44,11 +46,40 @@ def serve_in_process(config: Mapping[str, Any], host: str, port: int) -> None:
     settle_garbage_collection()
     stop_projections = runner.start()
     try:
-        run_simple(host, port, app, threaded=True, use_reloader=False)
+        run_simple(
+            host,
+            port,
+            app,
+            threaded=True,
+            use_reloader=False,
+            request_handler=ProblemRequestHandler,
+        )
     finally:
         stop_projections()
         runner.close()
         close_app(app)
+
+
+class ProblemRequestHandler(WSGIRequestHandler):
+    """werkzeug's request handler, answering what it refuses before the app sees it (a request
+    line over 64 KiB: 414, a header line too long or too many headers: 431, a malformed request
+    line: 400) as problem+json, where http.server writes an HTML page: the in-process
+    counterpart of the gunicorn worker's `handle_error` below."""
+
+    def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
+        status = HTTPStatus(code)
+        # A request line that is not one (a single word) left the handler at HTTP/0.9, which
+        # writes no status line or headers: the client could not have read the status.
+        self.request_version = "HTTP/1.1"
+        self.log_error("code %d, message %s", code, message or status.phrase)
+        self.send_response(code, status.phrase)  # never the request's text in the status line
+        self.send_header("Connection", "close")
+        body = problem_body(code, status.phrase, message)
+        self.send_header("Content-Type", PROBLEM)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(body)
 
 
 class Gunicorn(BaseApplication):  # type: ignore[misc]
@@ -135,15 +166,18 @@ class SyncWorker(sync.SyncWorker):  # type: ignore[misc]
 
 def write_problem(sock: socket.socket, status: int, reason: str, message: str) -> None:
     """gunicorn's util.write_error, in RFC 9457's shape (the app's own answers: api/errors.py)."""
-    body = json.dumps(
-        {"type": "about:blank", "title": reason, "status": status, "detail": message or reason},
-        ensure_ascii=False,
-    ).encode()
+    body = problem_body(status, reason, message)
     head = (
         f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
         f"Content-Type: {PROBLEM}\r\nContent-Length: {len(body)}\r\n\r\n"
     )
     gunicorn_util.write_nonblock(sock, head.encode("latin1") + body)
+
+
+def problem_body(status: int, title: str, detail: str | None) -> bytes:
+    """An error the server writes itself, before any app answers, in RFC 9457's shape."""
+    problem = {"type": "about:blank", "title": title, "status": status, "detail": detail or title}
+    return json.dumps(problem, ensure_ascii=False).encode()
 
 
 @contextmanager

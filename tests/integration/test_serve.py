@@ -171,22 +171,29 @@ def test_each_gunicorn_worker_gets_the_masters_table_of_known_versions(tmp_path:
 
 
 @pytest.mark.slow
-def test_what_gunicorn_refuses_itself_is_answered_as_problem_json(store: Store) -> None:
-    """A URL or a header over gunicorn's limits never reaches the app: gunicorn answered an
-    HTML page, where README says every answer that is not a success is problem+json."""
-    with serving(store, 2) as base:
+@pytest.mark.parametrize("workers", [1, 2])
+def test_what_the_server_refuses_itself_is_answered_as_problem_json(
+    store: Store, workers: int
+) -> None:
+    """A URL or a header over the server's limits, or a request line that is not one, never
+    reaches the app: gunicorn and werkzeug's development server (in process) answered an HTML
+    page, where README says every answer that is not a success is problem+json."""
+    with serving(store, workers) as base:
         port = int(base.rsplit(":", 1)[1])
-        for path, headers, status in (
-            ("/v1/events?" + "a" * 9000, {}, 414),
-            ("/healthz", {"X-Long": "b" * 9000}, 431),
+        for request_line, headers, status in (
+            (b"GET /v1/events?" + b"a" * 70_000 + b" HTTP/1.1", b"", 414),
+            (b"GET /healthz HTTP/1.1", b"X-Long: " + b"b" * 70_000 + b"\r\n", 431),
+            (b"NOT-A-REQUEST-LINE", b"", 400),
         ):
-            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
-            connection.request("GET", path, headers=headers)
-            answer = connection.getresponse()
-            body = json.loads(answer.read())
-            connection.close()
-            assert answer.status == status and body["status"] == status, body
-            assert answer.getheader("Content-Type") == "application/problem+json"
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+                connection.sendall(request_line + b"\r\nHost: x\r\n" + headers + b"\r\n")
+                answer = http.client.HTTPResponse(connection)
+                answer.begin()
+                text = answer.read()
+            assert answer.status == status, (answer.status, text[:200])
+            assert answer.getheader("Content-Type") == "application/problem+json", text[:200]
+            body = json.loads(text)
+            assert body["status"] == status and body["title"] == answer.reason, body
 
 
 def test_an_ipv6_address_is_bound_and_named_in_brackets() -> None:
