@@ -209,7 +209,7 @@ def customer_page(template: str, customer: str, **values: Any) -> str:
     )
 
 
-@blp.get("/customers/<path:customer>/timeline")
+@blp.get("/customers/<customer:customer>/timeline")
 @page(*PAGE_ROLES)
 def timeline(customer: str) -> str:
     brand, moment = caller().brand, as_of()
@@ -256,7 +256,7 @@ def _has_route(rule: str) -> bool:
     return any(r.rule == rule for r in current_app.url_map.iter_rules())
 
 
-@blp.get("/customers/<path:customer>/trust")
+@blp.get("/customers/<customer:customer>/trust")
 @page(*PAGE_ROLES)
 def trust_over_time(customer: str) -> str:
     brand, moment = caller().brand, as_of()
@@ -267,7 +267,7 @@ def trust_over_time(customer: str) -> str:
     )
 
 
-@blp.get("/customers/<path:customer>/decisions")
+@blp.get("/customers/<customer:customer>/decisions")
 @page(*PAGE_ROLES)
 def decisions(customer: str) -> str:
     brand, moment = caller().brand, as_of()
@@ -286,7 +286,7 @@ def decisions(customer: str) -> str:
 # --- compliance ---------------------------------------------------------------------------------
 
 
-@blp.get("/customers/<path:customer>/audit")
+@blp.get("/customers/<customer:customer>/audit")
 @page(*COMPLIANCE)
 def audit(customer: str) -> str:
     brand, moment = caller().brand, as_of()
@@ -302,7 +302,7 @@ def audit(customer: str) -> str:
     return customer_page("ui/audit.html", customer, moment=moment, audits=audits, page=found)
 
 
-@blp.get("/customers/<path:customer>/export")
+@blp.get("/customers/<customer:customer>/export")
 @page(*COMPLIANCE)
 def export(customer: str) -> Any:
     brand = caller().brand
@@ -324,7 +324,7 @@ def _export(brand: str, customer: str) -> dict[str, Any]:
     return document
 
 
-@blp.route("/customers/<path:customer>/erase", methods=["GET", "POST"])
+@blp.route("/customers/<customer:customer>/erase", methods=["GET", "POST"])
 @page(*COMPLIANCE)
 def erase(customer: str) -> Any:
     brand = caller().brand

@@ -107,7 +107,7 @@ def page(*roles: str) -> Callable[[F], F]:
         def guarded(*args: Any, **kwargs: Any) -> Any:
             caller = signed_in()
             if caller is None:
-                return redirect(url_for("ui.sign_in_form", next=request.full_path))
+                return redirect(url_for("ui.sign_in_form", next=this_page()))
             if caller.role not in roles:
                 abort(403)
             g.caller = caller
@@ -116,6 +116,15 @@ def page(*roles: str) -> Callable[[F], F]:
         return cast(F, guarded)
 
     return decorate
+
+
+def this_page() -> str:
+    """The page asked for, as its links name it: request.path is decoded, and the slash of a
+    customer reference in it no longer encoded (`x%2F..%2Fc` read `x/../c`, which a browser
+    sends on as `c`)."""
+    path = url_for(str(request.endpoint), **(request.view_args or {}))
+    query = request.query_string.decode("latin-1")
+    return f"{path}?{query}" if query else path
 
 
 def caller() -> Caller:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import html
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from urllib.parse import quote
+from urllib.parse import quote, urljoin
 
 import pytest
 from flask import Flask
@@ -243,6 +244,52 @@ def test_the_search_finds_a_reference_as_typed_then_without_its_spaces(
                                              summary="s"))  # fmt: skip
     found = http.get("/ui/customers", query_string={"customer": f"  {ref}\t"})
     assert found.status_code == 302 and found.headers["Location"].endswith(f"/{ref}/timeline")
+
+
+def test_a_reference_with_dot_segments_opens_its_own_pages(
+    app: Flask, keys: KeyStore, client_for: ClientFor
+) -> None:
+    """A browser resolves `..` between slashes before it asks: the link to customer
+    `x/../OTHER` opened OTHER's pages (another customer's data), and `a/..` opened nothing.
+    Every link and redirect to a customer's page, the return after signing in included, names
+    the reference with its slashes encoded, so it stays one segment."""
+    brand, other = random_brand(), random_customer()
+    tricky = f"x/../{other}"
+    crm = client_for("brand", brand)
+    for ref, summary in ((other, "Advice to the other"), (tricky, "Advice to the tricky one")):
+        answer = crm.record(posted("advice.given", ref, advice_id="a", topic="t", summary=summary))
+        assert [a.status_code for a in answer] == [201]
+    key = keys.create(brand, "agent").key
+    http = app.test_client()
+    here = "http://localhost/ui/customers"
+
+    def followed(answer: TestResponse) -> TestResponse:
+        """The redirect as a browser follows it: dot segments resolved (RFC 3986, 5.2)."""
+        assert answer.status_code == 302, answer.text
+        return http.get(urljoin(here, answer.headers["Location"]))
+
+    signed_out = http.get(f"/ui/customers/{quote(tricky, safe='')}/trust")
+    form = followed(signed_out)
+    back = http.post(
+        "/ui/sign-in",
+        data={"key": key, "csrf_token": token(form.text), "next": next_of(form.text)},
+    )
+    returned = followed(back)
+    assert returned.status_code == 200 and f'class="ref">{tricky}<' in returned.text
+    page = followed(http.get("/ui/customers", query_string={"customer": tricky}))
+    assert page.status_code == 200 and "Advice to the tricky one" in page.text, page.text
+    assert "Advice to the other" not in page.text
+    tabs = re.findall(r'<a href="([^"]+/(?:trust|decisions))"', page.text)
+    assert tabs
+    for tab in tabs:
+        opened_tab = http.get(urljoin(here, html.unescape(tab)))
+        assert opened_tab.status_code == 200 and f'class="ref">{tricky}<' in opened_tab.text
+
+
+def next_of(form: str) -> str:
+    found = re.search(r'name="next" value="([^"]*)"', form)
+    assert found, form
+    return html.unescape(found.group(1))
 
 
 def test_text_is_escaped(person: Callable[..., FlaskClient], client_for: ClientFor) -> None:
