@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import fcntl
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, create_engine
+from sqlalchemy import Connection, create_engine, text
 
 from domain.storage import Store
 
 HERE = Path(__file__).parent
+MIGRATION_LOCK = 0x7472_7573_746C_6D67
+"""The PostgreSQL advisory lock a migration holds ("trustlmg"): one migration at a time."""
 
 
 def alembic_config(store: Store) -> Config:
@@ -31,11 +36,30 @@ def upgrade(store: Store, revision: str = "head", connection: Connection | None 
         _use_wal(store)
     engine = create_engine(store.sqlalchemy_url())
     try:
-        with engine.begin() as conn:
+        with _one_at_a_time(store), engine.begin() as conn:
+            if not store.is_sqlite:  # held to the commit; the next one then finds it done
+                conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
             config.attributes["connection"] = conn
             command.upgrade(config, revision)
     finally:
         engine.dispose()
+
+
+@contextmanager
+def _one_at_a_time(store: Store) -> Iterator[None]:
+    """Migrations of one SQLite file one after the other, across processes (hosts that each run
+    `trustledger migrate` as they start raced to create the same tables, and all but one failed).
+    SQLite runs DDL outside the transaction, so the lock is a file's beside the database.
+    PostgreSQL's is the advisory lock taken in the migration's transaction."""
+    if not store.is_sqlite:
+        yield
+        return
+    with open(f"{store.path}-migrate-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def new_postgres_database(server: Store, prefix: str) -> Store:

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import sqlite3
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
 
 import psycopg
 import pytest
 from alembic import command
+from alembic.script import ScriptDirectory
 from eventsourcing.application import Application
 
 from domain.application import IdempotencyKey, Ledger, PushClaim
@@ -18,10 +21,12 @@ from domain.errors import EventIdConflict, PushIdConflict
 from domain.storage import Store
 from migrations import alembic_config, current, upgrade
 from projections.db import Database
-from tests.conftest import new_postgres_database, open_ledger
+from tests.conftest import new_postgres_database, open_ledger, postgres_url
 from tests.factories import story
 from tests.gate_factories import NOON, grant, push, scores
 from tests.random_refs import random_brand, random_customer
+
+ROOT = Path(__file__).parents[2]
 
 
 class LibraryLedger(Application[UUID]):
@@ -42,6 +47,41 @@ def test_migrating_twice_is_harmless(empty_store: Store) -> None:
     upgrade(empty_store)
     upgrade(empty_store)
     assert current(empty_store) is not None
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def unmigrated_store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    """A store of each kind with no table at all."""
+    if request.param == "sqlite":
+        return Store.from_url(f"sqlite:///{tmp_path / 'trustledger.sqlite3'}")
+    server = Store.from_url(postgres_url())
+    name = f"m_{uuid4().hex[:12]}"
+    with psycopg.connect(server.conninfo(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return server.with_dbname(name)
+
+
+@pytest.mark.slow
+def test_migrate_run_by_several_processes_at_once_succeeds_in_each(
+    unmigrated_store: Store,
+) -> None:
+    """Hosts that each run `trustledger migrate` as they start: every one but the first failed,
+    racing it to create the same tables (`table alembic_version already exists`, or PostgreSQL's
+    `duplicate key value violates unique constraint "pg_type_typname_nsp_index"`)."""
+    command = [sys.executable, "-m", "api", "--database-url", unmigrated_store.url, "migrate"]
+    runs = [
+        subprocess.Popen(command, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        for _ in range(8)
+    ]
+    outputs = [(run.wait(timeout=120), run.communicate()[0].decode()) for run in runs]
+    assert all(status == 0 for status, _ in outputs), outputs
+    assert current(unmigrated_store) == head_revision()
+
+
+def head_revision() -> str | None:
+    return ScriptDirectory.from_config(
+        alembic_config(Store.from_url("sqlite:///x"))
+    ).get_current_head()
 
 
 def postgres_schema(store: Store, tables: tuple[str, ...]) -> dict[str, Any]:
