@@ -18,7 +18,7 @@ from api.auth import Caller, KeyStore
 from api.reads import ReadSide
 from api.settings import Settings
 from domain.application import Ledger
-from domain.storage import Store
+from domain.storage import Store, check_migrated
 from domain.versions import KnownVersions
 from projections.db import Database
 from projections.trust import base_rates, brand_scores
@@ -49,6 +49,7 @@ class Resources:
         if self._ledger is None:
             with self._lock:
                 if self._ledger is None:
+                    check_migrated(self.settings.store)
                     master_key = self.settings.load_master_key()
                     self._ledger = Ledger(
                         self.settings.store,

@@ -33,6 +33,7 @@ from domain.errors import (
     PushIdConflict,
     RejectedEvent,
     RelationshipNotFound,
+    StoreNotMigrated,
     StoreUnanswered,
     StoreUnavailable,
     UnknownReference,
@@ -72,6 +73,7 @@ DOMAIN: dict[type[LedgerError], Kind] = {
     PushIdConflict: Kind(409, "push-id-conflict", "Push id already decided for another request"),
     DecisionNotFound: Kind(404, "not-found", "Not found"),
     MasterKeyError: Kind(503, "not-configured", "The ledger is not configured"),
+    StoreNotMigrated: Kind(503, "not-configured", "The ledger is not configured"),
     StoreUnavailable: Kind(503, "store-unavailable", "The database cannot answer now"),
 }
 FAILED = "The ledger could not answer; the failure is logged."
@@ -81,6 +83,7 @@ QUIET: dict[type[LedgerError], str] = {
     RelationshipNotFound: "No such customer for this key's brand.",
     DecisionNotFound: "No such decision for this key's brand.",
     MasterKeyError: "The ledger cannot answer now; the cause is logged.",
+    StoreNotMigrated: "The ledger cannot answer now; the cause is logged.",
     StoreUnavailable: "The database cannot answer now; nothing was stored. Try again shortly.",
     StoreUnanswered: (
         "The database did not answer in time; try again shortly. A write may have been stored"

@@ -98,6 +98,10 @@ class MasterKeyError(LedgerError):
     """The master key is missing, malformed, or not the one this database's customer keys need."""
 
 
+class StoreNotMigrated(LedgerError):
+    """The database's tables are at another revision than this version of the ledger needs."""
+
+
 class StoreUnavailable(LedgerError):
     """The database cannot be reached, or lost the connection, for now: nothing was stored by
     the call that met it, and the same call later may well succeed."""

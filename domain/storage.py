@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sqlite3
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -12,7 +13,7 @@ import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError, PersistenceError
 from psycopg import pq
 
-from domain.errors import StoreUnavailable
+from domain.errors import StoreNotMigrated, StoreUnavailable
 
 DEFAULT_URL = "sqlite:///var/trustledger.sqlite3"
 
@@ -29,6 +30,13 @@ jit_above_cost: compiling took 7 ms on every run of the relationship load, which
 CONNECT_TIMEOUT = 5
 """Seconds the library's pool waits for a connection: as long as a call waits on a server that is
 down before it is answered 503 (application.py fails it then, rather than retrying)."""
+
+
+REVISIONS = (
+    "0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011", "0012",
+)  # fmt: skip
+"""migrations/versions, oldest first: the last is the one this version of the ledger needs
+(a test checks them against alembic's)."""
 
 
 class BadDatabaseUrl(ValueError):
@@ -202,3 +210,43 @@ def check_open(connection: Any) -> None:
     """`still_open` as a psycopg_pool `check`: the pool drops the connection and makes another."""
     if not still_open(connection):
         raise psycopg.OperationalError("the connection to the server was lost")
+
+
+def check_migrated(store: Store) -> None:
+    """Refuses a store migrated to another revision than this version's: after an upgrade of
+    the software without `trustledger migrate`, writes went through and every read that met a
+    new table or column answered 503 `store-unavailable`, as if the database were down, while
+    the projection worker retried for ever. A store never migrated at all is left to the
+    missing table's own message. One plain connection, once a process."""
+    if store.kind == "memory":
+        return
+    found = _revision(store)
+    if found is None or found == REVISIONS[-1]:
+        return
+    remedy = "run `trustledger migrate`" if found in REVISIONS else "a newer version migrated it"
+    raise StoreNotMigrated(
+        f"database: at revision {found}, and this version of Trust Ledger needs"
+        f" {REVISIONS[-1]}: {remedy}"
+    )
+
+
+def _revision(store: Store) -> str | None:
+    """The store's alembic revision, or None before its first migration."""
+    query = "SELECT version_num FROM alembic_version"
+    if store.is_sqlite:
+        if not Path(store.path).is_file():
+            return None
+        try:
+            with closing(sqlite3.connect(store.path, timeout=30)) as conn:
+                row = conn.execute(query).fetchone()
+        except sqlite3.OperationalError as error:
+            if missing_table(str(error)):
+                return None
+            raise
+    else:
+        with psycopg.connect(store.conninfo(), connect_timeout=CONNECT_TIMEOUT) as conn:
+            try:
+                row = conn.execute(query).fetchone()
+            except psycopg.errors.UndefinedTable:
+                return None
+    return str(row[0]) if row else None

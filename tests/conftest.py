@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
+import psycopg
 import pytest
 
 from domain.application import Ledger
@@ -88,6 +90,18 @@ def empty_store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
     if request.param == "sqlite":
         return new_sqlite_database(tmp_path)
     return new_postgres_database()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def unmigrated_store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
+    """A store of each kind with no table at all."""
+    if request.param == "sqlite":
+        return Store.from_url(f"sqlite:///{tmp_path / 'trustledger.sqlite3'}")
+    server = Store.from_url(postgres_url())
+    name = f"m_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(server.conninfo(), autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    return server.with_dbname(name)
 
 
 @pytest.fixture

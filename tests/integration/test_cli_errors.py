@@ -9,7 +9,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from domain.storage import Store
+from domain.storage import REVISIONS, Store
+from migrations import upgrade
 from tests.conftest import TEST_MASTER_KEY, postgres_url
 from tests.integration.test_master_key import cli
 
@@ -59,6 +60,24 @@ def test_a_postgres_database_never_migrated_asks_for_migrate(command: list[str])
     command = on_a_free_port(command)
     done = cli("--database-url", url, *command, TRUSTLEDGER_MASTER_KEY=TEST_MASTER_KEY.encoded())
     assert_one_line(done, "does not exist", "(has `trustledger migrate` run?)")
+
+
+@pytest.mark.parametrize("command", COMMANDS[1:] + SERVE)
+def test_a_store_at_an_older_revision_asks_for_migrate(
+    unmigrated_store: Store, command: list[str]
+) -> None:
+    """The software upgraded, `trustledger migrate` forgotten: serve started, took writes, and
+    answered every read that met the newer tables 503 `store-unavailable` (as if the database
+    were down), and `lag` said all was well. Now every command that opens the ledger says so."""
+    upgrade(unmigrated_store, REVISIONS[-2])
+    command = on_a_free_port(command)
+    done = cli(
+        "--database-url",
+        unmigrated_store.url,
+        *command,
+        TRUSTLEDGER_MASTER_KEY=TEST_MASTER_KEY.encoded(),
+    )
+    assert_one_line(done, f"at revision {REVISIONS[-2]}", "run `trustledger migrate`")
 
 
 @pytest.mark.parametrize("command", [["migrate"], ["serve"], *COMMANDS])

@@ -8,7 +8,7 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
 import psycopg
 import pytest
@@ -18,10 +18,10 @@ from eventsourcing.application import Application
 
 from domain.application import IdempotencyKey, Ledger, PushClaim
 from domain.errors import EventIdConflict, PushIdConflict
-from domain.storage import Store
+from domain.storage import REVISIONS, Store
 from migrations import alembic_config, current, upgrade
 from projections.db import Database
-from tests.conftest import new_postgres_database, open_ledger, postgres_url
+from tests.conftest import new_postgres_database, open_ledger
 from tests.factories import story
 from tests.gate_factories import NOON, grant, push, scores
 from tests.random_refs import random_brand, random_customer
@@ -49,18 +49,6 @@ def test_migrating_twice_is_harmless(empty_store: Store) -> None:
     assert current(empty_store) is not None
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
-def unmigrated_store(request: pytest.FixtureRequest, tmp_path: Path) -> Store:
-    """A store of each kind with no table at all."""
-    if request.param == "sqlite":
-        return Store.from_url(f"sqlite:///{tmp_path / 'trustledger.sqlite3'}")
-    server = Store.from_url(postgres_url())
-    name = f"m_{uuid4().hex[:12]}"
-    with psycopg.connect(server.conninfo(), autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return server.with_dbname(name)
-
-
 @pytest.mark.slow
 def test_migrate_run_by_several_processes_at_once_succeeds_in_each(
     unmigrated_store: Store,
@@ -76,6 +64,12 @@ def test_migrate_run_by_several_processes_at_once_succeeds_in_each(
     outputs = [(run.wait(timeout=120), run.communicate()[0].decode()) for run in runs]
     assert all(status == 0 for status, _ in outputs), outputs
     assert current(unmigrated_store) == head_revision()
+
+
+def test_the_ledger_knows_every_revision_alembic_has() -> None:
+    """domain/storage.py's REVISIONS, which the ledger checks a store against as it opens."""
+    script = ScriptDirectory.from_config(alembic_config(Store.from_url("sqlite:///x")))
+    assert tuple(r.revision for r in reversed(list(script.walk_revisions()))) == REVISIONS
 
 
 def head_revision() -> str | None:
