@@ -203,10 +203,20 @@ def customer_page(template: str, customer: str, **values: Any) -> str:
         template,
         customer=customer,
         as_of=moment,
-        as_of_text=moment.strftime("%Y-%m-%dT%H:%M:%S") if moment else "",
+        # Links carry the moment whole: cut to the second, they replayed an earlier moment than
+        # the page they are on (without the events of its last second). The field takes seconds.
+        as_of_text=moment.replace(tzinfo=None).isoformat() if moment else "",
+        as_of_field=moment.strftime("%Y-%m-%dT%H:%M:%S") if moment else "",
+        as_of_shown=_shown(moment) if moment else "",
         compliance=caller().role == "compliance",
         **values,
     )
+
+
+def _shown(moment: datetime) -> str:
+    """The replayed moment as the heading names it: to the microsecond when it has any."""
+    seconds = "%S.%f" if moment.microsecond else "%S"
+    return moment.strftime(f"%Y-%m-%d %H:%M:{seconds} UTC")
 
 
 @blp.get("/customers/<customer:customer>/timeline")

@@ -324,6 +324,32 @@ def test_compliance_replays_as_of_a_record_time(
     assert "second" in agent  # an agent always sees now
 
 
+def test_every_link_of_a_replay_replays_at_the_same_moment(
+    person: Callable[..., FlaskClient], client_for: ClientFor
+) -> None:
+    """A replay at an event's own record time (copied from the API, with its microseconds)
+    showed that event, but its tabs and page links carried the time cut to the second, so the
+    next panel replayed an earlier moment without it, under the same heading."""
+    brand, ref = random_brand(), random_customer()
+    answer = client_for("brand", brand).record(
+        posted("promise.made", ref, promise_id="p1", summary="the promise", due_at=LATER)
+    )[0]
+    moment = answer.get_json()["recorded_at"]
+    http = person("compliance", brand)
+    page = http.get(f"/ui/customers/{ref}/timeline", query_string={"as_of": moment})
+    assert page.status_code == 200 and "the promise" in page.text
+    micros = datetime.fromisoformat(moment).strftime("%H:%M:%S.%f")
+    assert micros in page.text  # the heading names the moment replayed, to the microsecond
+    links = {html.unescape(h) for h in re.findall(r'href="([^"]*as_of=[^"]*)"', page.text)}
+    assert links
+    for link in links:
+        followed = http.get(link)
+        assert followed.status_code == 200, (link, followed.text)
+        assert micros in followed.text, link
+    timeline = next(link for link in links if "/timeline" in link)
+    assert "the promise" in http.get(timeline).text
+
+
 @pytest.mark.parametrize("page", ["timeline", "trust", "decisions", "audit"])
 @pytest.mark.parametrize(
     "moment", ["not a time", "0001-01-01T00:00:00+01:00", "9999-12-31T23:59:59-01:00"]
