@@ -810,9 +810,23 @@ class Ledger(Application[UUID]):
             raise DecisionNotFound(f"no decision for push {push_id!r}")
         relationship: Relationship = self.repository.get(owner)
         sequence = relationship.items["push"].get(push_id, {}).get("decision_sequence")
+        if sequence is None:  # a push the relationship has forgotten (items pruned): in the log
+            sequence = self._last_decision_in_log(owner, push_id)
         if sequence is None:
             raise DecisionNotFound(f"no decision for push {push_id!r}")
         return self.audit_decision(relationship.id, sequence)
+
+    def _last_decision_in_log(self, rid: UUID, push_id: str) -> int | None:
+        """The sequence of the push's last push.decided, read from the relationship's log: a
+        relationship keeps its newest closed pushes only (Relationship._forget_old), and the
+        audit of an older one must not depend on that. Decodes the decisions alone."""
+        found = None
+        for stored in self.recorder.select_events(rid):
+            if stored.topic == PushDecided.TOPIC:  # type: ignore[attr-defined]
+                event: Any = self.mapper.to_domain_event(stored)
+                if event.push_id == push_id:
+                    found = int(event.originator_version)
+        return found
 
     def audit_decision(self, rid: UUID, sequence: int) -> dict[str, Any]:
         """Evaluates a recorded decision again, from exactly the relationship's events recorded

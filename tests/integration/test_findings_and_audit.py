@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 from dataclasses import replace
+from datetime import timedelta
 from pathlib import Path
 
 from domain.application import Ledger
@@ -86,3 +87,21 @@ def test_decisions_and_sendings_read_the_same_one_event_per_page_or_all_in_one(
     assert one_by_one.rebuild(verify=True) == {}, "a rebuild applies them in one page"
     one_by_one.close()
     ledger.close()
+
+
+def test_a_decision_the_relationship_has_forgotten_is_still_audited(ledger: Ledger) -> None:
+    """A relationship keeps its newest closed pushes and forgets the rest once it holds 400 of
+    them: the audit of an older decision then answered DecisionNotFound (404 over HTTP, "No
+    decision found to audit" on the page), although its push.decided is in the log."""
+    brand, customer = random_brand(), random_customer()
+    start = NOON - timedelta(days=900)
+    ledger.set_policy(brand, NO_QUIET_HOURS)
+    decided = []
+    for i in range(410):
+        request = push("service", (), customer, purpose=None)
+        answer = ledger.decide_push(brand, request, now=start + timedelta(days=2 * i))
+        decided.append((request.push_id, answer["outcome"]))
+    for push_id, outcome in (decided[0], decided[200], decided[-1]):
+        audit = ledger.audit_push_decision(brand, push_id)
+        assert audit["push_id"] == push_id and audit["reproduced"], audit
+        assert audit["recorded"]["outcome"] == outcome
