@@ -33,7 +33,7 @@ from api.ui.session import (
     sign_in,
     signed_in,
 )
-from domain.errors import DecisionNotFound, RelationshipNotFound
+from domain.errors import RelationshipNotFound
 from domain.relationship import relationship_id
 from projections import relationships as relationship_model
 from projections.paging import BadCursor, ListPage
@@ -301,14 +301,18 @@ def decisions(customer: str) -> str:
 def audit(customer: str) -> str:
     brand, moment = caller().brand, as_of()
     found = reads.timeline_page(
-        read_side(), brand, customer, limit=PAGE_SIZE, types=("push.decided",), as_of=moment
+        read_side(),
+        brand,
+        customer,
+        limit=PAGE_SIZE,
+        types=("push.decided",),
+        as_of=moment,
+        cursor=request.args.get("cursor") or None,
     )
-    audits = []
-    for item in found.items:
-        try:
-            audits.append(ledger().audit_push_decision(brand, item["data"]["push_id"]))
-        except DecisionNotFound:
-            audits.append({"push_id": item["data"]["push_id"], "missing": True})
+    rid = relationship_id(brand, customer)
+    # Each row's own decision, by its sequence: by push id, a push decided twice (deferred,
+    # then asked again) showed its last decision in both rows.
+    audits = [ledger().audit_decision(rid, int(item["sequence"])) for item in found.items]
     return customer_page("ui/audit.html", customer, moment=moment, audits=audits, page=found)
 
 

@@ -13,12 +13,13 @@ from flask import Flask
 from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
-from api.app import close_app, create_app
+from api.app import close_app, create_app, resources_of
 from api.auth import KeyStore
 from domain.storage import Store
 from projections.timeline import encode_cursor
 from tests.e2e.conftest import ClientFor
 from tests.factories import LATER, posted, story
+from tests.gate_factories import NO_QUIET_HOURS, NOON, push
 from tests.random_refs import random_brand, random_customer
 
 Browser = Callable[[str], FlaskClient]
@@ -420,3 +421,41 @@ def test_an_erased_customer_is_listed_without_a_link(
     # Each in the three columns: the live one linked to its timeline, the erased one not at all.
     assert listed.count("[erased]") == 6
     assert listed.count('href="/ui/customers/%5Berased%5D/timeline">[erased]</a>') == 3
+
+
+def test_the_audit_page_audits_each_decision_of_a_push_decided_twice(
+    app: Flask, person: Callable[..., FlaskClient]
+) -> None:
+    """A deferred push asked again after its retry_after is decided again: the audit page
+    audited the push's last decision in both rows, so the deferral read "allow" as recorded."""
+    brand, ref = random_brand(), random_customer()
+    ledger = resources_of(app).ledger
+    ledger.record(brand, posted("preferences.updated", ref, at=NOON - timedelta(days=3),
+                                timezone="UTC"))  # fmt: skip
+    request = push("service", (), ref, purpose=None)
+    night, morning = NOON.replace(hour=23), NOON.replace(hour=23) + timedelta(hours=9)
+    assert ledger.decide_push(brand, request, now=night)["outcome"] == "defer"
+    assert ledger.decide_push(brand, request, now=morning)["outcome"] == "allow"
+    page = person("compliance", brand).get(f"/ui/customers/{ref}/audit").text
+    rows = re.findall(r"<tr class=\"(ok|bad)\">(.*?)</tr>", page, re.S)
+    outcomes = [re.findall(r"<td>(\w+)</td>", row) for _, row in rows]
+    assert [o[:2] for o in outcomes] == [["allow", "allow"], ["defer", "defer"]], page
+
+
+def test_the_audit_page_pages_through_every_decision(
+    app: Flask, person: Callable[..., FlaskClient]
+) -> None:
+    """It audited the newest 25 decisions and offered no way to the older ones."""
+    brand, ref = random_brand(), random_customer()
+    ledger = resources_of(app).ledger
+    ledger.set_policy(brand, NO_QUIET_HOURS)
+    pushes = [push("service", (), ref, purpose=None) for _ in range(27)]
+    for n, request in enumerate(pushes):
+        ledger.decide_push(brand, request, now=NOON + timedelta(minutes=n))
+    http = person("compliance", brand)
+    first = http.get(f"/ui/customers/{ref}/audit").text
+    older = re.search(r'<a rel="next" href="([^"]+)">Older decisions</a>', first)
+    assert older, first
+    second = http.get(html.unescape(older.group(1))).text
+    shown = re.findall(r"<code>(push-[^<]+)</code>", first + second)
+    assert shown == [p.push_id for p in reversed(pushes)]
