@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import quote
 
-from flask import Flask
+from flask import Flask, Response, request
 from werkzeug.routing import PathConverter
 
 from api.ui import session
@@ -20,7 +20,28 @@ class CustomerConverter(PathConverter):
         return quote(str(value), safe="!$&'()*+,:;=@")
 
 
+POLICY = (
+    "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self'; script-src 'none';"
+    " form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
+)
+"""The pages run no script, load only their stylesheet, post only to themselves and are framed
+by no one (the erase form under another site's decoy would be a clickjacking)."""
+
+
+def _page_headers(response: Response) -> Response:
+    """Every page's answer, not the API's: kept by no cache (Back after signing out showed a
+    customer's timeline on a shared desk), framed by no site, read as the type it says."""
+    if request.path.startswith("/ui"):
+        if request.endpoint != "ui.static":
+            response.headers["Cache-Control"] = "no-store"
+        response.headers["Content-Security-Policy"] = POLICY
+        response.headers["X-Frame-Options"] = "DENY"
+        response.headers["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
 def register(app: Flask) -> None:
     session.configure(app)
     app.url_map.converters["customer"] = CustomerConverter
     app.register_blueprint(blp)
+    app.after_request(_page_headers)

@@ -136,6 +136,24 @@ def test_a_revoked_key_is_signed_out(app: Flask, keys: KeyStore) -> None:
     assert http.get("/ui/customers").status_code == 302
 
 
+@pytest.mark.parametrize("path", ["/ui/sign-in", "/ui/customers", "/ui/customers/{ref}/timeline",
+                                  "/ui/customers/{ref}/export?download=1", "/ui/nothing"])  # fmt: skip
+def test_pages_are_neither_framed_nor_kept_by_the_browser(
+    person: Callable[..., FlaskClient], customer: tuple[str, str], path: str
+) -> None:
+    """A customer's pages stayed in the browser's cache (Back after signing out showed them on
+    a shared desk) and could be framed by another site (the erase form under a decoy: a
+    clickjacking). Every page says no-store, refuses frames and runs no script."""
+    brand, ref = customer
+    answer = person("compliance", brand).get(path.format(ref=ref))
+    assert answer.headers["Cache-Control"] == "no-store"
+    assert answer.headers["X-Frame-Options"] == "DENY"
+    policy = answer.headers["Content-Security-Policy"]
+    assert "frame-ancestors 'none'" in policy and "script-src 'none'" in policy
+    assert "form-action 'self'" in policy
+    assert answer.headers["X-Content-Type-Options"] == "nosniff"
+
+
 def test_a_forged_post_is_refused(app: Flask, keys: KeyStore) -> None:
     http = app.test_client()
     http.get("/ui/sign-in")
