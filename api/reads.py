@@ -77,6 +77,14 @@ def consents(
     return consent_model.consents(db, brand, customer, as_of)
 
 
+def objection(
+    reads: ReadSide, brand: str, customer: str, *, as_of: datetime | None = None
+) -> dict[str, Any] | None:
+    """The customer's objection to all offers and advice, as known at `as_of` (or now): the
+    gate denies them whatever the consents say, so every consents answer shows it beside them."""
+    return consent_model.objection(known(reads, brand, customer, as_of), brand, customer, as_of)
+
+
 def known(reads: ReadSide, brand: str, customer: str, as_of: datetime | None) -> Database:
     """The caught-up read models, if the brand had this customer (at `as_of`); else not found."""
     db = reads.caught_up()

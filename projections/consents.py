@@ -129,6 +129,27 @@ def consents(
     return [_consent(row, at) for row in latest.values()]
 
 
+def objection(
+    db: Database, brand: str, customer: str, as_of: datetime | None = None
+) -> dict[str, Any] | None:
+    """The customer's objection to all offers and advice (a withdrawal of `*`, whatever its
+    channels) as known at record time `as_of`, until a later grant lifts it: what the gate's
+    objection rule reads from the relationship (domain/relationship.py, ConsentWithdrawn and
+    ConsentGranted). Read from the timeline's consent events, newest first."""
+    rows = db.query(
+        "SELECT type, event_id, occurred_at, data FROM timeline WHERE relationship_id = ?"
+        " AND brand = ? AND type IN ('consent.granted', 'consent.withdrawn') AND recorded_at <= ?"
+        " ORDER BY sequence DESC",
+        [str(relationship_id(brand, customer)), brand, timestamp(as_of) if as_of else "9999"],
+    )
+    for type_, event_id, occurred_at, data in rows:
+        if type_ == "consent.granted":
+            return None
+        if json.loads(data).get("purpose") == EVERY_PURPOSE:
+            return {"since": parse_timestamp(occurred_at), "event_id": event_id}
+    return None
+
+
 def _consent(row: dict[str, Any], at: datetime) -> dict[str, Any]:
     expires_at = parse_timestamp(row["expires_at"])
     status = row["status"]

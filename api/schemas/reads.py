@@ -70,8 +70,25 @@ class ConsentSchema(Schema):
     )
 
 
+class ObjectionSchema(Schema):
+    since = fields.DateTime(required=True, metadata={"description": "Event time of the objection."})
+    event_id = fields.String(
+        required=True, metadata={"description": "The withdrawal of `*` that objected."}
+    )
+
+
 class ConsentsSchema(Schema):
     consents = fields.List(fields.Nested(ConsentSchema), required=True)
+    objection = fields.Nested(
+        ObjectionSchema,
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "The customer's objection to all offers and advice (a withdrawal of"
+            " `*`, on any channels), until a later grant lifts it: the gate then denies every"
+            " offer and advice push, whatever the consents say. Null without one."
+        },
+    )
 
 
 class HealthSchema(Schema):

@@ -477,3 +477,20 @@ def test_the_audit_page_pages_through_every_decision(
     second = http.get(html.unescape(older.group(1))).text
     shown = re.findall(r"<code>(push-[^<]+)</code>", first + second)
     assert shown == [p.push_id for p in reversed(pushes)]
+
+
+def test_the_consent_panel_shows_an_objection_the_gate_honours(
+    person: Callable[..., FlaskClient], client_for: ClientFor
+) -> None:
+    """A withdrawal of `*` on one channel left the other channel's consent reading `granted` in
+    the panel, while the gate denied every offer and advice push for the objection."""
+    brand, ref = random_brand(), random_customer()
+    crm = client_for("brand", brand)
+    grant = posted("consent.granted", ref, purpose="marketing", channels=["email", "sms"],
+                   data_categories=[], notice_version="1", method="web_form")  # fmt: skip
+    objected = posted("consent.withdrawn", ref, purpose="*", channels=["sms"])
+    assert [a.status_code for a in crm.record(grant, objected)] == [201, 201]
+    page = person("agent", brand).get(f"/ui/customers/{ref}/timeline").text
+    panel = page[page.index('id="consents-heading"') :]
+    assert "Objected to all offers and advice" in panel, panel
+    assert objected.event_id in panel

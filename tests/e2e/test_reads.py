@@ -13,7 +13,7 @@ from tests.e2e.conftest import Client, ClientFor, as_json
 from tests.e2e.test_events import assert_problem, made
 from tests.e2e.test_gate_api import consented, push
 from tests.factories import posted
-from tests.random_refs import random_customer
+from tests.random_refs import random_customer, random_event_id
 
 
 def page(client: Client, customer: str, **query: Any) -> dict[str, Any]:
@@ -317,6 +317,43 @@ def test_consents_as_of_a_record_time(client_for: ClientFor) -> None:
     assert [c["status"] for c in consents(brand, customer, as_of=grant["recorded_at"])] == [
         "granted"
     ]
+
+
+def test_an_objection_is_answered_beside_the_consents_as_the_gate_reads_it(
+    client_for: ClientFor,
+) -> None:
+    """A withdrawal of `*` on one channel withdrew that channel's rows, and the answer went on
+    saying `granted` for the others, while the gate denied every offer and advice push for the
+    objection (GDPR Art. 21): an agent read a consent the gate no longer honoured. The answer
+    now says when the customer objected, as known at as_of, until a new grant lifts it."""
+    brand = client_for("brand")
+    customer = random_customer()
+    grant = recorded(brand, granted(customer, "marketing", ["email", "sms"]))[0]
+    objected = as_json(posted("consent.withdrawn", customer, purpose="*", channels=["sms"]))
+    objection = recorded(brand, objected)[0]
+
+    def answer(**query: Any) -> dict[str, Any]:
+        found = brand.get(f"/v1/customers/{customer}/consents", query_string=query)
+        assert found.status_code == 200, found.get_json()
+        body: dict[str, Any] = found.get_json()
+        return body
+
+    now = answer()
+    assert [c["status"] for c in now["consents"]] == ["granted", "withdrawn"]
+    assert now["objection"]["event_id"] == objected["event_id"]
+    assert datetime.fromisoformat(now["objection"]["since"]) == datetime.fromisoformat(
+        objected["occurred_at"]
+    )
+    decided = brand.post(
+        "/v1/push-decisions",
+        json={"push_id": random_event_id(), "customer": customer, "purpose": "marketing",
+              "channel": "email", "kind": "offer", "data_categories": []},
+    ).get_json()  # fmt: skip
+    assert decided["outcome"] == "deny", decided
+    assert answer(as_of=grant["recorded_at"])["objection"] is None
+    assert answer(as_of=objection["recorded_at"])["objection"] is not None
+    recorded(brand, granted(customer, "news", ["email"]))  # a new grant lifts the objection
+    assert answer()["objection"] is None
 
 
 def test_a_customer_without_consents_has_an_empty_list(client_for: ClientFor) -> None:
