@@ -33,6 +33,7 @@ from api.ui.session import (
     sign_in,
     signed_in,
 )
+from domain.application import ErasureReceipt
 from domain.errors import RelationshipNotFound
 from domain.relationship import relationship_id
 from projections import relationships as relationship_model
@@ -345,8 +346,10 @@ def _export(brand: str, customer: str) -> dict[str, Any]:
 def erase(customer: str) -> Any:
     brand = caller().brand
     reads.known(read_side(), brand, customer, None)
-    if request.method == "GET":
-        return customer_page("ui/erase.html", customer, problem=None, receipt=None)
+    if request.method == "GET":  # an erased customer's page shows the erasure, not the form
+        relationship = ledger().relationship(brand, customer)
+        earlier = ErasureReceipt.of(brand, relationship, True) if relationship.erased else None
+        return customer_page("ui/erase.html", customer, problem=None, receipt=earlier)
     reason = request.form.get("reason", "").strip()
     if request.form.get("confirm", "") != customer:
         problem = "The reference you typed is not this customer's: nothing was erased."

@@ -416,6 +416,19 @@ def test_erasure_asks_for_the_reference_first(
     assert "was erased" in http.get(f"/ui/customers/{ref}/trust").text
 
 
+def test_the_erase_page_of_an_erased_customer_says_so(
+    person: Callable[..., FlaskClient], customer: tuple[str, str]
+) -> None:
+    """It offered the erase form again, as if nothing had been erased: the officer learnt of
+    the first erasure only by erasing again."""
+    brand, ref = customer
+    http = person("compliance", brand)
+    assert erase(http, ref, ref, "ticket 7").status_code == 200
+    page = http.get(f"/ui/customers/{ref}/erase").text
+    assert "Erased (already, earlier)" in page and "because: ticket 7" in page
+    assert 'name="confirm"' not in page
+
+
 @pytest.mark.parametrize("reason", ["ticket\x00 9", "y" * 100_000], ids=["NUL", "100k"])
 def test_erasure_refuses_a_reason_the_api_refuses(
     person: Callable[..., FlaskClient], customer: tuple[str, str], reason: str
