@@ -689,6 +689,9 @@ class Ledger(Application[UUID]):
         )
         moment = now or datetime.now(UTC)
         rid, pid = relationship_id(brand, push.customer), policy_id(brand)
+        # True once the push id proved claimed by this relationship, which no longer holds the
+        # push: decided or sent long ago and forgotten since (Relationship._forget_old).
+        forgotten = False
         for attempt in range(self.max_attempts):
             # The relationship and the brand's policy: one query, usually returning nothing new,
             # and none at all on the first attempt if this server's workers know nothing newer
@@ -696,7 +699,7 @@ class Ledger(Application[UUID]):
             current = self._load_many({rid, pid}, snapshotted={rid}, latest_known=attempt == 0)
             found = current.get(rid)
             relationship = copy.deepcopy(found) if found else Relationship(brand, push.customer)
-            recorded = self._recorded_decision(relationship, push, moment)
+            recorded = self._recorded_decision(relationship, push, moment, forgotten)
             if recorded is not None:
                 return recorded
             policy_aggregate = current.get(pid)
@@ -708,7 +711,7 @@ class Ledger(Application[UUID]):
                 push,
                 moment,
             )
-            claim = push_claim(brand, push.push_id, relationship)
+            claim = None if forgotten else push_claim(brand, push.push_id, relationship)
             claims = [claim] if claim else []
             envelope = self._decision_envelope(relationship, push, moment)
             relationship.record_push_decision(envelope, push.push_id, push.as_dict(), decision)
@@ -720,8 +723,12 @@ class Ledger(Application[UUID]):
                 )
             except IntegrityError:
                 recorder: Any = self.recorder  # the ledger's (domain/recorders.py)
-                if claims and recorder.push_id_owner(brand, push.push_id) not in (None, rid):
+                owner = recorder.push_id_owner(brand, push.push_id) if claims else None
+                if owner not in (None, rid):
                     raise PushIdConflict(push.push_id) from None
+                # Claimed by this relationship: a racing decision of this push (the next attempt
+                # sees it recorded), or one the relationship has forgotten (read from the log).
+                forgotten = forgotten or owner == rid
                 continue  # the relationship or policy changed meanwhile (or this push was decided)
             return decision
         raise ConcurrencyConflict(
@@ -779,16 +786,20 @@ class Ledger(Application[UUID]):
         return scores(relationship, now) if callable(scores) else scores
 
     def _recorded_decision(
-        self, relationship: Relationship, push: PushRequest, now: datetime
+        self, relationship: Relationship, push: PushRequest, now: datetime, forgotten: bool = False
     ) -> dict[str, Any] | None:
         """The decision already recorded for this push_id, unless it was a defer now due again.
         Once the customer is erased, nothing more is recorded for them, and a repeat is told so
-        (its recorded request reads "[erased]" and cannot be compared any more)."""
+        (its recorded request reads "[erased]" and cannot be compared any more). A push the
+        relationship has `forgotten` is looked for in its log (a repeat of it was refused as a
+        concurrency conflict after five attempts, each failing to claim its own push id)."""
         relationship.require_not_erased()
-        known = relationship.items["push"].get(push.push_id, {})
-        if "decision_sequence" not in known:
+        sequence = relationship.items["push"].get(push.push_id, {}).get("decision_sequence")
+        if sequence is None and forgotten:
+            sequence = self._last_decision_in_log(relationship.id, push.push_id)
+        if sequence is None:
             return None
-        decided = self._decision_event(relationship.id, known["decision_sequence"])
+        decided = self._decision_event(relationship.id, sequence)
         if decided.request != push.as_dict():
             raise PushIdConflict(push.push_id)
         decision: dict[str, Any] = decided.decision

@@ -8,7 +8,11 @@ from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from domain.application import Ledger
+from domain.errors import PushIdConflict
+from domain.gate import PushRequest
 from domain.storage import Store
 from projections.decisions import findings
 from projections.runner import Runner
@@ -89,10 +93,9 @@ def test_decisions_and_sendings_read_the_same_one_event_per_page_or_all_in_one(
     ledger.close()
 
 
-def test_a_decision_the_relationship_has_forgotten_is_still_audited(ledger: Ledger) -> None:
-    """A relationship keeps its newest closed pushes and forgets the rest once it holds 400 of
-    them: the audit of an older decision then answered DecisionNotFound (404 over HTTP, "No
-    decision found to audit" on the page), although its push.decided is in the log."""
+def forgotten_pushes(ledger: Ledger) -> tuple[str, list[tuple[PushRequest, str]]]:
+    """A brand's customer with 410 pushes decided over 820 days: a relationship keeps its newest
+    closed pushes and forgets the rest once it holds 400 of them. The requests and outcomes."""
     brand, customer = random_brand(), random_customer()
     start = NOON - timedelta(days=900)
     ledger.set_policy(brand, NO_QUIET_HOURS)
@@ -100,8 +103,30 @@ def test_a_decision_the_relationship_has_forgotten_is_still_audited(ledger: Ledg
     for i in range(410):
         request = push("service", (), customer, purpose=None)
         answer = ledger.decide_push(brand, request, now=start + timedelta(days=2 * i))
-        decided.append((request.push_id, answer["outcome"]))
-    for push_id, outcome in (decided[0], decided[200], decided[-1]):
+        decided.append((request, answer["outcome"]))
+    return brand, decided
+
+
+def test_a_decision_the_relationship_has_forgotten_is_still_audited(ledger: Ledger) -> None:
+    """The audit of a forgotten push's decision answered DecisionNotFound (404 over HTTP, "No
+    decision found to audit" on the page), although its push.decided is in the log."""
+    brand, decided = forgotten_pushes(ledger)
+    for request, outcome in (decided[0], decided[200], decided[-1]):
+        push_id = request.push_id
         audit = ledger.audit_push_decision(brand, push_id)
         assert audit["push_id"] == push_id and audit["reproduced"], audit
         assert audit["recorded"]["outcome"] == outcome
+
+
+def test_a_forgotten_push_asked_again_gets_its_recorded_decision(ledger: Ledger) -> None:
+    """A CRM repeating an old push's request got 409 concurrency-conflict ("the relationship
+    kept changing") after five attempts, each failing to claim the push id its relationship
+    already holds. It gets the recorded decision back, recording nothing; another request under
+    that push id is a push-id conflict, as for a push remembered."""
+    brand, decided = forgotten_pushes(ledger)
+    (request, outcome), customer = decided[0], decided[0][0].customer
+    version = ledger.relationship(brand, customer).version
+    assert ledger.decide_push(brand, request, now=NOON)["outcome"] == outcome
+    assert ledger.relationship(brand, customer).version == version
+    with pytest.raises(PushIdConflict):
+        ledger.decide_push(brand, replace(request, channel="sms"), now=NOON)
