@@ -5,7 +5,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import json
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -391,6 +391,7 @@ class Ledger(Application[UUID]):
         """Records a batch atomically, across relationships: all of it, or nothing and every error."""
         _reject_repeated_ids(batch)
         replays: dict[int, Recording] = {}
+        held: set[tuple[UUID, str]] = set()  # push ids their own relationship holds already
         for attempt in range(self.max_attempts):
             pending = [i for i in range(len(batch)) if i not in replays]
             if not pending:
@@ -400,7 +401,7 @@ class Ledger(Application[UUID]):
             # read (a stale copy can refuse what the stored relationship allows).
             skips_reads = attempt == 0 and self.known_versions is not None
             relationships, events, errors, pushes = self._apply(
-                brand, [batch[i] for i in pending], latest_known=skips_reads
+                brand, [batch[i] for i in pending], latest_known=skips_reads, held=held
             )
             errors = {pending[i]: error for i, error in errors.items()}
             if errors:
@@ -429,7 +430,9 @@ class Ledger(Application[UUID]):
                     **{EVENT_IDS: claims, PUSH_IDS: list(pushes.values())},
                 )
             except IntegrityError:
-                self._refuse_push_ids_of_others({pending[i]: push for i, push in pushes.items()})
+                held |= self._refuse_push_ids_of_others(
+                    {pending[i]: push for i, push in pushes.items()}
+                )
                 replays.update(self._look_up_ids(brand, {i: batch[i] for i in pending}))
                 continue
             positions = {
@@ -451,7 +454,11 @@ class Ledger(Application[UUID]):
         )
 
     def _apply(
-        self, brand: str, batch: Sequence[PostedEvent], latest_known: bool = False
+        self,
+        brand: str,
+        batch: Sequence[PostedEvent],
+        latest_known: bool = False,
+        held: Collection[tuple[UUID, str]] = (),
     ) -> tuple[
         dict[UUID, Relationship], list[Interaction], dict[int, LedgerError], dict[int, PushIdClaim]
     ]:
@@ -473,6 +480,8 @@ class Ledger(Application[UUID]):
                 )
             sent = posted.data.get("push_id") if posted.type == "push.sent" else None
             claim = push_claim(brand, sent, relationships[rid]) if isinstance(sent, str) else None
+            if claim and (rid, claim.push_id) in held:  # claimed by this relationship before
+                claim = None
             try:
                 if claim and claim.push_id in claimed:  # by a send to another customer
                     raise PushIdConflict(claim.push_id, sent=True)
@@ -485,16 +494,21 @@ class Ledger(Application[UUID]):
                     pushes[i], claimed[claim.push_id] = claim, i
         return relationships, events, errors, pushes
 
-    def _refuse_push_ids_of_others(self, pushes: dict[int, PushIdClaim]) -> None:
-        """After a failed save: the sends whose push id another customer holds are refused."""
+    def _refuse_push_ids_of_others(self, pushes: dict[int, PushIdClaim]) -> set[tuple[UUID, str]]:
+        """After a failed save: the sends whose push id another customer holds are refused.
+        Returns those whose own relationship holds it already: a racing send of the push, or a
+        push the relationship decided or sent long ago and has forgotten since (its send was
+        refused as a concurrency conflict after five attempts, each claiming the id again)."""
         recorder: Any = self.recorder  # the ledger's (domain/recorders.py)
+        owners = {i: recorder.push_id_owner(p.brand, p.push_id) for i, p in pushes.items()}
         taken: dict[int, LedgerError] = {
             i: PushIdConflict(push.push_id, sent=True)
             for i, push in pushes.items()
-            if recorder.push_id_owner(push.brand, push.push_id) not in (None, push.relationship_id)
+            if owners[i] not in (None, push.relationship_id)
         }
         if taken:
             raise BatchRejected(taken)
+        return {(p.relationship_id, p.push_id) for i, p in pushes.items() if owners[i] is not None}
 
     def _customer_keys(
         self, brand: str, relationships: dict[UUID, Relationship]

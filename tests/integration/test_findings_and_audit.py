@@ -130,3 +130,13 @@ def test_a_forgotten_push_asked_again_gets_its_recorded_decision(ledger: Ledger)
     assert ledger.relationship(brand, customer).version == version
     with pytest.raises(PushIdConflict):
         ledger.decide_push(brand, replace(request, channel="sms"), now=NOON)
+
+
+def test_a_send_of_a_forgotten_push_is_recorded(ledger: Ledger) -> None:
+    """A push.sent for a push its relationship had forgotten was refused 409 "kept changing"
+    after five attempts, each claiming the push id its relationship already holds."""
+    brand, decided = forgotten_pushes(ledger)
+    request = decided[0][0]
+    sent = replace(posted("push.sent", request.customer, at=NOON, push_id=request.push_id),
+                   channel="push")  # fmt: skip
+    assert ledger.record(brand, sent).sequence == 412
