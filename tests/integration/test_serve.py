@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -35,8 +36,14 @@ def free_port() -> int:
 
 
 @contextmanager
-def serving(store: Store, workers: int, env: Mapping[str, str] | None = None) -> Iterator[str]:
-    """`trustledger serve` on a free port, with `env` added to this process's environment."""
+def serving(
+    store: Store,
+    workers: int,
+    env: Mapping[str, str] | None = None,
+    output: list[str] | None = None,
+) -> Iterator[str]:
+    """`trustledger serve` on a free port, with `env` added to this process's environment;
+    what it wrote (stdout and stderr) is appended to `output` once it has stopped."""
     port = free_port()
     process = subprocess.Popen(
         [
@@ -71,8 +78,10 @@ def serving(store: Store, workers: int, env: Mapping[str, str] | None = None) ->
         yield base
     finally:
         os.killpg(process.pid, signal.SIGTERM)
-        output = process.communicate(timeout=30)[0]
-    assert "Traceback" not in output, output
+        written = process.communicate(timeout=30)[0]
+        if output is not None:
+            output.append(written)
+    assert "Traceback" not in written, written
 
 
 def request(url: str, key: str, body: dict[str, Any] | None = None) -> tuple[int, dict[str, Any]]:
@@ -253,3 +262,41 @@ def test_serve_on_an_ipv6_address(tmp_path: Path, workers: int) -> None:
         os.killpg(process.pid, signal.SIGTERM)
         output = process.communicate(timeout=30)[0]
     assert "Traceback" not in output, output
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
+def test_the_server_writes_no_customer_reference_nor_key_to_its_output(
+    store: Store, workers: int
+) -> None:
+    """The reference is the one identifier erasure protects, and nothing erases a log: the
+    in-process server wrote an access line per request, with the path and query in clear."""
+    keys = KeyStore(store)
+    key = keys.create(random_brand(), "agent").key
+    keys.close()
+    customer = random_customer("jane.doe")
+    output: list[str] = []
+    with serving(store, workers, output=output) as base:
+        for path in (
+            f"/v1/customers/{customer}/timeline",
+            f"/v1/customers/{customer}/nothing-here",
+            f"/ui/customers/{customer}/timeline",
+            f"/ui/customers?customer={customer}",
+            f"/v1/trust?key={key}",
+        ):
+            status, _ = http_get(base + path, key)
+            assert status in (302, 401, 404, 422), path
+    assert customer not in output[0] and key not in output[0], output[0]
+
+
+def http_get(url: str, key: str) -> tuple[int, bytes]:
+    """A GET that follows no redirect."""
+    parts = urllib.parse.urlsplit(url)
+    connection = http.client.HTTPConnection(parts.netloc, timeout=10)
+    try:
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        connection.request("GET", target, headers={"Authorization": f"Bearer {key}"})
+        answer = connection.getresponse()
+        return answer.status, answer.read()
+    finally:
+        connection.close()
