@@ -110,13 +110,27 @@ def register(app: Flask) -> None:
     app.register_error_handler(HTTPException, on_http_error)
     for database_error in DATABASE_ERRORS:
         app.register_error_handler(database_error, on_database_error)
+    app.log_exception = log_exception  # type: ignore[method-assign]
+
+
+def log_exception(exc_info: Any) -> None:
+    """Flask's line for an unhandled exception (the pages' 500s have no other), by the route:
+    Flask's own names the path ("Exception on /v1/customers/<the reference>/...")."""
+    log.error("Exception on %s [%s]", route(), request.method, exc_info=exc_info)
+
+
+def route() -> str:
+    """Where a request went, for the log: its route, never its path. A path holds customer
+    references (the one identifier an erasure protects, and nothing erases a log)."""
+    rule = request.url_rule
+    return rule.rule if rule is not None else "(no route)"
 
 
 def on_database_error(error: Exception) -> Response:
     """The drivers' and the event library's errors that reach a view: 503 and a time to retry
     when the database cannot answer for now (domain/storage.py's `unavailable`), else a 500."""
     if not unavailable(error):
-        log.error("%s %s failed", request.method, request.path, exc_info=error)
+        log.error("%s %s failed", request.method, route(), exc_info=error)
         return problem(500, "Internal Server Error", FAILED)
     if isinstance(error, Unanswered):
         return on_ledger_error(StoreUnanswered(str(error)))
@@ -143,7 +157,7 @@ def problem(
     }
     if errors:
         body["errors"] = errors
-    log.info("%s %s -> %s %s: %s", request.method, request.path, status, instance, detail)
+    log.info("%s %s -> %s %s: %s", request.method, route(), status, instance, detail)
     return Response(
         json.dumps(body, ensure_ascii=False), status, headers=dict(headers or {}), mimetype=PROBLEM
     )
@@ -155,7 +169,7 @@ def on_ledger_error(error: LedgerError) -> Response:
     kind = kind_of(error)
     detail = QUIET.get(type(error), str(error))
     if isinstance(error, MasterKeyError | StoreUnavailable):
-        log.error("%s %s: %s", request.method, request.path, error)
+        log.error("%s %s: %s", request.method, route(), error)
     retry = RETRY_AFTER.get(type(error))
     headers = {"Retry-After": retry} if retry else None
     return problem(
@@ -221,7 +235,7 @@ def on_http_error(error: HTTPException) -> Response:
         log.error(
             "%s %s failed",
             request.method,
-            request.path,
+            route(),
             exc_info=getattr(error, "original_exception", None),
         )
         return problem(status, error.name, FAILED)

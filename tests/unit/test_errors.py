@@ -114,3 +114,32 @@ def test_a_statement_left_unanswered_says_a_write_may_have_been_stored() -> None
     assert "nothing was stored" in refused.get_json(force=True)["detail"]
     detail = unanswered.get_json(force=True)["detail"]
     assert "may have been stored" in detail and "nothing was stored" not in detail
+
+
+@pytest.mark.parametrize("name", ["refused", "key", "bug", "not-found"])
+def test_the_log_names_the_route_never_the_customer_in_the_path(
+    name: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A path holds a customer reference, the one identifier erasure protects; nothing erases a
+    log, so the failures logged at error (the database down, the master key, a bug) and every
+    answer logged at info name the route the request took."""
+    app = Flask(__name__)
+    errors.register(app)
+    raised: dict[str, Exception] = {
+        "refused": StoreUnavailable("x"),
+        "key": MasterKeyError("x"),
+        "bug": RuntimeError("a bug"),
+        "not-found": RelationshipNotFound("x"),
+    }
+
+    @app.get("/v1/customers/<path:customer>/raise/<name>")
+    def raising(customer: str, name: str) -> NoReturn:
+        raise raised[name]
+
+    caplog.set_level("DEBUG")
+    http = app.test_client()
+    assert http.get(f"/v1/customers/jane.doe@example.com/raise/{name}").status_code >= 400
+    assert http.get("/v1/customers/jane.doe@example.com/nowhere").status_code == 404
+    logged = "\n".join(record.getMessage() for record in caplog.records)
+    assert "/v1/customers/<path:customer>/raise/<name>" in logged
+    assert "jane.doe" not in logged, logged
