@@ -11,7 +11,7 @@ from typing import Any
 
 from flask import Flask
 
-from api import errors, openapi, ui
+from api import errors, headers, openapi, ui
 from api.context import EXTENSION, Resources
 from api.json_provider import OrjsonProvider
 from api.resources import audit, customers, events, health, policy, pushes, trust
@@ -39,6 +39,7 @@ def create_app(
     app.url_map.merge_slashes = False
     app.extensions[EXTENSION] = Resources(settings, ledger, known_versions)
     errors.register(app)
+    headers.register(app)
     api = openapi.LedgerApi(app)
     for blueprint in (
         health.blp,
