@@ -44,7 +44,8 @@ def decode(cursor: str, *keys: str) -> dict[str, Any]:
 
 
 def text(value: Any, longest: int) -> str:
-    """A text sort key of a cursor: a string of at most `longest` characters."""
-    if not isinstance(value, str) or len(value) > longest:
+    """A text sort key of a cursor: a string of at most `longest` characters, and no NUL (no
+    key the API hands out holds one, and PostgreSQL's text cannot: its query failed, a 500)."""
+    if not isinstance(value, str) or len(value) > longest or "\x00" in value:
         raise BadCursor("cursor is not valid")
     return value

@@ -4,12 +4,15 @@ never framed (the erase form) and run no script, and no other site may read an a
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import pytest
 from flask import Flask
 from werkzeug.test import TestResponse
 
 from api.auth import KeyStore
+from domain.relationship import relationship_id
+from projections import paging
 from tests.e2e.conftest import ClientFor
 from tests.factories import story
 from tests.random_refs import random_brand, random_customer
@@ -97,3 +100,48 @@ def test_the_style_sheet_may_be_cached(app: Flask) -> None:
     assert answer.status_code == 200
     assert answer.headers.get("X-Content-Type-Options") == "nosniff"
     assert answer.headers.get("Cache-Control") != "no-store"
+
+
+def forged(position: dict[str, Any]) -> str:
+    return paging.encode(position)
+
+
+@pytest.mark.parametrize(
+    ("role", "path", "position"),
+    [
+        ("agent", "/v1/customers", {"by": "last_at", "after": ["\x00", "r"]}),
+        ("agent", "/v1/customers", {"by": "last_at", "after": ["2026", "r\x00"]}),
+        ("compliance", "/v1/audit/findings", {"after": ["\x00", "p"]}),
+        ("compliance", "/v1/audit/findings", {"after": ["2026", "p\x00"]}),
+    ],
+)
+def test_a_forged_cursor_holding_nul_is_422_not_a_failure(
+    client_for: ClientFor, role: str, path: str, position: dict[str, Any]
+) -> None:
+    """PostgreSQL's text cannot hold NUL: the query failed (500) on a cursor made by hand."""
+    answer = client_for(role).get(path, query_string={"cursor": forged(position)})
+    assert answer.status_code == 422, answer.text
+    assert "cursor" in answer.get_json()["errors"]
+
+
+def test_a_cursor_forged_with_another_brands_ids_shows_only_ones_own(
+    client_for: ClientFor,
+) -> None:
+    """A cursor is base64 JSON anyone can write: one holding brand A's relationship ids and
+    sort keys, sent with brand B's key, pages through brand B's customers alone."""
+    brand_a, brand_b = random_brand(), random_brand()
+    theirs = [random_customer() for _ in range(3)]
+    ours = random_customer()
+    for customer in theirs:
+        assert client_for("brand", brand_a).record(*story(customer)[:1])[0].status_code == 201
+    assert client_for("brand", brand_b).record(*story(ours)[:1])[0].status_code == 201
+    reader = client_for("agent", brand_b)
+    for customer in theirs:
+        rid = str(relationship_id(brand_a, customer))
+        for by, key in (("last_at", "9999"), ("consistency", 0.0)):
+            cursor = forged({"by": by, "after": [key, rid]})
+            query = {"cursor": cursor, **({"consistency": 1.0} if by != "last_at" else {})}
+            answer = reader.get("/v1/customers", query_string=query)
+            assert answer.status_code in (200, 422), answer.text
+            listed = [c["customer"] for c in (answer.get_json().get("customers") or [])]
+            assert set(listed) <= {ours}, listed
