@@ -3,6 +3,8 @@
 The session is Flask's signed cookie (HttpOnly, SameSite=Lax). It holds the key's public id, its
 brand and role, never the key itself; every request checks that the key is still live, so a
 revoked key signs its pages out at the next click. Every POST carries the session's CSRF token.
+The cookie is signed, not stored: signing out drops the browser's copy, and a copy taken before
+lasts until SESSION_LIFETIME after signing in (or until the key is revoked), not Flask's month.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import hmac
 import secrets
 from collections.abc import Callable
+from datetime import timedelta
 from functools import wraps
 from typing import Any, TypeVar, cast
 
@@ -24,6 +27,8 @@ PAGE_ROLES = ("agent", "compliance")
 """A brand key is for a brand's CRM, not for people: the pages refuse it."""
 CSRF_FIELD = "csrf_token"
 SIGNER = "trustledger-pages-signer"
+SESSION_LIFETIME = timedelta(hours=10)
+"""A working day from signing in; then the pages ask for the key again."""
 F = TypeVar("F", bound=Callable[..., Any])
 
 
@@ -59,6 +64,7 @@ def configure(app: Flask) -> None:
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_PATH="/ui",
+        PERMANENT_SESSION_LIFETIME=SESSION_LIFETIME,  # also how old a cookie may be when read
         SESSION_COOKIE_SECURE=app.config["SETTINGS"].secure_cookies.lower() in ("1", "true", "yes"),
     )
 
