@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sqlite3
 from contextlib import closing
 from dataclasses import dataclass
@@ -136,13 +137,24 @@ class Store:
 
     def make_directory(self) -> None:
         """Makes the SQLite file's directory if it is missing; one it cannot make (read-only,
-        under /proc, a file in the way) is the URL's fault, said in one line."""
+        under /proc, a file in the way) is the URL's fault, said in one line. A file made here
+        is the owner's alone (0600), as the master key file is: its read models hold personal
+        data in clear, and SQLite gives its -wal and -shm files the database file's mode. A
+        file that exists keeps the mode its operator gave it."""
         directory = Path(self.path).parent
         try:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise BadDatabaseUrl(
                 f"{self.url!r}: cannot make the directory {directory}: {error.strerror}"
+            ) from None
+        try:
+            os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        except FileExistsError:
+            pass
+        except OSError as error:
+            raise BadDatabaseUrl(
+                f"{self.url!r}: cannot make {self.path}: {error.strerror}"
             ) from None
 
     def sqlalchemy_url(self) -> str:
