@@ -26,6 +26,7 @@ from gunicorn.workers import sync
 from werkzeug.serving import WSGIRequestHandler
 
 from api.app import close_app, create_app, resources_of
+from api.headers import PRIVATE
 from api.schemas.problem import PROBLEM
 from domain.errors import StoreUnavailable
 from domain.storage import DATABASE_ERRORS, unavailable
@@ -74,6 +75,8 @@ class ProblemRequestHandler(WSGIRequestHandler):
         self.log_error("code %d, message %s", code, message or status.phrase)
         self.send_response(code, status.phrase)  # never the request's text in the status line
         self.send_header("Connection", "close")
+        for name, value in PRIVATE.items():  # the app's answers' (api/headers.py)
+            self.send_header(name, value)
         body = problem_body(code, status.phrase, message)
         self.send_header("Content-Type", PROBLEM)
         self.send_header("Content-Length", str(len(body)))
@@ -170,10 +173,12 @@ class SyncWorker(sync.SyncWorker):  # type: ignore[misc]
 
 
 def write_problem(sock: socket.socket, status: int, reason: str, message: str) -> None:
-    """gunicorn's util.write_error, in RFC 9457's shape (the app's own answers: api/errors.py)."""
+    """gunicorn's util.write_error, in RFC 9457's shape (the app's own answers: api/errors.py),
+    with the headers of the app's answers (api/headers.py): its message echoes the request."""
     body = problem_body(status, reason, message)
+    private = "".join(f"{name}: {value}\r\n" for name, value in PRIVATE.items())
     head = (
-        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n"
+        f"HTTP/1.1 {status} {reason}\r\nConnection: close\r\n{private}"
         f"Content-Type: {PROBLEM}\r\nContent-Length: {len(body)}\r\n\r\n"
     )
     gunicorn_util.write_nonblock(sock, head.encode("latin1") + body)

@@ -201,6 +201,8 @@ def test_what_the_server_refuses_itself_is_answered_as_problem_json(
                 text = answer.read()
             assert answer.status == status, (answer.status, text[:200])
             assert answer.getheader("Content-Type") == "application/problem+json", text[:200]
+            assert answer.getheader("X-Content-Type-Options") == "nosniff"  # api/headers.py
+            assert answer.getheader("Cache-Control") == "no-store"
             body = json.loads(text)
             assert body["status"] == status and body["title"] == answer.reason, body
 

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 import pytest
 from gunicorn.http.body import Body, ChunkedReader, EOFReader, LengthReader
 
-from api.server import nothing_left_to_read, sent_whole
+from api.server import nothing_left_to_read, sent_whole, write_problem
 
 
 @pytest.fixture
@@ -101,3 +101,17 @@ def test_a_socket_that_cannot_be_held_back_is_written_as_it_is(
     with sent_whole(server):
         server.sendall(b"HTTP/1.1 200 OK\r\n\r\n")
         assert arrived(client) == b"HTTP/1.1 200 OK\r\n\r\n"
+
+
+def test_what_gunicorn_refuses_carries_the_apps_headers() -> None:
+    """gunicorn's refusals echo part of the request line, and never pass through the app's
+    headers (api/headers.py): they carry nosniff and no-store themselves."""
+    ours, theirs = socket.socketpair()
+    with ours, theirs:
+        write_problem(ours, 400, "Bad Request", "Invalid HTTP Version: '<b>HTTP/1.1 x</b>'")
+        ours.shutdown(socket.SHUT_WR)
+        head = b""
+        while chunk := theirs.recv(65536):
+            head += chunk
+    lines = head.split(b"\r\n\r\n")[0].decode("latin1").split("\r\n")
+    assert "X-Content-Type-Options: nosniff" in lines and "Cache-Control: no-store" in lines
