@@ -45,6 +45,11 @@ REACTIONS = ("opened", "clicked", "dismissed", "unwanted", "unsubscribed")
 EVERY_PURPOSE = "*"
 UNWANTED_MEMORY = timedelta(days=31)
 """How long an `unwanted` push reaction is kept: the gate's 30 days and a day's margin."""
+ALLOWED_PUSH_MEMORY = timedelta(days=8)
+"""How long an allowed offer or advice push is never pruned: the frequency rule's 7 days and a
+day's margin (for decisions slightly behind the latest event)."""
+RENEGED_OFFER_MEMORY = timedelta(days=31)
+"""How long a reneged offer is never pruned: the open-breaches rule's 30 days and a day's margin."""
 ERASED = "[erased]"
 """What a personal field reads as once the customer is erased (their key destroyed)."""
 
@@ -919,12 +924,34 @@ class Relationship(Aggregate, created_event_name="Opened"):
         if len(items) < self._prune_at.get(kind, 2 * MEMORY_ITEMS) or self.last_at is None:
             return
         horizon = self.last_at - MEMORY
-        closed = [i for i, item in items.items() if item["status"] not in OPEN]
+        closed = [
+            i
+            for i, item in items.items()
+            if item["status"] not in OPEN and not _gate_counts(kind, item, self.last_at)
+        ]
         surplus = len(closed) - MEMORY_ITEMS
         for n, item_id in enumerate(closed):
             if n < surplus or items[item_id]["at"] < horizon:
                 del items[item_id]
         self._prune_at[kind] = max(2 * MEMORY_ITEMS, 2 * len(items))
+
+
+def _gate_counts(kind: str, item: Mapping[str, Any], last_at: datetime) -> bool:
+    """Whether the push gate still counts this closed item: an offer or advice push it allowed
+    in its frequency window, an offer reneged in its 30 days. Such items are never pruned by
+    count (they are bounded by the allowance, and by what the brand reneged on), or many later
+    decisions or offers would make the gate forget them and allow what it must not."""
+    if kind == "push":
+        return (
+            item.get("outcome") == "allow"
+            and item.get("push_kind") in ("offer", "advice")
+            and item["decided_at"] > last_at - ALLOWED_PUSH_MEMORY
+        )
+    return (
+        kind == "offer"
+        and item["status"] == "reneged"
+        and item["at"] > last_at - RENEGED_OFFER_MEMORY
+    )
 
 
 def masked(type_: str, fields_: Mapping[str, Any]) -> dict[str, Any]:

@@ -23,7 +23,14 @@ from domain.gate import (
     quiet_until,
     required_evidence,
 )
-from domain.relationship import Envelope, PostedEvent, PushDecided, Relationship, relationship_id
+from domain.relationship import (
+    MEMORY_ITEMS,
+    Envelope,
+    PostedEvent,
+    PushDecided,
+    Relationship,
+    relationship_id,
+)
 from domain.storage import Store
 from domain.trust import DIMENSIONS
 from tests.factories import posted
@@ -505,6 +512,28 @@ def test_an_allowance_of_zero_denies_since_waiting_does_not_help() -> None:
     assert decision["outcome"] == "deny"
     assert "retry_after" not in reason(decision, "frequency")
     assert "no push can be sent" in reason(decision, "frequency")["detail"]
+
+
+def test_many_later_decisions_do_not_make_the_gate_forget_the_allowed_pushes() -> None:
+    """Closed items are pruned by count: a CRM asking again and again under new push ids (each
+    deferred or denied) pushed the week's allowed pushes out of memory, and the cap was lifted."""
+    relationship = consented()
+    counted = [allowed_push(relationship, NOON - timedelta(days=3, minutes=-i)) for i in range(4)]
+    for i in range(2 * MEMORY_ITEMS + 1):
+        allowed_push(relationship, NOON - timedelta(days=2, minutes=-i), outcome="defer")
+    found = reason(decide(relationship, trust=scores(0.5)), "frequency")
+    assert (found["passed"], found["evidence"]) == (False, counted)
+
+
+def test_many_later_closed_offers_do_not_make_the_gate_forget_a_reneged_one() -> None:
+    history = reneged(NOON - timedelta(days=3))
+    offers = [
+        posted(type_, offer_id=f"o-{i}", at=NOON - timedelta(days=2), **data)
+        for i in range(2 * MEMORY_ITEMS + 1)
+        for type_, data in (("offer.made", {"summary": "s"}), ("offer.declined", {}))
+    ]
+    found = reason(decide(consented(*history, *offers)), "open_breaches")
+    assert (found["passed"], found["evidence"]) == (False, [history[1].event_id])
 
 
 @settings(max_examples=40, deadline=None)
