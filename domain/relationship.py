@@ -10,7 +10,7 @@ appending cost the same whatever the length of the history.
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from functools import cache, lru_cache
@@ -392,19 +392,17 @@ class ConsentGranted(Interaction):
     jurisdiction: str | None
 
     def fold(self, relationship: Relationship) -> None:
-        channels = relationship.consents.setdefault(self.purpose, {})
-        for channel in self.channels:
-            channels[channel] = {
-                "status": "granted",
-                "data_categories": list(self.data_categories),
-                "notice_version": self.notice_version,
-                "method": self.method,
-                "expires_at": self.expires_at,
-                "jurisdiction": self.jurisdiction,
-                "since": self.occurred_at,
-                "event_id": self.event_id,
-            }
-        relationship.objection = None
+        terms = {
+            "status": "granted",
+            "data_categories": list(self.data_categories),
+            "notice_version": self.notice_version,
+            "method": self.method,
+            "expires_at": self.expires_at,
+            "jurisdiction": self.jurisdiction,
+            "since": self.occurred_at,
+            "event_id": self.event_id,
+        }
+        relationship.grant(self.purpose, self.channels, terms)
 
 
 @interaction("consent.withdrawn")
@@ -414,7 +412,7 @@ class ConsentWithdrawn(Interaction):
 
     def fold(self, relationship: Relationship) -> None:
         if self.purpose == EVERY_PURPOSE:
-            relationship.objection = {"event_id": self.event_id, "since": self.occurred_at}
+            relationship.object_to_all(self)
         relationship.withdraw(self.purpose, self.channels, self)
 
 
@@ -503,6 +501,13 @@ class Relationship(Aggregate, created_event_name="Opened"):
     """State that identifies the person: encrypted in snapshots, masked after erasure."""
     erased: dict[str, Any] | None = None
     """Who erased the customer, when and why; None while they are not erased."""
+    granted_at: datetime | None = None
+    """The event time of the latest consent granted (for any purpose): an objection dated before
+    it was lifted by it. (A class default: snapshots taken before it was kept lack it.)"""
+    withdrawals: Sequence[dict[str, Any]] = ()
+    """The latest withdrawal of each (purpose or "*", channels or None) that names every purpose
+    or every channel: a grant posted late, dated before one that covers it, is withdrawn by it,
+    even on a purpose or channel the withdrawal did not know. (A class default, as above.)"""
 
     class Event(Aggregate.Event):
         TOPIC = "trustledger:relationship.event"
@@ -539,6 +544,9 @@ class Relationship(Aggregate, created_event_name="Opened"):
         self.items: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in KINDS}
         self.consents: dict[str, dict[str, dict[str, Any]]] = {}
         self.objection: dict[str, Any] | None = None
+        """The standing objection to every purpose (a withdrawal of "*"), if no grant came after."""
+        self.granted_at = None
+        self.withdrawals = []
         self.preferences: dict[str, Any] = {}
         self.preferences_by: dict[str, str] = {}
         """The event id that set each preference, for the gate's evidence."""
@@ -876,18 +884,59 @@ class Relationship(Aggregate, created_event_name="Opened"):
         }
         self._forget_old(kind)
 
+    # Consent is folded in event time: on each purpose and channel the latest act the customer
+    # made holds, whatever order the brand posted the acts in (a CRM syncing late must not revive
+    # a consent withdrawn after it). Ties in event time go to the act recorded later.
+
+    def grant(self, purpose: str, channels: list[str], terms: dict[str, Any]) -> None:
+        """A grant on each channel not decided by a later act; withdrawn at once by a later
+        withdrawal that covers it; lifting an objection made before it."""
+        at = terms["since"]
+        granted = self.consents.setdefault(purpose, {})
+        for channel in channels:
+            known = granted.get(channel)
+            if known is not None and known["since"] > at:
+                continue
+            later = _latest_covering(self.withdrawals, purpose, channel, after=at)
+            granted[channel] = terms if later is None else {**terms, **_withdrawn_by(later)}
+        if self.objection is not None and self.objection["since"] <= at:
+            self.objection = None
+        if self.granted_at is None or at > self.granted_at:
+            self.granted_at = at
+
+    def object_to_all(self, event: Interaction) -> None:
+        """An objection stands unless a consent was granted after it, in event time."""
+        at = event.occurred_at
+        if self.granted_at is not None and self.granted_at > at:
+            return
+        if self.objection is None or self.objection["since"] <= at:
+            self.objection = {"event_id": event.event_id, "since": at}
+
     def withdraw(self, purpose: str, channels: list[str] | None, event: Interaction) -> None:
+        at = event.occurred_at
         purposes = list(self.consents) if purpose == EVERY_PURPOSE else [purpose]
         for name in purposes:
             granted = self.consents.get(name, {})
             for channel in channels or list(granted):
-                if channel in granted:
-                    granted[channel] = {
-                        **granted[channel],
-                        "status": "withdrawn",
-                        "since": event.occurred_at,
-                        "event_id": event.event_id,
-                    }
+                if channel in granted and granted[channel]["since"] <= at:
+                    granted[channel] = {**granted[channel], **_withdrawn_by(event)}
+        self._remember_withdrawal(purpose, channels, event)
+
+    def _remember_withdrawal(
+        self, purpose: str, channels: list[str] | None, event: Interaction
+    ) -> None:
+        """Keeps the latest withdrawal of every purpose or of every channel (a withdrawal of named
+        channels of one purpose is kept on those channels' consents), one per (purpose, channels):
+        bounded by their distinct sets."""
+        if purpose != EVERY_PURPOSE and channels:
+            return
+        covers = sorted(set(channels)) if channels else None
+        kept = [w for w in self.withdrawals if (w["purpose"], w["channels"]) == (purpose, covers)]
+        if kept and kept[0]["since"] > event.occurred_at:
+            return
+        entry = {"purpose": purpose, "channels": covers, **_withdrawn_by(event)}
+        others = [w for w in self.withdrawals if w not in kept]
+        self.withdrawals = [*others, entry]  # a new list: copies of the aggregate share it
 
     def __deepcopy__(self, memo: dict[int, Any]) -> Relationship:
         """A copy that shares no mutable state with this one, made in O(kinds + items).
@@ -934,6 +983,27 @@ class Relationship(Aggregate, created_event_name="Opened"):
             if n < surplus or items[item_id]["at"] < horizon:
                 del items[item_id]
         self._prune_at[kind] = max(2 * MEMORY_ITEMS, 2 * len(items))
+
+
+def _withdrawn_by(event: Interaction | Mapping[str, Any]) -> dict[str, Any]:
+    """What a withdrawal makes of a consent: withdrawn, since the withdrawal, with it as evidence."""
+    if isinstance(event, Mapping):
+        return {"status": "withdrawn", "since": event["since"], "event_id": event["event_id"]}
+    return {"status": "withdrawn", "since": event.occurred_at, "event_id": event.event_id}
+
+
+def _latest_covering(
+    withdrawals: Iterable[Mapping[str, Any]], purpose: str, channel: str, after: datetime
+) -> Mapping[str, Any] | None:
+    """The latest withdrawal dated after `after` that covers the purpose on the channel."""
+    covering = [
+        w
+        for w in withdrawals
+        if w["purpose"] in (purpose, EVERY_PURPOSE)
+        and (w["channels"] is None or channel in w["channels"])
+        and w["since"] > after
+    ]
+    return max(covering, key=lambda w: w["since"], default=None)
 
 
 def _gate_counts(kind: str, item: Mapping[str, Any], last_at: datetime) -> bool:

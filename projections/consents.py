@@ -1,4 +1,11 @@
-"""Consents: every change per purpose x channel, so any moment's consents can be read back."""
+"""Consents: every change per purpose x channel, so any moment's consents can be read back.
+
+As in the relationship's fold (domain/relationship.py), the latest act in event time holds on
+each purpose and channel, whatever order the acts were posted in: a purpose x channel's consent
+is its row with the latest (since, sequence). A withdrawal of every purpose or of every channel
+also leaves a row that no consent has (purpose `*`, or channel ``""``: neither can be granted), so
+that a grant posted after it, dated before it, is recorded as withdrawn by it.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +25,18 @@ COLUMNS = (
 CONSENT_TYPES = ("consent.granted", "consent.withdrawn", "push.feedback")
 
 Latest = dict[tuple[str, str], dict[str, Any]]
+EVERY_CHANNEL = ""
+"""The channel of a row recording a withdrawal of every channel (no channel is named "")."""
+
+
+def _is_blanket(purpose: str, channel: str) -> bool:
+    """Whether a row records a withdrawal of every purpose or every channel, not a consent."""
+    return purpose == EVERY_PURPOSE or channel == EVERY_CHANNEL
+
+
+def _later(row: Mapping[str, Any], than: Mapping[str, Any] | None) -> bool:
+    """Whether a row is a later act than another, in event time, then in record order."""
+    return than is None or (row["since"], row["sequence"]) >= (than["since"], than["sequence"])
 
 
 class Consents:
@@ -33,7 +52,9 @@ class Consents:
         for event in changes:
             rid = event.originator_id
             for row in _changes(db, tables, event, latest[str(rid)], page.brand(rid)):
-                latest[str(rid)][(row["purpose"], row["channel"])] = row
+                key = (row["purpose"], row["channel"])
+                if _later(row, latest[str(rid)].get(key)):
+                    latest[str(rid)][key] = row
                 rows.append(row)
         db.executemany(
             f"INSERT INTO {table} ({', '.join(COLUMNS)}) VALUES ({', '.join('?' for _ in COLUMNS)})"
@@ -43,10 +64,11 @@ class Consents:
 
 
 def _latest(db: Database, table: str, rids: set[str]) -> dict[str, Latest]:
-    """Each relationship's latest row per purpose x channel, read in one query per 500."""
+    """Each relationship's latest row per purpose x channel (in event time, then record order),
+    read in one query per 500."""
     latest: dict[str, Latest] = {rid: {} for rid in rids}
     select = f"SELECT {', '.join(COLUMNS)} FROM {table}"
-    for r in db.query_in(select, "relationship_id", rids, "ORDER BY sequence"):
+    for r in db.query_in(select, "relationship_id", rids, "ORDER BY since, sequence"):
         latest[r[0]][(r[1], r[2])] = dict(zip(COLUMNS, r, strict=True))
     return latest
 
@@ -64,23 +86,12 @@ def _changes(
         "recorded_at": timestamp(event.timestamp),
     }
     if event.TYPE == "consent.granted":
-        return [
-            {
-                **base,
-                "purpose": data["purpose"],
-                "channel": channel,
-                "status": "granted",
-                "data_categories": to_json(list(data["data_categories"])),
-                "notice_version": data["notice_version"],
-                "method": data["method"],
-                "jurisdiction": data.get("jurisdiction"),
-                "expires_at": timestamp(data.get("expires_at")),
-            }
-            for channel in dict.fromkeys(data["channels"])  # a channel named twice: one row
-        ]
+        return _grants(base, latest, data)
     if event.TYPE == "consent.withdrawn":
-        purposes = None if data["purpose"] == EVERY_PURPOSE else {data["purpose"]}
-        return _withdrawals(base, latest, purposes, data.get("channels"))
+        purpose, channels = data["purpose"], data.get("channels")
+        purposes = None if purpose == EVERY_PURPOSE else {purpose}
+        blankets = _blankets(base, purpose, channels) if purposes is None or not channels else []
+        return _withdrawals(base, latest, purposes, channels) + blankets
     if data.get("reaction") == "unsubscribed":
         push = db.query(
             f"SELECT purpose, channel, sent_channel FROM {tables['decisions']} WHERE brand = ? AND push_id = ?",
@@ -88,20 +99,75 @@ def _changes(
         )
         purpose, channel, sent_channel = push[0] if push else (None, None, None)
         channel = channel or sent_channel
-        return _withdrawals(
+        withdrawn = _withdrawals(
             base, latest, {purpose} if purpose else None, [channel] if channel else None
         )
+        if channel:  # named channels of each purpose: kept on those channels' consents
+            return withdrawn
+        known = {p for p, c in latest if not _is_blanket(p, c)}
+        every = [purpose] if purpose else sorted(known)
+        return withdrawn + [row for p in every for row in _blankets(base, p, None)]
     return []
+
+
+def _grants(base: dict[str, Any], latest: Latest, data: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """A row per channel whose consent no later act decided; withdrawn at once by a later
+    withdrawal of every purpose or channel that covers it."""
+    rows = []
+    for channel in dict.fromkeys(data["channels"]):  # a channel named twice: one row
+        known = latest.get((data["purpose"], channel))
+        if known is not None and known["since"] > base["since"]:
+            continue
+        row = {
+            **base,
+            "purpose": data["purpose"],
+            "channel": channel,
+            "status": "granted",
+            "data_categories": to_json(list(data["data_categories"])),
+            "notice_version": data["notice_version"],
+            "method": data["method"],
+            "jurisdiction": data.get("jurisdiction"),
+            "expires_at": timestamp(data.get("expires_at")),
+        }
+        covering = [
+            blanket
+            for (purpose, on), blanket in latest.items()
+            if _is_blanket(purpose, on)
+            and purpose in (data["purpose"], EVERY_PURPOSE)
+            and on in (channel, EVERY_CHANNEL)
+            and blanket["since"] > base["since"]
+        ]
+        if covering:
+            cover = max(covering, key=lambda blanket: blanket["since"])
+            row.update(status="withdrawn", since=cover["since"], event_id=cover["event_id"])
+        rows.append(row)
+    return rows
+
+
+def _blankets(
+    base: dict[str, Any], purpose: str, channels: list[str] | None
+) -> list[dict[str, Any]]:
+    """The rows recording a withdrawal of every purpose or every channel, one per channel named."""
+    terms = {"data_categories": "[]", "notice_version": None, "method": None}
+    terms |= {"jurisdiction": None, "expires_at": None, "status": "withdrawn"}
+    return [
+        {**base, **terms, "purpose": purpose, "channel": channel}
+        for channel in dict.fromkeys(channels or [EVERY_CHANNEL])
+    ]
 
 
 def _withdrawals(
     base: dict[str, Any], latest: Latest, purposes: set[str] | None, channels: list[str] | None
 ) -> list[dict[str, Any]]:
-    """A withdrawn row for each known purpose x channel the withdrawal covers, keeping its terms."""
+    """A withdrawn row for each known purpose x channel the withdrawal covers and no later act
+    decided, keeping its terms."""
     return [
         {**row, **base, "status": "withdrawn"}
         for (purpose, channel), row in sorted(latest.items())
-        if (purposes is None or purpose in purposes) and (not channels or channel in channels)
+        if not _is_blanket(purpose, channel)
+        and (purposes is None or purpose in purposes)
+        and (not channels or channel in channels)
+        and row["since"] <= base["since"]
     ]
 
 
@@ -119,13 +185,14 @@ def consents(
     at = as_of or now or datetime.now(UTC)
     rows = db.query(
         f"SELECT {', '.join(COLUMNS)} FROM consents WHERE relationship_id = ? AND brand = ?"
-        " AND recorded_at <= ? ORDER BY purpose, channel, sequence",
+        " AND recorded_at <= ? ORDER BY purpose, channel, since, sequence",
         [str(relationship_id(brand, customer)), brand, timestamp(as_of) if as_of else "9999"],
     )
     latest: dict[tuple[str, str], dict[str, Any]] = {}
     for values in rows:
         row = dict(zip(COLUMNS, values, strict=True))
-        latest[(row["purpose"], row["channel"])] = row
+        if not _is_blanket(row["purpose"], row["channel"]):
+            latest[(row["purpose"], row["channel"])] = row
     return [_consent(row, at) for row in latest.values()]
 
 
@@ -133,13 +200,14 @@ def objection(
     db: Database, brand: str, customer: str, as_of: datetime | None = None
 ) -> dict[str, Any] | None:
     """The customer's objection to all offers and advice (a withdrawal of `*`, whatever its
-    channels) as known at record time `as_of`, until a later grant lifts it: what the gate's
-    objection rule reads from the relationship (domain/relationship.py, ConsentWithdrawn and
-    ConsentGranted). Read from the timeline's consent events, newest first."""
+    channels) as known at record time `as_of`, unless a grant dated after it lifted it: what the
+    gate's objection rule reads from the relationship (domain/relationship.py, `object_to_all`
+    and `grant`), in event time (ties: the one recorded later). Read from the timeline's consent
+    events, the latest act first."""
     rows = db.query(
         "SELECT type, event_id, occurred_at, data FROM timeline WHERE relationship_id = ?"
         " AND brand = ? AND type IN ('consent.granted', 'consent.withdrawn') AND recorded_at <= ?"
-        " ORDER BY sequence DESC",
+        " ORDER BY occurred_at DESC, sequence DESC",
         [str(relationship_id(brand, customer)), brand, timestamp(as_of) if as_of else "9999"],
     )
     for type_, event_id, occurred_at, data in rows:

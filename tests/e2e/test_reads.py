@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -9,7 +10,7 @@ from typing import Any
 import pytest
 from flask import Flask
 
-from tests.e2e.conftest import Client, ClientFor, as_json
+from tests.e2e.conftest import Client, ClientFor, as_json, seeded
 from tests.e2e.test_events import assert_problem, made
 from tests.e2e.test_gate_api import consented, push
 from tests.factories import posted
@@ -241,6 +242,8 @@ def test_a_query_threshold_is_a_plain_ascii_number(client_for: ClientFor, field:
         assert list(body["errors"]) == [field], value
 
 
+PURPOSES = ("marketing", "advice")
+
 # --- consents ----------------------------------------------------------------------------------
 
 
@@ -257,6 +260,10 @@ def granted(customer: str, purpose: str, channels: list[str], **data: Any) -> di
             **data,
         )
     )
+
+
+def dated(event: dict[str, Any], at: datetime) -> dict[str, Any]:
+    return {**event, "occurred_at": at.isoformat()}
 
 
 def consents(client: Client, customer: str, **query: Any) -> list[dict[str, Any]]:
@@ -354,6 +361,67 @@ def test_an_objection_is_answered_beside_the_consents_as_the_gate_reads_it(
     assert answer(as_of=objection["recorded_at"])["objection"] is not None
     recorded(brand, granted(customer, "news", ["email"]))  # a new grant lifts the objection
     assert answer()["objection"] is None
+
+
+@seeded(6)
+def test_consents_posted_out_of_time_order_read_as_the_gate_decides(
+    seed: int, client_for: ClientFor
+) -> None:
+    """The latest act in event time holds on each purpose and channel, in the read model as in
+    the gate, whatever order the CRM posted them in: a grant synced late does not revive a
+    consent withdrawn after it (it used to read `granted`, and the gate allowed it)."""
+    rng, now = random.Random(seed), datetime.now(UTC)
+    brand = client_for("brand")
+    quiet = {"quiet_hours": {"start": "00:00", "end": "00:00"}}
+    assert brand.put("/v1/policy", json=quiet).status_code == 200
+    start = now - timedelta(days=30)
+    acts = [dated(granted("", p, ["email", "push"]), start) for p in PURPOSES]
+    for n in range(rng.randint(1, 8)):
+        at = start + timedelta(days=1, hours=n)
+        purpose, channels = rng.choice(PURPOSES), rng.choice([["email"], ["push"], None])
+        if rng.random() < 0.5:
+            acts.append(dated(granted("", purpose, channels or ["email", "push"]), at))
+        else:
+            data = {"purpose": rng.choice([purpose, "*"]), "channels": channels}
+            acts.append(as_json(posted("consent.withdrawn", "", at=at, **data)))
+    late = acts[len(PURPOSES) :]
+    rng.shuffle(late)
+    in_order, posted_late = random_customer(), random_customer()
+    recorded(
+        brand, *({**act, "customer": in_order, "event_id": act["event_id"] + "-b"} for act in acts)
+    )
+    recorded(brand, *({**act, "customer": posted_late} for act in acts[: len(PURPOSES)] + late))
+    answers = {customer: read_and_gate(brand, customer) for customer in (in_order, posted_late)}
+    assert answers[posted_late] == {
+        key: (passed, [event_id.removesuffix("-b") for event_id in evidence])
+        for key, (passed, evidence) in answers[in_order].items()
+    }
+
+
+def read_and_gate(brand: Client, customer: str) -> dict[tuple[str, str], tuple[bool, list[str]]]:
+    """Each purpose and channel's consent, and the objection, as the read model and the gate
+    give them, which agree."""
+    answer = brand.get(f"/v1/customers/{customer}/consents").get_json()
+    listed = {(c["purpose"], c["channel"]): c for c in answer["consents"]}
+    objected = answer["objection"]
+    found = {}
+    for purpose in PURPOSES:
+        for channel in ("email", "push"):
+            request = push(customer, purpose=purpose, channel=channel)
+            decision = brand.post("/v1/push-decisions", json=request).get_json()
+            gate = {r["rule"]: r for r in decision["reasons"]}
+            read = listed[(purpose, channel)]
+            assert (read["status"] == "granted", [read["event_id"]]) == (
+                gate["consent"]["passed"],
+                gate["consent"]["evidence"],
+            ), (purpose, channel)
+            assert (objected is None, [objected["event_id"]] if objected else []) == (
+                gate["objection"]["passed"],
+                gate["objection"]["evidence"],
+            )
+            found[(purpose, channel)] = (gate["consent"]["passed"], gate["consent"]["evidence"])
+            found[("objection", "")] = (gate["objection"]["passed"], gate["objection"]["evidence"])
+    return found
 
 
 def test_a_customer_without_consents_has_an_empty_list(client_for: ClientFor) -> None:

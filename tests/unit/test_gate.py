@@ -215,6 +215,94 @@ def test_an_objection_to_every_purpose_denies_offers_and_advice(kind: str) -> No
     assert reason(decision, "objection")["evidence"] == [objection.event_id]
 
 
+def withdrawal(at: datetime, purpose: str = "marketing", **data: Any) -> PostedEvent:
+    return posted("consent.withdrawn", purpose=purpose, at=at, **data)
+
+
+def test_a_grant_posted_late_does_not_undo_an_objection_made_after_it() -> None:
+    """A CRM syncing late: the customer objected at 10:00 (posted first), the grant they had
+    given at 09:00 arrives after it. The latest act in event time holds, not the latest posted."""
+    objection = withdrawal(NOON - timedelta(hours=2), purpose="*")
+    late = grant(at=NOON - timedelta(hours=3))
+    decision = decide(having(grant(at=NOON - timedelta(days=9)), objection, late))
+    assert decision["outcome"] == "deny"
+    assert reason(decision, "objection")["evidence"] == [objection.event_id]
+    assert reason(decision, "consent")["evidence"] == [objection.event_id]
+    assert "withdrawn" in reason(decision, "consent")["detail"]
+
+
+def test_a_grant_posted_late_does_not_undo_a_withdrawal_made_after_it() -> None:
+    channel = withdrawal(NOON - timedelta(hours=2), channels=["push"])
+    late = grant(at=NOON - timedelta(hours=3), categories=("browsing_history", "purchase_history"))
+    decision = decide(having(grant(at=NOON - timedelta(days=9)), channel, late))
+    assert decision["outcome"] == "deny"
+    assert reason(decision, "consent")["evidence"] == [channel.event_id]
+
+
+def test_a_grant_posted_late_on_a_new_purpose_is_withdrawn_by_the_objection_after_it() -> None:
+    objection = withdrawal(NOON - timedelta(hours=5), purpose="*")
+    renewed = grant(purpose="newsletter", at=NOON - timedelta(hours=4))
+    late = grant(at=NOON - timedelta(hours=6))
+    decision = decide(having(objection, renewed, late))
+    assert reason(decision, "objection")["passed"] is True  # the later grant lifted it
+    assert reason(decision, "consent")["passed"] is False
+    assert reason(decision, "consent")["evidence"] == [objection.event_id]
+
+
+def test_a_withdrawal_posted_late_does_not_undo_a_grant_made_after_it() -> None:
+    renewed = grant(at=NOON - timedelta(hours=2))
+    late = withdrawal(NOON - timedelta(hours=3), purpose="*")
+    decision = decide(having(grant(at=NOON - timedelta(days=9)), renewed, late))
+    assert reason(decision, "objection")["passed"] is True
+    assert reason(decision, "consent") == {
+        "rule": "consent",
+        "passed": True,
+        "detail": "active consent for marketing on push, covering purchase_history",
+        "evidence": [renewed.event_id],
+    }
+
+
+CONSENT_ACTS = st.lists(
+    st.tuples(
+        st.sampled_from(["grant", "withdraw", "withdraw-all-channels", "object"]),
+        st.sampled_from(["marketing", "advice"]),
+        st.sampled_from([("push",), ("sms",), ("push", "sms")]),
+    ),
+    max_size=8,
+)
+
+
+@settings(max_examples=60, deadline=None)
+@given(CONSENT_ACTS, st.randoms(use_true_random=False))
+def test_consents_posted_in_any_order_read_as_posted_in_time_order(
+    acts: list[tuple[str, str, tuple[str, ...]]], rng: Any
+) -> None:
+    """The consent rule and the objection rule see the latest act in event time on each purpose
+    and channel, whatever order the acts were posted in."""
+    first = [
+        grant(purpose=p, channels=("push", "sms"), at=NOON - timedelta(days=30))
+        for p in ("marketing", "advice")
+    ]
+    events = []
+    for n, (act, purpose, channels) in enumerate(acts):
+        at = NOON - timedelta(days=20) + timedelta(hours=n)
+        if act == "grant":
+            events.append(grant(purpose=purpose, channels=channels, at=at))
+        elif act == "withdraw":
+            events.append(withdrawal(at, purpose=purpose, channels=list(channels)))
+        else:
+            events.append(withdrawal(at, purpose="*" if act == "object" else purpose))
+    shuffled = list(events)
+    rng.shuffle(shuffled)
+    in_order, posted_late = having(*first, *events), having(*first, *shuffled)
+    for purpose in ("marketing", "advice"):
+        for channel in ("push", "sms"):
+            request = push(purpose=purpose, channel=channel)
+            expected, found = decide(in_order, request), decide(posted_late, request)
+            for rule in ("consent", "objection"):
+                assert reason(found, rule) == reason(expected, rule)
+
+
 # --- 3. open breaches ---------------------------------------------------------------------------
 
 DUE = NOON - timedelta(days=2)
@@ -941,6 +1029,7 @@ def test_what_the_gate_reads_survives_a_snapshot(memory_ledger: Ledger) -> None:
     memory_ledger.record("brand-a", posted("preferences.updated", timezone="Europe/Paris"))
     memory_ledger.record("brand-a", posted("push.sent", push_id="earlier", at=NOON))
     memory_ledger.record("brand-a", posted("push.feedback", push_id="earlier", reaction="unwanted"))
+    memory_ledger.record("brand-a", posted("consent.withdrawn", purpose="*", channels=["sms"]))
     for minute in range(60):
         memory_ledger.decide_push("brand-a", push(), GOOD, NOON + timedelta(minutes=minute))
     rid = relationship_id("brand-a", "cust-1")
@@ -948,10 +1037,17 @@ def test_what_the_gate_reads_survives_a_snapshot(memory_ledger: Ledger) -> None:
     cached: Relationship = memory_ledger.repository.get(rid)
     rebuilt: Relationship = memory_ledger.repository.get(rid, version=cached.version)
     assert len(rebuilt.unwanted) == 1
+    assert len(rebuilt.withdrawals) == 1 and rebuilt.granted_at is not None
     assert (rebuilt.items, rebuilt.preferences_by, rebuilt.unwanted) == (
         cached.items,
         cached.preferences_by,
         cached.unwanted,
+    )
+    assert (rebuilt.consents, rebuilt.objection, rebuilt.granted_at, rebuilt.withdrawals) == (
+        cached.consents,
+        cached.objection,
+        cached.granted_at,
+        cached.withdrawals,
     )
 
 
