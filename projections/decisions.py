@@ -129,15 +129,17 @@ def findings(
         params += [sent_at, push_id]
     rows = db.query(
         "SELECT push_id, relationship_id, outcome, decided_at, retry_after, sent_at, sent_channel, sent_event_id"
-        " FROM decisions WHERE brand = ? AND sent_at IS NOT NULL"
-        " AND (outcome IS NULL OR outcome = 'deny' OR (outcome = 'defer' AND sent_at < retry_after))"
+        ", sent_channel <> channel"
+        " FROM decisions WHERE brand = ? AND sent_at IS NOT NULL"  # migration 0013's index's
+        " AND (outcome IS NULL OR outcome = 'deny' OR (outcome = 'defer' AND sent_at < retry_after)"
+        " OR sent_channel <> channel)"
         f"{where} ORDER BY sent_at DESC, push_id DESC LIMIT ?",
         [*params, limit + 1],
     )
     found = [
         {
             "push_id": push_id,
-            "finding": _finding(outcome),
+            "finding": _finding(outcome, bool(elsewhere)),
             "outcome": outcome,
             "decided_at": parse_timestamp(decided_at),
             "retry_after": parse_timestamp(retry_after),
@@ -145,7 +147,9 @@ def findings(
             "channel": channel,
             "event_id": event_id,
         }
-        for push_id, _, outcome, decided_at, retry_after, sent_at, channel, event_id in rows[:limit]
+        for push_id, _, outcome, decided_at, retry_after, sent_at, channel, event_id, elsewhere in (
+            rows[:limit]
+        )
     ]
     if len(rows) <= limit:
         return paging.ListPage(found, None)
@@ -161,11 +165,15 @@ def findings_cursor(cursor: str) -> tuple[str, str]:
     return paging.text(after[0], 40), paging.text(after[1], 128)
 
 
-def _finding(outcome: str | None) -> str:
+def _finding(outcome: str | None, elsewhere: bool) -> str:
+    """What is wrong with a send: the decision's outcome, else the channel (an allow, or a
+    defer's retry time, is for the channel the gate was asked about: consent is per channel)."""
     if outcome is None:
         return "sent without a decision"
     if outcome == "deny":
         return "sent although denied"
+    if elsewhere:
+        return "sent on another channel than decided"
     return "sent inside its defer window"
 
 

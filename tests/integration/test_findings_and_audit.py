@@ -46,6 +46,28 @@ def test_pushes_sent_without_an_allow_are_findings(ledger: Ledger) -> None:
     runner.close()
 
 
+def test_a_push_sent_on_another_channel_than_the_one_allowed_is_a_finding(ledger: Ledger) -> None:
+    """An allow is for the channel the gate was asked about (consent is per channel): a send of
+    that push on another channel has no allow, and was not a finding."""
+    brand, customer = random_brand(), random_customer()
+    ledger.set_policy(brand, NO_QUIET_HOURS)
+    ledger.record(brand, grant(customer))
+    allowed = push("offer", (), customer)
+    assert ledger.decide_push(brand, allowed, now=NOON)["outcome"] == "allow"
+    sent = replace(posted("push.sent", customer, push_id=allowed.push_id), channel="sms")
+    ledger.record(brand, sent)
+    runner = Runner(ledger)
+    runner.run_once()
+    (finding,) = findings(runner.db, brand).items
+    assert (finding["push_id"], finding["finding"], finding["outcome"], finding["channel"]) == (
+        allowed.push_id,
+        "sent on another channel than decided",
+        "allow",
+        "sms",
+    )
+    runner.close()
+
+
 def test_audit_decisions_from_the_command_line(ledger: Ledger) -> None:
     brand, customer = random_brand(), random_customer()
     ledger.set_policy(brand, NO_QUIET_HOURS)

@@ -295,20 +295,34 @@ def test_0010s_downgrade_restores_the_indexes_it_replaced(empty_store: Store) ->
     assert "relationship_id" in dict(at_head)["relationships_by_brand"]
 
 
+def indexes_before_and_at_head(store: Store, revision: str) -> tuple[dict[str, str], ...]:
+    """The read models' indexes at `revision` and at the head, upgrading back to the same."""
+    at_head = dict(read_model_indexes(store))
+    command.downgrade(alembic_config(store), revision)
+    before = dict(read_model_indexes(store))
+    upgrade(store)
+    assert dict(read_model_indexes(store)) == at_head
+    return before, at_head
+
+
 def test_0012s_indexes_run_the_lists_way_and_its_downgrade_restores_0010s(
     empty_store: Store,
 ) -> None:
-    at_head = dict(read_model_indexes(empty_store))
-    command.downgrade(alembic_config(empty_store), "0011")
-    before = dict(read_model_indexes(empty_store))
-    upgrade(empty_store)
-    assert dict(read_model_indexes(empty_store)) == at_head
+    before, at_head = indexes_before_and_at_head(empty_store, "0011")
     for name, ends in [
         ("relationships_by_brand", ("relationship_id)", "relationship_id DESC)")),
         ("decisions_findings", ("push_id)", "push_id DESC)")),
     ]:
         assert ends[0] in before[name] and ends[1] not in before[name], before[name]
         assert ends[1] in at_head[name], at_head[name]
+
+
+def test_0013s_findings_index_holds_sends_on_another_channel_and_its_downgrade_restores_0012s(
+    empty_store: Store,
+) -> None:
+    before, at_head = indexes_before_and_at_head(empty_store, "0012")
+    assert "sent_channel" not in before["decisions_findings"]
+    assert "sent_channel" in at_head["decisions_findings"]
 
 
 def test_0011_marks_each_brand_where_its_timeline_stands(empty_store: Store) -> None:
