@@ -18,7 +18,7 @@ from typing import Any
 
 from domain.application import Ledger
 from domain.errors import RelationshipNotFound
-from domain.relationship import relationship_id
+from domain.relationship import EVERY_PURPOSE, relationship_id
 from projections import consents as consent_model
 from projections import decisions as decision_model
 from projections import relationships as relationship_model
@@ -161,7 +161,11 @@ def _receipts(
     reads: ReadSide, db: Database, brand: str, customer: str, principal: str
 ) -> list[dict[str, Any]]:
     sensitive = set(reads.ledger.policy(brand).sensitive_categories)
-    events = [item for item in _all_events(db, brand, customer) if item["type"] in CONSENT_TYPES]
+    events = [
+        _withdrawal(db, brand, item) if item["type"] == "push.feedback" else item
+        for item in _all_events(db, brand, customer)
+        if item["type"] in CONSENT_TYPES or _unsubscribed(item)
+    ]
     granted: dict[
         str, dict[str, Any]
     ] = {}  # the latest grant per purpose, for a withdrawal's terms
@@ -173,6 +177,18 @@ def _receipts(
         grant = data if event["type"] == "consent.granted" else granted.get(data["purpose"], {})
         receipts.append(_receipt(brand, principal, event, grant, sensitive))
     return receipts
+
+
+def _unsubscribed(item: Mapping[str, Any]) -> bool:
+    return bool(item["type"] == "push.feedback" and item["data"].get("reaction") == "unsubscribed")
+
+
+def _withdrawal(db: Database, brand: str, item: Mapping[str, Any]) -> dict[str, Any]:
+    """An `unsubscribed` reaction as the withdrawal it is (DESIGN.md: it "withdraws that purpose
+    on that channel"), for its receipt: a push of no purpose withdraws every one."""
+    purpose, channel = decision_model.unsubscribed_from(db, brand, item["data"]["push_id"])
+    data = {"purpose": purpose or EVERY_PURPOSE, "channels": [channel] if channel else None}
+    return {**item, "type": "consent.withdrawn", "data": data}
 
 
 def _receipt(

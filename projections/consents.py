@@ -16,6 +16,7 @@ from typing import Any
 
 from domain.relationship import EVERY_PURPOSE, Interaction, relationship_id
 from projections.db import Database, parse_timestamp, timestamp, to_json
+from projections.decisions import unsubscribed_from
 from projections.readmodel import Page
 
 COLUMNS = (
@@ -93,12 +94,7 @@ def _changes(
         blankets = _blankets(base, purpose, channels) if purposes is None or not channels else []
         return _withdrawals(base, latest, purposes, channels) + blankets
     if data.get("reaction") == "unsubscribed":
-        push = db.query(
-            f"SELECT purpose, channel, sent_channel FROM {tables['decisions']} WHERE brand = ? AND push_id = ?",
-            [brand, data["push_id"]],
-        )
-        purpose, channel, sent_channel = push[0] if push else (None, None, None)
-        channel = channel or sent_channel
+        purpose, channel = unsubscribed_from(db, brand, data["push_id"], tables["decisions"])
         withdrawn = _withdrawals(
             base, latest, {purpose} if purpose else None, [channel] if channel else None
         )

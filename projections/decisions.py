@@ -117,6 +117,19 @@ def decision(db: Database, brand: str, push_id: str) -> dict[str, Any] | None:
     return row
 
 
+def unsubscribed_from(
+    db: Database, brand: str, push_id: str, table: str = "decisions"
+) -> tuple[str | None, str | None]:
+    """The purpose and channel an `unsubscribed` reaction to the push withdraws: those it was
+    decided for (else sent on); None for either means every one."""
+    rows = db.query(
+        f"SELECT purpose, channel, sent_channel FROM {table} WHERE brand = ? AND push_id = ?",
+        [brand, push_id],
+    )
+    purpose, channel, sent_channel = rows[0] if rows else (None, None, None)
+    return purpose, channel or sent_channel
+
+
 def findings(
     db: Database, brand: str, limit: int = 100, cursor: str | None = None
 ) -> paging.ListPage:

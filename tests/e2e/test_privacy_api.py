@@ -82,6 +82,46 @@ def test_one_receipt_per_consent_event_with_every_field(client_for: ClientFor, r
     assert len({r["consentReceiptID"] for r in receipts}) == 2
 
 
+def test_an_unsubscribe_is_a_withdrawal_with_its_receipt(client_for: ClientFor) -> None:
+    """DESIGN.md: `unsubscribed` "withdraws that purpose on that channel". The consents read it
+    as a withdrawal by the feedback event, and the receipts, one per consent change, had none."""
+    brand = client_for("brand")
+    customer = random_customer()
+    granted, withdrawn, _ = consent_story(brand, customer, "x")
+    push = {
+        "push_id": f"push-{customer}", "customer": customer, "kind": "offer",
+        "purpose": "marketing", "channel": "email", "data_categories": [],
+    }  # fmt: skip
+    assert brand.post("/v1/push-decisions", json=push).status_code == 200
+    sent = posted("push.sent", customer, push_id=push["push_id"])
+    unsubscribed = posted(
+        "push.feedback", customer, push_id=push["push_id"], reaction="unsubscribed"
+    )
+    assert [a.status_code for a in brand.record(sent, unsubscribed)] == [201, 201]
+    consents = brand.get(f"/v1/customers/{customer}/consents").get_json()["consents"]
+    assert {(c["channel"], c["status"], c["event_id"]) for c in consents} == {
+        ("email", "withdrawn", unsubscribed.event_id),
+        ("push", "withdrawn", withdrawn["event_id"]),
+    }
+    receipts = brand.get(f"/v1/customers/{customer}/consents/receipts").get_json()["receipts"]
+    assert [r["event_id"] for r in receipts] == [
+        granted["event_id"],
+        withdrawn["event_id"],
+        unsubscribed.event_id,
+    ]
+    receipt = receipts[-1]
+    assert set(receipt) == RECEIPT_FIELDS
+    assert (receipt["status"], receipt["channels"], receipt["collectionMethod"]) == (
+        "withdrawn",
+        ["email"],
+        "withdrawal",
+    )
+    (service,) = receipt["services"]
+    assert service["service"] == "marketing"
+    assert service["purposes"][0]["termination"] == "withdrawn"
+    assert receipt["jurisdiction"] == "EU"
+
+
 def test_a_grant_without_expiry_terminates_on_withdrawal(client_for: ClientFor) -> None:
     brand = client_for("brand")
     customer = random_customer()
