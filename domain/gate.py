@@ -197,6 +197,11 @@ def consent(context: Context) -> Reason:
     if grant["status"] != "granted":
         since = _when(grant["since"])
         return Reason("consent", False, f"consent for {what} was withdrawn at {since}", evidence)
+    if grant["since"] > now:  # a decision as at a moment (send_at) before the customer granted it
+        since = _when(grant["since"])
+        return Reason(
+            "consent", False, f"consent for {what} is granted only from {since}", evidence
+        )
     if grant.get("expires_at") is not None and grant["expires_at"] <= now:
         expired = _when(grant["expires_at"])
         return Reason("consent", False, f"consent for {what} expired at {expired}", evidence)

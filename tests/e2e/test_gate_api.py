@@ -95,6 +95,19 @@ def test_a_service_push_is_allowed_and_a_repeat_answers_the_recorded_decision(
     assert [item["type"] for item in timeline] == ["push.decided"]
 
 
+def test_a_push_sent_before_the_consent_was_given_is_denied(client_for: ClientFor) -> None:
+    """`send_at` decides as at that moment: a consent granted after it did not cover the push."""
+    brand = client_for("brand")
+    quiet(brand, now=False)
+    customer = random_customer()
+    consented(brand, customer, ["purchase_history"])
+    before = datetime.now(UTC) - timedelta(minutes=3)
+    answer = brand.post("/v1/push-decisions", json=push(customer, send_at=before.isoformat()))
+    assert answer.status_code == 200, answer.get_json()
+    consent = next(r for r in answer.get_json()["reasons"] if r["rule"] == "consent")
+    assert not consent["passed"] and "granted only from" in consent["detail"]
+
+
 def test_a_first_push_to_a_new_customer_under_a_policys_own_half_life_is_decided(
     client_for: ClientFor,
 ) -> None:

@@ -172,6 +172,21 @@ def test_expired_consent_denies() -> None:
     assert "expired" in reason(decision, "consent")["detail"]
 
 
+def test_consent_granted_after_the_decision_time_is_not_yet_consent() -> None:
+    """A decision as at a moment (`send_at`, up to 5 minutes back) before the customer granted
+    consent: the push went before there was consent, and was allowed."""
+    consent = grant(at=NOON + timedelta(minutes=1))
+    decision = decide(having(consent))
+    assert decision["outcome"] == "deny"
+    assert reason(decision, "consent") == {
+        "rule": "consent",
+        "passed": False,
+        "detail": f"consent for marketing on push is granted only from {consent.occurred_at.isoformat()}",
+        "evidence": [consent.event_id],
+    }
+    assert reason(decide(having(consent), now=consent.occurred_at), "consent")["passed"] is True
+
+
 def test_consent_not_yet_expired_passes() -> None:
     decision = decide(having(grant(expires_at=NOON + timedelta(minutes=1))))
     assert reason(decision, "consent")["passed"] is True
@@ -656,6 +671,11 @@ def test_no_7_days_ever_hold_more_allowed_pushes_than_the_allowance(
 DAY = datetime(2026, 1, 14, tzinfo=UTC)  # winter: Paris is UTC+1
 
 
+def consented_by_day(*events: PostedEvent) -> Relationship:
+    """Consent given before DAY, so decisions on DAY see it."""
+    return having(grant(at=DAY - timedelta(days=30)), *events)
+
+
 @pytest.mark.parametrize(
     ("hour", "until"),
     [
@@ -670,7 +690,7 @@ DAY = datetime(2026, 1, 14, tzinfo=UTC)  # winter: Paris is UTC+1
 def test_the_brand_s_quiet_hours_defer_until_they_end(
     hour: timedelta, until: datetime | None
 ) -> None:
-    decision = decide(consented(), now=DAY + hour)
+    decision = decide(consented_by_day(), now=DAY + hour)
     found = reason(decision, "quiet_hours")
     assert found["passed"] is (until is None)
     assert found.get("retry_after") == until
@@ -685,7 +705,7 @@ def test_the_customer_s_own_quiet_hours_in_their_time_zone() -> None:
         quiet_hours={"start": "22:00", "end": "07:00"},
         at=NOON - timedelta(days=5),
     )
-    relationship = consented(zone, hours)
+    relationship = consented_by_day(zone, hours)
     decision = decide(relationship, now=DAY + timedelta(hours=21, minutes=30))  # 22:30 in Paris
     found = reason(decision, "quiet_hours")
     assert found["evidence"] == [hours.event_id, zone.event_id]
@@ -698,15 +718,19 @@ def test_the_customer_s_own_quiet_hours_in_their_time_zone() -> None:
 
 def test_the_brand_s_quiet_hours_in_the_customer_s_time_zone() -> None:
     zone = posted("preferences.updated", timezone="America/New_York", at=NOON - timedelta(days=5))
-    decision = decide(consented(zone), now=DAY + timedelta(hours=23))  # 18:00 in New York
+    decision = decide(consented_by_day(zone), now=DAY + timedelta(hours=23))  # 18:00 in New York
     assert reason(decision, "quiet_hours")["passed"] is True
-    later = decide(consented(zone), now=DAY + timedelta(days=1, hours=3))  # 22:00 in New York
+    later = decide(
+        consented_by_day(zone), now=DAY + timedelta(days=1, hours=3)
+    )  # 22:00 in New York
     assert later["retry_after"] == DAY + timedelta(days=1, hours=13)  # 08:00 in New York
 
 
 def test_the_brand_s_time_zone_when_the_customer_set_none() -> None:
     in_paris = policy(timezone="Europe/Paris")
-    decision = decide(consented(), in_force=in_paris, now=DAY + timedelta(hours=20, minutes=30))
+    decision = decide(
+        consented_by_day(), in_force=in_paris, now=DAY + timedelta(hours=20, minutes=30)
+    )
     assert decision["retry_after"] == DAY + timedelta(days=1, hours=7)  # 08:00 in Paris
 
 
@@ -715,14 +739,17 @@ def test_an_unknown_customer_time_zone_falls_back_to_the_brand_s(name: str) -> N
     """A host's file that is not an IANA zone ("localtime") is unknown too: the decision must
     not depend on the server's configuration."""
     zone = posted("preferences.updated", timezone=name, at=NOON - timedelta(days=5))
-    found = reason(decide(consented(zone), now=DAY + timedelta(hours=12)), "quiet_hours")
+    found = reason(decide(consented_by_day(zone), now=DAY + timedelta(hours=12)), "quiet_hours")
     assert (found["passed"], found["evidence"]) == (True, [])
     assert "UTC (the brand's policy)" in found["detail"]
 
 
 def test_equal_start_and_end_mean_no_quiet_hours() -> None:
     none = policy(quiet_hours={"start": "00:00", "end": "00:00"})
-    assert decide(consented(), in_force=none, now=DAY + timedelta(hours=3))["outcome"] == "allow"
+    assert (
+        decide(consented_by_day(), in_force=none, now=DAY + timedelta(hours=3))["outcome"]
+        == "allow"
+    )
 
 
 def test_quiet_hours_ending_in_the_hour_the_clocks_go_back_end_at_the_second_one() -> None:
