@@ -199,15 +199,16 @@ def evidence_of(
 
 
 def derived_evidence(items: Items, at: datetime) -> list[Piece]:
-    """Evidence that arises from what stays undone, once it has arisen by `at`.
+    """Evidence that arises from what stays undone, once it has arisen before `at`.
 
     An open promise past due_at + PROMISE_GRACE, and an error report neither admitted nor
-    withdrawn ADMISSION_GRACE after it was reported, each count -1 from the moment they arise,
-    and only while they stay so: closing them removes the piece (their closing event's own
+    withdrawn more than ADMISSION_GRACE after it was reported, each count -1 once that moment
+    is past (the gate's open-breaches rule blocks from the same instants), dated at it, and
+    only while they stay so: closing them removes the piece (their closing event's own
     evidence applies instead). `items` is the relationship's ``items`` (promises and errors by id).
     """
     pending = [*_overdue_promises(items), *_unadmitted_reports(items)]
-    return [piece for piece in pending if piece.at <= at]
+    return [piece for piece in pending if piece.at < at]
 
 
 def _overdue_promises(items: Items) -> Iterator[Piece]:

@@ -32,7 +32,7 @@ from domain.relationship import (
     relationship_id,
 )
 from domain.storage import Store
-from domain.trust import DIMENSIONS
+from domain.trust import DIMENSIONS, derived_evidence
 from tests.factories import posted
 from tests.gate_factories import NO_QUIET_HOURS, NOON, grant, push, scores
 
@@ -398,6 +398,28 @@ def test_open_breaches_block_selling_not_advice() -> None:
     decision = decide(having(advice, *promise(DUE)), push(kind="advice", purpose="advice"))
     assert reason(decision, "open_breaches")["passed"] is True
     assert reason(decision, "open_breaches")["detail"] == "does not apply to advice pushes"
+
+
+@pytest.mark.parametrize(
+    ("history", "arises"),
+    [
+        pytest.param(promise(DUE), DUE + timedelta(hours=24), id="promise-overdue"),
+        pytest.param(
+            reported(NOON - timedelta(days=8)), NOON - timedelta(days=1), id="report-unadmitted"
+        ),
+    ],
+)
+def test_a_breach_blocks_selling_exactly_when_trust_counts_it(
+    history: list[PostedEvent], arises: datetime
+) -> None:
+    """DESIGN.md: "past" its grace period, for the open-breaches rule and for the derived trust
+    evidence alike. The rule counted from just after the deadline, trust from the deadline
+    itself: at that instant the gate allowed an offer on trust already lowered by the breach."""
+    relationship = consented(*history)
+    for now in (arises - timedelta(microseconds=1), arises, arises + timedelta(microseconds=1)):
+        blocked = not reason(decide(relationship, now=now), "open_breaches")["passed"]
+        counted = bool(derived_evidence(relationship.items, now))
+        assert blocked == counted == (now > arises), now
 
 
 def test_every_open_breach_is_named() -> None:
