@@ -175,8 +175,27 @@ def _receipts(
         if event["type"] == "consent.granted":
             granted[data["purpose"]] = data
         grant = data if event["type"] == "consent.granted" else granted.get(data["purpose"], {})
-        receipts.append(_receipt(brand, principal, event, grant, sensitive))
+        controller = reads.ledger.policy(brand, as_of=event["recorded_at"]).controller
+        receipts.append(_receipt(brand, principal, event, grant, sensitive, controller))
     return receipts
+
+
+CONTROLLER_FIELDS = {
+    "name": "piiController",
+    "contact": "contact",
+    "address": "address",
+    "email": "email",
+    "phone": "phone",
+    "url": "piiControllerUrl",
+}
+"""The brand policy's controller fields, by their names in a receipt's piiControllers."""
+
+
+def _controllers(brand: str, controller: Mapping[str, str | None]) -> list[dict[str, str]]:
+    """The receipt's piiControllers: the brand as it described itself in the policy in force at
+    the consent's record time (its slug, if it gave no name), each field it left null left out."""
+    named = {field: controller.get(name) for name, field in CONTROLLER_FIELDS.items()}
+    return [{"piiController": brand, **{k: v for k, v in named.items() if v is not None}}]
 
 
 def _unsubscribed(item: Mapping[str, Any]) -> bool:
@@ -197,8 +216,10 @@ def _receipt(
     event: Mapping[str, Any],
     grant: Mapping[str, Any],
     sensitive: set[str],
+    controller: Mapping[str, str | None],
 ) -> dict[str, Any]:
-    """One receipt; `sensitive` are the categories the brand's policy treats as special."""
+    """One receipt; `sensitive` are the categories the brand's policy treats as special, and
+    `controller` the brand's own description as data controller."""
     data, withdrawn = event["data"], event["type"] == "consent.withdrawn"
     special = sorted(sensitive & set(grant.get("data_categories") or []))
     expires_at = grant.get("expires_at") if not withdrawn else None
@@ -219,8 +240,9 @@ def _receipt(
         "consentReceiptID": str(uuid.uuid5(RECEIPT_NAMESPACE, f"{brand}/{event['event_id']}")),
         "language": "en",
         "piiPrincipalId": principal,
-        "piiControllers": [{"piiController": brand}],
-        "policyUrl": policy_url(brand, grant.get("notice_version")),
+        "piiControllers": _controllers(brand, controller),
+        "policyUrl": controller.get("privacy_policy_url")
+        or policy_url(brand, grant.get("notice_version")),
         "services": [{"service": data["purpose"], "purposes": [purpose]}],
         "sensitive": bool(special),
         "spiCat": special,

@@ -12,7 +12,7 @@ import copy
 import json
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache, lru_cache
 from importlib import resources
@@ -55,10 +55,34 @@ DEFAULT_POLICY: dict[str, Any] = {
         "children",
     ],
     "trust_half_life_days": 180.0,
+    "controller": {
+        "name": None,
+        "contact": None,
+        "address": None,
+        "email": None,
+        "phone": None,
+        "url": None,
+        "privacy_policy_url": None,
+    },
 }
-"""Version 0 of every brand's policy. Never change it in place: decisions recorded under version 0
-are audited against it. (The first eight sensitive categories are GDPR Art. 9's special categories.)
+"""Version 0 of every brand's policy. Never change what the gate reads in place: decisions recorded
+under version 0 are audited against it. (The first eight sensitive categories are GDPR Art. 9's
+special categories.) A field added later (`controller`) reads as here in versions stored before it.
 """
+CONTROLLER_LIMITS = {
+    "name": 200,
+    "contact": 200,
+    "address": 500,
+    "email": 254,
+    "phone": 64,
+    "url": 2000,
+    "privacy_policy_url": 2000,
+}
+"""The brand as the customers' data controller, for consent receipts (Kantara v1.1's
+piiControllers and policyUrl): each field's longest text."""
+EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
+PHONE = re.compile(r"\+?[0-9][0-9 ().-]*")
+WEB_ADDRESS = re.compile(r"https?://[^\s/?#]+[^\s]*")
 
 HH_MM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 MAX_FREQUENCY_CAP = 1000
@@ -87,12 +111,16 @@ class Policy:
     trust_half_life_days: float
     set_at: datetime | None = None
     """The record time of this version; None for the default, version 0."""
+    controller: dict[str, str | None] = field(
+        default_factory=lambda: dict(DEFAULT_POLICY["controller"])
+    )
+    """Who the brand is as data controller, for consent receipts; not read by the gate."""
 
     @classmethod
     def from_settings(
         cls, brand: str, version: int, settings: Mapping[str, Any], set_at: datetime | None = None
     ) -> Policy:
-        s = copy.deepcopy(dict(settings))
+        s = with_later_fields(settings)
         return cls(
             brand=brand,
             version=version,
@@ -104,6 +132,7 @@ class Policy:
             sensitive_categories=tuple(s["sensitive_categories"]),
             trust_half_life_days=s["trust_half_life_days"],
             set_at=set_at,
+            controller=s["controller"],
         )
 
     @classmethod
@@ -120,6 +149,7 @@ class Policy:
             "timezone": self.timezone,
             "sensitive_categories": list(self.sensitive_categories),
             "trust_half_life_days": self.trust_half_life_days,
+            "controller": dict(self.controller),
         }
 
     def as_dict(self) -> dict[str, Any]:
@@ -173,7 +203,7 @@ class BrandPolicy(Aggregate, created_event_name="Adopted"):
     def change(self, changes: Mapping[str, Any]) -> None:
         """Records a new version, unless the changes leave the policy as it is."""
         settings = merged_policy(self.settings, changes)
-        if settings != self.settings:
+        if settings != with_later_fields(self.settings):
             changed = copy.deepcopy(dict(changes))
             self.trigger_event(self.Changed, changes=changed, settings=settings)
 
@@ -188,9 +218,16 @@ def merged_policy(current: Mapping[str, Any], changes: Mapping[str, Any]) -> dic
     """`current` with `changes` merged in (objects merge, lists and values replace), checked."""
     if not isinstance(changes, Mapping):
         raise InvalidPolicy("the policy changes must be an object", field="")
-    settings = _merge(copy.deepcopy(dict(current)), changes, "")
+    settings = _merge(with_later_fields(current), changes, "")
     validate_policy(settings)
     return settings
+
+
+def with_later_fields(settings: Mapping[str, Any]) -> dict[str, Any]:
+    """A copy of stored settings with the fields added since they were stored, as version 0 has
+    them: every version reads, and changes, as a whole policy."""
+    later = {name: value for name, value in DEFAULT_POLICY.items() if name not in settings}
+    return copy.deepcopy({**dict(settings), **later})
 
 
 def _merge(into: dict[str, Any], changes: Mapping[str, Any], path: str) -> dict[str, Any]:
@@ -223,6 +260,26 @@ def validate_policy(settings: Mapping[str, Any]) -> None:
     _require_categories(settings["sensitive_categories"], "sensitive_categories")
     half_life = settings["trust_half_life_days"]
     _require_number(half_life, "trust_half_life_days", 1.0, MAX_HALF_LIFE_DAYS)
+    _require_controller(settings["controller"])
+
+
+def _require_controller(controller: Mapping[str, Any]) -> None:
+    """Each field null, or a text a receipt can carry: an address that looks like one."""
+    shapes = {"email": EMAIL, "phone": PHONE, "url": WEB_ADDRESS, "privacy_policy_url": WEB_ADDRESS}
+    for name, longest in CONTROLLER_LIMITS.items():
+        value, where = controller[name], f"controller.{name}"
+        if value is None:
+            continue
+        shape = shapes.get(name)
+        if (
+            not isinstance(value, str)
+            or not 0 < len(value) <= longest
+            or not value.isprintable()
+            or (shape is not None and not shape.fullmatch(value))
+        ):
+            raise InvalidPolicy(
+                f"{where} must be null or a valid {name.replace('_', ' ')}", field=where
+            )
 
 
 def _require_number(value: object, field: str, low: float, high: float) -> None:

@@ -22,7 +22,7 @@ from api.schemas.fields import (
     next_page_cursor,
 )
 from api.schemas.trust import Paging
-from domain.brand import MAX_CATEGORIES, MAX_FREQUENCY_CAP, MAX_HALF_LIFE_DAYS
+from domain.brand import CONTROLLER_LIMITS, MAX_CATEGORIES, MAX_FREQUENCY_CAP, MAX_HALF_LIFE_DAYS
 from domain.gate import KINDS
 from projections.decisions import findings_cursor
 
@@ -108,6 +108,24 @@ class PolicyQuietHours(Strict):
     end = fields.String(validate=Pattern(CLOCK), metadata={"example": "08:00"})
 
 
+def _controller(name: str, example: str) -> Text:
+    """A controller field: its text, or null to clear it (absent: left as it is)."""
+    return Text(CONTROLLER_LIMITS[name], allow_none=True, metadata={"example": example})
+
+
+class PolicyController(Strict):
+    """Who the brand is as the customers' data controller, as consent receipts name it (Kantara
+    v1.1 piiControllers and policyUrl); a field set to null is left out of them."""
+
+    name = _controller("name", "Northwind Broadband Ltd")
+    contact = _controller("contact", "Data Protection Officer")
+    address = _controller("address", "1 Harbour Street, Leith")
+    email = _controller("email", "dpo@brand.example")
+    phone = _controller("phone", "+44 131 555 0100")
+    url = _controller("url", "https://brand.example/")
+    privacy_policy_url = _controller("privacy_policy_url", "https://brand.example/privacy")
+
+
 class PolicyChangesSchema(Strict):
     """The fields to change; objects merge, lists and values replace."""
 
@@ -118,6 +136,7 @@ class PolicyChangesSchema(Strict):
     timezone = Text(NAME, metadata={"description": "An IANA time zone, e.g. Europe/Paris."})
     sensitive_categories = fields.List(Text(128), validate=validate.Length(0, MAX_CATEGORIES))
     trust_half_life_days = StrictNumber(validate=validate.Range(1.0, MAX_HALF_LIFE_DAYS))
+    controller = fields.Nested(PolicyController)
 
 
 class PolicySchema(Schema):
@@ -130,6 +149,7 @@ class PolicySchema(Schema):
     timezone = fields.String(required=True)
     sensitive_categories = fields.List(fields.String(), required=True)
     trust_half_life_days = fields.Float(required=True)
+    controller = PlainDict(required=True)
 
 
 # --- the audit ------------------------------------------------------------------------------------

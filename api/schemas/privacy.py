@@ -30,7 +30,16 @@ class ErasureReceiptSchema(Schema):
 
 
 class ControllerSchema(Schema):
+    """The brand as data controller, as its policy's `controller` described it when the consent
+    was recorded (the brand's slug as piiController if it gave no name); the fields it did not
+    give are left out."""
+
     piiController = fields.String(required=True)
+    contact = fields.String()
+    address = fields.String()
+    email = fields.String()
+    phone = fields.String()
+    piiControllerUrl = fields.String()
 
 
 class PurposeSchema(Schema):

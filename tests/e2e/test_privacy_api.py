@@ -82,6 +82,69 @@ def test_one_receipt_per_consent_event_with_every_field(client_for: ClientFor, r
     assert len({r["consentReceiptID"] for r in receipts}) == 2
 
 
+CONTROLLER = {
+    "name": "Northwind Broadband Ltd",
+    "contact": "Data Protection Officer",
+    "address": "1 Harbour Street, Leith EH6 6AB, UK",
+    "email": "dpo@northwind.example",
+    "phone": "+44 131 555 0100",
+    "url": "https://northwind.example/",
+    "privacy_policy_url": "https://northwind.example/privacy",
+}
+
+
+def test_a_receipt_names_the_controller_as_it_stood_when_the_consent_was_recorded(
+    client_for: ClientFor,
+) -> None:
+    """Kantara v1.1 asks each receipt for the controller's contact, address, email and phone and
+    a policyUrl: a receipt named the brand's slug alone, and an URN no one can open. A brand now
+    sets them in its policy (versioned), and a receipt reads them as they stood at its consent."""
+    brand = client_for("brand")
+    before, after = random_customer("before"), random_customer("after")
+    consent_story(brand, before, "x")
+    answer = brand.put("/v1/policy", json={"controller": CONTROLLER})
+    assert answer.status_code == 200, answer.get_json()
+    assert answer.get_json()["controller"] == CONTROLLER
+    consent_story(brand, after, "y")
+    receipts = {
+        customer: brand.get(f"/v1/customers/{customer}/consents/receipts").get_json()["receipts"]
+        for customer in (before, after)
+    }
+    assert receipts[before][0]["piiControllers"] == [{"piiController": brand.brand}]
+    assert receipts[before][0]["policyUrl"].endswith(":2026-01")
+    for receipt in receipts[after]:
+        assert receipt["piiControllers"] == [
+            {
+                "piiController": CONTROLLER["name"],
+                "contact": CONTROLLER["contact"],
+                "address": CONTROLLER["address"],
+                "email": CONTROLLER["email"],
+                "phone": CONTROLLER["phone"],
+                "piiControllerUrl": CONTROLLER["url"],
+            }
+        ]
+        assert receipt["policyUrl"] == CONTROLLER["privacy_policy_url"]
+
+
+@pytest.mark.parametrize(
+    "controller",
+    [
+        {"email": "not an address"},
+        {"url": "javascript:alert(1)"},
+        {"privacy_policy_url": "ftp://northwind.example/"},
+        {"phone": "x" * 65},
+        {"name": ""},
+        {"fax": "+44"},
+    ],
+)
+def test_a_controller_that_no_receipt_could_carry_is_422(
+    client_for: ClientFor, controller: dict[str, str]
+) -> None:
+    brand = client_for("brand")
+    assert_problem(brand.put("/v1/policy", json={"controller": controller}), 422)
+    assert brand.get("/v1/policy").get_json()["version"] == 0
+
+
 def test_an_unsubscribe_is_a_withdrawal_with_its_receipt(client_for: ClientFor) -> None:
     """DESIGN.md: `unsubscribed` "withdraws that purpose on that channel". The consents read it
     as a withdrawal by the feedback event, and the receipts, one per consent change, had none."""

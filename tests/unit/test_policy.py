@@ -254,3 +254,17 @@ def test_every_version_reads_back_as_it_was_set(changes: list[dict[str, Any]]) -
         assert ledger.policy(brand) == made[-1]
     finally:
         ledger.close()
+
+
+def test_a_version_stored_before_the_controller_reads_and_changes_as_a_whole_policy() -> None:
+    """Versions stored before `controller` existed lack it: they read it as version 0 has it, a
+    change that leaves everything as it was makes no version, and one of the controller does."""
+    before = {name: value for name, value in DEFAULT_POLICY.items() if name != "controller"}
+    aggregate = BrandPolicy(brand="b", changes={"frequency_cap": 4}, settings=before)
+    assert aggregate.policy().controller == DEFAULT_POLICY["controller"]
+    aggregate.collect_events()
+    aggregate.change({"frequency_cap": 4})
+    assert aggregate.collect_events() == []
+    aggregate.change({"controller": {"email": "dpo@brand.example"}})
+    assert aggregate.policy().controller["email"] == "dpo@brand.example"
+    assert aggregate.policy().frequency_cap == 4 and aggregate.version == 2
