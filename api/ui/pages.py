@@ -283,17 +283,22 @@ def trust_over_time(customer: str) -> str:
 @blp.get("/customers/<customer:customer>/decisions")
 @page(*PAGE_ROLES)
 def decisions(customer: str) -> str:
-    brand, moment = caller().brand, as_of()
-    found = reads.timeline_page(
+    moment = as_of()
+    found = _decisions_page(customer, moment)
+    return customer_page("ui/decisions.html", customer, moment=moment, page=found)
+
+
+def _decisions_page(customer: str, moment: datetime | None) -> ListPage:
+    """A page of the customer's push.decided events, newest first, from the request's cursor."""
+    return reads.timeline_page(
         read_side(),
-        brand,
+        caller().brand,
         customer,
         limit=PAGE_SIZE,
         types=("push.decided",),
         as_of=moment,
         cursor=request.args.get("cursor") or None,
     )
-    return customer_page("ui/decisions.html", customer, moment=moment, page=found)
 
 
 # --- compliance ---------------------------------------------------------------------------------
@@ -302,17 +307,9 @@ def decisions(customer: str) -> str:
 @blp.get("/customers/<customer:customer>/audit")
 @page(*COMPLIANCE)
 def audit(customer: str) -> str:
-    brand, moment = caller().brand, as_of()
-    found = reads.timeline_page(
-        read_side(),
-        brand,
-        customer,
-        limit=PAGE_SIZE,
-        types=("push.decided",),
-        as_of=moment,
-        cursor=request.args.get("cursor") or None,
-    )
-    rid = relationship_id(brand, customer)
+    moment = as_of()
+    found = _decisions_page(customer, moment)
+    rid = relationship_id(caller().brand, customer)
     # Each row's own decision, by its sequence: by push id, a push decided twice (deferred,
     # then asked again) showed its last decision in both rows.
     audits = [ledger().audit_decision(rid, int(item["sequence"])) for item in found.items]
