@@ -20,6 +20,7 @@ from api.ui import chart
 from domain import trust
 from domain.application import Ledger
 from domain.relationship import PostedEvent, Relationship, relationship_id
+from projections import trust_line
 from projections.db import Database, timestamp
 from projections.relationships import fold, items
 from projections.runner import Runner
@@ -153,6 +154,37 @@ def test_a_drawing_folds_only_what_was_recorded_since_unless_it_is_dated_before_
     runner.run_once()
     assert_close(lines.line(runner.db, brand, later), BrandLines().line(runner.db, brand, later))
     assert lines.folds[brand] is not first  # a row dated before a kept moment: folded again
+    runner.close()
+
+
+def test_a_brands_rows_are_read_a_page_at_a_time_and_the_line_is_the_same(
+    ledger: Ledger, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A first drawing read every row of the brand in one query: for a brand of millions of
+    events, one round trip past the statement timeout (a 503 on every first drawing)."""
+    brand, now = f"b-{random.getrandbits(32):x}", datetime.now(UTC)
+    events = [
+        posted("question.answered", f"c{i % 3}", case_id=f"q{i}", topic="t", resolved=i % 2 == 0,
+               rating=None, at=now - timedelta(days=30 - i))
+        for i in range(7)
+    ]  # fmt: skip
+    ledger.record_batch(brand, events)
+    runner = Runner(ledger)
+    runner.run_once()
+    whole = BrandLines().line(runner.db, brand, now)
+    monkeypatch.setattr(trust_line, "ROWS_PAGE", 2)
+    returned: list[int] = []
+    query = runner.db.query
+
+    def counted(statement: str, params: Any = (), binary: bool = False) -> list[Any]:
+        rows = query(statement, params, binary)
+        if "FROM timeline" in statement:
+            returned.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(runner.db, "query", counted)
+    assert BrandLines().line(runner.db, brand, now) == whole
+    assert sum(returned) >= 7 and max(returned) <= 2, returned
     runner.close()
 
 
