@@ -72,7 +72,9 @@ class ProblemRequestHandler(WSGIRequestHandler):
         # A request line that is not one (a single word) left the handler at HTTP/0.9, which
         # writes no status line or headers: the client could not have read the status.
         self.request_version = "HTTP/1.1"
-        self.log_error("code %d, message %s", code, message or status.phrase)
+        # The code and its phrase alone: http.server's message quotes the request line, which
+        # names the customer (as log_request below says, nothing erases a log).
+        self.log_error("code %d, %s", code, status.phrase)
         self.send_response(code, status.phrase)  # never the request's text in the status line
         self.send_header("Connection", "close")
         for name, value in PRIVATE.items():  # the app's answers' (api/headers.py)

@@ -288,6 +288,15 @@ def test_the_server_writes_no_customer_reference_nor_key_to_its_output(
         ):
             status, _ = http_get(base + path, key)
             assert status in (302, 401, 404, 422), path
+        # A reference with a space a client did not encode: a request line the server refuses
+        # itself (400), which werkzeug logged as it came.
+        port = int(base.rsplit(":", 1)[1])
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as connection:
+            line = f"GET /v1/customers/{customer} x/timeline HTTP/1.1\r\nHost: x\r\n\r\n"
+            connection.sendall(line.encode())
+            answer = http.client.HTTPResponse(connection)
+            answer.begin()
+            assert answer.status == 400
     assert customer not in output[0] and key not in output[0], output[0]
 
 
