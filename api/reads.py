@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from domain.application import Ledger
+from domain.brand import Policy
 from domain.errors import RelationshipNotFound
 from domain.relationship import EVERY_PURPOSE, relationship_id
 from projections import consents as consent_model
@@ -169,15 +170,24 @@ def _receipts(
     granted: dict[
         str, dict[str, Any]
     ] = {}  # the latest grant per purpose, for a withdrawal's terms
+    current = reads.ledger.policy(brand)
     receipts = []
     for event in events:
         data = event["data"]
         if event["type"] == "consent.granted":
             granted[data["purpose"]] = data
         grant = data if event["type"] == "consent.granted" else granted.get(data["purpose"], {})
-        controller = reads.ledger.policy(brand, as_of=event["recorded_at"]).controller
+        controller = _controller_at(reads, current, event["recorded_at"])
         receipts.append(_receipt(brand, principal, event, grant, sensitive, controller))
     return receipts
+
+
+def _controller_at(reads: ReadSide, current: Policy, at: datetime) -> dict[str, str | None]:
+    """The controller of the policy version in force at record time `at`: the current one if it
+    was set by then (versions only follow one another), else the version read back."""
+    if current.set_at is None or current.set_at <= at:
+        return current.controller
+    return reads.ledger.policy(current.brand, as_of=at).controller
 
 
 CONTROLLER_FIELDS = {

@@ -199,12 +199,13 @@ def objection(
     channels) as known at record time `as_of`, unless a grant dated after it lifted it: what the
     gate's objection rule reads from the relationship (domain/relationship.py, `object_to_all`
     and `grant`), in event time (ties: the one recorded later). Read from the timeline's consent
-    events, the latest act first."""
+    events, the latest act first. The relationship's id, derived from the brand, alone selects
+    the brand's rows (projections/timeline.py's timeline_page says why nothing else is asked)."""
     rows = db.query(
         "SELECT type, event_id, occurred_at, data FROM timeline WHERE relationship_id = ?"
-        " AND brand = ? AND type IN ('consent.granted', 'consent.withdrawn') AND recorded_at <= ?"
+        " AND type IN ('consent.granted', 'consent.withdrawn') AND recorded_at <= ?"
         " ORDER BY occurred_at DESC, sequence DESC",
-        [str(relationship_id(brand, customer)), brand, timestamp(as_of) if as_of else "9999"],
+        [str(relationship_id(brand, customer)), timestamp(as_of) if as_of else "9999"],
     )
     for type_, event_id, occurred_at, data in rows:
         if type_ == "consent.granted":
