@@ -12,7 +12,7 @@ PORT ?= 8000
 PGDIR ?= $(CURDIR)/var/test-postgres
 PYTEST_ARGS ?=
 
-.PHONY: install install-browser run test lint bench clean
+.PHONY: install install-system run test lint bench clean
 
 # Also remade when this recipe changes (a .venv from before it moved out is a directory).
 $(VENV)/.installed: pyproject.toml Makefile
@@ -31,18 +31,19 @@ run: install
 	$(VENV)/bin/trustledger demo --url http://127.0.0.1:$(PORT)/ui/
 	$(VENV)/bin/trustledger serve --host 127.0.0.1 --port $(PORT)
 
-# The browser tests drive Debian's Chromium (never a downloaded one); installed once, as root
-# (CI) or through sudo, without questions.
-install-browser:
-	@if [ ! -x /usr/bin/chromium ]; then \
+# The browser tests drive Debian's Chromium (never a downloaded one), and the README's examples
+# run with curl; installed once, as root (CI) or through sudo, without questions.
+install-system:
+	@missing=$$(for tool in chromium curl; do [ -x /usr/bin/$$tool ] || echo $$tool; done); \
+	if [ -n "$$missing" ]; then \
 		sudo=$$([ "$$(id -u)" -eq 0 ] || echo "sudo -n"); \
 		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq </dev/null; \
-		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium </dev/null; \
+		$$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing </dev/null; \
 	fi
 
 # Starts a throwaway PostgreSQL, runs the whole suite on PostgreSQL and SQLite (the browser tests
 # in headless Chromium included), stops the server.
-test: install install-browser
+test: install install-system
 	url=$$(tools/throwaway-postgres start $(PGDIR) | tail -n 1); \
 	trap 'tools/throwaway-postgres stop $(PGDIR)' EXIT; \
 	TRUSTLEDGER_TEST_POSTGRES_URL=$$url $(PY) -m pytest $(PYTEST_ARGS)
