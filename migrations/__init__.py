@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -54,12 +56,31 @@ def _one_at_a_time(store: Store) -> Iterator[None]:
     if not store.is_sqlite:
         yield
         return
-    with open(f"{store.path}-migrate-lock", "a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+    path = f"{store.path}-migrate-lock"
+    descriptor = _locked(path)
+    try:
+        yield
+    finally:
+        # Removed while still held, so it does not litter the database's directory. A migration
+        # waiting on this file gets its lock after, finds the name gone (or another file's) and
+        # starts again on the file at the name: one lock at a time, on whatever file is there.
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        os.close(descriptor)  # closing drops the lock
+
+
+def _locked(path: str) -> int:
+    """An open descriptor of the file at `path`, locked by this process alone (made if missing,
+    its owner's only: it sits beside a database of personal data)."""
+    while True:
+        descriptor = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        fcntl.flock(descriptor, fcntl.LOCK_EX)
         try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+            if os.path.samestat(os.fstat(descriptor), os.stat(path)):
+                return descriptor
+        except FileNotFoundError:
+            pass
+        os.close(descriptor)  # removed by the migration that held it: lock the next file
 
 
 def new_postgres_database(server: Store, prefix: str) -> Store:

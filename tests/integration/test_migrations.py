@@ -64,6 +64,17 @@ def test_migrate_run_by_several_processes_at_once_succeeds_in_each(
     outputs = [(run.wait(timeout=120), run.communicate()[0].decode()) for run in runs]
     assert all(status == 0 for status, _ in outputs), outputs
     assert current(unmigrated_store) == head_revision()
+    if unmigrated_store.is_sqlite:
+        assert not list(Path(unmigrated_store.path).parent.glob("*-migrate-lock"))
+
+
+def test_migrate_leaves_nothing_beside_the_sqlite_file(tmp_path: Path) -> None:
+    """`trustledger migrate` left an empty `<db>-migrate-lock` beside the database (the file
+    whose lock keeps concurrent migrations one at a time), readable by everyone."""
+    store = Store.from_url(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
+    upgrade(store)
+    upgrade(store)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ledger.sqlite3"]
 
 
 def test_the_ledger_knows_every_revision_alembic_has() -> None:
