@@ -21,11 +21,12 @@ class CustomerConverter(PathConverter):
 
 
 POLICY = (
-    "default-src 'none'; style-src 'self' 'unsafe-inline'; img-src 'self'; script-src 'none';"
+    "default-src 'none'; style-src 'self'; img-src 'self'; script-src 'none';"
     " form-action 'self'; frame-ancestors 'none'; base-uri 'none'"
 )
-"""The pages run no script, load only their stylesheet, post only to themselves and are framed
-by no one (the erase form under another site's decoy would be a clickjacking)."""
+"""The pages run no script, load only their stylesheet (no inline style either: an injected
+`style=` could restyle a page to mislead), post only to themselves and are framed by no one (the
+erase form under another site's decoy would be a clickjacking)."""
 
 
 def _page_headers(response: Response) -> Response:

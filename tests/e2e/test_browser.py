@@ -135,12 +135,27 @@ def browser() -> Iterator[Any]:
         launched.close()
 
 
+VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  console.error("policy violation: " + e.violatedDirective + " " + (e.blockedURI || "inline"));
+});
+"""
+"""Run by the browser's driver in every document (not by the pages, which run no script): each
+refusal of the pages' Content-Security-Policy, which shows only as a page that looks wrong."""
+
+
 @pytest.fixture
 def page(browser: Any, tmp_path: Path) -> Iterator[Any]:
+    """A fresh browser tab; the test fails on any Content-Security-Policy refusal it met (an
+    inline style the policy blocks, say), as the listener above and the console report it."""
     context = browser.new_context(viewport={"width": 1280, "height": 800})
+    context.add_init_script(VIOLATIONS)
     opened = context.new_page()
+    refused: list[str] = []
+    opened.on("console", lambda message: refused.append(message.text))
     yield opened
     context.close()
+    assert [m for m in refused if "policy" in m.lower()] == []
 
 
 def sign_in(page: Any, demo: Demo, key: str) -> None:
@@ -155,6 +170,8 @@ def test_an_agent_finds_a_customer_reads_their_story_and_follows_evidence(
 ) -> None:
     sign_in(page, demo, demo.agent)
     assert page.get_by_role("heading", name="Lowest scores").is_visible()
+    swatch = page.locator("h3 .swatch-honesty")  # coloured by the stylesheet, not inline
+    assert swatch.evaluate("e => getComputedStyle(e).backgroundColor") == "rgb(213, 94, 0)"
     page.screenshot(path=SHOTS / "customers.png", full_page=True)
     page.get_by_label("Customer reference").fill(demo.late_customer)
     page.get_by_role("button", name="Open timeline").click()

@@ -6,6 +6,7 @@ import html
 import re
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from urllib.parse import quote, urljoin
 
 import pytest
@@ -15,6 +16,7 @@ from werkzeug.test import TestResponse
 
 from api.app import close_app, create_app, resources_of
 from api.auth import KeyStore
+from api.ui import pages
 from domain.storage import Store
 from projections.timeline import encode_cursor
 from tests.e2e.conftest import ClientFor
@@ -152,6 +154,28 @@ def test_pages_are_neither_framed_nor_kept_by_the_browser(
     assert "frame-ancestors 'none'" in policy and "script-src 'none'" in policy
     assert "form-action 'self'" in policy
     assert answer.headers["X-Content-Type-Options"] == "nosniff"
+
+
+@pytest.mark.parametrize("path", ["/ui/customers", "/ui/customers/{ref}/trust"])
+def test_pages_style_themselves_from_their_stylesheet_alone(
+    person: Callable[..., FlaskClient], customer: tuple[str, str], path: str
+) -> None:
+    """The policy allowed inline styles (`style-src 'unsafe-inline'`) for the colour swatches'
+    `style=` attributes, and with them any style an injected attribute might carry (a page
+    restyled to mislead). The pages hold no inline style, and the policy allows none."""
+    brand, ref = customer
+    answer = person("compliance", brand).get(path.format(ref=ref))
+    assert answer.status_code == 200
+    assert "style-src 'self';" in answer.headers["Content-Security-Policy"]
+    assert "unsafe-inline" not in answer.headers["Content-Security-Policy"]
+    assert not re.search(r"<style|\sstyle=", answer.text)
+
+
+def test_the_swatches_are_the_charts_colours() -> None:
+    """The stylesheet's swatch colours are the chart's (api/ui/pages.py), kept in two places."""
+    sheet = (Path(pages.__file__).parent / "static" / "ui.css").read_text()
+    for name, colour in pages.DIMENSION_COLOURS.items():
+        assert f".swatch-{name} {{ background: {colour}; }}" in sheet
 
 
 def test_a_forged_post_is_refused(app: Flask, keys: KeyStore) -> None:
