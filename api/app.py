@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
 
 from api import errors, headers, openapi, ui
 from api.context import EXTENSION, Resources
@@ -53,6 +54,9 @@ def create_app(
         api.register_blueprint(blueprint)
     ui.register(app)
     app.wsgi_app = answered_in_time(app.wsgi_app, settings.statement_timeout_seconds)  # type: ignore[method-assign,assignment]
+    if settings.proxy_hops:  # the scheme and client address the proxies saw, not their own
+        hops = settings.proxy_hops
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     return app
 
 

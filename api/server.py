@@ -259,5 +259,8 @@ def serve_with_gunicorn(config: Mapping[str, Any], host: str, port: int, workers
         "errorlog": "-",
         "loglevel": "warning",
         "proc_name": "trustledger",
+        # gunicorn believed X-Forwarded-Proto from 127.0.0.1 and ::1 itself, the in-process server
+        # from no one: the app decides, by TRUSTLEDGER_PROXY_HOPS (api/app.py), in both.
+        "secure_scheme_headers": {},
     }
     Gunicorn(config, options).run()

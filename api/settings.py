@@ -45,6 +45,17 @@ def _seconds(name: str, value: str | float, low: float, high: float) -> float:
     return seconds
 
 
+PROXY_HOPS_MAX = 10
+
+
+def _count(name: str, value: str | int, high: int) -> int:
+    """A whole number from 0 to `high`, written as digits alone (or given as an int)."""
+    text = str(value)
+    if not (text.isascii() and text.isdigit() and int(text) <= high):
+        raise BadSetting(f"{PREFIX}{name} must be a whole number from 0 to {high}, not {value!r}")
+    return int(text)
+
+
 def _to_stderr(message: str) -> None:
     print(f"trustledger: {message}", file=sys.stderr)
 
@@ -65,6 +76,12 @@ class Settings:
     to sign everyone out without rotating the master key."""
     secure_cookies: str = ""
     """`1` where the pages are served over HTTPS: their session cookie is then sent only over it."""
+    proxy_hops: int = 0
+    """How many proxies stand in front of the server and add `X-Forwarded-Proto` and
+    `X-Forwarded-For` (a TLS-terminating load balancer: 1). The app then takes the scheme and
+    the client's address from the rightmost that many values: a request the browser made over
+    HTTPS is then answered with Strict-Transport-Security. `0`: the headers are anyone's, and
+    ignored. From 0 to PROXY_HOPS_MAX."""
     key_cache_seconds: float = 2.0
     """How long a server process trusts an API key it has checked before checking it again: a
     key revoked elsewhere (`trustledger keys revoke`) stops working within this many seconds.
@@ -98,6 +115,9 @@ class Settings:
         ):
             seconds = _seconds(name.upper(), getattr(self, name), low, high)
             object.__setattr__(self, name, seconds)
+        object.__setattr__(
+            self, "proxy_hops", _count("PROXY_HOPS", self.proxy_hops, PROXY_HOPS_MAX)
+        )
 
     @property
     def store(self) -> Store:

@@ -10,8 +10,11 @@ import pytest
 from flask import Flask
 from werkzeug.test import TestResponse
 
+from api.app import close_app, create_app
 from api.auth import KeyStore
+from api.settings import BadSetting
 from domain.relationship import relationship_id
+from domain.storage import Store
 from projections import paging
 from tests.e2e.conftest import ClientFor
 from tests.factories import story
@@ -93,6 +96,47 @@ def test_pages_are_never_framed_cached_or_scripted(
         found = policy(answer)
         for directive, value in PAGE_POLICY.items():
             assert found.get(directive) == value, (directive, found)
+
+
+HSTS = "Strict-Transport-Security"
+
+
+@pytest.mark.parametrize("path", ["/healthz", "/v1/openapi.json", "/ui/sign-in", "/ui/nothing",
+                                  "/ui/static/ui.css", "/v1/trust"])  # fmt: skip
+def test_answers_over_https_tell_the_browser_to_keep_to_https(app: Flask, path: str) -> None:
+    """No answer said Strict-Transport-Security: a person who once typed the address without
+    https:// (or followed an old http:// link) could be served a forged sign-in page on the
+    way. Over HTTPS every answer says it, for a year; over plain HTTP none does (RFC 6797
+    8.1: a header there could be anyone's)."""
+    http = app.test_client()
+    secure = http.get(path, base_url="https://localhost")
+    assert secure.headers.get(HSTS) == "max-age=31536000"
+    assert HSTS not in http.get(path).headers
+
+
+@pytest.mark.parametrize(("hops", "secure"), [(None, False), ("1", True), ("2", True)])
+def test_a_forwarded_scheme_is_believed_only_from_the_configured_proxies(
+    store: Store, hops: str | None, secure: bool
+) -> None:
+    """Behind a TLS-terminating proxy (TRUSTLEDGER_PROXY_HOPS of them), the request reaches the
+    app over plain HTTP and the proxy's `X-Forwarded-Proto` says how the browser asked. Without
+    that setting the header is anyone's, and ignored."""
+    app = create_app({"database_url": store.url, **({"proxy_hops": hops} if hops else {})})
+    try:
+        chain = {"1": "https", "2": "https, http"}.get(hops or "", "https")
+        answer = app.test_client().get("/healthz", headers={"X-Forwarded-Proto": chain})
+        assert (HSTS in answer.headers) is secure
+        if hops == "2":  # a client's own claim, left of what the proxies say: not believed
+            spoofed = {"X-Forwarded-Proto": "https, http, http"}
+            assert HSTS not in app.test_client().get("/healthz", headers=spoofed).headers
+    finally:
+        close_app(app)
+
+
+@pytest.mark.parametrize("hops", ["-1", "x", "11", "1.5"])
+def test_a_proxy_count_the_app_cannot_use_stops_it_at_start(store: Store, hops: str) -> None:
+    with pytest.raises(BadSetting, match="TRUSTLEDGER_PROXY_HOPS"):
+        create_app({"database_url": store.url, "proxy_hops": hops})
 
 
 def test_the_style_sheet_may_be_cached(app: Flask) -> None:

@@ -23,6 +23,7 @@ import pytest
 from api.auth import KeyStore
 from api.server import host_and_port
 from domain.storage import Store
+from migrations import upgrade
 from tests.random_refs import random_brand, random_customer, random_event_id
 
 ROOT = Path(__file__).parents[2]
@@ -311,3 +312,23 @@ def http_get(url: str, key: str) -> tuple[int, bytes]:
         return answer.status, answer.read()
     finally:
         connection.close()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("workers", [1, 2])
+@pytest.mark.parametrize(("hops", "secure"), [("", False), ("1", True)])
+def test_the_scheme_a_proxy_forwards_is_believed_as_configured_under_either_server(
+    tmp_path: Path, workers: int, hops: str, secure: bool
+) -> None:
+    """gunicorn believed `X-Forwarded-Proto: https` from any client on 127.0.0.1 (its default
+    forwarded_allow_ips), the in-process server from none: the same request was over HTTPS or
+    not depending on --workers. Both now leave it to TRUSTLEDGER_PROXY_HOPS."""
+    store = Store.from_url(f"sqlite:///{tmp_path / 'ledger.sqlite3'}")
+    upgrade(store)
+    with serving(store, workers, env={"TRUSTLEDGER_PROXY_HOPS": hops}) as base:
+        asked = urllib.request.Request(base + "/healthz", headers={"X-Forwarded-Proto": "https"})
+        with urllib.request.urlopen(asked, timeout=10) as answer:
+            sent = answer.headers.get("Strict-Transport-Security")
+        with urllib.request.urlopen(base + "/healthz", timeout=10) as answer:
+            assert answer.headers.get("Strict-Transport-Security") is None
+    assert (sent == "max-age=31536000") is secure
