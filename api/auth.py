@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from cachetools import TTLCache
@@ -84,7 +84,7 @@ _UNCHECKED = object()
 
 
 class KeyStore:
-    """The `brands` and `api_keys` tables of one database."""
+    """The `brands`, `api_keys` and `page_sessions` tables of one database."""
 
     def __init__(
         self, store: Store, cache_seconds: float = 0, timer: Callable[[], float] = time.monotonic
@@ -149,6 +149,8 @@ class KeyStore:
                 "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
                 [self._time(datetime.now(UTC)), key_id],
             )
+            # Refused already (session_caller reads revoked_at); deleted, so none outlives it.
+            self._execute(conn, "DELETE FROM page_sessions WHERE key_id = ?", [key_id])
             rows = self._fetch(
                 conn,
                 "SELECT key_id, brand, role, created_at, revoked_at FROM api_keys WHERE key_id = ?",
@@ -192,15 +194,47 @@ class KeyStore:
             return None
         return Caller(brand=brand, role=role, key_id=key_id)
 
-    def live(self, key_id: str) -> Caller | None:
-        """The caller of a key already checked once (a signed-in page), while it is not revoked."""
+    # --- the pages' sessions (migrations/versions/0014_page_sessions.py) -------------------------
+
+    def open_session(self, caller: Caller, lifetime: timedelta) -> str | None:
+        """A new page session of the caller's key, for `lifetime`: its id, for the cookie, or None
+        if the key was revoked since it was checked (that check may be the cache's). Sessions
+        past their end are swept here, by their index, so the table holds live ones only."""
+        session_id = secrets.token_urlsafe(32)
+        now = datetime.now(UTC)
+        with self._connection() as conn:
+            self._execute(
+                conn, "DELETE FROM page_sessions WHERE expires_at <= ?", [self._time(now)]
+            )
+            opened = conn.execute(
+                self._sql(
+                    "INSERT INTO page_sessions (session_hash, key_id, started_at, expires_at)"
+                    " SELECT ?, key_id, ?, ? FROM api_keys WHERE key_id = ? AND revoked_at IS NULL"
+                ),
+                [digest(session_id), self._time(now), self._time(now + lifetime), caller.key_id],
+            ).rowcount
+        return session_id if opened == 1 else None
+
+    def session_caller(self, session_id: str) -> Caller | None:
+        """Who a page session belongs to, while it is neither ended, nor past its end, nor of a
+        revoked key: one query, by the two tables' primary keys, at every page request (never
+        cached, so signing out or revoking ends it in every process at its next request)."""
         with self._connection() as conn:
             rows = self._fetch(
                 conn,
-                "SELECT brand, role FROM api_keys WHERE key_id = ? AND revoked_at IS NULL",
-                [key_id],
+                "SELECT k.key_id, k.brand, k.role FROM page_sessions s"
+                " JOIN api_keys k ON k.key_id = s.key_id"
+                " WHERE s.session_hash = ? AND s.expires_at > ? AND k.revoked_at IS NULL",
+                [digest(session_id), self._time(datetime.now(UTC))],
             )
-        return Caller(brand=rows[0][0], role=rows[0][1], key_id=key_id) if rows else None
+        return Caller(key_id=rows[0][0], brand=rows[0][1], role=rows[0][2]) if rows else None
+
+    def end_session(self, session_id: str) -> None:
+        """Ends a page session (signing out): a copy of its cookie opens nothing after this."""
+        with self._connection() as conn:
+            self._execute(
+                conn, "DELETE FROM page_sessions WHERE session_hash = ?", [digest(session_id)]
+            )
 
     def close(self) -> None:
         if self._pool is not None:

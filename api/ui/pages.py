@@ -15,7 +15,6 @@ from flask import (
     redirect,
     render_template,
     request,
-    session,
     url_for,
 )
 from werkzeug.exceptions import HTTPException
@@ -33,6 +32,7 @@ from api.ui.session import (
     sign_in,
     signed_in,
 )
+from api.ui.session import sign_out as end_session
 from domain.application import ErasureReceipt
 from domain.errors import RelationshipNotFound
 from domain.relationship import relationship_id
@@ -138,7 +138,8 @@ def sign_in_post() -> Any:
         return _refused("That key is not a live API key.")
     if found.role not in PAGE_ROLES:
         return _refused("A brand key is for your CRM; sign in with an agent or compliance key.")
-    sign_in(found)
+    if not sign_in(found):  # revoked since the cached check
+        return _refused("That key is not a live API key.")
     return redirect(_safe_next() or url_for("ui.customers"))
 
 
@@ -155,7 +156,7 @@ def _safe_next() -> str | None:
 
 @blp.post("/sign-out")
 def sign_out() -> Response:
-    session.clear()
+    end_session()
     return redirect(url_for("ui.sign_in_form"))  # type: ignore[return-value]
 
 

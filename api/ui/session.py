@@ -1,10 +1,10 @@
 """Who is signed in to the pages, and the guard against forged forms.
 
-The session is Flask's signed cookie (HttpOnly, SameSite=Lax). It holds the key's public id, its
-brand and role, never the key itself; every request checks that the key is still live, so a
-revoked key signs its pages out at the next click. Every POST carries the session's CSRF token.
-The cookie is signed, not stored: signing out drops the browser's copy, and a copy taken before
-lasts until SESSION_LIFETIME after signing in (or until the key is revoked), not Flask's month.
+The session is Flask's signed cookie (HttpOnly, SameSite=Lax), holding a random session id and
+the CSRF token, never the key. The server keeps the session (api/auth.py, `page_sessions`):
+every request reads it joined to its key, so signing out, or revoking the key, ends it at the
+next request in every process, and a copy of the cookie taken before opens nothing. A session
+lasts SESSION_LIFETIME from signing in, not Flask's month. Every POST carries the CSRF token.
 """
 
 from __future__ import annotations
@@ -26,6 +26,8 @@ from api.context import resources
 PAGE_ROLES = ("agent", "compliance")
 """A brand key is for a brand's CRM, not for people: the pages refuse it."""
 CSRF_FIELD = "csrf_token"
+SESSION_ID = "session"
+"""The cookie's name for the session id (its SHA-256 is the server's row)."""
 SIGNER = "trustledger-pages-signer"
 SESSION_LIFETIME = timedelta(hours=10)
 """A working day from signing in; then the pages ask for the key again."""
@@ -87,18 +89,32 @@ def check_csrf() -> None:
         abort(400, "This form has expired or did not come from these pages; reload and try again.")
 
 
-def sign_in(caller: Caller) -> None:
-    session.clear()
-    session.update(key_id=caller.key_id, brand=caller.brand, role=caller.role)
+def sign_in(caller: Caller) -> bool:
+    """Opens a session for the caller in this browser, ending any it held; False if the key
+    was revoked since it was checked."""
+    sign_out()
+    opened = resources().keys.open_session(caller, SESSION_LIFETIME)
+    if opened is None:
+        return False
+    session[SESSION_ID] = opened
     csrf_token()
+    return True
+
+
+def sign_out() -> None:
+    """Ends this browser's session on the server, then forgets it here."""
+    session_id = session.get(SESSION_ID)
+    if session_id:
+        resources().keys.end_session(str(session_id))
+    session.clear()
 
 
 def signed_in() -> Caller | None:
-    """The signed-in caller, while their key is live and allowed on the pages."""
-    key_id = session.get("key_id")
-    if not key_id:
+    """The signed-in caller, while their session and key are live and allowed on the pages."""
+    session_id = session.get(SESSION_ID)
+    if not session_id:
         return None
-    caller = resources().keys.live(str(key_id))
+    caller = resources().keys.session_caller(str(session_id))
     if caller is None or caller.role not in PAGE_ROLES:
         session.clear()
         return None

@@ -231,3 +231,22 @@ def test_compliance_replays_as_of_a_past_moment_and_audits(page: Any, demo: Demo
     page.screenshot(path=SHOTS / "audit.png", full_page=True)
     page.get_by_role("link", name="Export").click()
     assert page.get_by_role("link", name="Download the JSON").is_visible()
+
+
+def test_signing_out_ends_the_session_for_a_copy_of_its_cookie(
+    browser: Any, page: Any, demo: Demo
+) -> None:
+    """Signing out dropped only this browser's cookie: a copy taken before (another browser's,
+    here) kept the pages open for the rest of the session's 10 hours."""
+    sign_in(page, demo, demo.agent)
+    other = browser.new_context()
+    other.add_cookies(page.context.cookies())
+    copy = other.new_page()
+    copy.goto(demo.url + "/ui/customers")
+    assert copy.url.endswith("/ui/customers")
+    page.get_by_role("button", name="Sign out").click()
+    page.wait_for_url(re.compile(r"/ui/sign-in"))
+    copy.goto(demo.url + "/ui/customers")
+    assert "/ui/sign-in" in copy.url
+    assert copy.get_by_label("API key").is_visible()
+    other.close()

@@ -197,6 +197,60 @@ def test_sign_out_needs_the_token_and_ends_the_session(person: Callable[..., Fla
     assert http.get("/ui/customers").status_code == 302
 
 
+def copied_cookie(app: Flask, http: FlaskClient) -> FlaskClient:
+    """Another browser holding a copy of `http`'s session cookie as it is now."""
+    cookie = http.get_cookie("trustledger_session", path="/ui")
+    assert cookie is not None
+    other = app.test_client()
+    other.set_cookie("trustledger_session", cookie.value, path="/ui")
+    return other
+
+
+def test_a_cookie_copied_before_sign_out_is_refused_after_it(
+    app: Flask, person: Callable[..., FlaskClient]
+) -> None:
+    """Signing out dropped only the browser's copy of the signed cookie: a copy taken before
+    (a shared desk, a proxy's log, malware) opened the pages for the rest of its 10 hours.
+    Signing out now ends the session on the server."""
+    http = person("compliance", random_brand())
+    copy = copied_cookie(app, http)
+    assert copy.get("/ui/customers").status_code == 200
+    form = http.get("/ui/customers").text
+    assert http.post("/ui/sign-out", data={"csrf_token": token(form)}).status_code == 302
+    refused = copy.get("/ui/customers")
+    assert refused.status_code == 302 and refused.headers["Location"].startswith("/ui/sign-in")
+
+
+def test_a_cookie_copied_before_its_key_was_revoked_is_refused(app: Flask, keys: KeyStore) -> None:
+    issued = keys.create(random_brand(), "agent")
+    http = app.test_client()
+    assert sign_in(http, issued.key) == 302
+    copy = copied_cookie(app, http)
+    keys.revoke(issued.info.key_id)
+    assert copy.get("/ui/customers").status_code == 302
+    assert sign_in(app.test_client(), issued.key) == 401
+
+
+def test_signing_in_again_ends_the_session_before(app: Flask, keys: KeyStore) -> None:
+    """A second sign-in in the same browser (another key, say) leaves no session behind that a
+    copy of the first cookie could still use."""
+    http = app.test_client()
+    assert sign_in(http, keys.create(random_brand(), "agent").key) == 302
+    first = copied_cookie(app, http)
+    assert sign_in(http, keys.create(random_brand(), "compliance").key) == 302
+    assert first.get("/ui/customers").status_code == 302
+    assert http.get("/ui/customers").status_code == 200
+
+
+def test_sessions_of_the_same_key_end_one_by_one(app: Flask, keys: KeyStore) -> None:
+    key = keys.create(random_brand(), "agent").key
+    desk, laptop = app.test_client(), app.test_client()
+    assert sign_in(desk, key) == 302 and sign_in(laptop, key) == 302
+    form = desk.get("/ui/customers").text
+    assert desk.post("/ui/sign-out", data={"csrf_token": token(form)}).status_code == 302
+    assert laptop.get("/ui/customers").status_code == 200
+
+
 def test_an_agent_reads_the_timeline_consents_trust_and_decisions(
     person: Callable[..., FlaskClient], customer: tuple[str, str]
 ) -> None:
