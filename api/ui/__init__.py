@@ -10,14 +10,26 @@ from werkzeug.routing import PathConverter
 from api.ui import session
 from api.ui.pages import blp
 
+DOT_SEGMENTS = {".": "%2F.", "..": "%2F.."}
+"""How the pages write a reference that is a whole dot segment: a browser resolves `.` and `..`
+away before it asks, even written `%2E` (the WHATWG URL standard), so customer `.` had no link
+that reached it. No reference starts with "/" (the API refuses one), so `/.` read back is `.`."""
+
 
 class CustomerConverter(PathConverter):
     """A customer reference in the pages' paths: read as the API reads it (slashes included),
     written with its slashes encoded, so it stays one segment. A browser resolves `x/../c`
-    to `c` before it asks: unencoded, the link to customer `x/../c` opened customer c's pages."""
+    to `c` before it asks: unencoded, the link to customer `x/../c` opened customer c's pages.
+    A reference that is `.` or `..` whole is written `%2F.` or `%2F..` (DOT_SEGMENTS)."""
+
+    regex = r"/\.\.?(?=/)|[^/].*?"
+
+    def to_python(self, value: str) -> str:
+        return value[1:] if value in ("/.", "/..") else value
 
     def to_url(self, value: object) -> str:
-        return quote(str(value), safe="!$&'()*+,:;=@")
+        text = str(value)
+        return DOT_SEGMENTS.get(text) or quote(text, safe="!$&'()*+,:;=@")
 
 
 POLICY = (

@@ -250,3 +250,21 @@ def test_signing_out_ends_the_session_for_a_copy_of_its_cookie(
     assert "/ui/sign-in" in copy.url
     assert copy.get_by_label("API key").is_visible()
     other.close()
+
+
+@pytest.mark.parametrize("ref", [".", ".."])
+def test_a_reference_that_is_a_dot_segment_opens_in_the_browser(
+    page: Any, demo: Demo, ref: str
+) -> None:
+    """Chromium resolves `/ui/customers/./timeline` (and `%2E`) to `/ui/customers/timeline`:
+    customer `.` could not be opened. The pages' links write it `%2F.`, which it keeps."""
+    post_event(demo.url, demo.crm, ref)
+    sign_in(page, demo, demo.compliance)
+    page.get_by_label("Customer reference").fill(ref)
+    page.get_by_role("button", name="Open timeline").click()
+    page.wait_for_url(re.compile(r"/timeline$"))
+    assert page.locator(".ref").first.inner_text() == ref
+    assert page.get_by_text("a late word of advice").is_visible()
+    page.get_by_role("link", name="Erase").click()
+    page.wait_for_url(re.compile(r"/erase$"))
+    assert page.locator(".ref").first.inner_text() == ref

@@ -383,6 +383,42 @@ def test_a_reference_with_dot_segments_opens_its_own_pages(
         assert opened_tab.status_code == 200 and f'class="ref">{tricky}<' in opened_tab.text
 
 
+DOT_SEGMENT = re.compile(r"/(?:\.|%2e){1,2}(?=/|$|\?|#)", re.IGNORECASE)
+"""A path segment a browser resolves away (WHATWG URL: `.`, `..`, and `%2e` in either)."""
+
+
+@pytest.mark.parametrize("ref", [".", ".."])
+def test_a_reference_that_is_a_dot_segment_opens_its_own_pages_and_is_erased(
+    person: Callable[..., FlaskClient], client_for: ClientFor, ref: str
+) -> None:
+    """The links to customer `.` read `/ui/customers/./timeline`, which a browser asks as
+    `/ui/customers/timeline` (and `..` as `/ui/timeline`), even percent-encoded as `%2E`: the
+    customer could be recorded, and read, exported and erased over the API, but never opened
+    in the pages, nor erased there. Such a reference is written `%2F.` in the pages' paths (no
+    reference starts with "/", so the two cannot meet)."""
+    brand = random_brand()
+    crm = client_for("brand", brand)
+    answer = crm.record(posted("advice.given", ref, advice_id="a", topic="t", summary="Dotty"))
+    assert [a.status_code for a in answer] == [201]
+    http = person("compliance", brand)
+    found = http.get("/ui/customers", query_string={"customer": ref})
+    assert found.status_code == 302
+    link = found.headers["Location"]
+    assert not DOT_SEGMENT.search(link), link
+    page = http.get(link)
+    assert page.status_code == 200 and "Dotty" in page.text
+    assert f'class="ref">{ref}<' in page.text
+    links = re.findall(r'href="(/ui/customers/[^"]+)"', page.text)
+    assert links and not [a for a in links if DOT_SEGMENT.search(html.unescape(a))]
+    for tab in links:
+        assert http.get(html.unescape(tab)).status_code == 200, tab
+    erase_page = link.replace("/timeline", "/erase")
+    form = http.get(erase_page).text
+    data = {"csrf_token": token(form), "confirm": ref, "reason": "Art. 17 request 7"}
+    assert http.post(erase_page, data=data).status_code == 200
+    assert "[erased]" in http.get(link).text
+
+
 def next_of(form: str) -> str:
     found = re.search(r'name="next" value="([^"]*)"', form)
     assert found, form
