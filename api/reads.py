@@ -78,12 +78,13 @@ def consents(
     return consent_model.consents(db, brand, customer, as_of)
 
 
-def objection(
+def objections(
     reads: ReadSide, brand: str, customer: str, *, as_of: datetime | None = None
-) -> dict[str, Any] | None:
-    """The customer's objection to all offers and advice, as known at `as_of` (or now): the
-    gate denies them whatever the consents say, so every consents answer shows it beside them."""
-    return consent_model.objection(known(reads, brand, customer, as_of), brand, customer, as_of)
+) -> list[dict[str, Any]]:
+    """The customer's objections to all offers and advice, as known at `as_of` (or now): the
+    gate denies them on the objections' channels whatever the consents say, so every consents
+    answer shows them beside them."""
+    return consent_model.objections(known(reads, brand, customer, as_of), brand, customer, as_of)
 
 
 def known(reads: ReadSide, brand: str, customer: str, as_of: datetime | None) -> Database:

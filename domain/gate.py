@@ -217,12 +217,23 @@ def consent(context: Context) -> Reason:
 
 
 def objection(context: Context) -> Reason:
-    """A withdrawal of every purpose (`*`) blocks all offers and advice (GDPR Art. 21)."""
-    objected = context.relationship.objection
-    if objected is None:
-        return Reason("objection", True, "the customer has not objected to offers and advice", [])
-    detail = f"the customer objected to all offers and advice at {_when(objected['since'])}"
-    return Reason("objection", False, detail, [objected["event_id"]])
+    """A withdrawal of every purpose (`*`) blocks all offers and advice (GDPR Art. 21) on the
+    channels it names, else on every channel."""
+    channel = context.request.channel
+    objected = context.relationship.objection_on(channel)
+    if objected is not None:
+        on = f" on {', '.join(objected['channels'])}" if objected["channels"] else ""
+        detail = f"the customer objected to all offers and advice{on} at {_when(objected['since'])}"
+        return Reason("objection", False, detail, [objected["event_id"]])
+    elsewhere = sorted(
+        {c for o in context.relationship.standing_objections() for c in o["channels"]}
+    )
+    if elsewhere:
+        detail = (
+            f"the customer objected to offers and advice on {', '.join(elsewhere)}, not {channel}"
+        )
+        return Reason("objection", True, detail, [])
+    return Reason("objection", True, "the customer has not objected to offers and advice", [])
 
 
 # --- 3. open breaches ---------------------------------------------------------------------------

@@ -412,7 +412,7 @@ class ConsentWithdrawn(Interaction):
 
     def fold(self, relationship: Relationship) -> None:
         if self.purpose == EVERY_PURPOSE:
-            relationship.object_to_all(self)
+            relationship.object_to_all(self, self.channels)
         relationship.withdraw(self.purpose, self.channels, self)
 
 
@@ -505,6 +505,13 @@ class Relationship(Aggregate, created_event_name="Opened"):
     """The event time of the latest consent granted (for any purpose): an objection dated before
     it was lifted by it. (A class default: snapshots taken before it was kept lack it.)"""
     withdrawals: Sequence[dict[str, Any]] = ()
+    objections: Sequence[dict[str, Any]] | None = None
+    """The standing objections (withdrawals of "*" no grant dated after has lifted), the latest
+    for each set of channels named (`channels` None: every channel), each with `since`,
+    `event_id` and `sequence`. None in snapshots taken before objections were kept by channel:
+    `objection`, the one standing objection then, is read for them."""
+    objection: dict[str, Any] | None = None
+    """The one standing objection of snapshots taken before `objections` (a class default)."""
     """The latest withdrawal of each (purpose or "*", channels or None) that names every purpose
     or every channel: a grant posted late, dated before one that covers it, is withdrawn by it,
     even on a purpose or channel the withdrawal did not know. (A class default, as above.)"""
@@ -543,8 +550,7 @@ class Relationship(Aggregate, created_event_name="Opened"):
         self.customer = customer
         self.items: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in KINDS}
         self.consents: dict[str, dict[str, dict[str, Any]]] = {}
-        self.objection: dict[str, Any] | None = None
-        """The standing objection to every purpose (a withdrawal of "*"), if no grant came after."""
+        self.objections = []
         self.granted_at = None
         self.withdrawals = []
         self.preferences: dict[str, Any] = {}
@@ -899,18 +905,47 @@ class Relationship(Aggregate, created_event_name="Opened"):
                 continue
             later = _latest_covering(self.withdrawals, purpose, channel, after=at)
             granted[channel] = terms if later is None else {**terms, **_withdrawn_by(later)}
-        if self.objection is not None and self.objection["since"] <= at:
-            self.objection = None
+        standing = self.standing_objections()
+        if any(o["since"] <= at for o in standing):
+            self.objections = [o for o in standing if o["since"] > at]
         if self.granted_at is None or at > self.granted_at:
             self.granted_at = at
 
-    def object_to_all(self, event: Interaction) -> None:
-        """An objection stands unless a consent was granted after it, in event time."""
+    def object_to_all(self, event: Interaction, channels: list[str] | None) -> None:
+        """An objection (on the channels named, else on every one) stands unless a consent was
+        granted after it, in event time; it replaces an earlier one on the same channels."""
         at = event.occurred_at
         if self.granted_at is not None and self.granted_at > at:
             return
-        if self.objection is None or self.objection["since"] <= at:
-            self.objection = {"event_id": event.event_id, "since": at}
+        covers = sorted(set(channels)) if channels else None
+        standing = self.standing_objections()
+        kept = [o for o in standing if o["channels"] == covers]
+        if kept and kept[0]["since"] > at:
+            return
+        entry = {"event_id": event.event_id, "since": at, "channels": covers}
+        entry["sequence"] = event.originator_version
+        self.objections = [*(o for o in standing if o not in kept), entry]  # a new list, as below
+
+    def standing_objections(self) -> list[dict[str, Any]]:
+        """The objections standing (a snapshot's from before they were kept by channel: its one
+        objection, on the channels its withdrawal named)."""
+        if self.objections is not None:
+            return list(self.objections)
+        if self.objection is None:
+            return []
+        event_id = self.objection["event_id"]
+        named = [w["channels"] for w in self.withdrawals if w["event_id"] == event_id]
+        return [{**self.objection, "channels": named[0] if named else None, "sequence": 0}]
+
+    def objection_on(self, channel: str) -> dict[str, Any] | None:
+        """The standing objection that covers the channel: the latest in event time (then in
+        record order), if several do. A withdrawal of "*" on some channels objects on those only."""
+        covering = [
+            o
+            for o in self.standing_objections()
+            if o["channels"] is None or channel in o["channels"]
+        ]
+        return max(covering, key=lambda o: (o["since"], o["sequence"]), default=None)
 
     def withdraw(self, purpose: str, channels: list[str] | None, event: Interaction) -> None:
         at = event.occurred_at

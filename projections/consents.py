@@ -192,27 +192,36 @@ def consents(
     return [_consent(row, at) for row in latest.values()]
 
 
-def objection(
+def objections(
     db: Database, brand: str, customer: str, as_of: datetime | None = None
-) -> dict[str, Any] | None:
-    """The customer's objection to all offers and advice (a withdrawal of `*`, whatever its
-    channels) as known at record time `as_of`, unless a grant dated after it lifted it: what the
-    gate's objection rule reads from the relationship (domain/relationship.py, `object_to_all`
-    and `grant`), in event time (ties: the one recorded later). Read from the timeline's consent
-    events, the latest act first. The relationship's id, derived from the brand, alone selects
-    the brand's rows (projections/timeline.py's timeline_page says why nothing else is asked)."""
+) -> list[dict[str, Any]]:
+    """The customer's standing objections to all offers and advice (withdrawals of `*`), as
+    known at record time `as_of`: each the latest on the channels it names (`channels` None:
+    every channel), and none dated before the latest grant, which lifted them. What the gate's
+    objection rule reads from the relationship (domain/relationship.py, `object_to_all` and
+    `grant`), in event time (ties: the one recorded later), the latest first. Read from the
+    timeline's consent events, the latest act first. The relationship's id, derived from the
+    brand, alone selects the brand's rows (projections/timeline.py's timeline_page says why
+    nothing else is asked)."""
     rows = db.query(
         "SELECT type, event_id, occurred_at, data FROM timeline WHERE relationship_id = ?"
         " AND type IN ('consent.granted', 'consent.withdrawn') AND recorded_at <= ?"
         " ORDER BY occurred_at DESC, sequence DESC",
         [str(relationship_id(brand, customer)), timestamp(as_of) if as_of else "9999"],
     )
+    standing: dict[tuple[str, ...] | None, dict[str, Any]] = {}
     for type_, event_id, occurred_at, data in rows:
         if type_ == "consent.granted":
-            return None
-        if json.loads(data).get("purpose") == EVERY_PURPOSE:
-            return {"since": parse_timestamp(occurred_at), "event_id": event_id}
-    return None
+            break
+        withdrawn = json.loads(data)
+        if withdrawn.get("purpose") == EVERY_PURPOSE:
+            named = withdrawn.get("channels")
+            channels = sorted(set(named)) if named else None
+            key = tuple(channels) if channels else None
+            if key not in standing:  # the latest on these channels
+                since = parse_timestamp(occurred_at)
+                standing[key] = {"since": since, "event_id": event_id, "channels": channels}
+    return list(standing.values())
 
 
 def _consent(row: dict[str, Any], at: datetime) -> dict[str, Any]:

@@ -58,14 +58,14 @@ def timeline(path: dict[str, str], query: dict[str, Any], **_: str) -> Any:
 @blp.response(200, ConsentsSchema)
 @blp.alt_response(404, response="NOT_FOUND")
 def consents(path: dict[str, str], query: dict[str, Any], **_: str) -> Any:
-    """Every consent per purpose and channel: granted, withdrawn or expired; and the objection.
+    """Every consent per purpose and channel: granted, withdrawn or expired; and the objections.
 
     Roles: brand, agent, compliance.
     """
     brand, customer, as_of = caller().brand, path["customer"], query.get("as_of")
     return {
         "consents": reads.consents(read_side(), brand, customer, as_of=as_of),
-        "objection": reads.objection(read_side(), brand, customer, as_of=as_of),
+        "objections": reads.objections(read_side(), brand, customer, as_of=as_of),
     }
 
 

@@ -75,18 +75,24 @@ class ObjectionSchema(Schema):
     event_id = fields.String(
         required=True, metadata={"description": "The withdrawal of `*` that objected."}
     )
+    channels = fields.List(
+        fields.String(),
+        required=True,
+        allow_none=True,
+        metadata={"description": "The channels objected on; null: every channel."},
+    )
 
 
 class ConsentsSchema(Schema):
     consents = fields.List(fields.Nested(ConsentSchema), required=True)
-    objection = fields.Nested(
-        ObjectionSchema,
+    objections = fields.List(
+        fields.Nested(ObjectionSchema),
         required=True,
-        allow_none=True,
         metadata={
-            "description": "The customer's objection to all offers and advice (a withdrawal of"
-            " `*`, on any channels), until a later grant lifts it: the gate then denies every"
-            " offer and advice push, whatever the consents say. Null without one."
+            "description": "The customer's standing objections to all offers and advice"
+            " (withdrawals of `*`, each the latest on the channels it names), the latest first,"
+            " until a later grant lifts them: the gate then denies every offer and advice push"
+            " on their channels, whatever the consents say. Empty without one."
         },
     )
 

@@ -233,14 +233,14 @@ def timeline(customer: str) -> str:
         read_side(), brand, customer, limit=PAGE_SIZE, cursor=cursor, as_of=moment
     )
     consents = reads.consents(read_side(), brand, customer, as_of=moment)
-    objection = reads.objection(read_side(), brand, customer, as_of=moment)
+    objections = reads.objections(read_side(), brand, customer, as_of=moment)
     return customer_page(
         "ui/timeline.html",
         customer,
         moment=moment,
         page=found,
         consents=consents,
-        objection=objection,
+        objections=objections,
         around=around,
         first_page=cursor is None,
         newer=_newer_cursor(found) if cursor else None,

@@ -619,5 +619,6 @@ def test_the_consent_panel_shows_an_objection_the_gate_honours(
     assert [a.status_code for a in crm.record(grant, objected)] == [201, 201]
     page = person("agent", brand).get(f"/ui/customers/{ref}/timeline").text
     panel = page[page.index('id="consents-heading"') :]
-    assert "Objected to all offers and advice" in panel, panel
+    assert "Objected to all offers and advice on sms" in panel, panel
+    assert "the gate denies every offer and advice push on that channel" in panel
     assert objected.event_id in panel

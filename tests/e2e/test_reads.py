@@ -332,7 +332,9 @@ def test_an_objection_is_answered_beside_the_consents_as_the_gate_reads_it(
     """A withdrawal of `*` on one channel withdrew that channel's rows, and the answer went on
     saying `granted` for the others, while the gate denied every offer and advice push for the
     objection (GDPR Art. 21): an agent read a consent the gate no longer honoured. The answer
-    now says when the customer objected, as known at as_of, until a new grant lifts it."""
+    now says when the customer objected and on which channels, as known at as_of, until a new
+    grant lifts it; and the gate objects on those channels only (it used to deny the others
+    too, although the customer had withdrawn nothing there)."""
     brand = client_for("brand")
     customer = random_customer()
     grant = recorded(brand, granted(customer, "marketing", ["email", "sms"]))[0]
@@ -345,22 +347,31 @@ def test_an_objection_is_answered_beside_the_consents_as_the_gate_reads_it(
         body: dict[str, Any] = found.get_json()
         return body
 
+    def decide(channel: str) -> str:
+        decided = brand.post(
+            "/v1/push-decisions",
+            json={"push_id": random_event_id(), "customer": customer, "purpose": "marketing",
+                  "channel": channel, "kind": "offer", "data_categories": []},
+        ).get_json()  # fmt: skip
+        gate = {r["rule"]: r for r in decided["reasons"]}
+        return "passed" if gate["objection"]["passed"] else "objected"
+
     now = answer()
     assert [c["status"] for c in now["consents"]] == ["granted", "withdrawn"]
-    assert now["objection"]["event_id"] == objected["event_id"]
-    assert datetime.fromisoformat(now["objection"]["since"]) == datetime.fromisoformat(
+    (standing,) = now["objections"]
+    assert (standing["event_id"], standing["channels"]) == (objected["event_id"], ["sms"])
+    assert datetime.fromisoformat(standing["since"]) == datetime.fromisoformat(
         objected["occurred_at"]
     )
-    decided = brand.post(
-        "/v1/push-decisions",
-        json={"push_id": random_event_id(), "customer": customer, "purpose": "marketing",
-              "channel": "email", "kind": "offer", "data_categories": []},
-    ).get_json()  # fmt: skip
-    assert decided["outcome"] == "deny", decided
-    assert answer(as_of=grant["recorded_at"])["objection"] is None
-    assert answer(as_of=objection["recorded_at"])["objection"] is not None
-    recorded(brand, granted(customer, "news", ["email"]))  # a new grant lifts the objection
-    assert answer()["objection"] is None
+    assert (decide("sms"), decide("email")) == ("objected", "passed")
+    assert answer(as_of=grant["recorded_at"])["objections"] == []
+    assert answer(as_of=objection["recorded_at"])["objections"] != []
+    everywhere = recorded(brand, as_json(posted("consent.withdrawn", customer, purpose="*")))[0]
+    assert [o["channels"] for o in answer()["objections"]] == [None, ["sms"]]
+    assert answer()["objections"][0]["event_id"] == everywhere["event_id"]
+    assert (decide("sms"), decide("email")) == ("objected", "objected")
+    recorded(brand, granted(customer, "news", ["email"]))  # a new grant lifts the objections
+    assert answer()["objections"] == []
 
 
 @seeded(6)
@@ -403,7 +414,7 @@ def read_and_gate(brand: Client, customer: str) -> dict[tuple[str, str], tuple[b
     give them, which agree."""
     answer = brand.get(f"/v1/customers/{customer}/consents").get_json()
     listed = {(c["purpose"], c["channel"]): c for c in answer["consents"]}
-    objected = answer["objection"]
+    objected = answer["objections"]
     found = {}
     for purpose in PURPOSES:
         for channel in ("email", "push"):
@@ -415,12 +426,16 @@ def read_and_gate(brand: Client, customer: str) -> dict[tuple[str, str], tuple[b
                 gate["consent"]["passed"],
                 gate["consent"]["evidence"],
             ), (purpose, channel)
-            assert (objected is None, [objected["event_id"]] if objected else []) == (
+            on = [o for o in objected if o["channels"] is None or channel in o["channels"]]
+            assert (not on, [on[0]["event_id"]] if on else []) == (
                 gate["objection"]["passed"],
                 gate["objection"]["evidence"],
             )
             found[(purpose, channel)] = (gate["consent"]["passed"], gate["consent"]["evidence"])
-            found[("objection", "")] = (gate["objection"]["passed"], gate["objection"]["evidence"])
+            found[("objection", channel)] = (
+                gate["objection"]["passed"],
+                gate["objection"]["evidence"],
+            )
     return found
 
 

@@ -234,6 +234,38 @@ def withdrawal(at: datetime, purpose: str = "marketing", **data: Any) -> PostedE
     return posted("consent.withdrawn", purpose=purpose, at=at, **data)
 
 
+def test_an_objection_on_some_channels_objects_on_those_channels_only() -> None:
+    """DESIGN.md: `consent.withdrawn` names a purpose (or `*`, every purpose) and, optionally,
+    the channels withdrawn. A withdrawal of `*` on sms denied offers on push as well, although
+    the customer still consented there: the objection rule over-blocked."""
+    both = grant(channels=("push", "sms"), at=NOON - timedelta(days=9))
+    objection = withdrawal(NOON - timedelta(days=1), purpose="*", channels=["sms"])
+    relationship = having(both, objection)
+    on_push = decide(relationship, push(channel="push"))
+    assert on_push["outcome"] == "allow", on_push
+    assert reason(on_push, "objection") == {
+        "rule": "objection",
+        "passed": True,
+        "detail": "the customer objected to offers and advice on sms, not push",
+        "evidence": [],
+    }
+    on_sms = reason(decide(relationship, push(channel="sms")), "objection")
+    assert (on_sms["passed"], on_sms["evidence"]) == (False, [objection.event_id])
+    assert " on sms at " in on_sms["detail"]
+
+
+def test_objections_on_several_channels_each_stand_on_their_own() -> None:
+    both = grant(channels=("push", "sms", "email"), at=NOON - timedelta(days=9))
+    on_sms = withdrawal(NOON - timedelta(days=2), purpose="*", channels=["sms"])
+    on_push = withdrawal(NOON - timedelta(days=3), purpose="*", channels=["push"])
+    relationship = having(both, on_sms, on_push)
+    for channel, expected in (("sms", [on_sms.event_id]), ("push", [on_push.event_id])):
+        assert reason(decide(relationship, push(channel=channel)), "objection")["evidence"] == (
+            expected
+        )
+    assert reason(decide(relationship, push(channel="email")), "objection")["passed"] is True
+
+
 def test_a_grant_posted_late_does_not_undo_an_objection_made_after_it() -> None:
     """A CRM syncing late: the customer objected at 10:00 (posted first), the grant they had
     given at 09:00 arrives after it. The latest act in event time holds, not the latest posted."""
@@ -279,7 +311,9 @@ def test_a_withdrawal_posted_late_does_not_undo_a_grant_made_after_it() -> None:
 
 CONSENT_ACTS = st.lists(
     st.tuples(
-        st.sampled_from(["grant", "withdraw", "withdraw-all-channels", "object"]),
+        st.sampled_from(
+            ["grant", "withdraw", "withdraw-all-channels", "object", "object-on-channels"]
+        ),
         st.sampled_from(["marketing", "advice"]),
         st.sampled_from([("push",), ("sms",), ("push", "sms")]),
     ),
@@ -305,6 +339,8 @@ def test_consents_posted_in_any_order_read_as_posted_in_time_order(
             events.append(grant(purpose=purpose, channels=channels, at=at))
         elif act == "withdraw":
             events.append(withdrawal(at, purpose=purpose, channels=list(channels)))
+        elif act == "object-on-channels":
+            events.append(withdrawal(at, purpose="*", channels=list(channels)))
         else:
             events.append(withdrawal(at, purpose="*" if act == "object" else purpose))
     shuffled = list(events)
@@ -1092,9 +1128,9 @@ def test_what_the_gate_reads_survives_a_snapshot(memory_ledger: Ledger) -> None:
         cached.preferences_by,
         cached.unwanted,
     )
-    assert (rebuilt.consents, rebuilt.objection, rebuilt.granted_at, rebuilt.withdrawals) == (
+    assert (rebuilt.consents, rebuilt.objections, rebuilt.granted_at, rebuilt.withdrawals) == (
         cached.consents,
-        cached.objection,
+        cached.objections,
         cached.granted_at,
         cached.withdrawals,
     )

@@ -135,10 +135,10 @@ def test_an_objection_withdraws_every_purpose_and_a_new_grant_lifts_it() -> None
         posted("consent.granted", purpose="advice", **grant),
         posted("consent.withdrawn", purpose="*"),
     )
-    assert relationship.objection is not None
+    assert relationship.objection_on("push") is not None
     assert {c["email"]["status"] for c in relationship.consents.values()} == {"withdrawn"}
     relationship.record(posted("consent.granted", purpose="advice", **grant))
-    assert relationship.objection is None
+    assert relationship.objection_on("push") is None
     assert relationship.consents["advice"]["email"]["status"] == "granted"
     assert relationship.consents["marketing"]["email"]["status"] == "withdrawn"
 
