@@ -179,7 +179,7 @@ def retry_after(reasons: Iterable[Reason], context: Context) -> datetime:
     quiet hours it falls in, if any.
     """
     latest = max(reason.retry_after for reason in reasons if reason.retry_after is not None)
-    window, zone, _, _ = quiet_hours_in_force(context.relationship, context.policy)
+    window, zone, _, _ = quiet_hours_in_force(context.relationship, context.policy, context.now)
     return quiet_until(latest, window, zone) or latest
 
 
@@ -416,7 +416,9 @@ def next_free_slot(
 
 def quiet_hours(context: Context) -> Reason:
     """No push in the quiet hours (the customer's own, else the brand's), in the customer's zone."""
-    window, zone, source, evidence = quiet_hours_in_force(context.relationship, context.policy)
+    window, zone, source, evidence = quiet_hours_in_force(
+        context.relationship, context.policy, context.now
+    )
     hours = f"{window['start']}-{window['end']} {zone.key} ({source})"
     until = quiet_until(context.now, window, zone)
     if until is None:
@@ -426,10 +428,12 @@ def quiet_hours(context: Context) -> Reason:
 
 
 def quiet_hours_in_force(
-    relationship: Relationship, policy: Policy
+    relationship: Relationship, policy: Policy, now: datetime
 ) -> tuple[dict[str, str], ZoneInfo, str, list[str]]:
-    """The quiet hours and time zone, each the customer's if usable, else the brand's policy's."""
-    preferences, set_by = relationship.preferences, relationship.preferences_by
+    """The quiet hours and time zone, each the customer's if usable, else the brand's policy's:
+    the customer's as set at the decision time `now` (a setting dated after it is not yet in
+    force, as a consent granted after it is not yet consent)."""
+    preferences, set_by = relationship.preferences_at(now)
     evidence: list[str | None] = []
     window, zone_name, source = policy.quiet_hours, policy.timezone, "the brand's policy"
     if _is_window(preferences.get("quiet_hours")):

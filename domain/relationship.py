@@ -43,6 +43,7 @@ SEVERITIES = ("minor", "major", "critical")
 DISCOVERERS = ("brand", "customer", "regulator", "third_party")
 REACTIONS = ("opened", "clicked", "dismissed", "unwanted", "unsubscribed")
 EVERY_PURPOSE = "*"
+PREFERENCES = ("timezone", "quiet_hours")
 UNWANTED_MEMORY = timedelta(days=31)
 """How long an `unwanted` push reaction is kept: the gate's 30 days and a day's margin."""
 ALLOWED_PUSH_MEMORY = timedelta(days=8)
@@ -422,13 +423,12 @@ class PreferencesUpdated(Interaction):
     quiet_hours: dict[str, str] | None
 
     def fold(self, relationship: Relationship) -> None:
-        if self.timezone is not None:
-            relationship.preferences["timezone"] = self.timezone
-        if self.quiet_hours is not None:
-            relationship.preferences["quiet_hours"] = dict(self.quiet_hours)
-        for name in ("timezone", "quiet_hours"):
-            if getattr(self, name) is not None:
-                relationship.preferences_by[name] = self.event_id
+        for name in PREFERENCES:
+            value = getattr(self, name)
+            if value is not None:
+                relationship.set_preference(
+                    name, dict(value) if name == "quiet_hours" else value, self
+                )
 
 
 # --- pushes ---------------------------------------------------------------------------------
@@ -512,6 +512,10 @@ class Relationship(Aggregate, created_event_name="Opened"):
     `objection`, the one standing objection then, is read for them."""
     objection: dict[str, Any] | None = None
     """The one standing objection of snapshots taken before `objections` (a class default)."""
+    preference_history: Mapping[str, Sequence[dict[str, Any]]] | None = None
+    """Each preference's settings in event time, oldest first (`at`, `sequence`, `value`,
+    `event_id`), so the gate reads those in force at its decision time (`preferences_at`).
+    None in snapshots taken before: their `preferences` count as set since EARLIEST."""
     """The latest withdrawal of each (purpose or "*", channels or None) that names every purpose
     or every channel: a grant posted late, dated before one that covers it, is withdrawn by it,
     even on a purpose or channel the withdrawal did not know. (A class default, as above.)"""
@@ -554,8 +558,10 @@ class Relationship(Aggregate, created_event_name="Opened"):
         self.granted_at = None
         self.withdrawals = []
         self.preferences: dict[str, Any] = {}
+        """Each preference as set by the latest setting in event time."""
         self.preferences_by: dict[str, str] = {}
         """The event id that set each preference, for the gate's evidence."""
+        self.preference_history = {}
         self.unwanted: list[dict[str, Any]] = []
         """`unwanted` push reactions of the last UNWANTED_MEMORY of event time, oldest first."""
         self.counts: dict[str, int] = {}
@@ -973,6 +979,46 @@ class Relationship(Aggregate, created_event_name="Opened"):
         others = [w for w in self.withdrawals if w not in kept]
         self.withdrawals = [*others, entry]  # a new list: copies of the aggregate share it
 
+    def set_preference(self, name: str, value: Any, event: Interaction) -> None:
+        """A setting of one preference, kept in event time (ties: the one recorded later); the
+        latest is `preferences[name]`. Settings superseded more than MEMORY before the latest
+        event, and all but the newest MEMORY_ITEMS, are forgotten."""
+        setting = {"at": event.occurred_at, "sequence": event.originator_version}
+        setting |= {"value": value, "event_id": event.event_id}
+        history = self._preference_history()
+        settings = sorted([*history.get(name, ()), setting], key=_in_event_time)
+        horizon = (self.last_at or event.occurred_at) - MEMORY
+        superseded = [n for n, s in enumerate(settings[1:]) if s["at"] < horizon]
+        settings = settings[superseded[-1] + 1 if superseded else 0 :][-MEMORY_ITEMS:]
+        self.preference_history = {**history, name: settings}  # a new dict: copies share it
+        self.preferences[name] = settings[-1]["value"]
+        self.preferences_by[name] = settings[-1]["event_id"]
+
+    def preferences_at(self, at: datetime) -> tuple[dict[str, Any], dict[str, str]]:
+        """The preferences in force at event time `at` (the latest setting of each at or before
+        it), and the event that set each."""
+        values, set_by = {}, {}
+        for name, settings in self._preference_history().items():
+            dated = [s for s in settings if s["at"] <= at]
+            if dated:
+                values[name], set_by[name] = dated[-1]["value"], dated[-1]["event_id"]
+        return values, set_by
+
+    def _preference_history(self) -> Mapping[str, Sequence[dict[str, Any]]]:
+        if self.preference_history is not None:
+            return self.preference_history
+        return {  # a snapshot from before the history: its preferences, undated
+            name: [
+                {
+                    "at": EARLIEST,
+                    "sequence": 0,
+                    "value": value,
+                    "event_id": self.preferences_by.get(name),
+                }
+            ]
+            for name, value in self.preferences.items()
+        }
+
     def __deepcopy__(self, memo: dict[int, Any]) -> Relationship:
         """A copy that shares no mutable state with this one, made in O(kinds + items).
 
@@ -1018,6 +1064,10 @@ class Relationship(Aggregate, created_event_name="Opened"):
             if n < surplus or items[item_id]["at"] < horizon:
                 del items[item_id]
         self._prune_at[kind] = max(2 * MEMORY_ITEMS, 2 * len(items))
+
+
+def _in_event_time(setting: Mapping[str, Any]) -> tuple[datetime, int]:
+    return setting["at"], setting["sequence"]
 
 
 def _withdrawn_by(event: Interaction | Mapping[str, Any]) -> dict[str, Any]:

@@ -757,11 +757,11 @@ def test_the_brand_s_quiet_hours_defer_until_they_end(
 
 
 def test_the_customer_s_own_quiet_hours_in_their_time_zone() -> None:
-    zone = posted("preferences.updated", timezone="Europe/Paris", at=NOON - timedelta(days=5))
+    zone = posted("preferences.updated", timezone="Europe/Paris", at=DAY - timedelta(days=5))
     hours = posted(
         "preferences.updated",
         quiet_hours={"start": "22:00", "end": "07:00"},
-        at=NOON - timedelta(days=5),
+        at=DAY - timedelta(days=5),
     )
     relationship = consented_by_day(zone, hours)
     decision = decide(relationship, now=DAY + timedelta(hours=21, minutes=30))  # 22:30 in Paris
@@ -775,7 +775,7 @@ def test_the_customer_s_own_quiet_hours_in_their_time_zone() -> None:
 
 
 def test_the_brand_s_quiet_hours_in_the_customer_s_time_zone() -> None:
-    zone = posted("preferences.updated", timezone="America/New_York", at=NOON - timedelta(days=5))
+    zone = posted("preferences.updated", timezone="America/New_York", at=DAY - timedelta(days=5))
     decision = decide(consented_by_day(zone), now=DAY + timedelta(hours=23))  # 18:00 in New York
     assert reason(decision, "quiet_hours")["passed"] is True
     later = decide(
@@ -796,10 +796,43 @@ def test_the_brand_s_time_zone_when_the_customer_set_none() -> None:
 def test_an_unknown_customer_time_zone_falls_back_to_the_brand_s(name: str) -> None:
     """A host's file that is not an IANA zone ("localtime") is unknown too: the decision must
     not depend on the server's configuration."""
-    zone = posted("preferences.updated", timezone=name, at=NOON - timedelta(days=5))
+    zone = posted("preferences.updated", timezone=name, at=DAY - timedelta(days=5))
     found = reason(decide(consented_by_day(zone), now=DAY + timedelta(hours=12)), "quiet_hours")
     assert (found["passed"], found["evidence"]) == (True, [])
     assert "UTC (the brand's policy)" in found["detail"]
+
+
+def test_preferences_dated_after_the_decision_time_are_not_yet_in_force() -> None:
+    """A decision as at a past `send_at` used the customer's quiet hours and time zone as last
+    posted, even when they were set after that moment; consent, by contrast, is read as at the
+    decision time. The settings in force then apply, the latest in event time."""
+    paris = posted("preferences.updated", timezone="Europe/Paris", at=DAY - timedelta(days=5))
+    evening = {"start": "22:00", "end": "07:00"}
+    hours = posted("preferences.updated", quiet_hours=evening, at=DAY - timedelta(days=5))
+    later = {"start": "20:00", "end": "09:00"}
+    changed = posted("preferences.updated", quiet_hours=later, at=DAY + timedelta(hours=21))
+    relationship = consented_by_day(paris, hours, changed)
+    before = reason(decide(relationship, now=DAY + timedelta(hours=20)), "quiet_hours")  # 21:00
+    assert (before["passed"], before["evidence"]) == (True, [hours.event_id, paris.event_id])
+    assert "22:00-07:00 Europe/Paris (the customer's)" in before["detail"]
+    after = reason(decide(relationship, now=DAY + timedelta(hours=21)), "quiet_hours")  # 22:00
+    assert (after["passed"], after["evidence"]) == (False, [changed.event_id, paris.event_id])
+    assert after["retry_after"] == DAY + timedelta(days=1, hours=8)  # 09:00 in Paris
+    first = posted("preferences.updated", timezone="Asia/Tokyo", at=DAY + timedelta(hours=1))
+    relationship = consented_by_day(first)
+    none_yet = reason(decide(relationship, now=DAY), "quiet_hours")
+    assert (none_yet["evidence"], "UTC (the brand's policy)" in none_yet["detail"]) == ([], True)
+
+
+def test_preferences_posted_out_of_time_order_read_as_in_time_order() -> None:
+    """The latest setting in event time holds, not the latest posted: a CRM syncing late must
+    not put back a time zone the customer has since changed."""
+    old = posted("preferences.updated", timezone="Asia/Tokyo", at=DAY - timedelta(days=9))
+    new = posted("preferences.updated", timezone="Europe/Paris", at=DAY - timedelta(days=2))
+    for relationship in (consented_by_day(old, new), consented_by_day(new, old)):
+        found = reason(decide(relationship, now=DAY + timedelta(hours=12)), "quiet_hours")
+        assert (found["evidence"], "Europe/Paris" in found["detail"]) == ([new.event_id], True)
+        assert relationship.preferences == {"timezone": "Europe/Paris"}
 
 
 def test_equal_start_and_end_mean_no_quiet_hours() -> None:

@@ -68,6 +68,25 @@ def test_other_reactions_are_not_unwanted() -> None:
     assert relationship.unwanted == []
 
 
+def test_a_snapshot_without_the_preference_history_keeps_its_preferences_in_force() -> None:
+    """Snapshots taken before preferences were kept in event time hold only the latest: those
+    stay in force at any time until a new setting."""
+    relationship = Relationship("brand-a", "cust-1")
+    zone = posted("preferences.updated", timezone="Europe/Paris", at=NOW - timedelta(days=9))
+    relationship.record(zone)
+    del relationship.__dict__["preference_history"]  # as a snapshot from before reads
+    assert relationship.preferences_at(NOW - timedelta(days=900)) == (
+        {"timezone": "Europe/Paris"},
+        {"timezone": zone.event_id},
+    )
+    hours = posted("preferences.updated", quiet_hours={"start": "22:00", "end": "07:00"})
+    relationship.record(hours)
+    assert relationship.preferences_at(NOW)[1] == {
+        "timezone": zone.event_id,
+        "quiet_hours": hours.event_id,
+    }
+
+
 def test_the_events_that_set_each_preference_are_kept() -> None:
     relationship = Relationship("brand-a", "cust-1")
     zone = posted("preferences.updated", timezone="Europe/Paris")
