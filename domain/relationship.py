@@ -966,11 +966,15 @@ class Relationship(Aggregate, created_event_name="Opened"):
     def _remember_withdrawal(
         self, purpose: str, channels: list[str] | None, event: Interaction
     ) -> None:
-        """Keeps the latest withdrawal of every purpose or of every channel (a withdrawal of named
-        channels of one purpose is kept on those channels' consents), one per (purpose, channels):
-        bounded by their distinct sets."""
+        """Keeps the latest withdrawal of every purpose or of every channel, one per (purpose,
+        channels): bounded by their distinct sets. A withdrawal of named channels of one purpose
+        is kept on those channels' consents; on a channel with none (an unsubscribe from a push
+        on a channel never consented to), it is kept here, on those channels alone."""
         if purpose != EVERY_PURPOSE and channels:
-            return
+            granted = self.consents.get(purpose, {})
+            channels = [channel for channel in channels if channel not in granted]
+            if not channels:
+                return
         covers = sorted(set(channels)) if channels else None
         kept = [w for w in self.withdrawals if (w["purpose"], w["channels"]) == (purpose, covers)]
         if kept and kept[0]["since"] > event.occurred_at:

@@ -3,8 +3,10 @@
 As in the relationship's fold (domain/relationship.py), the latest act in event time holds on
 each purpose and channel, whatever order the acts were posted in: a purpose x channel's consent
 is its row with the latest (since, sequence). A withdrawal of every purpose or of every channel
-also leaves a row that no consent has (purpose `*`, or channel ``""``: neither can be granted), so
-that a grant posted after it, dated before it, is recorded as withdrawn by it.
+also leaves a row that no consent has (purpose `*`, or channel ``""``: neither can be granted),
+and so does an unsubscribe on a channel the purpose has no consent on (that purpose and channel,
+with no terms): a mark, so that a grant posted after it, dated before it, is recorded as
+withdrawn by it. Marks have no `method` (every grant has one) and are never listed.
 """
 
 from __future__ import annotations
@@ -30,9 +32,10 @@ EVERY_CHANNEL = ""
 """The channel of a row recording a withdrawal of every channel (no channel is named "")."""
 
 
-def _is_blanket(purpose: str, channel: str) -> bool:
-    """Whether a row records a withdrawal of every purpose or every channel, not a consent."""
-    return purpose == EVERY_PURPOSE or channel == EVERY_CHANNEL
+def _is_mark(row: Mapping[str, Any]) -> bool:
+    """Whether a row marks a withdrawal that no consent's row records (of every purpose, every
+    channel, or a channel never consented to), rather than a consent."""
+    return row["method"] is None
 
 
 def _later(row: Mapping[str, Any], than: Mapping[str, Any] | None) -> bool:
@@ -98,9 +101,15 @@ def _changes(
         withdrawn = _withdrawals(
             base, latest, {purpose} if purpose else None, [channel] if channel else None
         )
-        if channel:  # named channels of each purpose: kept on those channels' consents
-            return withdrawn
-        known = {p for p, c in latest if not _is_blanket(p, c)}
+        known = {p for (p, c), row in latest.items() if not _is_mark(row)}
+        if channel:  # kept on the channel's consent of each purpose; marked where it has none
+            marks = [
+                mark
+                for p in ([purpose] if purpose else sorted(known))
+                if (known_row := latest.get((p, channel))) is None or _is_mark(known_row)
+                for mark in _blankets(base, p, [channel])
+            ]
+            return withdrawn + marks
         every = [purpose] if purpose else sorted(known)
         return withdrawn + [row for p in every for row in _blankets(base, p, None)]
     return []
@@ -112,7 +121,7 @@ def _grants(base: dict[str, Any], latest: Latest, data: Mapping[str, Any]) -> li
     rows = []
     for channel in dict.fromkeys(data["channels"]):  # a channel named twice: one row
         known = latest.get((data["purpose"], channel))
-        if known is not None and known["since"] > base["since"]:
+        if known is not None and not _is_mark(known) and known["since"] > base["since"]:
             continue
         row = {
             **base,
@@ -128,7 +137,7 @@ def _grants(base: dict[str, Any], latest: Latest, data: Mapping[str, Any]) -> li
         covering = [
             blanket
             for (purpose, on), blanket in latest.items()
-            if _is_blanket(purpose, on)
+            if _is_mark(blanket)
             and purpose in (data["purpose"], EVERY_PURPOSE)
             and on in (channel, EVERY_CHANNEL)
             and blanket["since"] > base["since"]
@@ -143,7 +152,8 @@ def _grants(base: dict[str, Any], latest: Latest, data: Mapping[str, Any]) -> li
 def _blankets(
     base: dict[str, Any], purpose: str, channels: list[str] | None
 ) -> list[dict[str, Any]]:
-    """The rows recording a withdrawal of every purpose or every channel, one per channel named."""
+    """The marks of a withdrawal no consent's row records, one per channel named (none: every
+    channel)."""
     terms = {"data_categories": "[]", "notice_version": None, "method": None}
     terms |= {"jurisdiction": None, "expires_at": None, "status": "withdrawn"}
     return [
@@ -160,7 +170,7 @@ def _withdrawals(
     return [
         {**row, **base, "status": "withdrawn"}
         for (purpose, channel), row in sorted(latest.items())
-        if not _is_blanket(purpose, channel)
+        if not _is_mark(row)
         and (purposes is None or purpose in purposes)
         and (not channels or channel in channels)
         and row["since"] <= base["since"]
@@ -187,7 +197,7 @@ def consents(
     latest: dict[tuple[str, str], dict[str, Any]] = {}
     for values in rows:
         row = dict(zip(COLUMNS, values, strict=True))
-        if not _is_blanket(row["purpose"], row["channel"]):
+        if not _is_mark(row):
             latest[(row["purpose"], row["channel"])] = row
     return [_consent(row, at) for row in latest.values()]
 

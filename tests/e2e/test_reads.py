@@ -374,6 +374,45 @@ def test_an_objection_is_answered_beside_the_consents_as_the_gate_reads_it(
     assert answer()["objections"] == []
 
 
+def test_an_unsubscribe_withdraws_a_grant_posted_after_it_but_dated_before_it(
+    client_for: ClientFor,
+) -> None:
+    """A customer unsubscribed from a marketing push on sms, a channel the brand held no consent
+    for yet; the CRM then synced the grant the customer had given on sms before. In event time
+    the grant came first, so the unsubscribe withdrew it; but the unsubscribe was kept nowhere
+    (it had no consent to withdraw), so the late grant read `granted` and the gate allowed
+    marketing on sms again."""
+    brand = client_for("brand")
+    customer = random_customer()
+    quiet = {"quiet_hours": {"start": "00:00", "end": "00:00"}}
+    assert brand.put("/v1/policy", json=quiet).status_code == 200
+    now = datetime.now(UTC)
+    recorded(brand, dated(granted(customer, "marketing", ["email"]), now - timedelta(days=9)))
+    asked = push(customer, channel="sms", data_categories=[])
+    assert brand.post("/v1/push-decisions", json=asked).status_code == 200
+    sent = as_json(posted("push.sent", customer, push_id=asked["push_id"]))
+    unsubscribed = as_json(
+        posted("push.feedback", customer, push_id=asked["push_id"], reaction="unsubscribed")
+    )
+    recorded(brand, {**sent, "channel": "sms"}, dated(unsubscribed, now - timedelta(hours=1)))
+    late = dated(granted(customer, "marketing", ["sms"]), now - timedelta(days=2))
+    recorded(brand, late)
+    listed = {c["channel"]: c for c in consents(brand, customer)}
+    assert (listed["sms"]["status"], listed["sms"]["event_id"]) == (
+        "withdrawn",
+        unsubscribed["event_id"],
+    )
+    decision = brand.post("/v1/push-decisions", json={**asked, "push_id": random_event_id()})
+    gate = {r["rule"]: r for r in decision.get_json()["reasons"]}
+    assert (gate["consent"]["passed"], gate["consent"]["evidence"]) == (
+        False,
+        [unsubscribed["event_id"]],
+    )
+    later = dated(granted(customer, "marketing", ["sms"]), now - timedelta(minutes=1))
+    recorded(brand, later)  # a grant dated after the unsubscribe is consent again
+    assert {c["channel"]: c["status"] for c in consents(brand, customer)}["sms"] == "granted"
+
+
 @seeded(6)
 def test_consents_posted_out_of_time_order_read_as_the_gate_decides(
     seed: int, client_for: ClientFor

@@ -14,6 +14,7 @@ from domain.relationship import (
     MEMORY,
     MEMORY_ITEMS,
     POSTABLE_TYPES,
+    PostedEvent,
     Relationship,
     relationship_id,
 )
@@ -143,6 +144,20 @@ def test_an_objection_withdraws_every_purpose_and_a_new_grant_lifts_it() -> None
     assert relationship.consents["marketing"]["email"]["status"] == "withdrawn"
 
 
+def unsubscribe(relationship: Relationship, outcome: str) -> PostedEvent:
+    """A marketing push on the push channel decided, sent, and unsubscribed from; the reaction."""
+    relationship.record_push_decision(
+        posted("push.sent").envelope,
+        "push-9",
+        {"purpose": "marketing", "channel": "push"},
+        {"outcome": outcome},
+    )
+    relationship.record(replace(posted("push.sent", push_id="push-9"), channel="push"))
+    unsubscribed = posted("push.feedback", push_id="push-9", reaction="unsubscribed")
+    relationship.record(unsubscribed)
+    return unsubscribed
+
+
 def test_unsubscribing_from_a_push_withdraws_its_purpose_on_its_channel() -> None:
     relationship = recorded(
         posted(
@@ -154,16 +169,38 @@ def test_unsubscribing_from_a_push_withdraws_its_purpose_on_its_channel() -> Non
             method="web",
         ),
     )
-    relationship.record_push_decision(
-        posted("push.sent").envelope,
-        "push-9",
-        {"purpose": "marketing", "channel": "push"},
-        {"outcome": "allow"},
-    )
-    relationship.record(replace(posted("push.sent", push_id="push-9"), channel="push"))
-    relationship.record(posted("push.feedback", push_id="push-9", reaction="unsubscribed"))
+    unsubscribe(relationship, "allow")
     assert relationship.consents["marketing"]["push"]["status"] == "withdrawn"
     assert relationship.consents["marketing"]["email"]["status"] == "granted"
+
+
+def test_an_unsubscribe_on_a_channel_never_consented_to_withdraws_a_grant_dated_before_it() -> None:
+    """In event time the grant came first: posted after the unsubscribe, it is withdrawn by it."""
+    terms: dict[str, Any] = {"data_categories": [], "notice_version": "1", "method": "web"}
+    relationship = recorded(
+        posted("consent.granted", purpose="marketing", channels=["email"], **terms)
+    )
+    unsubscribed = unsubscribe(relationship, "deny")
+    late = posted(
+        "consent.granted",
+        purpose="marketing",
+        channels=["push"],
+        at=unsubscribed.occurred_at - timedelta(days=1),
+        **terms,
+    )
+    relationship.record(late)
+    withdrawn = relationship.consents["marketing"]["push"]
+    assert (withdrawn["status"], withdrawn["event_id"]) == ("withdrawn", unsubscribed.event_id)
+    assert relationship.consents["marketing"]["email"]["status"] == "granted"
+    newer = posted(
+        "consent.granted",
+        purpose="marketing",
+        channels=["push"],
+        at=unsubscribed.occurred_at + timedelta(seconds=1),
+        **terms,
+    )
+    relationship.record(newer)
+    assert relationship.consents["marketing"]["push"]["status"] == "granted"
 
 
 def test_closed_references_are_forgotten_after_the_memory_so_state_stays_bounded() -> None:
