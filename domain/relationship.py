@@ -1095,6 +1095,38 @@ def _latest_covering(
     return max(covering, key=lambda w: w["since"], default=None)
 
 
+def withdrawn_at(
+    acts: Iterable[Mapping[str, Any]], purpose: str, channel: str, at: datetime
+) -> Mapping[str, Any] | None:
+    """The withdrawal in force on the purpose and channel at event time `at`, if the customer's
+    latest act there by then (ties: the one recorded later) was one; else None.
+
+    `acts` are the relationship's consent acts: `act` ("granted" or "withdrawn"; others are
+    skipped), `purpose`
+    (None or "*": every purpose), `channels` (None: every channel), `at`, `sequence`. The same
+    reading as the fold's (`grant`, `withdraw`), but of any moment, for the findings: an
+    objection on the channel withdraws every purpose there, so it is one of these.
+    """
+    latest: Mapping[str, Any] | None = None
+    for act in acts:
+        if act["at"] > at or (latest is not None and _later_act(latest, act)):
+            continue
+        if act["act"] == "granted":
+            covers = act["purpose"] == purpose and channel in act["channels"]
+        elif act["act"] != "withdrawn":  # not a consent act (a send)
+            continue
+        else:
+            covers = act["purpose"] in (None, EVERY_PURPOSE, purpose)
+            covers = covers and (act["channels"] is None or channel in act["channels"])
+        if covers:
+            latest = act
+    return latest if latest is not None and latest["act"] == "withdrawn" else None
+
+
+def _later_act(act: Mapping[str, Any], than: Mapping[str, Any]) -> bool:
+    return bool((act["at"], act["sequence"]) > (than["at"], than["sequence"]))
+
+
 def _gate_counts(kind: str, item: Mapping[str, Any], last_at: datetime) -> bool:
     """Whether the push gate still counts this closed item: an offer or advice push it allowed
     in its frequency window, an offer reneged in its 30 days. Such items are never pruned by

@@ -1,14 +1,23 @@
-"""Pushes: each push's decision by the gate and, when the brand reports it, its sending."""
+"""Pushes: each push's decision by the gate and, when the brand reports it, its sending; and
+whether it was sent after the consent it relied on was withdrawn.
+
+That last is judged in event time from the relationship's consent acts and sends, kept in
+`consent_acts`: each time an act or a send arrives, the sends it may concern are judged again
+(domain/relationship.py's `withdrawn_at`), so the answer is the same whatever order the brand
+posted them in, and a rebuild gives it again.
+"""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
 from typing import Any
+from uuid import UUID
 
-from domain.relationship import PushDecided, masked
+from domain.gate import SELLING
+from domain.relationship import Interaction, PushDecided, masked, withdrawn_at
 from projections import paging
-from projections.db import Database, parse_timestamp, timestamp, to_json
+from projections.db import Database, chunks, parse_timestamp, timestamp, to_json
 from projections.readmodel import Page
 
 DECIDED = (
@@ -16,16 +25,28 @@ DECIDED = (
     "outcome", "kind", "purpose", "channel", "retry_after", "policy_version", "request", "decision",
 )  # fmt: skip
 SENT = ("brand", "push_id", "relationship_id", "sent_at", "sent_channel", "sent_event_id")
+ACTS = (
+    "relationship_id", "sequence", "act", "purpose", "channels", "occurred_at", "event_id",
+    "push_id",
+)  # fmt: skip
+JUDGED = (
+    "brand", "push_id", "relationship_id", "kind", "outcome", "purpose", "channel", "sent_at",
+    "withdrawn_at", "withdrawn_by",
+)  # fmt: skip
+RELYING = ("allow", "defer")
+"""The outcomes of a decision that relied on consent (an offer or advice push's): the gate
+allows or defers only with it."""
 
 
 class Decisions:
     name = "decisions"
-    tables: tuple[str, ...] = ("decisions",)
+    tables: tuple[str, ...] = ("decisions", "consent_acts")
     personal_topics: frozenset[str] | None = frozenset([PushDecided.TOPIC])  # type: ignore[attr-defined]
 
     def apply(self, db: Database, page: Page, tables: Mapping[str, str]) -> None:
         table = tables["decisions"]
         self._record(db, page, table)
+        _judge_sends(db, page, tables)
         for erased in page.erased:
             rows = db.query(
                 f"SELECT push_id, request FROM {table} WHERE relationship_id = ?",
@@ -61,6 +82,110 @@ class Decisions:
                 f" ON CONFLICT (brand, push_id) DO UPDATE SET {updates}",
                 [tuple(row[c] for c in columns) for row in rows],
             )
+
+
+def _judge_sends(db: Database, page: Page, tables: Mapping[str, str]) -> None:
+    """Keeps the page's consent acts and sends, then judges again each send they may concern:
+    the page's own, and those of a relationship whose consent changed, sent since the change's
+    date. A page without either costs nothing; one with them, by primary key: a query for the
+    rows to judge (and one before it for the sends of relationships whose consent changed), one
+    for their relationships' consent acts, and the upsert of the verdicts that changed."""
+    decisions, table = tables["decisions"], tables["consent_acts"]
+    acts = [act for _, event in page.interactions if (act := _act(db, decisions, event, page))]
+    pushes = {
+        (page.brand(event.originator_id), event.data["push_id"])
+        for _, event in page.interactions
+        if event.TYPE in ROWS
+    }
+    if not acts and not pushes:
+        return
+    db.executemany(
+        f"INSERT INTO {table} ({', '.join(ACTS)}) VALUES ({', '.join('?' for _ in ACTS)})"
+        " ON CONFLICT DO NOTHING",
+        [tuple(act[c] for c in ACTS) for act in acts],
+    )
+    changed: dict[str, str] = {}  # relationship: the earliest date its consent changed at
+    for act in (act for act in acts if act["act"] != "sent"):
+        rid = act["relationship_id"]
+        changed[rid] = min(changed.get(rid, act["occurred_at"]), act["occurred_at"])
+    select = f"SELECT relationship_id, push_id, occurred_at FROM {table}"
+    for rid, push_id, at in db.query_in(select, "relationship_id", changed, "AND act = 'sent'"):
+        if at >= changed[rid]:  # fixed-width UTC text sorts as time
+            pushes.add((page.brand(UUID(rid)), push_id))
+    rows = _sends(db, decisions, pushes)
+    history = _history(db, table, {row["relationship_id"] for row in rows})
+    judged = []
+    for row in rows:
+        found = None
+        sent_at = parse_timestamp(row["sent_at"])
+        if row["kind"] in SELLING and row["outcome"] in RELYING and row["purpose"] and sent_at:
+            acts_of = history[row["relationship_id"]]
+            found = withdrawn_at(acts_of, row["purpose"], row["channel"], sent_at)
+        verdict = (timestamp(found["at"]), found["event_id"]) if found else (None, None)
+        if verdict != (row["withdrawn_at"], row["withdrawn_by"]):
+            judged.append((row["brand"], row["push_id"], row["relationship_id"], *verdict))
+    db.executemany(
+        f"INSERT INTO {decisions} (brand, push_id, relationship_id, withdrawn_at, withdrawn_by)"
+        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (brand, push_id) DO UPDATE SET"
+        " withdrawn_at = excluded.withdrawn_at, withdrawn_by = excluded.withdrawn_by",
+        judged,
+    )
+
+
+def _act(db: Database, decisions: str, event: Interaction, page: Page) -> dict[str, Any] | None:
+    """The event as a consent act (an `unsubscribed` reaction withdraws the purpose and channel
+    of its push, as the relationship folds it), or a send; None for any other event."""
+    data = event.data
+    row = {
+        "relationship_id": str(event.originator_id),
+        "sequence": event.originator_version,
+        "occurred_at": timestamp(event.occurred_at),
+        "event_id": event.event_id,
+        "purpose": data.get("purpose"),
+        "channels": to_json(data["channels"]) if data.get("channels") else None,
+        "push_id": None,
+    }
+    if event.TYPE == "consent.granted":
+        return {**row, "act": "granted"}
+    if event.TYPE == "consent.withdrawn":
+        return {**row, "act": "withdrawn"}
+    if event.TYPE == "push.sent":
+        return {**row, "act": "sent", "push_id": data["push_id"]}
+    if event.TYPE == "push.feedback" and data["reaction"] == "unsubscribed":
+        brand = page.brand(event.originator_id)
+        purpose, channel = unsubscribed_from(db, brand, data["push_id"], decisions)
+        channels = to_json([channel]) if channel else None
+        return {**row, "act": "withdrawn", "purpose": purpose, "channels": channels}
+    return None
+
+
+def _history(db: Database, table: str, rids: set[str]) -> dict[str, list[dict[str, Any]]]:
+    """Each relationship's consent acts (not its sends), times as datetimes."""
+    history: dict[str, list[dict[str, Any]]] = {rid: [] for rid in rids}
+    select = f"SELECT {', '.join(ACTS)} FROM {table}"
+    tail = "AND act IN ('granted', 'withdrawn')"  # the key's order: the sends are not read
+    for values in db.query_in(select, "relationship_id", rids, tail):
+        act = dict(zip(ACTS, values, strict=True))
+        act["at"] = parse_timestamp(act["occurred_at"])
+        act["channels"] = json.loads(act["channels"]) if act["channels"] else None
+        history[act["relationship_id"]].append(act)
+    return history
+
+
+def _sends(db: Database, table: str, pushes: set[tuple[str, str]]) -> list[dict[str, Any]]:
+    """The rows of the pushes sent among `pushes`, one query per brand and 500 pushes."""
+    by_brand: dict[str, list[str]] = {}
+    for brand, push_id in sorted(pushes):
+        by_brand.setdefault(brand, []).append(push_id)
+    rows = []
+    for brand, push_ids in by_brand.items():
+        for chunk in chunks(push_ids):
+            rows += db.query(
+                f"SELECT {', '.join(JUDGED)} FROM {table} WHERE brand = ?"
+                f" AND push_id IN ({', '.join('?' for _ in chunk)}) AND sent_at IS NOT NULL",
+                [brand, *chunk],
+            )
+    return [dict(zip(JUDGED, row, strict=True)) for row in rows]
 
 
 def _decided(event: Any, brand: str) -> dict[str, Any]:
@@ -133,8 +258,9 @@ def unsubscribed_from(
 def findings(
     db: Database, brand: str, limit: int = 100, cursor: str | None = None
 ) -> paging.ListPage:
-    """Pushes the brand sent without an allow decision, or inside a defer window: compliance
-    findings, the latest sent first, from `cursor`; and the cursor of the page after."""
+    """Pushes the brand sent without an allow decision, inside a defer window, on another
+    channel, or after the consent their decision relied on was withdrawn: compliance findings,
+    the latest sent first, from `cursor`; and the cursor of the page after."""
     where, params = "", [brand]
     if cursor is not None:
         sent_at, push_id = findings_cursor(cursor)
@@ -142,27 +268,27 @@ def findings(
         params += [sent_at, push_id]
     rows = db.query(
         "SELECT push_id, relationship_id, outcome, decided_at, retry_after, sent_at, sent_channel, sent_event_id"
-        ", sent_channel <> channel"
-        " FROM decisions WHERE brand = ? AND sent_at IS NOT NULL"  # migration 0013's index's
+        ", sent_channel <> channel, withdrawn_at, withdrawn_by"
+        " FROM decisions WHERE brand = ? AND sent_at IS NOT NULL"  # migration 0015's index's
         " AND (outcome IS NULL OR outcome = 'deny' OR (outcome = 'defer' AND sent_at < retry_after)"
-        " OR sent_channel <> channel)"
+        " OR sent_channel <> channel OR withdrawn_by IS NOT NULL)"
         f"{where} ORDER BY sent_at DESC, push_id DESC LIMIT ?",
         [*params, limit + 1],
     )
     found = [
         {
-            "push_id": push_id,
-            "finding": _finding(outcome, bool(elsewhere)),
-            "outcome": outcome,
-            "decided_at": parse_timestamp(decided_at),
-            "retry_after": parse_timestamp(retry_after),
-            "sent_at": parse_timestamp(sent_at),
-            "channel": channel,
-            "event_id": event_id,
+            "push_id": row[0],
+            "finding": _finding(row[2], bool(row[8]), row[10]),
+            "outcome": row[2],
+            "decided_at": parse_timestamp(row[3]),
+            "retry_after": parse_timestamp(row[4]),
+            "sent_at": parse_timestamp(row[5]),
+            "channel": row[6],
+            "event_id": row[7],
+            "withdrawn_at": parse_timestamp(row[9]),
+            "withdrawn_by": row[10],
         }
-        for push_id, _, outcome, decided_at, retry_after, sent_at, channel, event_id, elsewhere in (
-            rows[:limit]
-        )
+        for row in rows[:limit]
     ]
     if len(rows) <= limit:
         return paging.ListPage(found, None)
@@ -178,16 +304,28 @@ def findings_cursor(cursor: str) -> tuple[str, str]:
     return paging.text(after[0], 40), paging.text(after[1], 128)
 
 
-def _finding(outcome: str | None, elsewhere: bool) -> str:
+WITHOUT_DECISION = "sent without a decision"
+DENIED = "sent although denied"
+ELSEWHERE = "sent on another channel than decided"
+WITHDRAWN = "sent after its consent was withdrawn"
+DEFERRED = "sent inside its defer window"
+FINDINGS = (WITHOUT_DECISION, DENIED, ELSEWHERE, WITHDRAWN, DEFERRED)
+"""What can be wrong with a send, in the order the first that applies is named."""
+
+
+def _finding(outcome: str | None, elsewhere: bool, withdrawn_by: str | None) -> str:
     """What is wrong with a send: the decision's outcome, else the channel (an allow, or a
-    defer's retry time, is for the channel the gate was asked about: consent is per channel)."""
+    defer's retry time, is for the channel the gate was asked about: consent is per channel),
+    else the consent it relied on, withdrawn by the send's time."""
     if outcome is None:
-        return "sent without a decision"
+        return WITHOUT_DECISION
     if outcome == "deny":
-        return "sent although denied"
+        return DENIED
     if elsewhere:
-        return "sent on another channel than decided"
-    return "sent inside its defer window"
+        return ELSEWHERE
+    if withdrawn_by is not None:
+        return WITHDRAWN
+    return DEFERRED
 
 
 def decisions_of(db: Database, relationship_id: str) -> list[dict[str, Any]]:

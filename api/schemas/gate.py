@@ -24,7 +24,7 @@ from api.schemas.fields import (
 from api.schemas.trust import Paging
 from domain.brand import CONTROLLER_LIMITS, MAX_CATEGORIES, MAX_FREQUENCY_CAP, MAX_HALF_LIFE_DAYS
 from domain.gate import KINDS
-from projections.decisions import findings_cursor
+from projections.decisions import FINDINGS, findings_cursor
 
 SEND_AT_TOLERANCE = timedelta(minutes=5)
 """How far in the past `send_at` may be (clock skew between the CRM and the ledger)."""
@@ -178,13 +178,37 @@ class AuditSchema(Schema):
 
 class FindingSchema(Schema):
     push_id = fields.String(required=True)
-    finding = fields.String(required=True)
+    finding = fields.String(
+        required=True,
+        validate=validate.OneOf(FINDINGS),
+        metadata={
+            "description": "What is wrong with the send. `sent after its consent was withdrawn`:"
+            " an offer or advice push allowed (or deferred) on the customer's consent, sent when,"
+            " in event time, the customer's latest act on its purpose and channel was a"
+            " withdrawal (an objection on the channel, an `unsubscribed` reaction included)."
+        },
+    )
     outcome = fields.String(required=True, allow_none=True)
     decided_at = fields.DateTime(required=True, allow_none=True)
     retry_after = fields.DateTime(required=True, allow_none=True)
     sent_at = fields.DateTime(required=True, allow_none=True)
     channel = fields.String(required=True, allow_none=True)
-    event_id = fields.String(required=True, allow_none=True)
+    event_id = fields.String(
+        required=True, allow_none=True, metadata={"description": "The `push.sent` event."}
+    )
+    withdrawn_at = fields.DateTime(
+        required=True,
+        allow_none=True,
+        metadata={"description": "Event time of the withdrawal the send came after, if any."},
+    )
+    withdrawn_by = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "The event that withdrew the consent the decision relied on, before"
+            " the send: a `consent.withdrawn` or an `unsubscribed` `push.feedback`; else null."
+        },
+    )
 
 
 FINDINGS_CURSOR = 2048

@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
+import random
 import subprocess
 import sys
 from dataclasses import replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from domain.application import Ledger
 from domain.errors import PushIdConflict
 from domain.gate import PushRequest
+from domain.relationship import PostedEvent
 from domain.storage import Store
 from projections.decisions import findings
 from projections.runner import Runner
@@ -66,6 +69,260 @@ def test_a_push_sent_on_another_channel_than_the_one_allowed_is_a_finding(ledger
         "sms",
     )
     runner.close()
+
+
+WITHDRAWN = "sent after its consent was withdrawn"
+
+
+def allowed_then(
+    ledger: Ledger, *acts: PostedEvent, kind: str = "offer"
+) -> tuple[str, str, PushRequest]:
+    """A brand and customer whose push was allowed at NOON, then `acts` recorded in order."""
+    brand, customer = random_brand(), random_customer()
+    ledger.set_policy(brand, NO_QUIET_HOURS)
+    ledger.record(brand, grant(customer, channels=("push", "sms")))
+    request = push(kind, (), customer, purpose="marketing" if kind != "service" else None)
+    assert ledger.decide_push(brand, request, now=NOON)["outcome"] == "allow"
+    for act in acts:
+        ledger.record(brand, replace(act, customer=customer))
+    return brand, customer, request
+
+
+def sent(request: PushRequest, at: datetime, channel: str = "push") -> PostedEvent:
+    return replace(
+        posted("push.sent", request.customer, push_id=request.push_id, at=at), channel=channel
+    )
+
+
+def withdrawn(at: datetime, purpose: str = "marketing", **data: Any) -> PostedEvent:
+    return posted("consent.withdrawn", "", at=at, purpose=purpose, **data)
+
+
+def found_by(ledger: Ledger, brand: str) -> dict[str, tuple[str, str | None]]:
+    runner = Runner(ledger)
+    runner.run_once()
+    found = {
+        f["push_id"]: (f["finding"], f["withdrawn_by"]) for f in findings(runner.db, brand).items
+    }
+    runner.close()
+    return found
+
+
+@pytest.mark.parametrize("order", ["withdrawal first", "send first"])
+def test_a_push_sent_after_its_consent_was_withdrawn_is_a_finding(
+    ledger: Ledger, order: str
+) -> None:
+    """Allowed at noon; the customer withdrew at 13:00; the brand asked again (and got the
+    recorded allow back, as a repeated request does) and sent at 14:00. No finding showed. The
+    consent at the send's time is judged in event time, whichever was posted first."""
+    withdrawal = withdrawn(NOON + timedelta(hours=1), channels=["push"])
+    brand, customer, request = allowed_then(ledger)
+    acts = [replace(withdrawal, customer=customer), sent(request, NOON + timedelta(hours=2))]
+    for act in acts if order == "withdrawal first" else reversed(acts):
+        ledger.record(brand, act)
+    again = ledger.decide_push(brand, request, now=NOON + timedelta(hours=2))
+    assert again["outcome"] == "allow"  # issue 6: the recorded decision, unchanged
+    assert found_by(ledger, brand) == {request.push_id: (WITHDRAWN, withdrawal.event_id)}
+
+
+def test_a_push_decided_after_it_was_sent_is_judged_when_decided(ledger: Ledger) -> None:
+    """The send, then the withdrawal dated before it, are recorded before the decision."""
+    brand, customer = random_brand(), random_customer()
+    ledger.set_policy(brand, NO_QUIET_HOURS)
+    ledger.record(brand, grant(customer))
+    request = push("offer", (), customer)
+    withdrawal = withdrawn(NOON + timedelta(hours=1))
+    ledger.record(brand, sent(request, NOON + timedelta(hours=2)))
+    assert found_by(ledger, brand) == {request.push_id: ("sent without a decision", None)}
+    assert ledger.decide_push(brand, request, now=NOON)["outcome"] == "allow"
+    assert found_by(ledger, brand) == {}
+    ledger.record(brand, replace(withdrawal, customer=customer))
+    assert found_by(ledger, brand) == {request.push_id: (WITHDRAWN, withdrawal.event_id)}
+
+
+@pytest.mark.parametrize(
+    "act",
+    [
+        pytest.param(withdrawn(NOON + timedelta(hours=1), purpose="*"), id="objection"),
+        pytest.param(
+            withdrawn(NOON + timedelta(hours=1), purpose="*", channels=["push"]),
+            id="objection-on-push",
+        ),
+        pytest.param(withdrawn(NOON + timedelta(hours=1)), id="every-channel"),
+    ],
+)
+def test_an_objection_or_a_withdrawal_of_every_channel_before_the_send_is_a_finding(
+    ledger: Ledger, act: PostedEvent
+) -> None:
+    brand, customer, request = allowed_then(ledger)
+    ledger.record(brand, sent(request, NOON + timedelta(hours=2)))
+    ledger.record(brand, replace(act, customer=customer))
+    assert found_by(ledger, brand) == {request.push_id: (WITHDRAWN, act.event_id)}
+
+
+@pytest.mark.parametrize(
+    "act",
+    [
+        pytest.param(withdrawn(NOON + timedelta(hours=3)), id="withdrawn-after-the-send"),
+        pytest.param(
+            withdrawn(NOON + timedelta(hours=1), channels=["sms"]), id="on-another-channel"
+        ),
+        pytest.param(
+            withdrawn(NOON + timedelta(hours=1), purpose="*", channels=["sms"]),
+            id="objection-elsewhere",
+        ),
+        pytest.param(withdrawn(NOON + timedelta(hours=1), purpose="news"), id="another-purpose"),
+    ],
+)
+def test_a_withdrawal_after_the_send_or_elsewhere_is_no_finding(
+    ledger: Ledger, act: PostedEvent
+) -> None:
+    brand, customer, request = allowed_then(ledger, grant(purpose="news"))
+    ledger.record(brand, sent(request, NOON + timedelta(hours=2)))
+    ledger.record(brand, replace(act, customer=customer))
+    assert found_by(ledger, brand) == {}
+
+
+def test_a_grant_dated_between_the_withdrawal_and_the_send_clears_the_finding(
+    ledger: Ledger,
+) -> None:
+    """Posted last, the renewed consent (dated before the send) ends the finding; a service
+    push, which relies on no consent, is never one."""
+    withdrawal = withdrawn(NOON + timedelta(hours=1))
+    brand, customer, request = allowed_then(ledger, withdrawal)
+    ledger.record(brand, sent(request, NOON + timedelta(hours=3)))
+    assert found_by(ledger, brand) == {request.push_id: (WITHDRAWN, withdrawal.event_id)}
+    ledger.record(brand, grant(customer, at=NOON + timedelta(hours=2)))
+    assert found_by(ledger, brand) == {}
+    service = push("service", (), customer, purpose=None)
+    assert ledger.decide_push(brand, service, now=NOON)["outcome"] == "allow"
+    ledger.record(brand, withdrawn(NOON + timedelta(hours=4), purpose="*"))
+    ledger.record(brand, sent(service, NOON + timedelta(hours=5)))
+    assert found_by(ledger, brand) == {}
+
+
+def test_an_unsubscribe_before_a_send_is_a_finding_for_the_later_push(ledger: Ledger) -> None:
+    """An `unsubscribed` reaction withdraws the push's purpose on its channel: a second push
+    allowed before it and sent after it relied on a consent withdrawn by then."""
+    brand, customer, first = allowed_then(ledger)
+    second = push("offer", (), customer)
+    assert ledger.decide_push(brand, second, now=NOON)["outcome"] == "allow"
+    ledger.record(brand, sent(first, NOON + timedelta(hours=1)))
+    reaction = posted(
+        "push.feedback",
+        customer,
+        push_id=first.push_id,
+        reaction="unsubscribed",
+        at=NOON + timedelta(hours=2),
+    )
+    ledger.record(brand, sent(second, NOON + timedelta(hours=3)))
+    ledger.record(brand, reaction)
+    assert found_by(ledger, brand) == {second.push_id: (WITHDRAWN, reaction.event_id)}
+
+
+CHANNELS, PURPOSES = ("push", "sms"), ("marketing", "news")
+Step = tuple[str, datetime, str, tuple[str, ...] | None]
+"""What happens (grant, withdraw, object, send), when, the purpose, and the channels named."""
+
+
+def random_script(rng: random.Random) -> list[Step]:
+    """Acts and sends at distinct times after noon; one send per purpose and channel at most."""
+    script: list[Step] = []
+    for n in range(rng.randint(3, 12)):
+        at = NOON + timedelta(minutes=10 * (n + 1))
+        what = rng.choice(["grant", "withdraw", "object", "send", "send"])
+        purpose, on = rng.choice(PURPOSES), rng.choice([("push",), ("sms",), None])
+        if what == "send":
+            on = (rng.choice(CHANNELS),)
+            if any(w == "send" and (p, o) == (purpose, on) for w, _, p, o in script):
+                continue
+        script.append((what, at, purpose, on))
+    return script
+
+
+def posted_script(ledger: Ledger, steps: list[Step]) -> tuple[str, dict[str, tuple[str, str]]]:
+    """A brand and customer with consent to both purposes on both channels, a push of each
+    purpose on each channel allowed at noon, then the steps posted in the order given."""
+    brand, customer = random_brand(), random_customer()
+    ledger.set_policy(brand, NO_QUIET_HOURS)
+    for purpose in PURPOSES:
+        ledger.record(brand, grant(customer, purpose=purpose, channels=CHANNELS))
+    requests = {
+        (p, c): push("offer", (), customer, purpose=p, channel=c)
+        for p in PURPOSES
+        for c in CHANNELS
+    }
+    for request in requests.values():
+        assert ledger.decide_push(brand, request, now=NOON)["outcome"] == "allow"
+    for what, at, purpose, on in steps:
+        if what == "grant":
+            event = grant(customer, purpose=purpose, channels=on or CHANNELS, at=at)
+        elif what == "send":
+            event = sent(requests[(purpose, on[0])], at, on[0])  # type: ignore[index]
+        else:
+            data = {"channels": list(on)} if on else {}
+            event = withdrawn(at, "*" if what == "object" else purpose, **data)
+        ledger.record(brand, replace(event, customer=customer))
+    return brand, {request.push_id: key for key, request in requests.items()}
+
+
+def withdrawn_before_sent(script: list[Step]) -> set[tuple[str, str]]:
+    """The pushes whose latest act on their purpose and channel by their send withdrew it."""
+    found = set()
+    for _, sent_at, purpose, on in (step for step in script if step[0] == "send"):
+        channel = on[0]  # type: ignore[index]
+        latest = "grant"  # the first grants, thirty days before noon
+        for what, at, p, named in sorted(script, key=lambda step: step[1]):
+            covers = (named is None or channel in named) and (p == purpose or what == "object")
+            if what != "send" and at <= sent_at and covers:
+                latest = what
+        if latest != "grant":
+            found.add((purpose, channel))
+    return found
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_sends_after_a_withdrawal_are_the_findings_whatever_the_order_posted(
+    ledger: Ledger, seed: int
+) -> None:
+    """Grants, withdrawals, objections and sends at distinct times, posted in time order and
+    shuffled: the findings are the same, the sends whose latest act on their purpose and channel
+    by then was a withdrawal."""
+    rng = random.Random(seed)
+    script = random_script(rng)
+    answers = []
+    for steps in (script, rng.sample(script, len(script))):
+        brand, keys = posted_script(ledger, steps)
+        answers.append({(keys[p], finding) for p, (finding, _) in found_by(ledger, brand).items()})
+    expected = {(key, WITHDRAWN) for key in withdrawn_before_sent(script)}
+    assert answers == [expected, expected], script
+
+
+def test_the_findings_are_the_same_one_event_per_page_or_all_in_one(empty_store: Store) -> None:
+    """Judged again as each act or send arrives, in either order, page by page or all at once,
+    the findings are what a rebuild from the log makes of them."""
+    ledger = open_ledger(empty_store)
+    withdrawal = withdrawn(NOON + timedelta(hours=1))
+    brand, customer, request = allowed_then(ledger, withdrawal)
+    ledger.record(brand, sent(request, NOON + timedelta(hours=2)))
+    ledger.record(brand, grant(customer, at=NOON - timedelta(hours=1)))  # before the withdrawal
+    other = random_customer()  # a finding cleared by a grant posted last, dated before the send
+    ledger.record(brand, grant(other, channels=("push", "sms")))
+    cleared = push("offer", (), other)
+    assert ledger.decide_push(brand, cleared, now=NOON)["outcome"] == "allow"
+    ledger.record(brand, sent(cleared, NOON + timedelta(hours=3)))
+    ledger.record(brand, replace(withdrawn(NOON + timedelta(hours=1)), customer=other))
+    ledger.record(brand, grant(other, at=NOON + timedelta(hours=2)))
+    one_by_one = Runner(ledger, page_size=1)
+    one_by_one.run_once()
+    found = {f["push_id"]: f for f in findings(one_by_one.db, brand).items}
+    assert {p: (f["finding"], f["withdrawn_by"]) for p, f in found.items()} == {
+        request.push_id: (WITHDRAWN, withdrawal.event_id)
+    }
+    assert found[request.push_id]["withdrawn_at"] == NOON + timedelta(hours=1)
+    assert one_by_one.rebuild(verify=True) == {}, "a rebuild applies them in one page"
+    one_by_one.close()
+    ledger.close()
 
 
 def test_audit_decisions_from_the_command_line(ledger: Ledger) -> None:

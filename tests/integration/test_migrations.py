@@ -336,6 +336,15 @@ def test_0013s_findings_index_holds_sends_on_another_channel_and_its_downgrade_r
     assert "sent_channel" in at_head["decisions_findings"]
 
 
+def test_0015s_findings_index_holds_sends_after_a_withdrawal_and_its_downgrade_restores_0014s(
+    empty_store: Store,
+) -> None:
+    before, at_head = indexes_before_and_at_head(empty_store, "0014")
+    assert "withdrawn_by" not in before["decisions_findings"]
+    assert "withdrawn_by" in at_head["decisions_findings"]
+    assert "sent_channel" in before["decisions_findings"]
+
+
 def test_0011_marks_each_brand_where_its_timeline_stands(empty_store: Store) -> None:
     """Brands projected before 0011 get their latest position and record time from the
     timeline; its downgrade drops what it added, and it applies again."""
