@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from datetime import datetime
+from typing import Any, cast
 from uuid import UUID
 
 from domain.gate import SELLING
@@ -33,6 +34,7 @@ JUDGED = (
     "brand", "push_id", "relationship_id", "kind", "outcome", "purpose", "channel", "sent_at",
     "withdrawn_at", "withdrawn_by",
 )  # fmt: skip
+ACT_TYPES = frozenset(["consent.granted", "consent.withdrawn", "push.sent", "push.feedback"])
 RELYING = ("allow", "defer")
 """The outcomes of a decision that relied on consent (an offer or advice push's): the gate
 allows or defers only with it."""
@@ -93,7 +95,7 @@ def _judge_sends(db: Database, page: Page, tables: Mapping[str, str]) -> None:
     decisions, table = tables["decisions"], tables["consent_acts"]
     acts = [act for _, event in page.interactions if (act := _act(db, decisions, event, page))]
     pushes = {
-        (page.brand(event.originator_id), event.data["push_id"])
+        (page.brand(event.originator_id), cast(Any, event).push_id)
         for _, event in page.interactions
         if event.TYPE in ROWS
     }
@@ -112,15 +114,20 @@ def _judge_sends(db: Database, page: Page, tables: Mapping[str, str]) -> None:
     for rid, push_id, at in db.query_in(select, "relationship_id", changed, "AND act = 'sent'"):
         if at >= changed[rid]:  # fixed-width UTC text sorts as time
             pushes.add((page.brand(UUID(rid)), push_id))
-    rows = _sends(db, decisions, pushes)
-    history = _history(db, table, {row["relationship_id"] for row in rows})
+    rows = [
+        row
+        for row in _sends(db, decisions, pushes)
+        if _relied_on_consent(row) or row["withdrawn_by"]
+    ]
+    history = _history(
+        db, table, {row["relationship_id"] for row in rows if _relied_on_consent(row)}
+    )
     judged = []
     for row in rows:
         found = None
-        sent_at = parse_timestamp(row["sent_at"])
-        if row["kind"] in SELLING and row["outcome"] in RELYING and row["purpose"] and sent_at:
-            acts_of = history[row["relationship_id"]]
-            found = withdrawn_at(acts_of, row["purpose"], row["channel"], sent_at)
+        if _relied_on_consent(row):
+            acts_of, sent_at = history[row["relationship_id"]], parse_timestamp(row["sent_at"])
+            found = withdrawn_at(acts_of, row["purpose"], row["channel"], cast(datetime, sent_at))
         verdict = (timestamp(found["at"]), found["event_id"]) if found else (None, None)
         if verdict != (row["withdrawn_at"], row["withdrawn_by"]):
             judged.append((row["brand"], row["push_id"], row["relationship_id"], *verdict))
@@ -132,9 +139,16 @@ def _judge_sends(db: Database, page: Page, tables: Mapping[str, str]) -> None:
     )
 
 
+def _relied_on_consent(row: Mapping[str, Any]) -> bool:
+    """Whether a sent push's decision relied on consent: an offer or advice allowed or deferred."""
+    return row["kind"] in SELLING and row["outcome"] in RELYING and bool(row["purpose"])
+
+
 def _act(db: Database, decisions: str, event: Interaction, page: Page) -> dict[str, Any] | None:
     """The event as a consent act (an `unsubscribed` reaction withdraws the purpose and channel
     of its push, as the relationship folds it), or a send; None for any other event."""
+    if event.TYPE not in ACT_TYPES:
+        return None
     data = event.data
     row = {
         "relationship_id": str(event.originator_id),
