@@ -36,10 +36,13 @@ def push(customer: str, **overrides: Any) -> dict[str, Any]:
     }
 
 
-def consented(brand: Client, customer: str, categories: list[str]) -> None:
+def consented(
+    brand: Client, customer: str, categories: list[str], at: datetime | None = None
+) -> None:
     event = posted(
         "consent.granted",
         customer,
+        at=at,
         purpose="marketing",
         channels=["email"],
         data_categories=categories,
@@ -100,7 +103,7 @@ def test_a_push_sent_before_the_consent_was_given_is_denied(client_for: ClientFo
     brand = client_for("brand")
     quiet(brand, now=False)
     customer = random_customer()
-    consented(brand, customer, ["purchase_history"])
+    consented(brand, customer, ["purchase_history"], at=datetime.now(UTC))
     before = datetime.now(UTC) - timedelta(minutes=3)
     answer = brand.post("/v1/push-decisions", json=push(customer, send_at=before.isoformat()))
     assert answer.status_code == 200, answer.get_json()
