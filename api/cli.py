@@ -20,7 +20,7 @@ from api.auth import ROLES, KeyProblem, KeyStore
 from api.context import Resources
 from api.settings import BadSetting, Settings, read_key_file, write_key_file
 from domain.application import Ledger
-from domain.errors import LedgerError
+from domain.errors import LedgerError, MasterKeyError
 from domain.shredding import MasterKey
 from domain.storage import CONNECT_TIMEOUT, DATABASE_ERRORS, BadDatabaseUrl, missing_table
 
@@ -77,13 +77,27 @@ def cli(ctx: click.Context, database_url: str | None) -> None:
 @cli.command()
 @pass_context
 def migrate(context: Context) -> None:
-    """Create or upgrade every table (running it twice is harmless)."""
-    from migrations import current, upgrade
+    """Create or upgrade every table (running it twice is harmless); rebuild the read models
+    when a revision changed their format."""
+    from migrations import current, empties_read_models, upgrade
 
     store = context.settings.store
     context.reach_database()
-    upgrade(store)
-    click.echo(f"{store.kind} database at revision {current(store)}")
+    before = upgrade(store)
+    after = current(store)
+    click.echo(f"{store.kind} database at revision {after}")
+    if empties_read_models(before, after):
+        click.echo(
+            "the read models now seal personal values with each customer's key: rebuilding"
+            " them from the log (the projection workers would refill them too)"
+        )
+        try:
+            _rebuild(context, (), verify=False)
+        except MasterKeyError as error:
+            raise click.ClickException(
+                f"{error}; the read models stay empty until `trustledger rebuild` or the"
+                " projection workers refill them"
+            ) from None
 
 
 @cli.command()
@@ -219,6 +233,10 @@ def project(context: Context, once: bool) -> None:
 @pass_context
 def rebuild(context: Context, names: tuple[str, ...], verify: bool) -> None:
     """Rebuild read models from the log into fresh tables, then swap them in."""
+    _rebuild(context, names, verify)
+
+
+def _rebuild(context: Context, names: tuple[str, ...], verify: bool) -> None:
     from projections.runner import Runner, read_models
 
     try:
@@ -242,6 +260,8 @@ def rebuild(context: Context, names: tuple[str, ...], verify: bool) -> None:
             bar.update(progress.done - bar.pos, f"{rate:,.0f} events/s")
 
         differences = runner.rebuild(verify=verify, progress=advance)
+    if not verify:
+        runner.db.forget_old_pages()  # SQLite: no frame of the replaced tables left in the WAL
     elapsed = time.monotonic() - started
     click.echo(
         f"rebuilt {', '.join(m.name for m in models)} from {head} notification(s) in {elapsed:.1f}s"

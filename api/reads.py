@@ -37,7 +37,7 @@ class ReadSide:
     def __init__(self, ledger: Ledger) -> None:
         self.ledger = ledger
         self.runner = Runner(ledger)
-        self.db = Database(ledger.store)
+        self.db = Database(ledger.store, ledger.customer_keys)
         self.brand_lines = BrandLines()
         """The brands' lines behind the trust charts, folded on as their timelines grow."""
         self._catching_up = threading.Lock()

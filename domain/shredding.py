@@ -27,7 +27,9 @@ from typing import Any
 from uuid import UUID
 
 from cryptography.exceptions import InvalidTag
-from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM, AESSIV
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from eventsourcing.domain import DomainEventProtocol, Snapshot
 from eventsourcing.persistence import Mapper, StoredEvent, Transcoder
 from eventsourcing.utils import get_topic, resolve_topic
@@ -42,6 +44,12 @@ SEALED = "_personal"
 """The entry of a stored event's state holding its sealed personal fields (and their names)."""
 UNOPENED = "[not opened]"
 """What a personal field reads when its event was decoded without opening them."""
+SEALED_VALUE = "sealed:"
+"""The start of a read-model value sealed with its customer's key (then base64 of AES-SIV's
+output): what a masked value ("[erased]"), a summary or a missing value never starts with."""
+READ_MODEL_KEY_INFO = b"trustledger customer key: read-model values (AES-SIV)"
+"""HKDF's `info` for the subkey that seals the read models' personal values."""
+_VALUE_JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
 KEY_CACHE_SECONDS = 30.0
 """How long a process keeps an unwrapped customer key: the longest a key outlives its erasure in
 another process's memory. Erasure in the same process evicts it at once."""
@@ -107,7 +115,9 @@ class MasterKey:
 class CustomerKey:
     """One relationship's key, unwrapped: seals its personal fields and keys its fingerprints."""
 
-    __slots__ = ("_aead", "_mac_key", "brand", "relationship_id")
+    __slots__ = (
+        "_aad_head", "_aead", "_mac_key", "_secret", "_values", "brand", "relationship_id",
+    )  # fmt: skip
 
     def __init__(self, brand: str, relationship_id: UUID, secret: bytes) -> None:
         self.brand = brand
@@ -115,6 +125,10 @@ class CustomerKey:
         # Separate subkeys, so sealing and fingerprinting never use one key for two purposes.
         self._aead = AESGCM(_subkey(secret, b"seal"))
         self._mac_key = _subkey(secret, b"fingerprint")
+        self._secret = secret
+        self._values: AESSIV | None = None
+        """The read models' subkey, derived when first used (6 us): the ingest path never does."""
+        self._aad_head = f'["read-model", {_json_string(brand)}, "{relationship_id}", '
 
     def seal(self, plaintext: bytes, aad: bytes) -> bytes:
         nonce = os.urandom(NONCE_BYTES)
@@ -128,6 +142,44 @@ class CustomerKey:
                 f"personal fields of an event of relationship {self.relationship_id} fail"
                 " authentication: altered, or moved from another event or relationship"
             ) from None
+
+    def seal_value(self, value: Any, column: str, row: str | int = "") -> str:
+        """A read-model value sealed deterministically (AES-SIV, RFC 5297), so a rebuild writes
+        the same text as the live projection did; bound to this relationship, its row (`row`:
+        a timeline sequence, a push id) and `column`, so it opens nowhere else. Text is sealed
+        as its UTF-8, anything else as JSON, and each opens as the type it was."""
+        if isinstance(value, str):
+            plaintext = b"s" + value.encode()
+        else:
+            plaintext = b"j" + _VALUE_JSON.encode(value).encode()
+        sealed = self._value_aead().encrypt(plaintext, [self._value_aad(column, row)])
+        return SEALED_VALUE + binascii.b2a_base64(sealed, newline=False).decode()
+
+    def open_value(self, sealed: str, column: str, row: str | int = "") -> Any:
+        """What `seal_value` sealed for that column and row; TamperedPersonalData otherwise."""
+        try:
+            data = binascii.a2b_base64(sealed[len(SEALED_VALUE) :], strict_mode=True)
+            plaintext = self._value_aead().decrypt(data, [self._value_aad(column, row)])
+        except (InvalidTag, binascii.Error, ValueError):
+            raise TamperedPersonalData(
+                f"a sealed {column} of relationship {self.relationship_id} fails authentication:"
+                " altered, or moved from another row, column or relationship"
+            ) from None
+        if plaintext[:1] == b"s":
+            return plaintext[1:].decode()
+        return json.loads(plaintext[1:].decode())
+
+    def _value_aead(self) -> AESSIV:
+        if self._values is None:
+            hkdf = HKDF(algorithm=hashes.SHA256(), length=64, salt=None, info=READ_MODEL_KEY_INFO)
+            self._values = AESSIV(hkdf.derive(self._secret))  # 512 bits: AES-256-SIV
+        return self._values
+
+    def _value_aad(self, column: str, row: str | int) -> bytes:
+        """json.dumps(["read-model", brand, str(rid), column, row]), byte for byte: made for
+        every value sealed or opened, so the brand, id and column are encoded once."""
+        where = row if isinstance(row, int) else _json_string(row)
+        return f"{self._aad_head}{_json_string(column)}, {where}]".encode()
 
     def fingerprint(self, content: bytes) -> str:
         """An HMAC of the content: tells a repeat from other content; no dictionary reverses it."""

@@ -20,6 +20,18 @@ MIGRATION_LOCK = 0x7472_7573_746C_6D67
 """The PostgreSQL advisory lock a migration holds ("trustlmg"): one migration at a time."""
 
 
+EMPTY_READ_MODELS = ("0016",)
+"""Revisions that empty the read models, for `trustledger migrate` to rebuild them from the log."""
+
+
+def empties_read_models(before: str | None, after: str | None) -> bool:
+    """Whether migrating from `before` to `after` emptied the read models (a new store's are
+    empty already; revision names are zero-padded, so they compare as text)."""
+    if before is None or after is None:
+        return False
+    return any(before < revision <= after for revision in EMPTY_READ_MODELS)
+
+
 def alembic_config(store: Store) -> Config:
     config = Config()
     config.set_main_option("script_location", str(HERE))
@@ -27,13 +39,19 @@ def alembic_config(store: Store) -> Config:
     return config
 
 
-def upgrade(store: Store, revision: str = "head", connection: Connection | None = None) -> None:
-    """Applies the migrations up to `revision`; applying them again changes nothing."""
+def upgrade(
+    store: Store, revision: str = "head", connection: Connection | None = None
+) -> str | None:
+    """Applies the migrations up to `revision`; applying them again changes nothing. Returns the
+    revision the store was at before (None: a new store), read under the migration's lock."""
+    from alembic.runtime.migration import MigrationContext
+
     config = alembic_config(store)
     if connection is not None:
+        before = MigrationContext.configure(connection).get_current_revision()
         config.attributes["connection"] = connection
         command.upgrade(config, revision)
-        return
+        return before
     if store.is_sqlite:
         _use_wal(store)
     engine = create_engine(store.sqlalchemy_url())
@@ -41,10 +59,12 @@ def upgrade(store: Store, revision: str = "head", connection: Connection | None 
         with _one_at_a_time(store), engine.begin() as conn:
             if not store.is_sqlite:  # held to the commit; the next one then finds it done
                 conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
+            before = MigrationContext.configure(conn).get_current_revision()
             config.attributes["connection"] = conn
             command.upgrade(config, revision)
     finally:
         engine.dispose()
+    return before
 
 
 @contextmanager

@@ -12,13 +12,16 @@ import threading
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from uuid import UUID
 
 import psycopg
 
 from domain.storage import Store
 from domain.timeouts import TimedConnection, Unanswered
+
+if TYPE_CHECKING:
+    from domain.shredding import CustomerKey, CustomerKeys
 
 Row = tuple[Any, ...]
 
@@ -64,8 +67,11 @@ def chunks(values: Iterable[Id], size: int = 500) -> Iterator[list[Id]]:
 class Database:
     """A connection to the read-model tables, on SQLite or PostgreSQL."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: Store, keys: CustomerKeys | None = None) -> None:
         self.store = store
+        self.keys = keys
+        """The customers' keys the read models' personal values are sealed with and opened by
+        (projections/personal.py); None for a connection that only reads what is in clear."""
         self.is_sqlite = store.is_sqlite
         self._one_at_a_time = threading.RLock()
         """SQLite's statements on this connection, one whole statement at a time: the server's
@@ -92,7 +98,7 @@ class Database:
     def reopened(self) -> Database:
         """A connection of its own to the same store (for another process), knowing the same
         fresh tables."""
-        db = Database(self.store)
+        db = Database(self.store, self.keys)
         db._fresh = set(self._fresh)
         return db
 
@@ -252,6 +258,15 @@ class Database:
         else:
             rows = self.query_in(select, "relationship_id", rids)
         return [(UUID(str(rid)), brand, bytes(wrapped)) for rid, brand, wrapped in rows]
+
+    def keys_for(self, rids: Iterable[str]) -> dict[str, CustomerKey | None] | None:
+        """The keys of these relationships (None: erased), those this process does not hold
+        read with one query, never one per row; None when this connection holds no keys."""
+        if self.keys is None:
+            return None
+        wanted = {rid: UUID(rid) for rid in rids}
+        self.keys.preload(wanted.values(), self.customer_keys)
+        return {rid: self.keys.get(uuid) for rid, uuid in wanted.items()}
 
     def table_exists(self, table: str) -> bool:
         if self.is_sqlite:

@@ -10,15 +10,17 @@ posted them in, and a rebuild gives it again.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any, cast
 from uuid import UUID
 
 from domain.gate import SELLING
 from domain.relationship import Interaction, PushDecided, masked, withdrawn_at
+from domain.shredding import CustomerKey
 from projections import paging
 from projections.db import Database, chunks, parse_timestamp, timestamp, to_json
+from projections.personal import opened, personal_data, seal
 from projections.readmodel import Page
 
 DECIDED = (
@@ -69,7 +71,7 @@ class Decisions:
         for _, event in page.interactions:
             make = ROWS.get(event.TYPE)
             if make is not None:
-                row = make(event, page.brand(event.originator_id))
+                row = make(event, page.brand(event.originator_id), page.keys)
                 merged = pushes.setdefault((row["brand"], row["push_id"]), row)
                 # As one upsert per event would: the first keeps the key, each later one its own columns.
                 merged.update({c: row[c] for c in row if c not in KEY})
@@ -202,8 +204,9 @@ def _sends(db: Database, table: str, pushes: set[tuple[str, str]]) -> list[dict[
     return [dict(zip(JUDGED, row, strict=True)) for row in rows]
 
 
-def _decided(event: Any, brand: str) -> dict[str, Any]:
+def _decided(event: Any, brand: str, keys: Callable[[UUID], CustomerKey | None]) -> dict[str, Any]:
     request, decision = event.request, event.decision
+    key = keys(event.originator_id)
     retry_after = decision.get("retry_after")
     return {
         "brand": brand,
@@ -219,12 +222,37 @@ def _decided(event: Any, brand: str) -> dict[str, Any]:
         "channel": request.get("channel"),
         "retry_after": retry_after if isinstance(retry_after, str) else timestamp(retry_after),
         "policy_version": decision.get("policy_version"),
-        "request": to_json(request),
+        "request": to_json(_sealed_request(key, event.push_id, request)),
         "decision": to_json(decision),
     }
 
 
-def _sent(event: Any, brand: str) -> dict[str, Any]:
+def _sealed_request(key: CustomerKey | None, push_id: str, request: dict[str, Any]) -> Any:
+    """The request with its customer reference sealed with the customer's key (as in the
+    event: its `request.` fields), bound to the push."""
+    fields = personal_data("push.decided", {"request": request}, _sealer(key, push_id))
+    return fields["request"]
+
+
+def _sealer(key: CustomerKey | None, push_id: str) -> Callable[[str, Any], Any]:
+    return lambda name, value: seal(key, value, name, push_id)
+
+
+def _opened_request(
+    keys: Mapping[str, CustomerKey | None] | None, rid: str, push_id: str, request: Any
+) -> Any:
+    """A stored request with its sealed customer opened ("[erased]" once the key is gone)."""
+    if not isinstance(request, dict):
+        return request
+    fields = personal_data(
+        "push.decided",
+        {"request": request},
+        lambda name, value: opened(keys, rid, value, name, push_id),
+    )
+    return fields["request"]
+
+
+def _sent(event: Any, brand: str, _: Any) -> dict[str, Any]:
     return {
         "brand": brand,
         "push_id": event.push_id,
@@ -251,6 +279,8 @@ def decision(db: Database, brand: str, push_id: str) -> dict[str, Any] | None:
     row = dict(zip(DECIDED, rows[0], strict=True))
     for column in ("request", "decision"):
         row[column] = json.loads(row[column]) if row[column] else None
+    keys = db.keys_for([row["relationship_id"]])
+    row["request"] = _opened_request(keys, row["relationship_id"], push_id, row["request"])
     for column in ("decided_at", "recorded_at"):
         row[column] = parse_timestamp(row[column])
     return row
@@ -351,10 +381,12 @@ def decisions_of(db: Database, relationship_id: str) -> list[dict[str, Any]]:
         [relationship_id],
     )
     found = []
+    keys = db.keys_for([relationship_id]) if rows else {}
     for values in rows:
         row = dict(zip(DECIDED, values, strict=True))
         for column in ("request", "decision"):
             row[column] = json.loads(row[column]) if row[column] else None
+        row["request"] = _opened_request(keys, relationship_id, row["push_id"], row["request"])
         for column in ("decided_at", "recorded_at", "retry_after"):
             row[column] = parse_timestamp(row[column])
         found.append(row)

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from domain.relationship import Interaction, Relationship
+from domain.shredding import CustomerKey
 from projections.db import Database
 
 
@@ -25,6 +26,9 @@ class Page:
     """The last notification id the page covers (events of other aggregates included)."""
     brand_of: Callable[[UUID], str]
     """The brand of a relationship not opened in this page (read from the event store)."""
+    keys: Callable[[UUID], CustomerKey | None]
+    """A relationship's customer key (None once erased), which seals its personal values in the
+    read models (projections/personal.py): cached, the page's read with one query (runner)."""
     brands: dict[UUID, str] = field(default_factory=dict)
 
     def __post_init__(self) -> None:

@@ -16,9 +16,10 @@ from datetime import datetime
 from typing import Any, cast
 
 from domain import trust
-from domain.relationship import ERASED, Interaction, Relationship, relationship_id
+from domain.relationship import ERASED, Interaction, Relationship
 from projections import paging
 from projections.db import Database, parse_timestamp, timestamp, to_json
+from projections.personal import is_sealed, opened, seal
 from projections.readmodel import Page
 
 COLUMNS = (
@@ -48,7 +49,8 @@ class Relationships:
         for position, event in zip(page.positions, page.events, strict=True):
             rid = str(event.originator_id)
             if isinstance(event, Relationship.Opened):
-                rows.setdefault(rid, _opened(event))
+                if rid not in rows:
+                    rows[rid] = _opened(event, page.keys(event.originator_id))
             elif (
                 isinstance(event, Interaction)
                 and rid in rows
@@ -190,11 +192,12 @@ def load_evidence(stored: dict[str, Any]) -> dict[str, Any]:
     return stored
 
 
-def _opened(event: Relationship.Opened) -> dict[str, Any]:
+def _opened(event: Relationship.Opened, key: Any) -> dict[str, Any]:
+    """A new relationship's row: its customer reference sealed with the customer's key."""
     return {
         "relationship_id": str(event.originator_id),
         "brand": event.brand,
-        "customer": event.customer,
+        "customer": seal(key, event.customer, "customer"),
         "sequence": event.originator_version,
         "events": 0,
         "first_at": None,
@@ -342,7 +345,8 @@ def customers(
     """A page of a brand's relationships, the lowest first on the first dimension filtered, else
     the most recent, from `cursor` (the `next` of the page before), and the cursor of the page
     after it. `erased` tells an erased customer from a live one the brand
-    named "[erased]" (its own id)."""
+    named "[erased]": the one's reference is masked, or sealed under a destroyed key, the
+    other's sealed under a live one."""
     where, params = ["brand = ?"], [cast(Any, brand)]
     for dimension, threshold in (below or {}).items():
         if dimension not in DIMENSIONS:
@@ -363,11 +367,11 @@ def customers(
         " LIMIT ?",
         [*params, limit + 1],
     )
-    named_erased = str(relationship_id(brand, ERASED))
+    keys = db.keys_for(row[0] for row in rows[:limit])
     found = [
         {
-            "customer": customer,
-            "erased": customer == ERASED and rid != named_erased,
+            "customer": opened(keys, rid, customer, "customer"),
+            "erased": _erased(customer, rid, keys),
             "events": events,
             "first_at": parse_timestamp(first),
             "last_at": parse_timestamp(last),
@@ -382,6 +386,12 @@ def customers(
     last = rows[limit - 1]
     key = last[4] if by == "last_at" else last[5 + DIMENSIONS.index(by)]
     return paging.ListPage(found, paging.encode({"by": by, "after": [key, last[0]]}))
+
+
+def _erased(customer: str, rid: str, keys: Mapping[str, Any] | None) -> bool:
+    if is_sealed(customer):
+        return keys is not None and keys.get(rid) is None
+    return customer == ERASED
 
 
 def customers_cursor(cursor: str, by: str) -> tuple[Any, str]:

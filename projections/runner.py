@@ -137,7 +137,7 @@ class Runner:
         self.ledger = ledger
         self.models = tuple(models)
         self.page_size = page_size
-        self.db = db or Database(ledger.store)
+        self.db = db or Database(ledger.store, ledger.customer_keys)
         self._page_query, self._topics = _page_query(
             ledger.recorder.events_table_name,  # type: ignore[attr-defined]
             self.db.is_sqlite,
@@ -304,7 +304,13 @@ class Runner:
                     continue
                 start = bisect.bisect_right(positions, since)
                 if start not in pages:
-                    page = Page(events[start:], positions[start:], last, self._brand_of)
+                    page = Page(
+                        events[start:],
+                        positions[start:],
+                        last,
+                        self._brand_of,
+                        self.ledger.customer_keys.get,
+                    )
                     pages[start] = page
                     page.brands.update(brands)
                 model.apply(self.db, pages[start], tables)
@@ -516,7 +522,7 @@ class Runner:
         """Applies (after, until] inside the caller's transaction."""
         for notifications, last in self._pages(after, until):
             events, positions = self._decode(notifications)
-            page = Page(events, positions, last, self._brand_of)
+            page = Page(events, positions, last, self._brand_of, self.ledger.customer_keys.get)
             for model in models or self.models:
                 model.apply(self.db, page, tables)
 

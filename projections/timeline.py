@@ -8,10 +8,12 @@ from datetime import datetime
 from typing import Any
 
 from domain.relationship import Interaction, masked, relationship_id
+from domain.shredding import CustomerKey
 from domain.timeline import summarise
 from projections import paging
 from projections.db import Database, parse_timestamp, timestamp, to_json
 from projections.paging import BadCursor, ListPage
+from projections.personal import is_sealed, opened, personal_data, seal
 from projections.readmodel import Page
 
 
@@ -21,8 +23,9 @@ class Timeline:
     personal_topics: frozenset[str] | None = None  # actors, summaries: the whole event
 
     def apply(self, db: Database, page: Page, tables: Mapping[str, str]) -> None:
+        keys = page.keys
         rows = [
-            _row(position, event, page.brand(event.originator_id))
+            _row(position, event, page.brand(event.originator_id), keys(event.originator_id))
             for position, event in page.interactions
         ]
         db.executemany(
@@ -35,19 +38,25 @@ class Timeline:
             _mask(db, tables["timeline"], str(erased.originator_id))
 
 
-def _row(position: int, event: Interaction, brand: str) -> tuple[Any, ...]:
-    data = event.data
+def _row(position: int, event: Interaction, brand: str, key: CustomerKey | None) -> tuple[Any, ...]:
+    """The event's row: its actor, personal data fields and summary sealed with the customer's
+    key (projections/personal.py); without a key (erased) they read "[erased]", as masked."""
+    type_, sequence = event.TYPE, event.originator_version
+    data = personal_data(
+        type_, event.data, lambda name, value: seal(key, value, f"data.{name}", sequence)
+    )
+    summary = summarise(type_, event.data if key is not None else data)
     return (
         str(event.originator_id),
-        event.originator_version,
+        sequence,
         brand,
         event.event_id,
-        event.TYPE,
+        type_,
         timestamp(event.occurred_at),
         timestamp(event.timestamp),
-        event.actor,
+        seal(key, event.actor, "actor", sequence),
         event.channel,
-        summarise(event.TYPE, data),
+        summary if key is None else key.seal_value(summary, "summary", sequence),
         to_json(data),
         position,
     )
@@ -124,21 +133,36 @@ def timeline_page(
         f" FROM timeline WHERE {' AND '.join(where)} ORDER BY sequence DESC LIMIT ?",
         [*params, limit + 1],
     )
-    items = [_item(row) for row in rows[:limit]]
+    rid = params[0]
+    keys = db.keys_for([rid]) if rows else {}
+    items = [_item(row, rid, keys) for row in rows[:limit]]
     next_cursor = encode_cursor(rows[limit - 1][0]) if len(rows) > limit else None
     return ListPage(items, next_cursor)
 
 
-def _item(row: Sequence[Any]) -> dict[str, Any]:
+def _item(
+    row: Sequence[Any], rid: str, keys: Mapping[str, CustomerKey | None] | None
+) -> dict[str, Any]:
+    """A row as the timeline shows it: its sealed values opened with the customer's key, or,
+    once that is destroyed, read "[erased]" (and the summary made of them), as masked."""
     sequence, event_id, type_, occurred_at, recorded_at, actor, channel, summary, data = row
+    fields = personal_data(
+        type_,
+        json.loads(data),
+        lambda name, value: opened(keys, rid, value, f"data.{name}", sequence),
+    )
+    if is_sealed(summary) and keys is not None and keys.get(rid) is None:
+        summary = summarise(type_, fields)  # its fields read "[erased]": as the masking writes it
+    else:
+        summary = opened(keys, rid, summary, "summary", sequence)
     return {
         "event_id": event_id,
         "type": type_,
         "sequence": sequence,
         "occurred_at": parse_timestamp(occurred_at),
         "recorded_at": parse_timestamp(recorded_at),
-        "actor": actor,
+        "actor": opened(keys, rid, actor, "actor", sequence),
         "channel": channel,
         "summary": summary,
-        "data": json.loads(data),
+        "data": fields,
     }

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from playwright.sync_api import sync_playwright
 
+from domain.relationship import relationship_id
 from tests.integration.test_serve import free_port
 
 ROOT = Path(__file__).parents[2]
@@ -59,13 +60,22 @@ def new_key(database: Path, role: str) -> str:
     ]
 
 
-def customer_with_decisions(database: Path) -> str:
+def customer_with_decisions(database: Path, url: str, key: str) -> str:
+    """The brand's customer with the most events among those with push decisions. The read
+    model holds the reference sealed with the customer's key: it is read back through the API."""
     with sqlite3.connect(database) as db:
         rows: list[tuple[str, str]] = db.execute(
-            "SELECT customer, counts FROM relationships WHERE brand = ? ORDER BY events DESC",
+            "SELECT relationship_id, counts FROM relationships WHERE brand = ?"
+            " ORDER BY events DESC",
             [BRAND],
         ).fetchall()
-    return next(c for c, counts in rows if json.loads(counts).get("push.decided"))
+    wanted = next(rid for rid, counts in rows if json.loads(counts).get("push.decided"))
+    request = urllib.request.Request(
+        url + "/v1/customers?limit=200", headers={"Authorization": f"Bearer {key}"}
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        listed: list[str] = [row["customer"] for row in json.load(answer)["customers"]]
+    return next(c for c in listed if str(relationship_id(BRAND, c)) == wanted)
 
 
 @pytest.fixture(scope="module")
@@ -82,7 +92,7 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Demo]:
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(url, process)
-        late = customer_with_decisions(database)
+        late = customer_with_decisions(database, url, agent)
         before = datetime.now(UTC).replace(microsecond=0)
         time.sleep(1.1)  # the late event is recorded strictly after `before`
         post_event(url, crm, late)

@@ -7,6 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from domain.storage import Store
+from projections.db import Database
 from tests.e2e.conftest import Client, ClientFor, as_json
 from tests.e2e.test_events import assert_problem
 from tests.factories import posted
@@ -284,6 +286,48 @@ def test_erasure_over_http_then_timeline_and_export_hold_no_canary(client_for: C
             brand.post("/v1/push-decisions", json={**asked, "push_id": push_id}), 409
         )
         assert body["type"].endswith("customer-erased"), body
+
+
+def test_the_api_reads_sealed_values_whole_and_erased_after_the_erasure(
+    client_for: ClientFor, store: Store
+) -> None:
+    """The read models hold the customer's values sealed (tests/integration/
+    test_erasure_read_models.py); every read opens them: the timeline, the customers list, the
+    export's decisions. After the erasure they read "[erased]"."""
+    brand = client_for("brand")
+    customer = random_customer("canary")
+    actor, words = f"agent-{uuid.uuid4().hex[:8]}", f"canary-{uuid.uuid4().hex[:8]}"
+    made = posted("promise.made", customer, promise_id="p1", summary=words, due_at=EXPIRES)
+    assert brand.post("/v1/events", json={**as_json(made), "actor": actor}).status_code == 201
+    asked = {"push_id": "sealed", "customer": customer, "channel": "email", "kind": "service"}
+    assert brand.post("/v1/push-decisions", json=asked).status_code == 200
+    compliance = client_for("compliance", brand.brand)
+
+    def shown() -> list[object]:
+        items = brand.get(f"/v1/customers/{customer}/timeline").get_json()["items"]
+        promise = next(i for i in items if i["type"] == "promise.made")
+        listed = brand.get("/v1/customers").get_json()["customers"]
+        exported = compliance.get(f"/v1/customers/{customer}/export").get_json()
+        return [
+            promise["actor"],
+            promise["summary"],
+            promise["data"]["summary"],
+            [row["customer"] for row in listed],
+            [d["request"]["customer"] for d in exported["decisions"]],
+        ]
+
+    due = f"due {EXPIRES:%Y-%m-%d}"
+    assert shown() == [actor, f"Promised: {words}, {due}", words, [customer], [customer]]
+    db = Database(store)  # without keys: the rows as stored, which the reads above caught up
+    stored = repr([db.query(f"SELECT * FROM {t}") for t in ("timeline", "relationships")])
+    stored += repr(db.query("SELECT * FROM decisions WHERE brand = ?", [brand.brand]))
+    db.close()
+    assert brand.brand in stored and "sealed" in stored, "the search reads the brand's rows"
+    assert customer not in stored and actor not in stored and words not in stored
+    erasure = {"reason": "Art. 17 request"}
+    assert compliance.post(f"/v1/customers/{customer}/erasure", json=erasure).status_code == 200
+    erased = "[erased]"
+    assert shown() == [erased, f"Promised: {erased}, {due}", erased, [erased], [erased]]
 
 
 @pytest.mark.parametrize("body", [{}, {"reason": ""}, {"reason": "x", "more": 1}, {"reason": 5}])

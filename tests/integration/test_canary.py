@@ -96,8 +96,9 @@ def record(ledger: Ledger, brand: str, canaries: Canaries) -> None:
     relationship = ledger.relationship(brand, canaries.customer)
     envelope = Envelope(f"gate-{uuid.uuid4().hex}", NOW, actor=canaries.mark("push.decided.actor"))
     request = {"customer": canaries.customer, "purpose": "marketing", "channel": "email"}
+    # A push id of its own: the gate claims each one for one customer of the brand.
     relationship.record_push_decision(
-        envelope, "push-9", request=request, decision={"outcome": "allow"}
+        envelope, f"push-{uuid.uuid4().hex[:8]}", request=request, decision={"outcome": "allow"}
     )
     canaries.personal["push.decided.request.customer"] = canaries.customer
     ledger.save(relationship)

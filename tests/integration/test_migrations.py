@@ -18,12 +18,15 @@ from eventsourcing.application import Application
 
 from domain.application import IdempotencyKey, Ledger, PushClaim
 from domain.errors import EventIdConflict, PushIdConflict
+from domain.relationship import relationship_id
 from domain.storage import REVISIONS, Store
 from migrations import alembic_config, current, upgrade
 from projections.db import Database
+from projections.runner import Runner
 from tests.conftest import new_postgres_database, open_ledger
 from tests.factories import story
 from tests.gate_factories import NOON, grant, push, scores
+from tests.integration.test_erasure_read_models import READ_MODEL_TABLES
 from tests.random_refs import random_brand, random_customer
 
 ROOT = Path(__file__).parents[2]
@@ -380,9 +383,78 @@ def test_0011_marks_each_brand_where_its_timeline_stands(empty_store: Store) -> 
         "INSERT INTO brand_trust (brand, evidence) VALUES (?, ?)",
         [("acme", "{}"), ("globex", "{}")],
     )
-    upgrade(empty_store)
+    upgrade(empty_store, "0013")  # 0016 empties the read models
     marks = db.query("SELECT brand, last_position, recorded_until FROM brand_trust ORDER BY brand")
     assert [tuple(m) for m in marks] == [("acme", 9, "2026-01-05"), ("globex", 8, "2026-01-03")]
     command.downgrade(alembic_config(empty_store), "0010")
     upgrade(empty_store)
     db.close()
+
+
+def test_migrate_past_0016_rebuilds_the_read_models_with_no_plaintext_left(
+    empty_store: Store,
+) -> None:
+    """A store of the version before 0016 holds its read models' personal values in clear (here:
+    S's rows written back so); `trustledger migrate` empties them and rebuilds them sealed, and
+    no byte of the clear values stays in the tables or, on SQLite, in the file and its WAL."""
+    from tests.integration.test_canary import Canaries, found, raw_storage, record
+    from tests.integration.test_erasure_read_models import clear_in, raw_rows, shown
+
+    brand, s = random_brand(), Canaries("S")
+    ledger = open_ledger(empty_store)
+    record(ledger, brand, s)
+    runner = Runner(ledger)
+    runner.run_once()
+    rid = str(relationship_id(brand, s.customer))
+    summary, actor = s.personal["promise.made.summary"], s.personal["promise.made.actor"]
+    with runner.db.transaction():  # as the version before 0016 wrote them
+        runner.db.execute(
+            "UPDATE timeline SET actor = ?, summary = ? WHERE relationship_id = ? AND type = ?",
+            [actor, f"Promised: {summary}", rid, "promise.made"],
+        )
+        runner.db.execute("UPDATE relationships SET customer = ?", [s.customer])
+        runner.db.execute("UPDATE alembic_version SET version_num = '0015'")
+    runner.db.forget_old_pages()
+    assert found(summary.encode(), raw_rows(runner.db))
+    assert found(summary.encode(), raw_storage(empty_store)), "the search finds the old format"
+    runner.close()
+    ledger.close()  # the version before stops; `migrate` runs; the new version starts
+
+    done = subprocess.run(
+        [sys.executable, "-m", "api", "--database-url", empty_store.url, "migrate"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "rebuilt relationships, decisions, timeline, consents" in done.stdout, done.stdout
+    assert current(empty_store) == REVISIONS[-1]
+    ledger = open_ledger(empty_store)
+    runner = Runner(ledger)
+    assert set(runner.positions().values()) == {runner.head()}
+    assert clear_in(s, raw_rows(runner.db)) == []
+    assert clear_in(s, raw_storage(empty_store)) == []
+    assert shown(runner.db, brand, s)["summary"] == summary, "refilled, and read back whole"
+    assert runner.rebuild(verify=True) == {}
+    runner.close()
+    ledger.close()
+
+
+def test_0016_empties_the_read_models_both_ways(empty_store: Store) -> None:
+    """Its upgrade and its downgrade each leave the read models empty at position 0: the code
+    on either side refills them from the log in its own format."""
+    ledger = open_ledger(empty_store)
+    ledger.record_batch(random_brand(), story(random_customer()))
+    runner = Runner(ledger)
+    for step in (lambda store: command.downgrade(alembic_config(store), "0015"), upgrade):
+        runner.run_once()
+        assert runner.db.scalar("SELECT count(*) FROM timeline")
+        runner.close()
+        step(empty_store)
+        runner = Runner(ledger)
+        counts = [runner.db.scalar(f"SELECT count(*) FROM {t}") for t in READ_MODEL_TABLES]
+        assert counts == [0] * len(READ_MODEL_TABLES)
+        assert set(runner.positions().values()) == {0}
+    runner.close()
+    ledger.close()
