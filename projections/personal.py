@@ -53,6 +53,14 @@ def opened(
     return ERASED if key is None else key.open_value(value, column, row)
 
 
+def quotes_personal_data(type_: str) -> bool:
+    """Whether an event of this type has personal data fields (the actor aside), which its
+    timeline summary may quote: only then is the summary sealed. The others' summaries are made
+    of fields stored in clear anyway ("Kept promise p1"), and a read tells them apart by their
+    start (`is_sealed`), which no summary has."""
+    return type_ in CATALOGUE and CATALOGUE[type_].PERSONAL != ("actor",)
+
+
 def personal_data(type_: str, data: Mapping[str, Any], change: Change) -> dict[str, Any]:
     """A copy of an event's data with each personal field that holds a value (the actor aside:
     it is a column of its own) replaced by `change(name, value)`; nested dicts are copied, never

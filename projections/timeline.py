@@ -13,7 +13,7 @@ from domain.timeline import summarise
 from projections import paging
 from projections.db import Database, parse_timestamp, timestamp, to_json
 from projections.paging import BadCursor, ListPage
-from projections.personal import is_sealed, opened, personal_data, seal
+from projections.personal import is_sealed, opened, personal_data, quotes_personal_data, seal
 from projections.readmodel import Page
 
 
@@ -39,8 +39,9 @@ class Timeline:
 
 
 def _row(position: int, event: Interaction, brand: str, key: CustomerKey | None) -> tuple[Any, ...]:
-    """The event's row: its actor, personal data fields and summary sealed with the customer's
-    key (projections/personal.py); without a key (erased) they read "[erased]", as masked."""
+    """The event's row: its actor, personal data fields and (when it may quote them) summary
+    sealed with the customer's key (projections/personal.py); without a key (erased) they read
+    "[erased]", as masked."""
     type_, sequence = event.TYPE, event.originator_version
     data = personal_data(
         type_, event.data, lambda name, value: seal(key, value, f"data.{name}", sequence)
@@ -56,7 +57,9 @@ def _row(position: int, event: Interaction, brand: str, key: CustomerKey | None)
         timestamp(event.timestamp),
         seal(key, event.actor, "actor", sequence),
         event.channel,
-        summary if key is None else key.seal_value(summary, "summary", sequence),
+        key.seal_value(summary, "summary", sequence)
+        if key is not None and quotes_personal_data(type_)
+        else summary,
         to_json(data),
         position,
     )
