@@ -326,14 +326,6 @@ def _score(row: dict[str, Any], moment: Moment) -> None:
         row[name] = round(p, 12)
 
 
-def relationship_row(db: Database, relationship_id: str) -> dict[str, Any] | None:
-    row = _load(db, "relationships", {relationship_id}).get(relationship_id)
-    if row is not None:
-        for column in ("first_at", "last_at", "opened_at"):
-            row[column] = parse_timestamp(row[column])
-    return row
-
-
 def customers(
     db: Database,
     brand: str,
