@@ -88,8 +88,9 @@ def migrate(context: Context) -> None:
     click.echo(f"{store.kind} database at revision {after}")
     if empties_read_models(before, after):
         click.echo(
-            "the read models now seal personal values with each customer's key: rebuilding"
-            " them from the log (the projection workers would refill them too)"
+            "this version stores the read models in a new form (sealed personal values,"
+            " consent expiries): rebuilding them from the log (the projection workers would"
+            " refill them too)"
         )
         try:
             _rebuild(context, (), verify=False)

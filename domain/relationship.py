@@ -1095,16 +1095,18 @@ def _latest_covering(
     return max(covering, key=lambda w: w["since"], default=None)
 
 
-def withdrawn_at(
+def consent_ended(
     acts: Iterable[Mapping[str, Any]], purpose: str, channel: str, at: datetime
 ) -> Mapping[str, Any] | None:
-    """The withdrawal in force on the purpose and channel at event time `at`, if the customer's
-    latest act there by then (ties: the one recorded later) was one; else None.
+    """What ended the consent on the purpose and channel by event time `at`, if the customer's
+    latest act there by then (ties: the one recorded later) was a withdrawal (`ended`
+    "withdrawn", at its time) or a grant whose `expires_at` had come (`ended` "expired", at its
+    expiry); else None.
 
     `acts` are the relationship's consent acts: `act` ("granted" or "withdrawn"; others are
-    skipped), `purpose`
-    (None or "*": every purpose), `channels` (None: every channel), `at`, `sequence`. The same
-    reading as the fold's (`grant`, `withdraw`), but of any moment, for the findings: an
+    skipped), `purpose` (None or "*": every purpose), `channels` (None: every channel), `at`,
+    `sequence`, and a grant's `expires_at`. The same reading as the fold's (`grant`, `withdraw`)
+    and the gate's (an expired consent is none), but of any moment, for the findings: an
     objection on the channel withdraws every purpose there, so it is one of these.
     """
     latest: Mapping[str, Any] | None = None
@@ -1120,7 +1122,14 @@ def withdrawn_at(
             covers = covers and (act["channels"] is None or channel in act["channels"])
         if covers:
             latest = act
-    return latest if latest is not None and latest["act"] == "withdrawn" else None
+    if latest is None:
+        return None
+    if latest["act"] == "withdrawn":
+        return {**latest, "ended": "withdrawn", "ended_at": latest["at"]}
+    expires = latest.get("expires_at")
+    if expires is not None and expires <= at:
+        return {**latest, "ended": "expired", "ended_at": expires}
+    return None
 
 
 def _later_act(act: Mapping[str, Any], than: Mapping[str, Any]) -> bool:

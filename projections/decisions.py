@@ -1,9 +1,9 @@
 """Pushes: each push's decision by the gate and, when the brand reports it, its sending; and
-whether it was sent after the consent it relied on was withdrawn.
+whether it was sent after the consent it relied on was withdrawn or had expired.
 
 That last is judged in event time from the relationship's consent acts and sends, kept in
 `consent_acts`: each time an act or a send arrives, the sends it may concern are judged again
-(domain/relationship.py's `withdrawn_at`), so the answer is the same whatever order the brand
+(domain/relationship.py's `consent_ended`), so the answer is the same whatever order the brand
 posted them in, and a rebuild gives it again.
 """
 
@@ -16,7 +16,7 @@ from typing import Any, cast
 from uuid import UUID
 
 from domain.gate import SELLING
-from domain.relationship import Interaction, PushDecided, masked, withdrawn_at
+from domain.relationship import Interaction, PushDecided, consent_ended, masked
 from domain.shredding import CustomerKey
 from projections import paging
 from projections.db import Database, chunks, parse_timestamp, timestamp, to_json
@@ -30,11 +30,11 @@ DECIDED = (
 SENT = ("brand", "push_id", "relationship_id", "sent_at", "sent_channel", "sent_event_id")
 ACTS = (
     "relationship_id", "sequence", "act", "purpose", "channels", "occurred_at", "event_id",
-    "push_id",
+    "push_id", "expires_at",
 )  # fmt: skip
 JUDGED = (
     "brand", "push_id", "relationship_id", "kind", "outcome", "purpose", "channel", "sent_at",
-    "withdrawn_at", "withdrawn_by",
+    "withdrawn_at", "withdrawn_by", "consent_ended",
 )  # fmt: skip
 ACT_TYPES = frozenset(["consent.granted", "consent.withdrawn", "push.sent", "push.feedback"])
 RELYING = ("allow", "defer")
@@ -129,14 +129,19 @@ def _judge_sends(db: Database, page: Page, tables: Mapping[str, str]) -> None:
         found = None
         if _relied_on_consent(row):
             acts_of, sent_at = history[row["relationship_id"]], parse_timestamp(row["sent_at"])
-            found = withdrawn_at(acts_of, row["purpose"], row["channel"], cast(datetime, sent_at))
-        verdict = (timestamp(found["at"]), found["event_id"]) if found else (None, None)
-        if verdict != (row["withdrawn_at"], row["withdrawn_by"]):
+            found = consent_ended(acts_of, row["purpose"], row["channel"], cast(datetime, sent_at))
+        verdict = (
+            (timestamp(found["ended_at"]), found["event_id"], found["ended"])
+            if found
+            else (None, None, None)
+        )
+        if verdict != (row["withdrawn_at"], row["withdrawn_by"], row["consent_ended"]):
             judged.append((row["brand"], row["push_id"], row["relationship_id"], *verdict))
     db.executemany(
-        f"INSERT INTO {decisions} (brand, push_id, relationship_id, withdrawn_at, withdrawn_by)"
-        " VALUES (?, ?, ?, ?, ?) ON CONFLICT (brand, push_id) DO UPDATE SET"
-        " withdrawn_at = excluded.withdrawn_at, withdrawn_by = excluded.withdrawn_by",
+        f"INSERT INTO {decisions} (brand, push_id, relationship_id, withdrawn_at, withdrawn_by,"
+        " consent_ended) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (brand, push_id) DO UPDATE SET"
+        " withdrawn_at = excluded.withdrawn_at, withdrawn_by = excluded.withdrawn_by,"
+        " consent_ended = excluded.consent_ended",
         judged,
     )
 
@@ -160,8 +165,11 @@ def _act(db: Database, decisions: str, event: Interaction, page: Page) -> dict[s
         "purpose": data.get("purpose"),
         "channels": to_json(data["channels"]) if data.get("channels") else None,
         "push_id": None,
+        "expires_at": None,
     }
     if event.TYPE == "consent.granted":
+        if data.get("expires_at") is not None:
+            row["expires_at"] = timestamp(data["expires_at"])
         return {**row, "act": "granted"}
     if event.TYPE == "consent.withdrawn":
         return {**row, "act": "withdrawn"}
@@ -183,6 +191,7 @@ def _history(db: Database, table: str, rids: set[str]) -> dict[str, list[dict[st
     for values in db.query_in(select, "relationship_id", rids, tail):
         act = dict(zip(ACTS, values, strict=True))
         act["at"] = parse_timestamp(act["occurred_at"])
+        act["expires_at"] = parse_timestamp(act["expires_at"])
         act["channels"] = json.loads(act["channels"]) if act["channels"] else None
         history[act["relationship_id"]].append(act)
     return history
@@ -312,7 +321,7 @@ def findings(
         params += [sent_at, push_id]
     rows = db.query(
         "SELECT push_id, relationship_id, outcome, decided_at, retry_after, sent_at, sent_channel, sent_event_id"
-        ", sent_channel <> channel, withdrawn_at, withdrawn_by"
+        ", sent_channel <> channel, withdrawn_at, withdrawn_by, consent_ended"
         " FROM decisions WHERE brand = ? AND sent_at IS NOT NULL"  # migration 0015's index's
         " AND (outcome IS NULL OR outcome = 'deny' OR (outcome = 'defer' AND sent_at < retry_after)"
         " OR sent_channel <> channel OR withdrawn_by IS NOT NULL)"
@@ -322,7 +331,7 @@ def findings(
     found = [
         {
             "push_id": row[0],
-            "finding": _finding(row[2], bool(row[8]), row[10]),
+            "finding": _finding(row[2], bool(row[8]), row[11]),
             "outcome": row[2],
             "decided_at": parse_timestamp(row[3]),
             "retry_after": parse_timestamp(row[4]),
@@ -352,12 +361,13 @@ WITHOUT_DECISION = "sent without a decision"
 DENIED = "sent although denied"
 ELSEWHERE = "sent on another channel than decided"
 WITHDRAWN = "sent after its consent was withdrawn"
+EXPIRED = "sent after its consent expired"
 DEFERRED = "sent inside its defer window"
-FINDINGS = (WITHOUT_DECISION, DENIED, ELSEWHERE, WITHDRAWN, DEFERRED)
+FINDINGS = (WITHOUT_DECISION, DENIED, ELSEWHERE, WITHDRAWN, EXPIRED, DEFERRED)
 """What can be wrong with a send, in the order the first that applies is named."""
 
 
-def _finding(outcome: str | None, elsewhere: bool, withdrawn_by: str | None) -> str:
+def _finding(outcome: str | None, elsewhere: bool, consent_ended: str | None) -> str:
     """What is wrong with a send: the decision's outcome, else the channel (an allow, or a
     defer's retry time, is for the channel the gate was asked about: consent is per channel),
     else the consent it relied on, withdrawn by the send's time."""
@@ -367,8 +377,8 @@ def _finding(outcome: str | None, elsewhere: bool, withdrawn_by: str | None) -> 
         return DENIED
     if elsewhere:
         return ELSEWHERE
-    if withdrawn_by is not None:
-        return WITHDRAWN
+    if consent_ended is not None:
+        return EXPIRED if consent_ended == "expired" else WITHDRAWN
     return DEFERRED
 
 

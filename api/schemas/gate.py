@@ -186,6 +186,8 @@ class FindingSchema(Schema):
             " an offer or advice push allowed (or deferred) on the customer's consent, sent when,"
             " in event time, the customer's latest act on its purpose and channel was a"
             " withdrawal (an objection on the channel, an `unsubscribed` reaction included)."
+            " `sent after its consent expired`: the same, that act a grant whose `expires_at`"
+            " had come."
         },
     )
     outcome = fields.String(required=True, allow_none=True)
@@ -199,14 +201,18 @@ class FindingSchema(Schema):
     withdrawn_at = fields.DateTime(
         required=True,
         allow_none=True,
-        metadata={"description": "Event time of the withdrawal the send came after, if any."},
+        metadata={
+            "description": "Event time of the withdrawal the send came after, or of the expiry"
+            " of the consent it relied on; else null."
+        },
     )
     withdrawn_by = fields.String(
         required=True,
         allow_none=True,
         metadata={
-            "description": "The event that withdrew the consent the decision relied on, before"
-            " the send: a `consent.withdrawn` or an `unsubscribed` `push.feedback`; else null."
+            "description": "The event that ended the consent the decision relied on, before"
+            " the send: a `consent.withdrawn` or an `unsubscribed` `push.feedback`, or the"
+            " `consent.granted` that expired; else null."
         },
     )
 

@@ -183,6 +183,36 @@ def test_a_withdrawal_after_the_send_or_elsewhere_is_no_finding(
     assert found_by(ledger, brand) == {}
 
 
+EXPIRED = "sent after its consent expired"
+
+
+def test_a_push_sent_after_its_consent_expired_is_a_finding(ledger: Ledger) -> None:
+    """Allowed at noon under a consent that expires at 13:00, sent at 14:00: the consent the
+    allow relied on had lapsed (the gate counts an expired consent as none), and no finding
+    showed. The grant that lapsed is the evidence; a send before the expiry is none."""
+    brand, customer = random_brand(), random_customer()
+    ledger.set_policy(brand, NO_QUIET_HOURS)
+    lapsing = grant(customer, expires_at=NOON + timedelta(hours=1))
+    ledger.record(brand, lapsing)
+    in_time, late = push("offer", (), customer), push("offer", (), customer)
+    for request in (in_time, late):
+        assert ledger.decide_push(brand, request, now=NOON)["outcome"] == "allow"
+    ledger.record(brand, sent(late, NOON + timedelta(hours=2)))
+    ledger.record(brand, sent(in_time, NOON + timedelta(minutes=30)))
+    assert found_by(ledger, brand) == {late.push_id: (EXPIRED, lapsing.event_id)}
+
+
+def test_a_grant_renewed_before_the_expiry_is_no_finding(ledger: Ledger) -> None:
+    brand, customer = random_brand(), random_customer()
+    ledger.set_policy(brand, NO_QUIET_HOURS)
+    ledger.record(brand, grant(customer, expires_at=NOON + timedelta(hours=1)))
+    request = push("offer", (), customer)
+    assert ledger.decide_push(brand, request, now=NOON)["outcome"] == "allow"
+    ledger.record(brand, sent(request, NOON + timedelta(hours=2)))
+    ledger.record(brand, grant(customer, at=NOON + timedelta(minutes=30)))
+    assert found_by(ledger, brand) == {}
+
+
 def test_a_grant_dated_between_the_withdrawal_and_the_send_clears_the_finding(
     ledger: Ledger,
 ) -> None:
