@@ -505,6 +505,9 @@ class Relationship(Aggregate, created_event_name="Opened"):
     """The event time of the latest consent granted (for any purpose): an objection dated before
     it was lifted by it. (A class default: snapshots taken before it was kept lack it.)"""
     withdrawals: Sequence[dict[str, Any]] = ()
+    """The latest withdrawal of each (purpose or "*", channels or None) that names every purpose
+    or every channel: a grant posted late, dated before one that covers it, is withdrawn by it,
+    even on a purpose or channel the withdrawal did not know. (A class default, as above.)"""
     objections: Sequence[dict[str, Any]] | None = None
     """The standing objections (withdrawals of "*" no grant dated after has lifted), the latest
     for each set of channels named (`channels` None: every channel), each with `since`,
@@ -516,9 +519,6 @@ class Relationship(Aggregate, created_event_name="Opened"):
     """Each preference's settings in event time, oldest first (`at`, `sequence`, `value`,
     `event_id`), so the gate reads those in force at its decision time (`preferences_at`).
     None in snapshots taken before: their `preferences` count as set since EARLIEST."""
-    """The latest withdrawal of each (purpose or "*", channels or None) that names every purpose
-    or every channel: a grant posted late, dated before one that covers it, is withdrawn by it,
-    even on a purpose or channel the withdrawal did not know. (A class default, as above.)"""
 
     class Event(Aggregate.Event):
         TOPIC = "trustledger:relationship.event"
