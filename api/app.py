@@ -56,8 +56,19 @@ def create_app(
     app.wsgi_app = answered_in_time(app.wsgi_app, settings.statement_timeout_seconds)  # type: ignore[method-assign,assignment]
     if settings.proxy_hops:  # the scheme and client address the proxies saw, not their own
         hops = settings.proxy_hops
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops)  # type: ignore[method-assign]
+        app.wsgi_app = ProxyFix(scheme_lowered(app.wsgi_app), x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     return app
+
+
+def scheme_lowered(wsgi_app: Wsgi) -> Wsgi:
+    """`wsgi_app` reading the scheme in lower case, as RFC 3986 (3.1) reads it: ProxyFix passes
+    a proxy's `X-Forwarded-Proto` on as sent, and werkzeug knows `HTTPS` for no secure scheme."""
+
+    def lowered(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
+        environ["wsgi.url_scheme"] = environ["wsgi.url_scheme"].lower()
+        return wsgi_app(environ, start_response)
+
+    return lowered
 
 
 Wsgi = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]

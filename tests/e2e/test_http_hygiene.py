@@ -133,6 +133,18 @@ def test_a_forwarded_scheme_is_believed_only_from_the_configured_proxies(
         close_app(app)
 
 
+def test_a_forwarded_scheme_is_read_whatever_its_case(store: Store) -> None:
+    """A scheme is case-blind (RFC 3986, 3.1): a proxy's `HTTPS` is `https`. Werkzeug compares
+    it as sent, so `HTTPS` got no HSTS and its redirects and cookies were the plain-HTTP ones."""
+    app = create_app({"database_url": store.url, "proxy_hops": "1"})
+    try:
+        for sent in ("HTTPS", "Https"):
+            answer = app.test_client().get("/healthz", headers={"X-Forwarded-Proto": sent})
+            assert HSTS in answer.headers, sent
+    finally:
+        close_app(app)
+
+
 @pytest.mark.parametrize("hops", ["-1", "x", "11", "1.5"])
 def test_a_proxy_count_the_app_cannot_use_stops_it_at_start(store: Store, hops: str) -> None:
     with pytest.raises(BadSetting, match="TRUSTLEDGER_PROXY_HOPS"):
