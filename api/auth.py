@@ -29,6 +29,8 @@ from domain.timeouts import TimedConnection
 
 PREFIX = "tlk_"
 ROLES = ("brand", "agent", "compliance")
+SESSIONS_PER_KEY = 20
+"""Page sessions a key keeps (a person's browsers and devices); a sign-in beyond ends the oldest."""
 BRAND_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
 KEY_SHAPE = re.compile(r"^tlk_(?P<key_id>[0-9a-f]{12})_[A-Za-z0-9_-]{43}$")
 
@@ -199,7 +201,8 @@ class KeyStore:
     def open_session(self, caller: Caller, lifetime: timedelta) -> str | None:
         """A new page session of the caller's key, for `lifetime`: its id, for the cookie, or None
         if the key was revoked since it was checked (that check may be the cache's). Sessions
-        past their end are swept here, by their index, so the table holds live ones only."""
+        past their end are swept here, by their index, so the table holds live ones only, and
+        the key's beyond SESSIONS_PER_KEY, the oldest first."""
         session_id = secrets.token_urlsafe(32)
         now = datetime.now(UTC)
         with self._connection() as conn:
@@ -213,6 +216,13 @@ class KeyStore:
                 ),
                 [digest(session_id), self._time(now), self._time(now + lifetime), caller.key_id],
             ).rowcount
+            self._execute(  # by the key's index: its sessions beyond the quota, oldest first
+                conn,
+                "DELETE FROM page_sessions WHERE key_id = ? AND session_hash <> ?"
+                " AND session_hash NOT IN (SELECT session_hash FROM page_sessions"
+                " WHERE key_id = ? AND session_hash <> ? ORDER BY started_at DESC LIMIT ?)",
+                [caller.key_id, digest(session_id)] * 2 + [SESSIONS_PER_KEY - 1],
+            )
         return session_id if opened == 1 else None
 
     def session_caller(self, session_id: str) -> Caller | None:

@@ -15,7 +15,7 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from api.app import close_app, create_app, resources_of
-from api.auth import KeyStore
+from api.auth import SESSIONS_PER_KEY, KeyStore
 from api.ui import pages
 from domain.storage import Store
 from projections.timeline import encode_cursor
@@ -249,6 +249,20 @@ def test_sessions_of_the_same_key_end_one_by_one(app: Flask, keys: KeyStore) -> 
     form = desk.get("/ui/customers").text
     assert desk.post("/ui/sign-out", data={"csrf_token": token(form)}).status_code == 302
     assert laptop.get("/ui/customers").status_code == 200
+
+
+def test_a_key_holds_at_most_its_quota_of_sessions_the_oldest_ending_first(
+    app: Flask, keys: KeyStore
+) -> None:
+    """Each sign-in from a new client kept a row for 10 hours, however many: 300 scripted
+    sign-ins with one key left 301 (seen by a probe). A key now keeps SESSIONS_PER_KEY."""
+    key = keys.create(random_brand(), "agent").key
+    browsers = [app.test_client() for _ in range(SESSIONS_PER_KEY + 1)]
+    for browser in browsers:
+        assert sign_in(browser, key) == 302
+    first, *rest = browsers
+    assert first.get("/ui/customers").status_code == 302  # to the sign-in page
+    assert all(browser.get("/ui/customers").status_code == 200 for browser in rest)
 
 
 def test_an_agent_reads_the_timeline_consents_trust_and_decisions(
