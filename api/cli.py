@@ -229,7 +229,10 @@ def project(context: Context, once: bool) -> None:
     help="Only this read model (repeatable).",
 )
 @click.option(
-    "--verify", is_flag=True, help="Compare with the live tables row by row; change nothing."
+    "--verify",
+    is_flag=True,
+    help="Compare with the live tables row by row, swapping nothing in (the live tables are"
+    " first brought up to the log's head, as a projection worker would).",
 )
 @pass_context
 def rebuild(context: Context, names: tuple[str, ...], verify: bool) -> None:
