@@ -480,7 +480,7 @@ class PushFeedback(Interaction):
         if self.reaction != "unsubscribed":
             return
         push = relationship.items["push"][self.push_id]
-        channel = push.get("channel") or push.get("sent_channel")
+        channel = push.get("sent_channel") or push.get("channel")  # the one it came by
         purposes = [push["purpose"]] if push.get("purpose") else list(relationship.consents)
         for purpose in purposes:
             relationship.withdraw(purpose, [channel] if channel else None, self)

@@ -298,14 +298,15 @@ def decision(db: Database, brand: str, push_id: str) -> dict[str, Any] | None:
 def unsubscribed_from(
     db: Database, brand: str, push_id: str, table: str = "decisions"
 ) -> tuple[str | None, str | None]:
-    """The purpose and channel an `unsubscribed` reaction to the push withdraws: those it was
-    decided for (else sent on); None for either means every one."""
+    """The purpose and channel an `unsubscribed` reaction to the push withdraws: the purpose it
+    was decided for, the channel it was sent on (else decided for: the one it came by, which a
+    brand may have changed after the decision); None for either means every one."""
     rows = db.query(
         f"SELECT purpose, channel, sent_channel FROM {table} WHERE brand = ? AND push_id = ?",
         [brand, push_id],
     )
     purpose, channel, sent_channel = rows[0] if rows else (None, None, None)
-    return purpose, channel or sent_channel
+    return purpose, sent_channel or channel
 
 
 def findings(

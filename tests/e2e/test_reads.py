@@ -413,6 +413,35 @@ def test_an_unsubscribe_withdraws_a_grant_posted_after_it_but_dated_before_it(
     assert {c["channel"]: c["status"] for c in consents(brand, customer)}["sms"] == "granted"
 
 
+def test_an_unsubscribe_withdraws_on_the_channel_the_push_came_by(client_for: ClientFor) -> None:
+    """A push the gate allowed on email, sent by sms (a finding of its own), unsubscribed from:
+    the customer unsubscribed from the text message they got. The withdrawal fell on email, the
+    channel of the decision, and the brand could go on texting them."""
+    brand = client_for("brand")
+    customer = random_customer()
+    quiet = {"quiet_hours": {"start": "00:00", "end": "00:00"}}
+    assert brand.put("/v1/policy", json=quiet).status_code == 200
+    grant = granted(customer, "marketing", ["email", "sms"])
+    recorded(brand, dated(grant, datetime.now(UTC) - timedelta(days=1)))
+    asked = push(customer, channel="email", data_categories=[])
+    assert brand.post("/v1/push-decisions", json=asked).get_json()["outcome"] == "allow"
+    sent = as_json(posted("push.sent", customer, push_id=asked["push_id"]))
+    unsubscribed = as_json(
+        posted("push.feedback", customer, push_id=asked["push_id"], reaction="unsubscribed")
+    )
+    now = datetime.now(UTC)
+    recorded(brand, dated({**sent, "channel": "sms"}, now), dated(unsubscribed, now))
+    listed = {c["channel"]: (c["status"], c["event_id"]) for c in consents(brand, customer)}
+    assert listed["sms"] == ("withdrawn", unsubscribed["event_id"])
+    assert listed["email"][0] == "granted"
+    for channel, allowed in (("sms", False), ("email", True)):
+        again = {**asked, "push_id": random_event_id(), "channel": channel}
+        gate = {
+            r["rule"]: r for r in brand.post("/v1/push-decisions", json=again).get_json()["reasons"]
+        }
+        assert gate["consent"]["passed"] is allowed, channel
+
+
 @seeded(6)
 def test_consents_posted_out_of_time_order_read_as_the_gate_decides(
     seed: int, client_for: ClientFor
