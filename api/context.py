@@ -75,7 +75,8 @@ class Resources:
             ledger = self.ledger
             with self._lock:
                 if self._reads is None:
-                    self._reads = ReadSide(ledger)
+                    settings = self.settings
+                    self._reads = ReadSide(ledger, settings.replica, settings.replica_wait_seconds)
         return self._reads
 
     def close(self) -> None:

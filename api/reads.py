@@ -4,8 +4,9 @@ export; the brand's trust, its customers by score, and the compliance findings.
 They come from the read models of projections/. A read first catches the read models up with
 the log (applying whatever is recorded beyond their position, exactly once, as any projection
 worker would), so a read right after an acknowledged write always includes it, whether or not
-a `trustledger project` worker is running. A customer the brand never had, or did not have yet
-at `as_of`, is not found.
+a `trustledger project` worker is running. With a hot standby set (TRUSTLEDGER_REPLICA_URL), the
+read is answered from the standby's read models when they hold as much (api/replica.py). A
+customer the brand never had, or did not have yet at `as_of`, is not found.
 """
 
 from __future__ import annotations
@@ -16,10 +17,12 @@ from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
+from api.replica import Replica
 from domain.application import Ledger
 from domain.brand import Policy
 from domain.errors import RelationshipNotFound
 from domain.relationship import EVERY_PURPOSE, relationship_id
+from domain.storage import Store
 from projections import consents as consent_model
 from projections import decisions as decision_model
 from projections import relationships as relationship_model
@@ -32,25 +35,37 @@ from projections.trust_line import BrandLines
 
 
 class ReadSide:
-    """One process's read models: a runner that catches them up, and a connection to read them."""
+    """One process's read models: a runner that catches them up, a connection to read them, and
+    one to read them on a hot standby (`replica`), if there is one."""
 
-    def __init__(self, ledger: Ledger) -> None:
+    def __init__(
+        self, ledger: Ledger, replica: Store | None = None, replica_wait: float = 0.5
+    ) -> None:
         self.ledger = ledger
         self.runner = Runner(ledger)
         self.db = Database(ledger.store, ledger.customer_keys)
+        self.replica: Replica | None = None
+        if replica is not None:
+            models = [m.name for m in self.runner.models]
+            self.replica = Replica(replica, ledger.customer_keys, models, replica_wait)
         self.brand_lines = BrandLines()
         """The brands' lines behind the trust charts, folded on as their timelines grow."""
         self._catching_up = threading.Lock()
 
     def caught_up(self) -> Database:
-        """The read models, once they hold everything the log held when this was called."""
+        """The read models, once they hold everything the log held when this was called: the
+        standby's if they hold it in time, else the primary's."""
         with self._catching_up:  # the runner's connection serves one thread at a time
-            self.runner.run_once()
-        return self.db
+            head = self.runner.head()
+            self.runner.run_once(head=head)
+        held = self.replica.holding(head) if self.replica is not None else None
+        return self.db if held is None else held
 
     def close(self) -> None:
         self.runner.close()
         self.db.close()
+        if self.replica is not None:
+            self.replica.close()
 
 
 def timeline_page(

@@ -14,7 +14,7 @@ from typing import Any
 
 from domain.errors import MasterKeyError
 from domain.shredding import MasterKey
-from domain.storage import DEFAULT_URL, Store
+from domain.storage import DEFAULT_URL, BadDatabaseUrl, Store
 from domain.timeouts import STATEMENT_TIMEOUT
 
 PREFIX = "TRUSTLEDGER_"
@@ -31,6 +31,7 @@ class BadSetting(ValueError):
 
 
 STATEMENT_TIMEOUT_SECONDS_MAX = 3600.0
+REPLICA_WAIT_SECONDS_MAX = 5.0
 
 
 def _seconds(name: str, value: str | float, low: float, high: float) -> float:
@@ -91,6 +92,13 @@ class Settings:
     the call is answered 503 (domain/timeouts.py: a frozen server, a network that drops
     packets); from 0.1 to STATEMENT_TIMEOUT_SECONDS_MAX. The commands and the projection
     workers are never cut short by it."""
+    replica_url: str = ""
+    """`postgresql://...` of a hot standby of the PostgreSQL primary: the read models' reads go
+    there when it holds what the primary's read models held (api/replica.py). Unset: every read
+    goes to the primary."""
+    replica_wait_seconds: float = 0.5
+    """How long a read waits for the standby to hold the primary's read models before it reads
+    the primary's instead; from 0 to REPLICA_WAIT_SECONDS_MAX."""
     new_master_key: str = ""
     """Only for `trustledger rotate-master-key`: the key to rewrap every customer key with."""
 
@@ -112,12 +120,33 @@ class Settings:
         for name, low, high in (
             ("key_cache_seconds", 0.0, KEY_CACHE_SECONDS_MAX),
             ("statement_timeout_seconds", 0.1, STATEMENT_TIMEOUT_SECONDS_MAX),
+            ("replica_wait_seconds", 0.0, REPLICA_WAIT_SECONDS_MAX),
         ):
             seconds = _seconds(name.upper(), getattr(self, name), low, high)
             object.__setattr__(self, name, seconds)
         object.__setattr__(
             self, "proxy_hops", _count("PROXY_HOPS", self.proxy_hops, PROXY_HOPS_MAX)
         )
+        self.replica  # noqa: B018 (refused at start, not at the first read)
+
+    @property
+    def replica(self) -> Store | None:
+        """The hot standby the reads may go to, if one is set."""
+        if not self.replica_url:
+            return None
+        name = f"{PREFIX}REPLICA_URL"
+        try:
+            replica = Store.from_url(self.replica_url)
+        except BadDatabaseUrl as error:
+            raise BadSetting(f"{name}: {error}") from None
+        if replica.kind != "postgres":
+            raise BadSetting(f"{name} must be a postgresql:// URL, not {self.replica_url!r}")
+        if self.store.kind != "postgres":
+            raise BadSetting(
+                f"{name} is a standby of a PostgreSQL primary, and the database is"
+                f" {self.store.kind}: unset it, or set {PREFIX}DATABASE_URL to the primary"
+            )
+        return replica
 
     @property
     def store(self) -> Store:

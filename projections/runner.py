@@ -161,11 +161,11 @@ class Runner:
 
     # --- following the log ------------------------------------------------------------------
 
-    def run_once(self, max_pages: int | None = None) -> int:
-        """Applies what is recorded so far (or `max_pages` pages of it); returns how many
-        notifications it went through."""
+    def run_once(self, max_pages: int | None = None, head: int | None = None) -> int:
+        """Applies what is recorded so far, or up to `head` (or `max_pages` pages of it); returns
+        how many notifications it went through."""
         total = 0
-        head = self.head()
+        head = self.head() if head is None else head
         for _ in iter(int, 1) if max_pages is None else range(max_pages):
             start = min(self.positions()[m.name] for m in self.models)
             if start >= head:

@@ -146,6 +146,7 @@ def test_an_sqlite_directory_that_cannot_be_made_is_one_line(
             ("STATEMENT_TIMEOUT_SECONDS", v, "from 0.1 to 3600")
             for v in ["abc", "0", "-1", "inf", "nan", "3601"]
         ),
+        *(("REPLICA_WAIT_SECONDS", v, "from 0 to 5") for v in ["abc", "-1", "inf", "6"]),
     ],
 )
 def test_a_time_setting_out_of_bounds_is_one_line(
@@ -163,6 +164,30 @@ def test_a_time_setting_out_of_bounds_is_one_line(
         **{f"TRUSTLEDGER_{variable}": value},
     )
     assert_one_error(done, 1, f"TRUSTLEDGER_{variable}", bounds, repr(value))
+
+
+@pytest.mark.parametrize(
+    ("database", "replica", "expected"),
+    [
+        ("sqlite:///{tmp}/tl.db", "postgresql://u@127.0.0.1:1/db", "a PostgreSQL primary"),
+        ("postgresql://u@127.0.0.1:1/db", "sqlite:///{tmp}/r.db", "must be a postgresql://"),
+        ("postgresql://u@127.0.0.1:1/db", "postgresql://u@[::1/db", "Invalid IPv6 URL"),
+        ("postgresql://u@127.0.0.1:1/db", "postgresql://127.0.0.1:1", "expected postgresql://"),
+    ],
+)
+def test_a_replica_the_ledger_cannot_use_is_one_line_at_start(
+    tmp_path: Path, database: str, replica: str, expected: str
+) -> None:
+    """Refused before anything is opened, rather than at the first read."""
+    done = cli(
+        "--database-url",
+        database.format(tmp=tmp_path),
+        "lag",
+        TRUSTLEDGER_MASTER_KEY=TEST_MASTER_KEY.encoded(),
+        TRUSTLEDGER_REPLICA_URL=replica.format(tmp=tmp_path),
+    )
+    assert_one_error(done, 1, "TRUSTLEDGER_REPLICA_URL", expected)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_demo_refuses_a_now_whose_two_years_start_before_1970(tmp_path: Path) -> None:

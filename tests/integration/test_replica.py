@@ -1,0 +1,275 @@
+"""Reads from a real streaming replica (TRUSTLEDGER_REPLICA_URL): served by the standby when it
+holds what the primary's read models held, from the primary when it lags, has its replay paused
+or is down, and never stale. A primary and a hot standby of the suite's own, made by
+tools/throwaway-postgres (pg_basebackup -R); never a mock."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from flask import Flask
+from flask.testing import FlaskClient
+
+from api.app import close_app, create_app
+from api.auth import KeyStore
+from domain.relationship import relationship_id
+from domain.storage import Store
+from migrations import upgrade
+from tests.integration.test_database_restart import event
+from tests.random_refs import random_brand, random_customer, random_event_id
+
+ROOT = Path(__file__).parents[2]
+TOOL = ROOT / "tools" / "throwaway-postgres"
+pytestmark = [pytest.mark.postgres, pytest.mark.slow]
+
+
+def tool(*args: str | Path) -> str:
+    """Runs tools/throwaway-postgres; its last line (a URL, for start and replica)."""
+    done = subprocess.run([str(TOOL), *map(str, args)], check=True, capture_output=True,
+                          text=True, timeout=120)  # fmt: skip
+    return (done.stdout.splitlines() or [""])[-1]
+
+
+@dataclass
+class Pair:
+    primary: Store
+    replica: Store
+    directory: Path
+    """Where the clusters live: `primary`, `replica`, and the test's own standbys."""
+
+
+@pytest.fixture(scope="session")
+def pair() -> Iterator[Pair]:
+    """A primary (migrated) and a hot standby streaming from it, for the session: of the suite's
+    own, so that the tests may pause the standby's replay, in a directory the `postgres` user
+    can reach when the suite runs as root (pytest's are 0700)."""
+    directory = Path(tempfile.mkdtemp(prefix="trustledger-replica-"))
+    directory.chmod(0o755)
+    try:
+        primary = Store.from_url(tool("start", directory / "primary"))
+        upgrade(primary)
+        replica = Store.from_url(tool("replica", directory / "replica", directory / "primary"))
+        yield Pair(primary, replica, directory)
+    finally:
+        for cluster in ("replica", "primary"):
+            subprocess.run([str(TOOL), "stop", str(directory / cluster)], capture_output=True,
+                           timeout=60)  # fmt: skip
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+@dataclass
+class Api:
+    """The HTTP API on the pair's primary with `replica_url` set, and one brand's key."""
+
+    pair: Pair
+    app: Flask
+    http: FlaskClient
+    brand: str
+    headers: dict[str, str]
+
+    def post(self, body: dict[str, Any]) -> None:
+        answer = self.http.post("/v1/events", json=body, headers=self.headers)
+        assert answer.status_code == 201, answer.text
+
+    def get(self, path: str) -> Any:
+        answer = self.http.get(path, headers=self.headers)
+        assert answer.status_code == 200, answer.text
+        return answer.json
+
+
+@contextmanager
+def api(pair: Pair, replica_url: str, wait: float) -> Iterator[Api]:
+    keys = KeyStore(pair.primary, cache_seconds=0)
+    try:
+        issued = keys.create(random_brand(), "brand")
+    finally:
+        keys.close()
+    settings = {"database_url": pair.primary.url, "replica_url": replica_url}
+    app = create_app({**settings, "replica_wait_seconds": wait})
+    try:
+        headers = {"Authorization": f"Bearer {issued.key}"}
+        yield Api(pair, app, app.test_client(), issued.info.brand, headers)
+    finally:
+        close_app(app)
+
+
+def grant(customer: str, purpose: str) -> dict[str, Any]:
+    return {
+        "event_id": random_event_id(),
+        "type": "consent.granted",
+        "customer": customer,
+        "occurred_at": "2026-01-01T00:00:00Z",
+        "data": {
+            "purpose": purpose,
+            "channels": ["email"],
+            "data_categories": ["contact"],
+            "notice_version": "v1",
+            "method": "web-form",
+        },
+    }
+
+
+def timeline(ledger: Api, customer: str) -> list[str]:
+    """The event ids of the customer's timeline, newest first."""
+    found = ledger.get(f"/v1/customers/{customer}/timeline")
+    return [item["event_id"] for item in found["items"]]
+
+
+def purposes(ledger: Api, customer: str) -> set[str]:
+    found = ledger.get(f"/v1/customers/{customer}/consents")
+    return {consent["purpose"] for consent in found["consents"]}
+
+
+def rows_of(store: Store, brand: str, customer: str) -> int:
+    """The customer's timeline rows in that database."""
+    with psycopg.connect(store.conninfo(), autocommit=True) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM timeline WHERE relationship_id = %s",
+            [str(relationship_id(brand, customer))],
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+def replayed(pair: Pair) -> None:
+    """Returns once the standby has replayed everything the primary had written when called (a
+    precondition, not what is tested: 30 s is only there to end a broken run)."""
+    with (
+        psycopg.connect(pair.primary.conninfo(), autocommit=True) as primary,
+        psycopg.connect(pair.replica.conninfo(), autocommit=True) as replica,
+    ):
+        row = primary.execute("SELECT pg_current_wal_insert_lsn()").fetchone()
+        assert row is not None
+        for _ in range(3000):
+            done = replica.execute("SELECT pg_last_wal_replay_lsn() >= %s", [row[0]]).fetchone()
+            if done and done[0]:
+                return
+            time.sleep(0.01)
+    pytest.fail("the standby did not replay the primary's WAL in 30 s")
+
+
+@contextmanager
+def replay_paused(replica: Store) -> Iterator[None]:
+    """The standby receives the primary's WAL and applies none of it until the block ends."""
+    with psycopg.connect(replica.conninfo(), autocommit=True) as conn:
+        conn.execute("SELECT pg_wal_replay_pause()")
+        try:
+            yield
+        finally:
+            conn.execute("SELECT pg_wal_replay_resume()")
+
+
+@contextmanager
+def paused_once_held(ledger: Api, customer: str) -> Iterator[dict[str, Any]]:
+    """Writes an event of the customer and reads it; then, once the standby holds it, pauses
+    its replay for the block."""
+    written = event(customer)
+    ledger.post(written)
+    assert timeline(ledger, customer) == [written["event_id"]]
+    replayed(ledger.pair)
+    with replay_paused(ledger.pair.replica):
+        yield written
+
+
+def test_reads_are_answered_by_the_standby_when_it_holds_the_log_head(pair: Pair) -> None:
+    """The standby's replay is paused once it holds the customer's event, and the primary's
+    rows of the customer are then deleted behind the ledger's back, moving no log position: the
+    reads still show the event, so they were the standby's (the primary's would be a 404)."""
+    customer = random_customer()
+    with (
+        api(pair, pair.replica.url, wait=5) as ledger,
+        paused_once_held(ledger, customer) as written,
+    ):
+        with psycopg.connect(pair.primary.conninfo(), autocommit=True) as conn:
+            conn.execute(
+                "DELETE FROM timeline WHERE relationship_id = %s",
+                [str(relationship_id(ledger.brand, customer))],
+            )
+        assert rows_of(pair.primary, ledger.brand, customer) == 0
+        assert timeline(ledger, customer) == [written["event_id"]]
+        trust = ledger.get(f"/v1/customers/{customer}/trust")  # its types: the timeline's
+        assert [top["type"] for top in trust["expertise"]["top_events"]] == [written["type"]]
+
+
+def test_a_write_the_paused_standby_lacks_is_read_from_the_primary(pair: Pair) -> None:
+    """Read-your-writes when the standby cannot catch up: its replay is paused, so it never
+    holds the write; the read waits its bounded while, then answers from the primary."""
+    customer = random_customer()
+    with (
+        api(pair, pair.replica.url, wait=0.2) as ledger,
+        paused_once_held(ledger, customer) as first,
+    ):
+        second = event(customer)
+        ledger.post(second)
+        ledger.post(grant(customer, "marketing"))
+        assert rows_of(pair.replica, ledger.brand, customer) == 1  # the standby lacks it
+        assert timeline(ledger, customer)[1:] == [second["event_id"], first["event_id"]]
+        assert purposes(ledger, customer) == {"marketing"}
+
+
+def test_every_read_after_a_write_includes_it_with_a_standby(pair: Pair) -> None:
+    """README: "a timeline or consents read right after a 2xx write for the same customer
+    includes it", whichever database answers it."""
+    customer = random_customer()
+    written: list[str] = []
+    with api(pair, pair.replica.url, wait=0.5) as ledger:
+        for n in range(8):
+            posted = event(customer)
+            ledger.post(posted)
+            written.insert(0, posted["event_id"])
+            assert timeline(ledger, customer) == written
+            consent = grant(customer, f"purpose-{n}")
+            ledger.post(consent)
+            written.insert(0, consent["event_id"])
+            assert purposes(ledger, customer) == {f"purpose-{i}" for i in range(n + 1)}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+def test_a_standby_that_is_not_there_leaves_the_reads_to_the_primary(pair: Pair) -> None:
+    customer = random_customer()
+    down = f"postgresql://trustledger@127.0.0.1:{free_port()}/trustledger"
+    with api(pair, down, wait=0.5) as ledger:
+        for _ in range(3):
+            posted = event(customer)
+            ledger.post(posted)
+            assert timeline(ledger, customer)[0] == posted["event_id"]
+
+
+def test_a_standby_that_goes_down_leaves_the_reads_to_the_primary_said_once(
+    pair: Pair, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A standby of the test's own, read from, then stopped: the reads go on from the primary,
+    and the log says so once, not at every read."""
+    own = pair.directory / f"standby-{random_event_id()}"
+    standby = tool("replica", own, pair.directory / "primary")
+    customer = random_customer()
+    try:
+        with api(pair, standby, wait=5) as ledger:
+            ledger.post(event(customer))
+            assert len(timeline(ledger, customer)) == 1
+            tool("stop", own)
+            caplog.set_level(logging.WARNING, logger="trustledger.replica")
+            for n in range(2, 5):
+                ledger.post(event(customer))
+                assert len(timeline(ledger, customer)) == n
+    finally:
+        tool("stop", own)
+    said = [r.getMessage() for r in caplog.records if r.name == "trustledger.replica"]
+    assert len(said) == 1 and "reading from the primary" in said[0], said
