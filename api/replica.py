@@ -53,7 +53,7 @@ class Replica:
     def holding(self, head: int) -> Database | None:
         """The standby's read models once each holds log position `head` (within `wait`
         seconds), or None: behind for longer, or not answering."""
-        if time.monotonic() < self._retry_at:
+        if not self._may_ask():
             return None
         deadline = time.monotonic() + self.wait
         pause = POLL_SECONDS[0]
@@ -70,11 +70,31 @@ class Replica:
         self._answering()
         return db
 
+    def _may_ask(self) -> bool:
+        """Not while the reads keep off a failed standby; after that, one read asks it again
+        while the others keep off for another while (an unreachable one would hold each read
+        that asked it for the connection's timeout)."""
+        with self._lock:
+            now = time.monotonic()
+            if now < self._retry_at:
+                return False
+            if self._failing:
+                self._retry_at = now + RETRY_SECONDS
+            return True
+
     def _connected(self) -> Database:
+        """The connection to the standby; made outside the lock, as it may wait CONNECT_TIMEOUT."""
+        found = self._db
+        if found is not None:
+            return found
+        made = Database(self.store, self.keys)
         with self._lock:
             if self._db is None:
-                self._db = Database(self.store, self.keys)
-            return self._db
+                self._db = made
+                return made
+            found = self._db
+        made.close()  # another thread's came first
+        return found
 
     def _position(self, db: Database) -> int:
         """The lowest position among the read models on the standby (-1 for one it lacks)."""

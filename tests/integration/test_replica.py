@@ -11,8 +11,8 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +28,7 @@ from domain.relationship import relationship_id
 from domain.storage import Store
 from migrations import upgrade
 from tests.integration.test_database_restart import event
+from tests.integration.test_frozen_database import frozen
 from tests.random_refs import random_brand, random_customer, random_event_id
 
 ROOT = Path(__file__).parents[2]
@@ -90,14 +91,14 @@ class Api:
 
 
 @contextmanager
-def api(pair: Pair, replica_url: str, wait: float) -> Iterator[Api]:
+def api(pair: Pair, replica_url: str, wait: float, **config: float) -> Iterator[Api]:
     keys = KeyStore(pair.primary, cache_seconds=0)
     try:
         issued = keys.create(random_brand(), "brand")
     finally:
         keys.close()
     settings = {"database_url": pair.primary.url, "replica_url": replica_url}
-    app = create_app({**settings, "replica_wait_seconds": wait})
+    app = create_app({**settings, "replica_wait_seconds": wait, **config})
     try:
         headers = {"Authorization": f"Bearer {issued.key}"}
         yield Api(pair, app, app.test_client(), issued.info.brand, headers)
@@ -252,23 +253,33 @@ def test_a_standby_that_is_not_there_leaves_the_reads_to_the_primary(pair: Pair)
             assert timeline(ledger, customer)[0] == posted["event_id"]
 
 
-def test_a_standby_that_goes_down_leaves_the_reads_to_the_primary_said_once(
-    pair: Pair, caplog: pytest.LogCaptureFixture
+@contextmanager
+def stopped(directory: Path) -> Iterator[None]:
+    tool("stop", directory)
+    yield
+
+
+@pytest.mark.parametrize("failing", [stopped, frozen])
+def test_a_standby_that_fails_leaves_the_reads_to_the_primary_said_once(
+    pair: Pair,
+    caplog: pytest.LogCaptureFixture,
+    failing: Callable[[Path], AbstractContextManager[None]],
 ) -> None:
-    """A standby of the test's own, read from, then stopped: the reads go on from the primary,
-    and the log says so once, not at every read."""
+    """A standby of the test's own, read from, then stopped (it refuses) or frozen (it takes
+    what is sent and never answers): the reads go on from the primary, the frozen one's first
+    within the statement timeout, and the log says so once, not at every read."""
     own = pair.directory / f"standby-{random_event_id()}"
     standby = tool("replica", own, pair.directory / "primary")
     customer = random_customer()
     try:
-        with api(pair, standby, wait=5) as ledger:
+        with api(pair, standby, wait=5, statement_timeout_seconds=1) as ledger:
             ledger.post(event(customer))
             assert len(timeline(ledger, customer)) == 1
-            tool("stop", own)
             caplog.set_level(logging.WARNING, logger="trustledger.replica")
-            for n in range(2, 5):
-                ledger.post(event(customer))
-                assert len(timeline(ledger, customer)) == n
+            with failing(own):
+                for n in range(2, 5):
+                    ledger.post(event(customer))
+                    assert len(timeline(ledger, customer)) == n
     finally:
         tool("stop", own)
     said = [r.getMessage() for r in caplog.records if r.name == "trustledger.replica"]
