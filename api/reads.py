@@ -47,7 +47,7 @@ class ReadSide:
         self.replica: Replica | None = None
         if replica is not None:
             models = [m.name for m in self.runner.models]
-            self.replica = Replica(replica, ledger.customer_keys, models, replica_wait)
+            self.replica = Replica(replica, self.db, models, replica_wait)
         self.brand_lines = BrandLines()
         """The brands' lines behind the trust charts, folded on as their timelines grow."""
         self._catching_up = threading.Lock()

@@ -9,7 +9,10 @@ answered from it. Until then it asks again, for at most `wait` seconds; a standb
 longer, has its replay paused, is down or frozen, is not read, and the read goes to the primary
 as it would without one. The positions, not WAL locations, are compared: a write the read
 models do not show (an API key's use, a page's session) moves the primary's WAL, and would have
-sent every read to the primary while those writes streamed.
+sent every read to the primary while those writes streamed. A standby that fails in the middle
+of a read (stopped, frozen, or cancelling a query that conflicts with its replay) leaves the rest
+of that read to the primary, query by query: the primary's read models hold at least as much, and
+each query outside a transaction reads a moment of its own there anyway.
 """
 
 from __future__ import annotations
@@ -18,10 +21,10 @@ import logging
 import threading
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import psycopg
 
-from domain.shredding import CustomerKeys
 from domain.storage import Store
 from projections.db import Database
 
@@ -35,22 +38,39 @@ POLL_SECONDS = 0.002, 0.02
 """The first and the longest pause between two askings of a standby that is behind."""
 
 
-class Replica:
-    """A hot standby's read models, for the reads they hold everything of."""
+class Standby(Database):
+    """The standby's read models, whose queries go to the primary's once the standby failed."""
 
-    def __init__(
-        self, store: Store, keys: CustomerKeys | None, models: Sequence[str], wait: float
-    ) -> None:
+    def __init__(self, replica: Replica, primary: Database) -> None:
+        super().__init__(replica.store, primary.keys)
+        self.replica = replica
+        self.primary = primary
+
+    def query(self, statement: str, params: Sequence[Any] = (), binary: bool = False) -> Any:
+        if self.replica.failing:  # each query of the read would wait for it again
+            return self.primary.query(statement, params, binary)
+        try:
+            return super().query(statement, params, binary)
+        except psycopg.Error as error:
+            self.replica.failed(error)
+            return self.primary.query(statement, params, binary)
+
+
+class Replica:
+    """A hot standby's read models, for the reads they hold everything of; `primary`'s answer
+    what it fails to."""
+
+    def __init__(self, store: Store, primary: Database, models: Sequence[str], wait: float) -> None:
         self.store = store
-        self.keys = keys
+        self.primary = primary
         self.models = tuple(models)
         self.wait = wait
-        self._db: Database | None = None
+        self._db: Standby | None = None
         self._lock = threading.Lock()
         self._retry_at = 0.0
         self._failing = False
 
-    def holding(self, head: int) -> Database | None:
+    def holding(self, head: int) -> Standby | None:
         """The standby's read models once each holds log position `head` (within `wait`
         seconds), or None: behind for longer, or not answering."""
         if not self._may_ask():
@@ -65,7 +85,7 @@ class Replica:
                 time.sleep(pause)
                 pause = min(pause * 2, POLL_SECONDS[1])
         except psycopg.Error as error:
-            self._failed(error)
+            self.failed(error)
             return None
         self._answering()
         return db
@@ -82,12 +102,12 @@ class Replica:
                 self._retry_at = now + RETRY_SECONDS
             return True
 
-    def _connected(self) -> Database:
+    def _connected(self) -> Standby:
         """The connection to the standby; made outside the lock, as it may wait CONNECT_TIMEOUT."""
         found = self._db
         if found is not None:
             return found
-        made = Database(self.store, self.keys)
+        made = Standby(self, self.primary)
         with self._lock:
             if self._db is None:
                 self._db = made
@@ -96,13 +116,14 @@ class Replica:
         made.close()  # another thread's came first
         return found
 
-    def _position(self, db: Database) -> int:
-        """The lowest position among the read models on the standby (-1 for one it lacks)."""
-        rows = db.query("SELECT name, position FROM projection_positions")
+    def _position(self, db: Standby) -> int:
+        """The lowest position among the read models on the standby (-1 for one it lacks):
+        asked of the standby alone, never of the primary in its place."""
+        rows = Database.query(db, "SELECT name, position FROM projection_positions")
         positions: dict[str, int] = {name: int(position) for name, position in rows}
         return min(positions.get(name, -1) for name in self.models)
 
-    def _failed(self, error: psycopg.Error) -> None:
+    def failed(self, error: psycopg.Error) -> None:
         """Reads keep off the standby for RETRY_SECONDS; said once, not at every read."""
         with self._lock:
             self._retry_at = time.monotonic() + RETRY_SECONDS
@@ -118,6 +139,11 @@ class Replica:
             reason,
             RETRY_SECONDS,
         )
+
+    @property
+    def failing(self) -> bool:
+        """Since it last failed, until it next holds a read's head."""
+        return self._failing
 
     def _answering(self) -> None:
         if not self._failing:

@@ -5,6 +5,7 @@ tools/throwaway-postgres (pg_basebackup -R); never a mock."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import shutil
 import socket
@@ -22,7 +23,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
-from api.app import close_app, create_app
+from api.app import close_app, create_app, resources_of
 from api.auth import KeyStore
 from domain.relationship import relationship_id
 from domain.storage import Store
@@ -259,6 +260,21 @@ def stopped(directory: Path) -> Iterator[None]:
     yield
 
 
+@contextmanager
+def own_standby(pair: Pair, customer: str) -> Iterator[tuple[Path, Api]]:
+    """A standby of the test's own (to stop or freeze), and the API reading from it, which has
+    read one event of the customer; the standby is stopped when the block ends."""
+    own = pair.directory / f"standby-{random_event_id()}"
+    standby = tool("replica", own, pair.directory / "primary")
+    try:
+        with api(pair, standby, wait=5, statement_timeout_seconds=1) as ledger:
+            ledger.post(event(customer))
+            assert len(timeline(ledger, customer)) == 1
+            yield own, ledger
+    finally:
+        tool("stop", own)
+
+
 @pytest.mark.parametrize("failing", [stopped, frozen])
 def test_a_standby_that_fails_leaves_the_reads_to_the_primary_said_once(
     pair: Pair,
@@ -268,19 +284,37 @@ def test_a_standby_that_fails_leaves_the_reads_to_the_primary_said_once(
     """A standby of the test's own, read from, then stopped (it refuses) or frozen (it takes
     what is sent and never answers): the reads go on from the primary, the frozen one's first
     within the statement timeout, and the log says so once, not at every read."""
-    own = pair.directory / f"standby-{random_event_id()}"
-    standby = tool("replica", own, pair.directory / "primary")
     customer = random_customer()
-    try:
-        with api(pair, standby, wait=5, statement_timeout_seconds=1) as ledger:
-            ledger.post(event(customer))
-            assert len(timeline(ledger, customer)) == 1
-            caplog.set_level(logging.WARNING, logger="trustledger.replica")
-            with failing(own):
-                for n in range(2, 5):
-                    ledger.post(event(customer))
-                    assert len(timeline(ledger, customer)) == n
-    finally:
-        tool("stop", own)
+    with own_standby(pair, customer) as (own, ledger):
+        caplog.set_level(logging.WARNING, logger="trustledger.replica")
+        with failing(own):
+            for n in range(2, 5):
+                ledger.post(event(customer))
+                assert len(timeline(ledger, customer)) == n
     said = [r.getMessage() for r in caplog.records if r.name == "trustledger.replica"]
     assert len(said) == 1 and "reading from the primary" in said[0], said
+
+
+@pytest.mark.parametrize("failing", [stopped, frozen])
+def test_a_standby_that_fails_during_a_read_leaves_that_read_to_the_primary(
+    pair: Pair, monkeypatch: pytest.MonkeyPatch, failing: Callable[[Path], Any]
+) -> None:
+    """The standby holds the head when the read asks, then stops or freezes before the read's
+    own queries: the read is answered whole, from the primary, rather than with a 503 (the path
+    a query the standby's replay cancels takes too, rather than a 500)."""
+    customer = random_customer()
+    with own_standby(pair, customer) as (own, ledger), contextlib.ExitStack() as failed:
+        replica = resources_of(ledger.app).reads.replica
+        assert replica is not None
+        holding = replica.holding
+
+        def held_then_failing(head: int) -> Any:
+            found = holding(head)
+            assert found is not None  # the standby was asked, and held the head
+            failed.enter_context(failing(own))
+            return found
+
+        monkeypatch.setattr(replica, "holding", held_then_failing)
+        posted = event(customer)
+        ledger.post(posted)
+        assert timeline(ledger, customer)[0] == posted["event_id"]
