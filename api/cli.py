@@ -315,13 +315,34 @@ def audit_decisions(context: Context, brand: str | None, since: Any) -> None:
 @cli.command()
 @pass_context
 def lag(context: Context) -> None:
-    """Print each read model's position against the head of the log."""
+    """Print each read model's position against the head of the log, and, with
+    TRUSTLEDGER_REPLICA_URL set, the standby's."""
     from projections.runner import Runner
 
     runner = Runner(context.ledger)
     head = runner.head()
-    for name, position in sorted(runner.positions().items()):
-        click.echo(f"{name:<14} {position:>10} of {head:<10} lag {head - position}")
+    positions = runner.positions()
+
+    def show(found: dict[str, int]) -> None:
+        for name in sorted(positions):
+            position = int(found.get(name, 0))
+            click.echo(f"{name:<14} {position:>10} of {head:<10} lag {head - position}")
+
+    show(positions)
+    replica = context.settings.replica
+    if replica is None:
+        return
+    standby = f"the standby {replica.host}:{replica.port}"
+    try:
+        with psycopg.connect(replica.conninfo(), autocommit=True) as conn:
+            found: dict[str, int] = dict(
+                conn.execute("SELECT name, position FROM projection_positions")
+            )
+    except psycopg.Error as error:
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
+        raise click.ClickException(f"{standby} cannot be read: {reason}") from None
+    click.echo(f"on {standby}:")
+    show(found)
 
 
 @cli.command("rotate-master-key")

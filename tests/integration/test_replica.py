@@ -28,8 +28,10 @@ from api.auth import KeyStore
 from domain.relationship import relationship_id
 from domain.storage import Store
 from migrations import upgrade
+from tests.conftest import TEST_MASTER_KEY
 from tests.integration.test_database_restart import event
 from tests.integration.test_frozen_database import frozen
+from tests.integration.test_master_key import cli
 from tests.random_refs import random_brand, random_customer, random_event_id
 
 ROOT = Path(__file__).parents[2]
@@ -318,3 +320,31 @@ def test_a_standby_that_fails_during_a_read_leaves_that_read_to_the_primary(
         posted = event(customer)
         ledger.post(posted)
         assert timeline(ledger, customer)[0] == posted["event_id"]
+
+
+def lag(pair: Pair, replica_url: str) -> subprocess.CompletedProcess[str]:
+    return cli(
+        *("--database-url", pair.primary.url, "lag"),
+        TRUSTLEDGER_REPLICA_URL=replica_url,
+        TRUSTLEDGER_MASTER_KEY=TEST_MASTER_KEY.encoded(),
+    )
+
+
+def test_lag_shows_the_standby_behind_while_its_replay_is_paused(pair: Pair) -> None:
+    customer = random_customer()
+    with api(pair, pair.replica.url, wait=0) as ledger, paused_once_held(ledger, customer):
+        ledger.post(event(customer))
+        assert len(timeline(ledger, customer)) == 2  # the primary's read models hold it
+        done = lag(pair, pair.replica.url)
+    assert done.returncode == 0, done.stderr
+    primary, standby = done.stdout.split(f"on the standby 127.0.0.1:{pair.replica.port}:\n")
+    behind = [int(line.rsplit(" ", 1)[1]) for line in standby.splitlines()]
+    assert [line.rsplit(" ", 1)[1] for line in primary.splitlines()] == ["0"] * len(behind)
+    assert len(behind) == 4 and min(behind) > 0, done.stdout
+
+
+def test_lag_says_in_one_line_that_a_standby_cannot_be_read(pair: Pair) -> None:
+    down = f"postgresql://trustledger@127.0.0.1:{free_port()}/trustledger"
+    done = lag(pair, down)
+    assert done.returncode == 1
+    assert done.stderr.count("\n") == 1 and "cannot be read" in done.stderr, done.stderr
