@@ -19,10 +19,10 @@ from zoneinfo import ZoneInfo
 from domain.brand import DIMENSIONS, HH_MM, Policy, is_timezone
 from domain.errors import InvalidPushRequest
 from domain.relationship import OPEN, Relationship
+from domain.trust import overdue_at
 
 KINDS = ("service", "offer", "advice")
 SELLING = ("offer", "advice")
-PROMISE_GRACE = timedelta(hours=24)
 RENEGED_MEMORY = timedelta(days=30)
 REPORT_GRACE = timedelta(days=7)
 FREQUENCY_WINDOW = timedelta(days=7)
@@ -256,7 +256,7 @@ def _overdue_promises(relationship: Relationship, now: datetime) -> list[tuple[s
     return [
         (f"promise {pid} open past its due time {_when(p['due_at'])} + 24 h", p["event_id"])
         for pid, p in sorted(relationship.items["promise"].items())
-        if p["status"] == "open" and now > p["due_at"] + PROMISE_GRACE
+        if p["status"] == "open" and now > overdue_at(p["due_at"])
     ]
 
 

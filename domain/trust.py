@@ -47,6 +47,8 @@ PROMISE_GRACE = timedelta(hours=24)
 """An open promise becomes negative evidence this long after its due_at."""
 ADMISSION_GRACE = timedelta(days=7)
 """An error report becomes negative evidence this long after it was reported, unless admitted."""
+LAST_MOMENT = datetime.max.replace(tzinfo=UTC)
+"""The latest instant Python can count: where a grace that would end past it ends instead."""
 TOP_EVENTS = 5
 """How many events per dimension are kept as the ones that moved it most."""
 UNADMITTED_STATUSES = ("open", "disputed", "confirmed")
@@ -211,10 +213,16 @@ def derived_evidence(items: Items, at: datetime) -> list[Piece]:
     return [piece for piece in pending if piece.at < at]
 
 
+def overdue_at(due_at: datetime) -> datetime:
+    """When a promise still open counts as overdue: PROMISE_GRACE after its due_at, or never
+    (LAST_MOMENT) for one due within the grace of the calendar's end, which the sum overflowed."""
+    return due_at + PROMISE_GRACE if due_at < LAST_MOMENT - PROMISE_GRACE else LAST_MOMENT
+
+
 def _overdue_promises(items: Items) -> Iterator[Piece]:
     for promise in items.get("promise", {}).values():
         if promise["status"] == "open":
-            arises = promise["due_at"] + PROMISE_GRACE
+            arises = overdue_at(promise["due_at"])
             yield Piece(CONSISTENCY, promise["event_id"], arises, negative=1.0, derived=OVERDUE)
 
 

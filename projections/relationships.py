@@ -248,7 +248,7 @@ def _fold_open_items(row: dict[str, Any], event: Any, data: Mapping[str, Any]) -
         due_at = _datetime(data["due_at"])
         row["open_promises"][data["promise_id"]] = {
             "due_at": timestamp(due_at),
-            "overdue_at": timestamp(due_at + trust.PROMISE_GRACE),
+            "overdue_at": timestamp(trust.overdue_at(due_at)),
             "event_id": event.event_id,
         }
     elif event.TYPE in ("promise.kept", "promise.broken", "promise.released"):

@@ -520,6 +520,30 @@ def test_events_dated_decades_apart_keep_every_read_working(client_for: ClientFo
     assert len(timeline_ids(brand, other)) == 1
 
 
+def test_a_promise_due_at_the_end_of_the_calendar_keeps_every_read_and_the_gate_working(
+    client_for: ClientFor,
+) -> None:
+    """Its 24 h of grace end past year 9999: counted naively, that overflowed, the gate's
+    answer was a 500 and the read models stopped for every brand."""
+    brand = client_for("brand")
+    customer = random_customer()
+    last = made(customer, "last")
+    last["data"]["due_at"] = "9999-12-31T23:59:59Z"
+    assert brand.record(last)[0].status_code == 201
+    push = {"push_id": random_event_id(), "customer": customer, "channel": "email"}
+    decided = brand.post("/v1/push-decisions", json={**push, "kind": "offer", "purpose": "m"})
+    assert decided.status_code == 200, decided.get_json()
+    assert "open_breaches" not in [
+        r["rule"] for r in decided.get_json()["reasons"] if not r["passed"]
+    ]
+    for path in (f"/v1/customers/{customer}/trust", "/v1/customers", "/v1/trust"):
+        assert brand.get(path).status_code == 200, path
+    other = client_for("brand")  # another brand's reads, not only this one's
+    customer = random_customer()
+    other.record(made(customer))
+    assert len(timeline_ids(other, customer)) == 1
+
+
 def test_opening_something_twice_is_a_409(client_for: ClientFor) -> None:
     brand = client_for("brand")
     customer = random_customer()
