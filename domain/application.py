@@ -34,6 +34,7 @@ from domain.errors import (
     CustomerErased,
     DecisionNotFound,
     EventIdConflict,
+    InvalidPushRequest,
     LedgerError,
     MasterKeyError,
     PolicyNotFound,
@@ -689,6 +690,7 @@ class Ledger(Application[UUID]):
         request: PushRequest | Mapping[str, Any],
         scores: Scores | ScoresProvider | None = None,
         now: datetime | None = None,
+        earliest: datetime | None = None,
     ) -> dict[str, Any]:
         """Asks the gate, and records its decision as `push.decided` on the relationship.
 
@@ -696,7 +698,9 @@ class Ledger(Application[UUID]):
         written to the relationship meanwhile (a consent withdrawal, a racing decision), the save
         fails and the push is decided again on the new state. A repeated push_id gets its recorded
         decision back, unless it was deferred and its retry_after has come. A customer without a
-        relationship gets one, opened by the decision.
+        relationship gets one, opened by the decision. A push decided anew as at a `now` before
+        `earliest` (the API's bound on `send_at`) is refused; a repeat is answered whatever its
+        `now`, as a CRM retrying it later must be.
         """
         push = PushRequest.from_dict(
             request.as_dict() if isinstance(request, PushRequest) else request
@@ -716,6 +720,11 @@ class Ledger(Application[UUID]):
             recorded = self._recorded_decision(relationship, push, moment, forgotten)
             if recorded is not None:
                 return recorded
+            if earliest is not None and moment < earliest:
+                raise InvalidPushRequest(
+                    f"send_at must not be before {earliest.isoformat()}: too far back to decide",
+                    field="send_at",
+                )
             policy_aggregate = current.get(pid)
             policy = self._current_policy(brand, policy_aggregate)
             decision = evaluate(

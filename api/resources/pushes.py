@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from api.context import caller, ledger
 from api.resources import ApiBlueprint
-from api.schemas.gate import DecisionSchema, PushRequestSchema
+from api.schemas.gate import SEND_AT_TOLERANCE, DecisionSchema, PushRequestSchema
 
 blp = ApiBlueprint(
     "push-decisions", __name__, url_prefix="/v1/push-decisions", description="Ask the push gate."
@@ -26,4 +27,5 @@ def decide(push: dict[str, Any]) -> Any:
     answers the recorded decision (a defer whose `retry_after` has come is decided again).
     """
     send_at = push.pop("send_at", None)
-    return ledger().decide_push(caller().brand, push, now=send_at)
+    earliest = datetime.now(UTC) - SEND_AT_TOLERANCE if send_at else None
+    return ledger().decide_push(caller().brand, push, now=send_at, earliest=earliest)

@@ -50,11 +50,10 @@ class PushRequestSchema(Strict):
     )
 
     @validates("send_at")
-    def _not_past(self, value: datetime, **_: Any) -> None:
-        now = datetime.now(UTC)
-        if value < now - SEND_AT_TOLERANCE:
-            raise ValidationError("Must not be more than 5 minutes in the past.")
-        if value > now + SEND_AT_HORIZON:
+    def _not_ahead(self, value: datetime, **_: Any) -> None:
+        """How far back is checked only if the push is decided anew (Ledger.decide_push's
+        `earliest`): a repeat of a decided request is answered its decision whenever it comes."""
+        if value > datetime.now(UTC) + SEND_AT_HORIZON:
             raise ValidationError(
                 "Must not be more than 5 minutes ahead: ask when the push is about to go."
             )

@@ -6,7 +6,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from flask import Flask
 
+from api.context import ledger
 from tests.e2e.conftest import Client, ClientFor, as_json
 from tests.e2e.test_events import assert_problem
 from tests.e2e.test_trust_api import every_page
@@ -96,6 +98,28 @@ def test_a_service_push_is_allowed_and_a_repeat_answers_the_recorded_decision(
     assert again.get_json() == first.get_json()
     timeline = brand.get(f"/v1/customers/{customer}/timeline").get_json()["items"]
     assert [item["type"] for item in timeline] == ["push.decided"]
+
+
+def test_a_repeat_whose_send_at_has_left_the_window_answers_the_recorded_decision(
+    app: Flask, client_for: ClientFor
+) -> None:
+    """A CRM retrying a decision (after a timeout, say) gets the recorded one back, even once
+    its send_at is more than 5 minutes old: that bound is for deciding, and this was decided
+    (it was 422, as if the push were asked about anew so far back)."""
+    brand = client_for("brand")
+    customer = random_customer()
+    request = push(customer, kind="service", purpose=None, data_categories=[])
+    then = datetime.now(UTC) - timedelta(minutes=6)
+    with app.app_context():
+        recorded = ledger().decide_push(brand.brand, request, now=then)
+    again = brand.post("/v1/push-decisions", json={**request, "send_at": then.isoformat()})
+    assert again.status_code == 200, again.get_json()
+    assert again.get_json()["outcome"] == recorded["outcome"]
+    timeline = brand.get(f"/v1/customers/{customer}/timeline").get_json()["items"]
+    assert [item["type"] for item in timeline] == ["push.decided"]
+    other = push(customer, kind="service", purpose=None, data_categories=[])
+    late = brand.post("/v1/push-decisions", json={**other, "send_at": then.isoformat()})
+    assert list(assert_problem(late, 422)["errors"]) == ["send_at"]
 
 
 def test_a_push_sent_before_the_consent_was_given_is_denied(client_for: ClientFor) -> None:
