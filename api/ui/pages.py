@@ -169,13 +169,14 @@ def customers() -> Any:
     brand = caller().brand
     typed = request.args.get("customer", "")
     db = read_side().caught_up()
-    if typed.strip():
-        # As typed first: a reference may start or end with a space; then without them.
-        for wanted in dict.fromkeys([typed, typed.strip()]):
+    if typed:
+        # As typed first: a reference may start or end with a space, or be spaces alone (the
+        # API takes " "); then without them.
+        for wanted in dict.fromkeys(filter(None, [typed, typed.strip()])):
             if has_relationship(db, brand, wanted):
                 return redirect(url_for("ui.timeline", customer=wanted))
         return render_template(
-            "ui/customers.html", wanted=typed.strip(), lowest={}, missing=True
+            "ui/customers.html", wanted=typed.strip() or typed, lowest={}, missing=True
         ), 404
     lowest = {
         name: relationship_model.customers(db, brand, below={name: 1.01}, limit=LOWEST).items

@@ -337,24 +337,44 @@ def test_another_brands_customer_is_not_found(
     assert http.get(f"/ui/customers?customer={ref}").status_code == 404
 
 
+def advised(client_for: ClientFor, brand: str, ref: str) -> None:
+    """The brand's CRM records one event for the customer `ref`."""
+    event = posted("advice.given", ref, advice_id="a", topic="t", summary="s")
+    assert [a.status_code for a in client_for("brand", brand).record(event)] == [201]
+
+
+def found_at(http: FlaskClient, typed: str) -> str:
+    """Where the search for `typed` leads: a customer's timeline."""
+    found = http.get("/ui/customers", query_string={"customer": typed})
+    assert found.status_code == 302, found.status_code
+    return found.headers["Location"]
+
+
 def test_the_search_finds_a_reference_as_typed_then_without_its_spaces(
     person: Callable[..., FlaskClient], client_for: ClientFor
 ) -> None:
     brand, ref = random_brand(), random_customer()
     spaced = f" {ref} "
-    answer = client_for("brand", brand).record(posted("advice.given", spaced, advice_id="a",
-                                                      topic="t", summary="s"))  # fmt: skip
-    assert [a.status_code for a in answer] == [201]
+    advised(client_for, brand, spaced)
     http = person("agent", brand)
-    found = http.get("/ui/customers", query_string={"customer": spaced})
-    assert found.status_code == 302 and found.headers["Location"].endswith(
-        f"/{quote(spaced)}/timeline"
-    )
+    assert found_at(http, spaced).endswith(f"/{quote(spaced)}/timeline")
     assert http.get("/ui/customers", query_string={"customer": ref}).status_code == 404
-    client_for("brand", brand).record(posted("advice.given", ref, advice_id="a", topic="t",
-                                             summary="s"))  # fmt: skip
-    found = http.get("/ui/customers", query_string={"customer": f"  {ref}\t"})
-    assert found.status_code == 302 and found.headers["Location"].endswith(f"/{ref}/timeline")
+    advised(client_for, brand, ref)
+    assert found_at(http, f"  {ref}\t").endswith(f"/{ref}/timeline")
+
+
+@pytest.mark.parametrize("blank", [" ", "\u00a0 "])
+def test_the_search_finds_a_reference_of_spaces_alone(
+    person: Callable[..., FlaskClient], client_for: ClientFor, blank: str
+) -> None:
+    """The API takes a reference that is only spaces; searched for, it showed the lowest
+    scores as if nothing had been typed, so its pages could not be found."""
+    brand = random_brand()
+    advised(client_for, brand, blank)
+    http = person("agent", brand)
+    assert found_at(http, blank).endswith(f"/{quote(blank)}/timeline")
+    missing = http.get("/ui/customers", query_string={"customer": blank * 2})
+    assert missing.status_code == 404 and "No customer" in missing.get_data(as_text=True)
 
 
 def test_a_reference_with_dot_segments_opens_its_own_pages(
