@@ -125,8 +125,13 @@ def post_event(url: str, key: str, customer: str) -> None:
         "channel": "phone",
         "data": {"advice_id": "late-1", "topic": "tariff", "summary": "a late word of advice"},
     }
+    post(url, key, "/v1/events", body)
+
+
+def post(url: str, key: str, path: str, body: dict[str, Any]) -> None:
+    """A brand's CRM posts `body` to the API at `path`, and it is taken."""
     request = urllib.request.Request(
-        url + "/v1/events",
+        url + path,
         json.dumps(body).encode(),
         {"Authorization": f"Bearer {key}", "Content-Type": "application/json"},
     )
@@ -209,6 +214,30 @@ def test_an_agent_finds_a_customer_reads_their_story_and_follows_evidence(
     assert row.is_visible() and "target" in (row.get_attribute("class") or "")
     assert page.url.endswith(f"#event-{event_id}")
     page.screenshot(path=SHOTS / "evidence.png")
+
+
+def test_the_longest_names_the_api_takes_stay_within_the_page(page: Any, demo: Demo) -> None:
+    """A purpose, channel or category of 64 characters without a space, a push id of 128: the
+    timeline's table ran under the consent panel and the page scrolled sideways (5,233 pixels
+    wide in a window of 1,280)."""
+    customer, purpose, channel = "c" * 128, "p" * 64, "h" * 64
+    categories = [f"{i:02}" + "d" * 62 for i in range(50)]
+    consent = {"purpose": purpose, "channels": [channel], "data_categories": categories,
+               "notice_version": "n" * 64, "method": "m" * 64}  # fmt: skip
+    post(demo.url, demo.crm, "/v1/events", {
+        "event_id": f"long-{time.time_ns()}", "type": "consent.granted", "customer": customer,
+        "occurred_at": datetime.now(UTC).isoformat(), "actor": "a" * 128, "data": consent,
+    })  # fmt: skip
+    push = {"push_id": "u" * 128, "customer": customer, "purpose": purpose, "channel": channel,
+            "kind": "offer", "data_categories": categories}  # fmt: skip
+    post(demo.url, demo.crm, "/v1/push-decisions", push)
+    sign_in(page, demo, demo.compliance)
+    for name in ("timeline", "decisions", "audit", "export"):
+        page.goto(f"{demo.url}/ui/customers/{customer}/{name}")
+        wide = page.evaluate("document.documentElement.scrollWidth")
+        assert wide <= page.viewport_size["width"], (name, wide)
+    page.goto(f"{demo.url}/ui/customers/{customer}/timeline")
+    page.screenshot(path=SHOTS / "long-names.png")
 
 
 def test_an_agent_cannot_reach_compliance_pages(page: Any, demo: Demo) -> None:
