@@ -332,7 +332,9 @@ class Ledger(Application[UUID]):
         in-memory store's here."""
         if self.store.kind == "memory":
             return MemoryLedgerRecorder()
-        return super().construct_recorder()
+        recorder = super().construct_recorder()
+        recorder.guard = self.store.guard  # type: ignore[attr-defined]  # ours (RECORDERS)
+        return recorder
 
     def save(self, *aggregates: Any, **kwargs: Any) -> list[LibraryRecording[UUID]]:
         """The library's save for aggregates, less its generic collection: it checks each object

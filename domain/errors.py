@@ -102,6 +102,19 @@ class StoreNotMigrated(LedgerError):
     """The database's tables are at another revision than this version of the ledger needs."""
 
 
+class StoreMigratedAway(LedgerError):
+    """The database was migrated, while this process ran, to a revision other than the one its
+    code knows: the process refuses every write from then on (and the reads that would show a
+    format it cannot read), until it is replaced by a process of the version that migrated it."""
+
+    def __init__(self, revision: str) -> None:
+        super().__init__(
+            f"the database was migrated to revision {revision} by another version of Trust"
+            " Ledger; restart this process"
+        )
+        self.revision = revision
+
+
 class StoreUnavailable(LedgerError):
     """The database cannot be reached, or lost the connection, for now: nothing was stored by
     the call that met it, and the same call later may well succeed."""

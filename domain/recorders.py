@@ -1,5 +1,5 @@
 """The ledger's recorders: the library's, each also writing three things in the events'
-transaction, and checking a fourth (on PostgreSQL, all in one call of migration 0009's
+transaction, and checking two more (on PostgreSQL, all in one call of migration 0018's
 `ledger_insert_events`).
 
 - A relationship's new customer key (domain/key_table.py), with its first events: never a key
@@ -12,6 +12,9 @@ transaction, and checking a fourth (on PostgreSQL, all in one call of migration 
 - The versions of what a command read and does not write (a push decision's brand policy): if
   one has moved on, the save fails as on a version already taken, and the command is run again
   on what was written. Checked under the table lock, so no writer can come in between.
+- The store's revision: if it is not the one this code knows (a migration ran while this
+  process did), nothing is written and the save raises StoreMigratedAway (RevisionGuard in
+  domain/storage.py), which the process remembers.
 
 A claim keeps the event's relationship, its sequence, when it was recorded and a fingerprint of
 its content keyed by the customer's key, so it reveals nothing of the event and, once the
@@ -28,14 +31,22 @@ from typing import Any
 from uuid import UUID
 
 import orjson
-from eventsourcing.persistence import IntegrityError, InterfaceError, OperationalError, StoredEvent
+from eventsourcing.persistence import (
+    DatabaseError,
+    IntegrityError,
+    InterfaceError,
+    OperationalError,
+    StoredEvent,
+)
 from eventsourcing.popo import POPOApplicationRecorder
 from eventsourcing.postgres import PostgresApplicationRecorder
 from eventsourcing.sqlite import SQLiteApplicationRecorder
 from eventsourcing.utils import retry
+from psycopg import errors as pg_errors
 from psycopg.rows import tuple_row
 
 from domain.key_table import BOUND, NEW_KEYS, KeyRow, rotated_away
+from domain.storage import REVISION_QUERY, RevisionGuard
 
 EVENT_IDS = "event_ids"
 """The keyword of `Application.save` that carries the claimed event ids into its transaction."""
@@ -86,9 +97,12 @@ autovacuum looks once a minute) the planner scanned the brand's every row: 100-2
 at 50,000 rows, growing with the history. The LIMIT keeps it from merging the searches into one
 scan; the key makes it change nothing."""
 
-_INSERT_EVENTS_POSTGRES = "SELECT ledger_insert_events(%s, %s, %s, %s, %s, %s, %s)"
-"""The save's writes, in one call of migration 0009's function: each row set as one JSON document,
-which the server turns back into rows (bytes in base64), or NULL for none."""
+_INSERT_EVENTS_POSTGRES = "SELECT ledger_insert_events(%s, %s, %s, %s, %s, %s, %s, %s)"
+"""The save's writes, in one call of migration 0018's function: each row set as one JSON document,
+which the server turns back into rows (bytes in base64), or NULL for none; and the revision this
+code knows, which the function compares with the store's first."""
+MIGRATED_AWAY = "TLREV"
+"""The SQLSTATE of the save function's refusal (0018); its message is the revision it found."""
 _LATEST_VERSION_SQLITE = "SELECT max(originator_version) FROM {table} WHERE originator_id = ?"
 
 
@@ -144,6 +158,9 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
     trips and, measured here, more time in psycopg than on the wire; its events go as one array
     of composites, where these go as one JSON document."""
 
+    guard: RevisionGuard
+    """The process's guard of the store's revision: its store's, set by the Ledger."""
+
     @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
     def insert_events(self, stored_events: list[StoredEvent], **kwargs: Any) -> list[int]:
         keys: list[KeyRow] = kwargs.get(NEW_KEYS) or []
@@ -161,11 +178,28 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
             json_rows(events, "rvts"),
             f"{self.datastore.lock_timeout}s",
             json_rows(reads, "rv") if reads else None,
+            self.guard.expected(),
         ]
-        with self.datastore.get_connection() as conn:
-            cursor = conn.cursor(row_factory=tuple_row)  # rows as tuples: cheaper to make
-            cursor.execute(_INSERT_EVENTS_POSTGRES, params, prepare=True)
-            return [row[0] for row in cursor.fetchall()]
+        try:
+            with self.datastore.get_connection() as conn:
+                cursor = conn.cursor(row_factory=tuple_row)  # rows as tuples: cheaper to make
+                cursor.execute(_INSERT_EVENTS_POSTGRES, params, prepare=True)
+                return [row[0] for row in cursor.fetchall()]
+        except DatabaseError as error:
+            self._refuse_if_migrated_away(error)
+            raise
+
+    def _refuse_if_migrated_away(self, error: Exception) -> None:
+        """The save function's refusal (0018) as StoreMigratedAway; and a function missing, as a
+        later revision that replaced it with another signature leaves it, as the same once the
+        store is found at another revision."""
+        cause = error.__cause__
+        if isinstance(cause, pg_errors.DatabaseError) and cause.sqlstate == MIGRATED_AWAY:
+            self.guard.verify(cause.diag.message_primary)
+        if isinstance(cause, pg_errors.UndefinedFunction):
+            with self.datastore.get_connection() as conn:
+                row = conn.execute(REVISION_QUERY).fetchone()
+            self.guard.verify(None if row is None else row["version_num"])
 
     def event_id_claims(self, brand: str, event_ids: Sequence[str]) -> dict[str, EventIdClaim]:
         """The claims on these event ids of the brand, by event id."""
@@ -186,6 +220,9 @@ class PostgresLedgerRecorder(PostgresApplicationRecorder):
 class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
     """The same as PostgresLedgerRecorder, on SQLite (whose write transaction is already
     exclusive)."""
+
+    guard: RevisionGuard
+    """The process's guard of the store's revision: its store's, set by the Ledger."""
 
     def _insert_events(self, c: Any, stored_events: Any, **kwargs: Any) -> Any:
         rows: list[KeyRow] = kwargs.get(NEW_KEYS) or []
@@ -225,6 +262,9 @@ class SQLiteLedgerRecorder(SQLiteApplicationRecorder):
                 _LATEST_VERSION_SQLITE.format(table=self.events_table_name), [aggregate_id.hex]
             )
             _moved_on(aggregate_id, read, c.fetchone()[0])
+        c.execute(REVISION_QUERY)  # after a write, under the write lock: no migration between
+        row = c.fetchone()
+        self.guard.verify(None if row is None else row[0])
         return positions
 
     def event_id_claims(self, brand: str, event_ids: Sequence[str]) -> dict[str, EventIdClaim]:

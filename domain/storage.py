@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import sqlite3
 from contextlib import closing
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
@@ -14,7 +14,7 @@ import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError, PersistenceError
 from psycopg import pq
 
-from domain.errors import StoreNotMigrated, StoreUnavailable
+from domain.errors import StoreMigratedAway, StoreNotMigrated, StoreUnavailable
 
 DEFAULT_URL = "sqlite:///var/trustledger.sqlite3"
 
@@ -33,12 +33,53 @@ CONNECT_TIMEOUT = 5
 down before it is answered 503 (application.py fails it then, rather than retrying)."""
 
 
-REVISIONS = (
+REVISIONS: tuple[str, ...] = (
     "0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011", "0012",
-    "0013", "0014", "0015", "0016", "0017",
+    "0013", "0014", "0015", "0016", "0017", "0018",
 )  # fmt: skip
 """migrations/versions, oldest first: the last is the one this version of the ledger needs
 (a test checks them against alembic's)."""
+
+
+REVISION_QUERY = "SELECT version_num FROM alembic_version"
+"""The store's revision, as every guarded write reads it in its own transaction (RevisionGuard)."""
+
+
+class RevisionGuard:
+    """What a process found of its store's revision since it started: each of its writes reads
+    the revision in its own transaction (REVISION_QUERY: the save function on PostgreSQL, the
+    recorder's transaction on SQLite, the projection runner's, the key tables') and passes it
+    here, which refuses it, for good, once it is not the one this code knows (REVISIONS[-1]).
+
+    `check_migrated` refuses a store at another revision when a process starts; this refuses
+    what a process started before a migration would write after it (a privacy leak, after
+    0016: the read models' personal values unsealed), and remembers it, so its pages and API
+    answer 503 from then on rather than show rows in a format this code cannot read. A
+    migration locks `alembic_version` for its whole transaction on PostgreSQL
+    (migrations/env.py) and a guarded transaction reads it, so a write either commits before
+    the migration starts or sees its revision; on SQLite the check runs under the write lock."""
+
+    def __init__(self) -> None:
+        self.moved_to: str | None = None
+        """The revision the store was found at, once it was not this code's."""
+
+    @staticmethod
+    def expected() -> str:
+        """The revision this code knows (read at each call: a test plays an older version by
+        shortening REVISIONS)."""
+        return REVISIONS[-1]
+
+    def verify(self, found: object) -> None:
+        """Refuses, and remembers, a revision other than this code's (None: no revision row)."""
+        revision = None if found is None else str(found)
+        if revision != REVISIONS[-1]:
+            self.moved_to = revision or "(none)"
+            raise StoreMigratedAway(self.moved_to)
+
+    def refuse_if_moved(self) -> None:
+        """Raises StoreMigratedAway if any write of this process found the store migrated."""
+        if self.moved_to is not None:
+            raise StoreMigratedAway(self.moved_to)
 
 
 class BadDatabaseUrl(ValueError):
@@ -60,6 +101,9 @@ class Store:
     params: tuple[tuple[str, str], ...] = ()
     """The URL's libpq parameters (`?sslmode=verify-full&sslrootcert=...`), passed to every
     connection the ledger opens."""
+    guard: RevisionGuard = field(default_factory=RevisionGuard, compare=False, repr=False)
+    """What this process found of the store's revision: shared by everything that opens the
+    store through this object (the ledger, the projection runner, the key tables)."""
 
     @classmethod
     def from_url(cls, url: str | None) -> Store:

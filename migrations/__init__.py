@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import importlib.util
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 
 from alembic import command
 from alembic.config import Config
@@ -30,6 +32,37 @@ def empties_read_models(before: str | None, after: str | None) -> bool:
     if before is None or after is None:
         return False
     return any(before < revision <= after for revision in EMPTY_READ_MODELS)
+
+
+def hold_off_writers(connection: Connection) -> None:
+    """On PostgreSQL, locks `alembic_version` until the migration's transaction ends: every
+    guarded write reads it in its own transaction (domain/storage.py RevisionGuard), so a write
+    begun before waits to be committed first, and one begun after waits for the new revision and
+    is refused by a process whose code knows another. Called by env.py on the migration's
+    connection, when it is in a transaction (its own and `upgrade`'s are) and the store has the
+    table (a new one has no process writing to it)."""
+    if connection.dialect.name != "postgresql" or not connection.in_transaction():
+        return
+    if connection.execute(text("SELECT to_regclass('alembic_version')")).scalar() is not None:
+        connection.execute(text("LOCK TABLE alembic_version IN ACCESS EXCLUSIVE MODE"))
+
+
+def revision_module(filename: str) -> ModuleType:
+    """A revision's module (migrations/versions/FILENAME), loaded for a later revision that
+    builds on what it made (the versions are no package: alembic loads them by path)."""
+    path = HERE / "versions" / filename
+    spec = importlib.util.spec_from_file_location(f"migration_{path.stem}", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def replaced_once(text: str, old: str, new: str) -> str:
+    """`text` with `old`, which it must hold exactly once, replaced by `new`."""
+    if text.count(old) != 1:
+        raise RuntimeError(f"{old!r} is not in the statement exactly once")
+    return text.replace(old, new)
 
 
 def alembic_config(store: Store) -> Config:

@@ -13,12 +13,14 @@ import hashlib
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import ParamSpec, TypeVar
 
 import psycopg
 import pytest
 
+from domain import storage
 from domain.application import Ledger
 from domain.shredding import MasterKey
 from domain.storage import Store
@@ -36,6 +38,19 @@ T = TypeVar("T")
 def open_ledger(store: Store, **options: object) -> Ledger:
     """A Ledger on the store, under the tests' master key."""
     return Ledger(store, master_key=TEST_MASTER_KEY, **options)  # type: ignore[arg-type]
+
+
+@contextmanager
+def code_knowing(revision: str) -> Iterator[None]:
+    """Plays, in the block, a version of the ledger whose code knows `revision` as its latest: the
+    revision guard (domain/storage.py) reads REVISIONS[-1] at each check. A store migrated past
+    it, or a test's downgrade below the head, is then what an older or newer version would meet."""
+    known = storage.REVISIONS
+    storage.REVISIONS = known[: known.index(revision) + 1]
+    try:
+        yield
+    finally:
+        storage.REVISIONS = known
 
 
 def noted(calls: list[str], name: str, method: Callable[P, T]) -> Callable[P, T]:

@@ -13,10 +13,9 @@ Revises: 0008
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 from alembic import op
+
+from migrations import replaced_once, revision_module
 
 revision = "0009"
 down_revision = "0008"
@@ -36,30 +35,23 @@ _CHECK_READS = """    IF read_rows IS NOT NULL AND EXISTS (
 
 
 def _made_by_0007() -> str:
-    path = Path(__file__).with_name("0007_insert_events_function.py")
-    spec = importlib.util.spec_from_file_location("migration_0007", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    create: str = module.CREATE
+    create: str = revision_module("0007_insert_events_function.py").CREATE
     return create
 
 
-def _replaced(text: str, old: str, new: str) -> str:
-    if text.count(old) != 1:
-        raise RuntimeError(f"0007's function no longer holds {old!r} once")
-    return text.replace(old, new)
+def made_by_0009() -> str:
+    """The function this revision creates (0018 builds on it)."""
+    create = _made_by_0007()
+    create = replaced_once(create, "lock_timeout text\n)", "lock_timeout text, read_rows json\n)")
+    return replaced_once(
+        create, "    NOTIFY ledger_events;\n", _CHECK_READS + "    NOTIFY ledger_events;\n"
+    )
 
 
 def upgrade() -> None:
     if op.get_context().dialect.name == "postgresql":
-        create = _made_by_0007()
-        create = _replaced(create, "lock_timeout text\n)", "lock_timeout text, read_rows json\n)")
-        create = _replaced(
-            create, "    NOTIFY ledger_events;\n", _CHECK_READS + "    NOTIFY ledger_events;\n"
-        )
         op.execute(f"DROP FUNCTION ledger_insert_events({_SIGNATURE})")
-        op.execute(create)
+        op.execute(made_by_0009())
 
 
 def downgrade() -> None:

@@ -23,7 +23,7 @@ from domain.storage import REVISIONS, Store
 from migrations import alembic_config, current, upgrade
 from projections.db import Database
 from projections.runner import READ_MODELS, Runner
-from tests.conftest import new_postgres_database, open_ledger
+from tests.conftest import code_knowing, new_postgres_database, open_ledger
 from tests.factories import story
 from tests.gate_factories import NOON, grant, push, scores
 from tests.integration.test_erasure_read_models import READ_MODEL_TABLES
@@ -252,31 +252,51 @@ def test_states_written_after_0008_are_compressed_with_lz4() -> None:
     assert compression() == {"l"} and decided() == "lz4"
 
 
+def save_function(store: Store) -> str:
+    """The definition of the one save function the PostgreSQL store holds (older signatures are
+    dropped by the revisions that replace it)."""
+    with psycopg.connect(store.conninfo()) as conn:
+        rows = conn.execute(
+            "SELECT pg_get_functiondef(p.oid) FROM pg_proc p WHERE proname = 'ledger_insert_events'"
+        ).fetchall()
+    assert len(rows) == 1, rows
+    return str(rows[0][0])
+
+
 @pytest.mark.postgres
 def test_0009_adds_the_reads_check_to_the_save_and_its_downgrade_restores_0007s() -> None:
     """The function 0009 replaces comes back as 0007 made it; 0009's differs only by the check."""
     store = new_postgres_database()
 
-    def definition() -> str:
-        with psycopg.connect(store.conninfo()) as conn:
-            row = conn.execute(
-                "SELECT pg_get_functiondef(p.oid) FROM pg_proc p WHERE proname = 'ledger_insert_events'"
-            ).fetchone()
-        assert row is not None
-        return str(row[0])
-
-    checked = definition()
+    checked = save_function(store)
     command.downgrade(alembic_config(store), "0006")
     command.upgrade(alembic_config(store), "0007")
-    made_by_0007 = definition()
+    made_by_0007 = save_function(store)
     command.upgrade(alembic_config(store), "0008")
     command.upgrade(alembic_config(store), "0009")
     command.downgrade(alembic_config(store), "0008")
-    assert definition() == made_by_0007
+    assert save_function(store) == made_by_0007
     upgrade(store)
-    assert definition() == checked
+    assert save_function(store) == checked
     assert "read_rows json" in checked and "unique_violation" in checked
     assert "read_rows" not in made_by_0007
+
+
+@pytest.mark.postgres
+def test_0018_adds_the_revision_check_to_the_save_and_its_downgrade_restores_0009s() -> None:
+    """The save function checks the caller's revision first, before any write or lock; every
+    later revision that replaces the function must keep the check (domain/storage.py
+    RevisionGuard), which this test reads in the head's function."""
+    store = new_postgres_database()
+    checked = save_function(store)
+    command.downgrade(alembic_config(store), "0017")
+    made_by_0009 = save_function(store)
+    upgrade(store)
+    assert save_function(store) == checked
+    body = checked[checked.index("$function$") :]
+    assert body.index("FROM alembic_version") < body.index("INSERT")
+    assert "ERRCODE = 'TLREV'" in body and "revision text" in checked
+    assert "alembic_version" not in made_by_0009 and "read_rows json" in made_by_0009
 
 
 def read_model_indexes(store: Store) -> list[tuple[str, str]]:
@@ -450,14 +470,21 @@ def test_0016_empties_the_read_models_both_ways(empty_store: Store) -> None:
     ledger.record_batch(random_brand(), story(random_customer()))
     models = [model for model in READ_MODELS if model.name != "decisions"]
     runner = Runner(ledger, models)
-    for step in (lambda store: command.downgrade(alembic_config(store), "0015"), upgrade):
-        runner.run_once()
+    head = REVISIONS[-1]
+    sides = (
+        (head, "0015", lambda store: command.downgrade(alembic_config(store), "0015")),
+        ("0015", head, upgrade),
+    )
+    for before, after, step in sides:  # the runner plays the code of each side in turn
+        with code_knowing(before):
+            runner.run_once()
         assert runner.db.scalar("SELECT count(*) FROM timeline")
         runner.close()
         step(empty_store)
         runner = Runner(ledger, models)
         counts = [runner.db.scalar(f"SELECT count(*) FROM {t}") for t in READ_MODEL_TABLES]
         assert counts == [0] * len(READ_MODEL_TABLES)
-        assert set(runner.positions().values()) == {0}
+        with code_knowing(after):
+            assert set(runner.positions().values()) == {0}
     runner.close()
     ledger.close()
