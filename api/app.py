@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from flask import Flask
+from flask import Flask, current_app, request
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 from api import errors, headers, openapi, ui
@@ -41,6 +41,7 @@ def create_app(
     app.extensions[EXTENSION] = Resources(settings, ledger, known_versions)
     errors.register(app)
     headers.register(app)
+    app.before_request(_refuse_if_migrated_away)
     api = openapi.LedgerApi(app)
     for blueprint in (
         health.blp,
@@ -58,6 +59,13 @@ def create_app(
         hops = settings.proxy_hops
         app.wsgi_app = ProxyFix(scheme_lowered(app.wsgi_app), x_for=hops, x_proto=hops)  # type: ignore[method-assign]
     return app
+
+
+def _refuse_if_migrated_away() -> None:
+    """Every call but the liveness probe answers 503 once this process found its store migrated
+    by another version (api/errors.py): its reads too, which could show rows it cannot read."""
+    if request.endpoint != "health.healthz":
+        resources_of(current_app).refuse_if_migrated_away()
 
 
 def scheme_lowered(wsgi_app: Wsgi) -> Wsgi:

@@ -24,7 +24,7 @@ from typing import Any, cast
 
 from cachetools import TTLCache
 
-from domain.storage import CONNECT_TIMEOUT, Store, check_open
+from domain.storage import CONNECT_TIMEOUT, REVISION_QUERY, Store, check_open
 from domain.timeouts import TimedConnection
 
 PREFIX = "tlk_"
@@ -113,7 +113,7 @@ class KeyStore:
         key_id = secrets.token_hex(6)
         key = f"{PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
         now = datetime.now(UTC)
-        with self._connection() as conn:
+        with self._writing() as conn:
             known = self._fetch(conn, "SELECT slug FROM brands WHERE slug = ?", [brand])
             if not known:
                 self._execute(
@@ -145,7 +145,7 @@ class KeyStore:
         if self._checked is not None:
             with self._lock:
                 self._checked.clear()
-        with self._connection() as conn:
+        with self._writing() as conn:
             self._execute(
                 conn,
                 "UPDATE api_keys SET revoked_at = ? WHERE key_id = ? AND revoked_at IS NULL",
@@ -205,7 +205,7 @@ class KeyStore:
         the key's beyond SESSIONS_PER_KEY, the oldest first."""
         session_id = secrets.token_urlsafe(32)
         now = datetime.now(UTC)
-        with self._connection() as conn:
+        with self._writing() as conn:
             self._execute(
                 conn, "DELETE FROM page_sessions WHERE expires_at <= ?", [self._time(now)]
             )
@@ -241,7 +241,7 @@ class KeyStore:
 
     def end_session(self, session_id: str) -> None:
         """Ends a page session (signing out): a copy of its cookie opens nothing after this."""
-        with self._connection() as conn:
+        with self._writing() as conn:
             self._execute(
                 conn, "DELETE FROM page_sessions WHERE session_hash = ?", [digest(session_id)]
             )
@@ -266,6 +266,15 @@ class KeyStore:
             return
         with self._postgres_pool().connection() as conn:
             yield conn
+
+    @contextmanager
+    def _writing(self) -> Iterator[Any]:
+        """`_connection` for a write, committed only if the store is still at the revision this
+        code knows (domain/storage.py RevisionGuard): read last, on SQLite under the write lock."""
+        with self._connection() as conn:
+            yield conn
+            rows = self._fetch(conn, REVISION_QUERY, [])
+            self.store.guard.verify(rows[0][0] if rows else None)
 
     def _postgres_pool(self) -> Any:
         with self._lock:

@@ -79,6 +79,14 @@ class Resources:
                     self._reads = ReadSide(ledger, settings.replica, settings.replica_wait_seconds)
         return self._reads
 
+    def refuse_if_migrated_away(self) -> None:
+        """StoreMigratedAway once any write or projection of this process found the store
+        migrated to a revision its code does not know (domain/storage.py RevisionGuard): every
+        call then answers 503 rather than store or show anything in a format it cannot read."""
+        self.settings.store.guard.refuse_if_moved()
+        if self._ledger is not None:  # a ledger handed in may have opened a Store of its own
+            self._ledger.store.guard.refuse_if_moved()
+
     def close(self) -> None:
         """Closes what this process opened (a ledger handed in is its owner's to close)."""
         with self._lock:

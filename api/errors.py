@@ -33,6 +33,7 @@ from domain.errors import (
     PushIdConflict,
     RejectedEvent,
     RelationshipNotFound,
+    StoreMigratedAway,
     StoreNotMigrated,
     StoreUnanswered,
     StoreUnavailable,
@@ -74,6 +75,7 @@ DOMAIN: dict[type[LedgerError], Kind] = {
     DecisionNotFound: Kind(404, "not-found", "Not found"),
     MasterKeyError: Kind(503, "not-configured", "The ledger is not configured"),
     StoreNotMigrated: Kind(503, "not-configured", "The ledger is not configured"),
+    StoreMigratedAway: Kind(503, "store-migrated", "The database was migrated by another version"),
     StoreUnavailable: Kind(503, "store-unavailable", "The database cannot answer now"),
 }
 FAILED = "The ledger could not answer; the failure is logged."
@@ -168,7 +170,7 @@ def on_ledger_error(error: LedgerError) -> Response:
         return batch_rejected(error)
     kind = kind_of(error)
     detail = QUIET.get(type(error), str(error))
-    if isinstance(error, MasterKeyError | StoreUnavailable):
+    if isinstance(error, MasterKeyError | StoreUnavailable | StoreMigratedAway):
         log.error("%s %s: %s", request.method, route(), error)
     retry = RETRY_AFTER.get(type(error))
     headers = {"Retry-After": retry} if retry else None

@@ -377,7 +377,8 @@ class Ledger(Application[UUID]):
 
     def construct_mapper(self) -> Mapper[UUID]:
         """The mapper that seals personal fields with each customer's key (and the keys' store)."""
-        table = key_table_for(getattr(self.factory, "datastore", None), self.store.kind)
+        datastore = getattr(self.factory, "datastore", None)
+        table = key_table_for(datastore, self.store.kind, self.store.guard)
         self.customer_keys = CustomerKeys(table, self._master_key, self._key_cache_seconds)
         return PersonalDataMapper(self.construct_transcoder(), self.customer_keys)
 

@@ -17,6 +17,7 @@ from typing import Any, Protocol
 from uuid import UUID
 
 from domain.errors import MasterKeyError
+from domain.storage import REVISION_QUERY, RevisionGuard
 
 Rewrap = Callable[[UUID, str, bytes, str], bytes]
 """(relationship id, brand, wrapped key, id of the master key that wrapped it) -> rewrapped key."""
@@ -170,9 +171,10 @@ POSTGRES = _dialect("postgres", "%s")
 class SQLKeyTable:
     """The key table in the application's database, through the event store's connection pool."""
 
-    def __init__(self, datastore: Any, dialect: Dialect) -> None:
+    def __init__(self, datastore: Any, dialect: Dialect, guard: RevisionGuard) -> None:
         self.datastore = datastore
         self.dialect = dialect
+        self.guard = guard
 
     def claim_master_key(self, key_id: str) -> str:
         with self._writing() as cursor:
@@ -225,11 +227,21 @@ class SQLKeyTable:
     @contextmanager
     def _writing(self, flush: bool = True) -> Iterator[Any]:
         """A write transaction; on SQLite, one that zeroes the bytes of what it deletes or moves.
+        It commits only if the store is still at the revision this code knows (RevisionGuard),
+        read last, after its writes: on SQLite under their write lock.
 
         Without `flush` the commit does not wait for the disk: for a key created just before
         its relationship's first event, whose own (flushed) commit then carries the key's
         commit to disk with it, since both databases flush their log in order.
         """
+        with self._transaction(flush) as cursor:
+            yield cursor
+            cursor.execute(REVISION_QUERY)
+            row = cursor.fetchone()
+            self.guard.verify(None if row is None else row["version_num"])
+
+    @contextmanager
+    def _transaction(self, flush: bool) -> Iterator[Any]:
         if self.dialect.name == "postgres":
             with self.datastore.transaction(commit=True) as cursor:
                 if not flush:
@@ -286,11 +298,11 @@ class SQLKeyTable:
             return len(updates)
 
 
-def key_table_for(datastore: Any | None, kind: str) -> KeyTable:
+def key_table_for(datastore: Any | None, kind: str, guard: RevisionGuard) -> KeyTable:
     """The key table for the store kind: memory, sqlite or postgres."""
     if kind == "memory" or datastore is None:
         return MemoryKeyTable()
-    return SQLKeyTable(datastore, SQLITE if kind == "sqlite" else POSTGRES)
+    return SQLKeyTable(datastore, SQLITE if kind == "sqlite" else POSTGRES, guard)
 
 
 def now() -> str:

@@ -4,6 +4,8 @@ A page of the log (up to `page_size` notifications) is applied to every read mod
 transaction that also moves each read model's position, so a crash loses or repeats nothing.
 The transaction starts by locking the positions (SELECT ... FOR UPDATE on PostgreSQL, BEGIN
 IMMEDIATE on SQLite): a second worker started by mistake waits, then finds the page applied.
+The same query reads the store's revision: once a migration has moved it on from the one this
+code knows, the runner writes nothing more and stops (StoreMigratedAway, domain/storage.py).
 
 Why not the library's ProjectionRunner: it applies one event per transaction (too slow to rebuild
 millions of events), holds about 12 PostgreSQL connections per projection, and has no subscription
@@ -29,11 +31,12 @@ from uuid import UUID
 import psycopg
 
 from domain.application import Ledger
+from domain.errors import StoreMigratedAway
 from domain.relationship import CATALOGUE, Relationship
 from domain.shredding import PersonalDataMapper
-from domain.storage import unavailable
+from domain.storage import REVISION_QUERY, unavailable
 from projections.consents import Consents
-from projections.db import Database
+from projections.db import Database, Row
 from projections.decisions import Decisions
 from projections.readmodel import Page, ReadModel
 from projections.relationships import Relationships
@@ -52,6 +55,8 @@ RELATIONSHIP_TOPICS = frozenset(
 )
 RELATIONSHIP_TOPIC_LIST = sorted(RELATIONSHIP_TOPICS)
 REBUILD_SUFFIX = "_rebuild"
+POSITIONS = f"SELECT name, position, ({REVISION_QUERY}) FROM projection_positions"
+"""Every read model's position, and the store's revision with each: no round trip of its own."""
 OUTAGE_WAIT = 5.0
 """The longest a follower waits between tries while the database cannot answer."""
 REBUILD_PAGE_SIZE = 5000
@@ -153,8 +158,9 @@ class Runner:
     # --- positions --------------------------------------------------------------------------
 
     def positions(self) -> dict[str, int]:
-        rows = self.db.query("SELECT name, position FROM projection_positions")
-        return {name: position for name, position in rows}
+        """Each read model's position; refused once the store is at another revision than this
+        code's (every read catches the read models up first, so reads notice it too)."""
+        return self._checked(self.db.query(POSITIONS))
 
     def head(self) -> int:
         return self.ledger.recorder.max_notification_id() or 0
@@ -217,7 +223,10 @@ class Runner:
         def follow() -> None:
             # A failure is logged already; the read models wait at the failed event until a restart.
             with contextlib.suppress(ProjectionFailed):
-                self.run_forever(stop)
+                try:
+                    self.run_forever(stop)
+                except StoreMigratedAway as error:  # one line, no trace: the process is too old
+                    log.error("read models stopped: %s", error)
 
         thread = threading.Thread(target=follow, name="trustledger-projections", daemon=True)
         thread.start()
@@ -255,7 +264,8 @@ class Runner:
         try:
             self._apply(notifications, last, self.models, tables, track=True)
         except Exception as error:
-            if unavailable(error):  # the database's trouble, not an event's: nothing to find
+            # The database's trouble, or a migration's, not an event's: nothing to find.
+            if unavailable(error) or isinstance(error, StoreMigratedAway):
                 raise
             if len(notifications) <= 1:
                 self._fail(notifications[0] if notifications else None)
@@ -323,11 +333,17 @@ class Runner:
             self.db.forget_old_pages()
 
     def _lock_positions(self) -> dict[str, int]:
-        suffix = "" if self.db.is_sqlite else " FOR UPDATE"
-        return {
-            n: p
-            for n, p in self.db.query("SELECT name, position FROM projection_positions" + suffix)
-        }
+        """The positions, locked to the transaction's end, which writes nothing if the store is
+        at another revision than this code's: on SQLite under the write lock BEGIN IMMEDIATE
+        took; on PostgreSQL, a migration holds alembic_version locked to its commit
+        (migrations/env.py), and this reads it, so it waits for that revision."""
+        return self._checked(
+            self.db.query(POSITIONS + ("" if self.db.is_sqlite else " FOR UPDATE"))
+        )
+
+    def _checked(self, rows: Sequence[Row]) -> dict[str, int]:
+        self.ledger.store.guard.verify(rows[0][2] if rows else self.db.scalar(REVISION_QUERY))
+        return {name: position for name, position, _ in rows}
 
     def _decode(self, notifications: Sequence[Any]) -> tuple[list[Any], list[int]]:
         """The page's relationship events, their personal fields opened with their customers'
@@ -379,6 +395,7 @@ class Runner:
         default 2 for a log of REBUILD_SPLIT_FROM events or more on a machine of more than one
         core) is how many processes replay the log: see REBUILD_GROUPS.
         """
+        self.positions()  # refused at once, rather than after the replay, on a store migrated on
         rebuilt = {t: t + REBUILD_SUFFIX for m in self.models for t in m.tables}
         tables = {t: rebuilt.get(t, t) for m in READ_MODELS for t in m.tables}
         with self.db.transaction():

@@ -4,6 +4,7 @@ record time, audits decisions, exports and erases. Server-rendered, escaped by J
 from __future__ import annotations
 
 import json
+import logging
 from datetime import UTC, datetime
 from typing import Any
 
@@ -21,6 +22,7 @@ from werkzeug.exceptions import HTTPException
 
 from api import reads
 from api.context import ledger, read_side, resources
+from api.errors import route
 from api.schemas.privacy import ErasureRequestSchema, ExportSchema
 from api.ui import chart
 from api.ui.session import (
@@ -34,12 +36,13 @@ from api.ui.session import (
 )
 from api.ui.session import sign_out as end_session
 from domain.application import ErasureReceipt
-from domain.errors import RelationshipNotFound
+from domain.errors import RelationshipNotFound, StoreMigratedAway
 from domain.relationship import relationship_id
 from projections import relationships as relationship_model
 from projections.paging import BadCursor, ListPage
 from projections.timeline import encode_cursor, has_relationship
 
+log = logging.getLogger(__name__)
 blp = Blueprint(
     "ui", __name__, url_prefix="/ui", template_folder="templates", static_folder="static"
 )
@@ -99,6 +102,13 @@ def _no_customer(_: Exception) -> tuple[str, int]:
     return render_template(
         "ui/problem.html", status=404, message="No such customer for your brand (at that time)."
     ), 404
+
+
+@blp.errorhandler(StoreMigratedAway)
+def _migrated_away(error: StoreMigratedAway) -> tuple[str, int]:
+    """The API's 503 (api/errors.py), as a page: this process is older than its database."""
+    log.error("%s %s: %s", request.method, route(), error)
+    return render_template("ui/problem.html", status=503, message=str(error)), 503
 
 
 @blp.errorhandler(BadCursor)

@@ -7,7 +7,11 @@ written into `alembic_version` as a migration would leave it), and the process g
 
 from __future__ import annotations
 
+import logging
+import os
 import sqlite3
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -15,16 +19,23 @@ from contextlib import closing
 
 import psycopg
 import pytest
+from flask import Flask
 from sqlalchemy import create_engine, text
 
+from api.app import close_app, create_app, resources_of
+from api.auth import KeyStore
 from domain.application import Ledger
 from domain.errors import StoreMigratedAway
 from domain.relationship import relationship_id
 from domain.storage import REVISIONS, Store
 from migrations import hold_off_writers
 from projections.db import Database
-from tests.conftest import new_postgres_database, open_ledger
+from projections.runner import Runner
+from tests.conftest import TEST_MASTER_KEY, new_postgres_database, open_ledger
+from tests.e2e.conftest import as_json
+from tests.e2e.test_pages import sign_in
 from tests.factories import posted, story
+from tests.integration.test_master_key import ROOT, cli
 from tests.random_refs import random_brand, random_customer
 
 NEWER = "0999"
@@ -88,6 +99,134 @@ def test_a_save_after_the_store_was_migrated_on_stores_nothing(ledger: Ledger) -
     assert set(rows_of(db, ledger, brand, new).values()) == {0}
     assert ledger.store.guard.moved_to == NEWER
     db.close()
+
+
+def test_the_runner_applies_nothing_after_the_store_was_migrated_on(ledger: Ledger) -> None:
+    brand, customer = random_brand(), random_customer()
+    ledger.record_batch(brand, story(customer))
+    runner = Runner(ledger)
+    before = runner.positions()
+    migrate_to(ledger.store, NEWER)
+    with pytest.raises(StoreMigratedAway, match=REFUSED):
+        runner.run_once()
+    with pytest.raises(StoreMigratedAway, match=REFUSED):
+        runner.run_forever(threading.Event())  # stops at once, rather than retry
+    migrate_to(ledger.store, REVISIONS[-1])  # to read what is there
+    assert runner.positions() == before
+    assert rows_of(runner.db, ledger, brand, customer)["timeline"] == 0
+    runner.run_once()  # the code of the store's revision applies them
+    assert rows_of(runner.db, ledger, brand, customer)["timeline"] == len(story(customer))
+    runner.close()
+
+
+def test_the_runner_thread_stops_with_one_line(
+    ledger: Ledger, caplog: pytest.LogCaptureFixture
+) -> None:
+    runner = Runner(ledger)
+    migrate_to(ledger.store, NEWER)
+    with caplog.at_level(logging.INFO, logger="trustledger.projections"):
+        others = set(threading.enumerate())
+        halt = runner.start()
+        for thread in set(threading.enumerate()) - others:  # it ends on its own (or has)
+            thread.join(timeout=30)
+            assert not thread.is_alive()
+        halt()
+    lines = [(r.levelname, r.getMessage(), r.exc_info) for r in caplog.records]
+    assert lines == [("ERROR", f"read models stopped: {REFUSED}; restart this process", None)]
+    runner.close()
+
+
+@pytest.fixture
+def app(empty_store: Store) -> Iterator[Flask]:
+    app = create_app({"database_url": empty_store.url})
+    yield app
+    close_app(app)
+
+
+def test_the_api_and_pages_answer_503_and_store_nothing(app: Flask, empty_store: Store) -> None:
+    keys = KeyStore(empty_store)
+    brand, customer = random_brand(), random_customer()
+    headers = {"Authorization": f"Bearer {keys.create(brand, 'brand').key}"}
+    agent = keys.create(brand, "agent").key
+    client = app.test_client()
+    first = posted("question.answered", customer, case_id="c1", topic="billing", resolved=True)
+    assert client.post("/v1/events", json=as_json(first), headers=headers).status_code == 201
+    assert sign_in(client, agent) == 302
+    db = Database(empty_store)
+    before = rows_of(db, resources_of(app).ledger, brand, customer)
+    migrate_to(empty_store, NEWER)
+
+    second = posted("question.answered", customer, case_id="c2", topic="billing", resolved=True)
+    answer = client.post("/v1/events", json=as_json(second), headers=headers)
+    assert answer.status_code == 503 and answer.mimetype == "application/problem+json"
+    body = answer.get_json()
+    assert body["type"] == "urn:trustledger:problem:store-migrated"
+    assert body["status"] == 503 and body["detail"] == f"{REFUSED}; restart this process"
+    # Remembered: every call answers the same from now on, reads and pages included.
+    timeline = client.get(f"/v1/customers/{customer}/timeline", headers=headers)
+    assert timeline.status_code == 503 and timeline.get_json()["detail"] == body["detail"]
+    assert client.get("/readyz").status_code == 503
+    assert client.get("/healthz").status_code == 200  # the process is up: restarting it helps
+    page = client.get(f"/ui/customers/{customer}/timeline")
+    assert page.status_code == 503 and REFUSED in page.get_data(as_text=True)
+
+    assert rows_of(db, resources_of(app).ledger, brand, customer) == before
+    db.close()
+    keys.close()
+
+
+def test_a_read_is_the_first_call_to_notice(app: Flask, empty_store: Store) -> None:
+    """Reads catch the read models up first, and that reads the revision with the positions."""
+    keys = KeyStore(empty_store)
+    headers = {"Authorization": f"Bearer {keys.create(random_brand(), 'agent').key}"}
+    client = app.test_client()
+    assert client.get("/v1/trust", headers=headers).status_code == 200
+    migrate_to(empty_store, NEWER)
+    answer = client.get("/v1/trust", headers=headers)
+    assert answer.status_code == 503
+    assert answer.get_json()["type"] == "urn:trustledger:problem:store-migrated"
+    keys.close()
+
+
+def test_key_writes_are_refused_in_one_line(empty_store: Store) -> None:
+    migrate_to(empty_store, NEWER)
+    done = cli(
+        "--database-url",
+        empty_store.url,
+        "keys",
+        "create",
+        "--brand",
+        random_brand(),
+        "--role",
+        "agent",
+    )
+    assert done.returncode == 1 and done.stdout == "", done
+    assert done.stderr == f"trustledger: {REFUSED}; restart this process\n"
+    migrate_to(empty_store, REVISIONS[-1])
+    keys = KeyStore(empty_store)
+    assert keys.every() == []
+    keys.close()
+
+
+def test_the_projection_worker_exits_with_one_line(empty_store: Store) -> None:
+    env = {"TRUSTLEDGER_MASTER_KEY": TEST_MASTER_KEY.encoded()}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "api", "--database-url", empty_store.url, "project"],
+        cwd=ROOT,
+        env={**{k: v for k, v in os.environ.items() if not k.startswith("TRUSTLEDGER_")}, **env},
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert worker.stderr is not None
+    assert worker.stderr.readline().startswith("following the log from position")
+    migrate_to(empty_store, NEWER)
+    try:
+        returncode = worker.wait(timeout=60)
+    finally:
+        worker.kill()
+    assert returncode == 1
+    assert worker.stderr.read() == f"trustledger: {REFUSED}; restart this process\n"
 
 
 @pytest.mark.postgres
