@@ -42,21 +42,32 @@ class Resources:
         self._owns_ledger = ledger is None
         self._keys: KeyStore | None = None
         self._reads: ReadSide | None = None
+        self._store: Store | None = None
         self._lock = threading.Lock()
+        self._parsing = threading.Lock()
+
+    @property
+    def store(self) -> Store:
+        """The database, parsed once (Settings.store parses it at each call): the ledger, the key
+        store and the read side share this one, and so its revision guard."""
+        with self._parsing:
+            if self._store is None:
+                self._store = self.settings.store
+            return self._store
 
     @property
     def ledger(self) -> Ledger:
         if self._ledger is None:
             with self._lock:
                 if self._ledger is None:
-                    check_migrated(self.settings.store)
+                    check_migrated(self.store)
                     master_key = self.settings.load_master_key()
                     self._ledger = Ledger(
-                        self.settings.store,
+                        self.store,
                         master_key=master_key,
                         known_versions=self.known_versions,
                     )
-                    self._ledger.base_rates = BrandBaseRates(self.settings.store)
+                    self._ledger.base_rates = BrandBaseRates(self.store)
         return self._ledger
 
     @property
@@ -64,9 +75,7 @@ class Resources:
         if self._keys is None:
             with self._lock:
                 if self._keys is None:
-                    self._keys = KeyStore(
-                        self.settings.store, cache_seconds=self.settings.key_cache_seconds
-                    )
+                    self._keys = KeyStore(self.store, cache_seconds=self.settings.key_cache_seconds)
         return self._keys
 
     @property
@@ -83,9 +92,11 @@ class Resources:
         """StoreMigratedAway once any write or projection of this process found the store
         migrated to a revision its code does not know (domain/storage.py RevisionGuard): every
         call then answers 503 rather than store or show anything in a format it cannot read."""
-        self.settings.store.guard.refuse_if_moved()
-        if self._ledger is not None:  # a ledger handed in may have opened a Store of its own
-            self._ledger.store.guard.refuse_if_moved()
+        # Only what was built: nothing else can have found it (and a URL is parsed only once).
+        # A ledger handed in (tests) may have opened a Store of its own.
+        for store in (self._store, self._ledger.store if self._ledger is not None else None):
+            if store is not None:
+                store.guard.refuse_if_moved()
 
     def close(self) -> None:
         """Closes what this process opened (a ledger handed in is its owner's to close)."""

@@ -175,6 +175,23 @@ def test_the_api_and_pages_answer_503_and_store_nothing(app: Flask, empty_store:
     keys.close()
 
 
+def test_a_page_session_refused_is_remembered_by_the_api(app: Flask, empty_store: Store) -> None:
+    """The key store, the ledger and the read side of a process share one guard: what one found,
+    every call answers, those that read only the log (a brand's policy) included."""
+    keys = KeyStore(empty_store)
+    brand = random_brand()
+    headers = {"Authorization": f"Bearer {keys.create(brand, 'brand').key}"}
+    agent = keys.create(brand, "agent").key
+    client = app.test_client()
+    assert client.get("/v1/policy", headers=headers).status_code == 200
+    migrate_to(empty_store, NEWER)
+    assert sign_in(client, agent) == 503  # its session is not stored
+    answer = client.get("/v1/policy", headers=headers)
+    assert answer.status_code == 503
+    assert answer.get_json()["type"] == "urn:trustledger:problem:store-migrated"
+    keys.close()
+
+
 def test_a_read_is_the_first_call_to_notice(app: Flask, empty_store: Store) -> None:
     """Reads catch the read models up first, and that reads the revision with the positions."""
     keys = KeyStore(empty_store)
