@@ -270,7 +270,7 @@ def test_a_save_made_during_a_migration_waits_for_it_then_is_refused() -> None:
         migration.execute(text(f"UPDATE alembic_version SET version_num = '{NEWER}'"))
         saving = threading.Thread(target=save)
         saving.start()
-        waiting_on_the_lock(store)
+        waiting_on_locks(store, 1)
     engine.dispose()
     saving.join()
     assert len(outcome) == 1 and isinstance(outcome[0], StoreMigratedAway), outcome
@@ -279,16 +279,57 @@ def test_a_save_made_during_a_migration_waits_for_it_then_is_refused() -> None:
     ledger.close()
 
 
-def waiting_on_the_lock(store: Store) -> None:
-    """Returns once another session waits for a lock on alembic_version."""
-    query = (
-        "SELECT count(*) FROM pg_locks WHERE NOT granted"
-        " AND relation = to_regclass('alembic_version')"
-    )
+@pytest.mark.postgres
+def test_a_key_write_and_a_migration_of_its_table_take_turns_rather_than_deadlock() -> None:
+    """A key write reads the revision first on PostgreSQL, which holds alembic_version share-locked
+    to its commit: a migration then waits for it whole. Read last, after its inserts, a migration
+    that had locked alembic_version meanwhile and then wanted a table the write had written (a
+    later version altering `brands`) deadlocked with it, and PostgreSQL aborted one of the two."""
+    store = new_postgres_database()
+    keys = KeyStore(store, cache_seconds=0)
+    brand = random_brand()
+    outcomes: dict[str, object] = {}
+
+    def create_key() -> None:
+        try:
+            outcomes["key"] = keys.create(brand, "brand").info.brand
+        except Exception as error:
+            outcomes["key"] = error
+
+    def migration() -> None:
+        engine = create_engine(store.sqlalchemy_url())
+        try:
+            with engine.begin() as conn:
+                hold_off_writers(conn)
+                conn.execute(text("LOCK TABLE brands IN ACCESS EXCLUSIVE MODE"))
+            outcomes["migration"] = "committed"
+        except Exception as error:
+            outcomes["migration"] = error
+        finally:
+            engine.dispose()
+
+    with psycopg.connect(store.conninfo()) as holder:  # the key write waits on its row
+        holder.execute("INSERT INTO brands (slug, created_at) VALUES (%s, now())", [brand])
+        writing = threading.Thread(target=create_key)
+        writing.start()
+        waiting_on_locks(store, 1)
+        migrating = threading.Thread(target=migration)
+        migrating.start()
+        waiting_on_locks(store, 2)
+        holder.rollback()
+    writing.join(30)
+    migrating.join(30)
+    keys.close()
+    assert outcomes == {"key": brand, "migration": "committed"}, outcomes
+
+
+def waiting_on_locks(store: Store, sessions: int) -> None:
+    """Returns once that many other sessions wait for a lock."""
+    query = "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
     with psycopg.connect(store.conninfo(), autocommit=True) as conn:
         for _ in range(600):
             row = conn.execute(query).fetchone()
-            if row and row[0]:
+            if row and row[0] >= sessions:
                 return
             time.sleep(0.05)
-    raise AssertionError("no session waited for the migration")
+    raise AssertionError(f"fewer than {sessions} sessions waited for a lock")
