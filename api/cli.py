@@ -22,7 +22,13 @@ from api.settings import BadSetting, Settings, read_key_file, write_key_file
 from domain.application import Ledger
 from domain.errors import LedgerError, MasterKeyError
 from domain.shredding import MasterKey
-from domain.storage import CONNECT_TIMEOUT, DATABASE_ERRORS, BadDatabaseUrl, missing_table
+from domain.storage import (
+    CONNECT_TIMEOUT,
+    DATABASE_ERRORS,
+    BadDatabaseUrl,
+    check_migrated,
+    missing_table,
+)
 
 
 class Context:
@@ -116,9 +122,11 @@ def serve(context: Context, host: str, port: int, workers: int) -> None:
     """Serve the HTTP API and the web pages."""
     from api.server import host_and_port, serve_in_process, serve_with_gunicorn
 
-    # Made (SQLite, first run) or checked now, before any worker: a missing key stops us here.
-    context.settings.load_master_key(announce=_say)
+    # Made (SQLite, first run) or checked now, before any worker: a missing key stops us here;
+    # but not beside a database that is not there (a mistyped path).
     context.reach_database()
+    check_migrated(context.settings.store)
+    context.settings.load_master_key(announce=_say)
     # Opened once, here, as the in-process server opens it: a store never migrated or bound to
     # another master key is one line, where gunicorn's workers failed to boot with tracebacks.
     _can_listen(host, port)

@@ -75,6 +75,7 @@ class Resources:
         if self._keys is None:
             with self._lock:
                 if self._keys is None:
+                    check_migrated(self.store)  # `keys` commands open no ledger
                     self._keys = KeyStore(self.store, cache_seconds=self.settings.key_cache_seconds)
         return self._keys
 

@@ -273,10 +273,17 @@ def check_migrated(store: Store) -> None:
     """Refuses a store migrated to another revision than this version's: after an upgrade of
     the software without `trustledger migrate`, writes went through and every read that met a
     new table or column answered 503 `store-unavailable`, as if the database were down, while
-    the projection worker retried for ever. A store never migrated at all is left to the
-    missing table's own message. One plain connection, once a process."""
+    the projection worker retried for ever. A SQLite file that does not exist is refused before
+    anything makes it: a mistyped path made its directories, an empty database and a new master
+    key file beside it, and only then said no table was there. A store never migrated at all
+    is left to the missing table's own message. One plain connection, once a process."""
     if store.kind == "memory":
         return
+    if store.is_sqlite and not Path(store.path).exists():
+        raise StoreNotMigrated(
+            f"database: {store.path} does not exist: `trustledger migrate` makes it (or is"
+            " TRUSTLEDGER_DATABASE_URL mistyped?)"
+        )
     found = _revision(store)
     if found is None or found == REVISIONS[-1]:
         return

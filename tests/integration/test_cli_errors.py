@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import socket
+import sqlite3
 import uuid
 from pathlib import Path
 
@@ -42,11 +43,32 @@ def assert_one_line(done: object, *expected: str) -> None:
     assert all(text in stderr for text in expected), stderr
 
 
-@pytest.mark.parametrize("command", COMMANDS + SERVE)
-def test_an_sqlite_file_never_migrated_asks_for_migrate(tmp_path: Path, command: list[str]) -> None:
-    url = f"sqlite:///{tmp_path / 'new.sqlite3'}"
+@pytest.mark.parametrize(
+    "command", [*COMMANDS, *SERVE, ["keys", "create", "--brand", "b", "--role", "brand"]]
+)
+@pytest.mark.parametrize("key", ["set", "file"])
+def test_an_sqlite_file_not_there_asks_for_migrate_and_makes_nothing(
+    tmp_path: Path, command: list[str], key: str
+) -> None:
+    """A mistyped path made its directories, an empty database and a new master key file beside
+    it (with no TRUSTLEDGER_MASTER_KEY), and only then said no table was there."""
+    path = tmp_path / "typo" / "new.sqlite3"
     command = on_a_free_port(command)
-    done = cli("--database-url", url, *command, TRUSTLEDGER_MASTER_KEY=TEST_MASTER_KEY.encoded())
+    env = {"TRUSTLEDGER_MASTER_KEY": TEST_MASTER_KEY.encoded()} if key == "set" else {}
+    done = cli("--database-url", f"sqlite:///{path}", *command, **env)
+    assert_one_line(done, f"{path} does not exist", "`trustledger migrate` makes it")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_sqlite_file_never_migrated_asks_for_migrate(tmp_path: Path) -> None:
+    path = tmp_path / "empty.sqlite3"
+    sqlite3.connect(path).close()
+    done = cli(
+        "--database-url",
+        f"sqlite:///{path}",
+        "lag",
+        TRUSTLEDGER_MASTER_KEY=TEST_MASTER_KEY.encoded(),
+    )
     assert_one_line(done, "no such table", "(has `trustledger migrate` run?)")
 
 
@@ -120,21 +142,12 @@ def test_a_database_url_that_cannot_be_parsed_is_one_line(
     assert list(tmp_path.iterdir()) == []
 
 
-@pytest.mark.parametrize(
-    ("command", "key"),
-    [
-        (["migrate"], {}),
-        (["lag"], {"TRUSTLEDGER_MASTER_KEY": TEST_MASTER_KEY.encoded()}),
-        (["lag"], {}),  # the key file beside the database cannot be made either
-    ],
-)
-def test_an_sqlite_directory_that_cannot_be_made_is_one_line(
-    tmp_path: Path, command: list[str], key: dict[str, str]
-) -> None:
-    """The directory's parent is a file: refused even to root, as a read-only one is to others."""
+def test_an_sqlite_directory_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
+    """The directory's parent is a file: refused even to root, as a read-only one is to others.
+    (Other commands make nothing: test_an_sqlite_file_not_there_asks_for_migrate_and_makes_nothing.)"""
     (tmp_path / "file").write_text("")
     url = f"sqlite:///{tmp_path / 'file' / 'sub' / 'tl.db'}"
-    done = cli("--database-url", url, *command, **key)
+    done = cli("--database-url", url, "migrate")
     assert_one_error(done, 1, "cannot make", str(tmp_path / "file" / "sub"), "Not a directory")
 
 
