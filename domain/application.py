@@ -161,6 +161,19 @@ class Recording:
     replayed: bool = False
 
 
+class Decision(dict[str, Any]):
+    """The gate's answer to a push, as recorded: `replayed` when it was recorded before for the
+    same push_id and request (a repeat), as a Recording says of an event."""
+
+    replayed: bool = False
+
+    @classmethod
+    def repeated(cls, recorded: Mapping[str, Any]) -> Decision:
+        decision = cls(recorded)
+        decision.replayed = True
+        return decision
+
+
 @dataclass(frozen=True)
 class ErasureReceipt:
     """The ledger's answer to an erasure: what was shredded, when, at whose request, and why.
@@ -694,7 +707,7 @@ class Ledger(Application[UUID]):
         scores: Scores | ScoresProvider | None = None,
         now: datetime | None = None,
         earliest: datetime | None = None,
-    ) -> dict[str, Any]:
+    ) -> Decision:
         """Asks the gate, and records its decision as `push.decided` on the relationship.
 
         The decision is saved with the relationship version it was evaluated on: if anything was
@@ -722,7 +735,7 @@ class Ledger(Application[UUID]):
             relationship = copy.deepcopy(found) if found else Relationship(brand, push.customer)
             recorded = self._recorded_decision(relationship, push, moment, forgotten)
             if recorded is not None:
-                return recorded
+                return Decision.repeated(recorded)
             if earliest is not None and moment < earliest:
                 raise InvalidPushRequest(
                     f"send_at must not be before {earliest.isoformat()}: too far back to decide",
@@ -756,7 +769,7 @@ class Ledger(Application[UUID]):
                 # sees it recorded), or one the relationship has forgotten (read from the log).
                 forgotten = forgotten or owner == rid
                 continue  # the relationship or policy changed meanwhile (or this push was decided)
-            return decision
+            return Decision(decision)
         raise ConcurrencyConflict(
             f"the relationship kept changing; gave up after {self.max_attempts} attempts"
         )

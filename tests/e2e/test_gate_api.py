@@ -94,8 +94,10 @@ def test_a_service_push_is_allowed_and_a_repeat_answers_the_recorded_decision(
     first = brand.post("/v1/push-decisions", json=request)
     assert first.status_code == 200, first.get_json()
     assert first.get_json()["outcome"] == "allow"
+    assert "Idempotent-Replayed" not in first.headers
     again = brand.post("/v1/push-decisions", json=request)
     assert again.get_json() == first.get_json()
+    assert again.headers["Idempotent-Replayed"] == "true"  # as a repeated event's answer says
     timeline = brand.get(f"/v1/customers/{customer}/timeline").get_json()["items"]
     assert [item["type"] for item in timeline] == ["push.decided"]
 
