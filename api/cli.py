@@ -193,8 +193,13 @@ def list_keys(context: Context, brand: str | None) -> None:
 @pass_context
 def revoke_key(context: Context, key_id: str) -> None:
     """Revoke a key, named by its id (or the whole key); it fails from the next request on."""
+    asked = datetime.now(UTC)
     info = context.keys.revoke(key_id)
-    click.echo(f"revoked key {info.key_id} (brand {info.brand}, role {info.role})")
+    which = f"key {info.key_id} (brand {info.brand}, role {info.role})"
+    if info.revoked_at is not None and info.revoked_at < asked:  # revoking keeps the first time
+        click.echo(f"{which} was already revoked at {info.revoked_at}")
+    else:
+        click.echo(f"revoked {which}")
 
 
 @cli.command()

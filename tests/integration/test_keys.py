@@ -139,6 +139,10 @@ def test_the_keys_commands_create_list_and_revoke(store: Store, keys: KeyStore) 
     assert caller.key_id in listed.stdout and key not in listed.stdout
     revoked = trustledger(store, "keys", "revoke", caller.key_id)
     assert revoked.returncode == 0 and keys.authenticate(key) is None
+    assert revoked.stdout.startswith(f"revoked key {caller.key_id} "), revoked.stdout
+    twice = trustledger(store, "keys", "revoke", caller.key_id)  # says when, as it was
+    assert twice.returncode == 0 and twice.stdout.startswith(f"key {caller.key_id} ")
+    assert f"was already revoked at {keys.revoke(caller.key_id).revoked_at}" in twice.stdout
     again = trustledger(store, "keys", "revoke", "nope")
     assert (again.returncode, again.stderr.count("\n")) == (1, 1)
     bad = trustledger(store, "keys", "create", "--brand", brand, "--role", "root")
