@@ -122,6 +122,7 @@ def serve(context: Context, host: str, port: int, workers: int) -> None:
     """Serve the HTTP API and the web pages."""
     from api.server import host_and_port, serve_in_process, serve_with_gunicorn
 
+    _can_listen(host, port)
     # Made (SQLite, first run) or checked now, before any worker: a missing key stops us here;
     # but not beside a database that is not there (a mistyped path).
     context.reach_database()
@@ -129,7 +130,6 @@ def serve(context: Context, host: str, port: int, workers: int) -> None:
     context.settings.load_master_key(announce=_say)
     # Opened once, here, as the in-process server opens it: a store never migrated or bound to
     # another master key is one line, where gunicorn's workers failed to boot with tracebacks.
-    _can_listen(host, port)
     _ = context.ledger
     context.resources.close()  # nothing of it is carried into the workers gunicorn forks
     config = {"database_url": context.settings.database_url}

@@ -205,7 +205,9 @@ def test_a_read_is_the_first_call_to_notice(app: Flask, empty_store: Store) -> N
     keys.close()
 
 
-def test_key_writes_are_refused_in_one_line(empty_store: Store) -> None:
+def test_key_commands_refuse_a_store_migrated_on_in_one_line(empty_store: Store) -> None:
+    """As every command that opens the ledger, at start (the key store's own writes are guarded
+    too: test_a_page_session_refused_is_remembered_by_the_api)."""
     migrate_to(empty_store, NEWER)
     done = cli(
         "--database-url",
@@ -218,7 +220,10 @@ def test_key_writes_are_refused_in_one_line(empty_store: Store) -> None:
         "agent",
     )
     assert done.returncode == 1 and done.stdout == "", done
-    assert done.stderr == f"trustledger: {REFUSED}; restart this process\n"
+    assert done.stderr == (
+        f"trustledger: database: at revision {NEWER}, and this version of Trust Ledger needs"
+        f" {REVISIONS[-1]}: a newer version migrated it\n"
+    )
     migrate_to(empty_store, REVISIONS[-1])
     keys = KeyStore(empty_store)
     assert keys.every() == []
