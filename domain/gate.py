@@ -23,6 +23,10 @@ from domain.trust import overdue_at
 
 KINDS = ("service", "offer", "advice")
 SELLING = ("offer", "advice")
+SEND_AT_TOLERANCE = timedelta(minutes=5)
+"""How far the CRM's clock and the ledger's may disagree: how far in the past a decision's
+`send_at` may be, and how long before its decision a send may be dated before it is a finding
+("sent before it was decided", projections/decisions.py)."""
 RENEGED_MEMORY = timedelta(days=30)
 REPORT_GRACE = timedelta(days=7)
 FREQUENCY_WINDOW = timedelta(days=7)

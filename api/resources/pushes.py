@@ -8,7 +8,8 @@ from typing import Any
 from api.context import caller, ledger
 from api.resources import ApiBlueprint
 from api.resources.events import REPLAYED
-from api.schemas.gate import SEND_AT_TOLERANCE, DecisionSchema, PushRequestSchema
+from api.schemas.gate import DecisionSchema, PushRequestSchema
+from domain.gate import SEND_AT_TOLERANCE
 
 blp = ApiBlueprint(
     "push-decisions", __name__, url_prefix="/v1/push-decisions", description="Ask the push gate."

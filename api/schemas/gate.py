@@ -26,8 +26,6 @@ from domain.brand import CONTROLLER_LIMITS, MAX_CATEGORIES, MAX_FREQUENCY_CAP, M
 from domain.gate import KINDS
 from projections.decisions import FINDINGS, findings_cursor
 
-SEND_AT_TOLERANCE = timedelta(minutes=5)
-"""How far in the past `send_at` may be (clock skew between the CRM and the ledger)."""
 SEND_AT_HORIZON = timedelta(minutes=5)
 """How far ahead a push may be decided: the ledger records no event dated further ahead (the
 same bound as an event's occurred_at), and consent or trust may change before then anyway: a
