@@ -22,7 +22,7 @@ MIGRATION_LOCK = 0x7472_7573_746C_6D67
 """The PostgreSQL advisory lock a migration holds ("trustlmg"): one migration at a time."""
 
 
-EMPTY_READ_MODELS = ("0016", "0017")
+EMPTY_READ_MODELS = ("0016", "0017", "0019")
 """Revisions that empty the read models, for `trustledger migrate` to rebuild them from the log."""
 
 

@@ -97,7 +97,7 @@ def _changes(
         blankets = _blankets(base, purpose, channels) if purposes is None or not channels else []
         return _withdrawals(base, latest, purposes, channels) + blankets
     if data.get("reaction") == "unsubscribed":
-        purpose, channel = unsubscribed_from(db, brand, data["push_id"], tables["decisions"])
+        purpose, channel = unsubscribed_from(db, brand, data["push_id"], tables)
         withdrawn = _withdrawals(
             base, latest, {purpose} if purpose else None, [channel] if channel else None
         )

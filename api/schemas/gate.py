@@ -184,7 +184,10 @@ class FindingSchema(Schema):
             " in event time, the customer's latest act on its purpose and channel was a"
             " withdrawal (an objection on the channel, an `unsubscribed` reaction included)."
             " `sent after its consent expired`: the same, that act a grant whose `expires_at`"
-            " had come."
+            " had come. `sent before it was decided`: dated more than 5 minutes (the clocks'"
+            " tolerance) before its decision. `sent again under the same decision`: a send of"
+            " the push after its first in event time. Each send is named by the first of the"
+            " values that applies, in the order listed."
         },
     )
     outcome = fields.String(required=True, allow_none=True)
@@ -215,7 +218,8 @@ class FindingSchema(Schema):
 
 
 FINDINGS_CURSOR = 2048
-"""The longest cursor of the findings: a time and a push id (its characters escaped in JSON)."""
+"""The longest cursor of the findings: a time, a push id (its characters escaped in JSON) and,
+at a push's later send, its sequence."""
 
 
 class FindingsQuery(Paging):

@@ -335,6 +335,38 @@ def test_paging_the_findings_repeats_none_while_new_ones_come(client_for: Client
     assert seen == [f"p{n}" for n in reversed(range(5))]
 
 
+@pytest.mark.parametrize("order", ["decided first", "sent first"])
+def test_findings_list_pushes_sent_again_or_before_they_were_decided(
+    client_for: ClientFor, order: str
+) -> None:
+    """A second send under one decision, and a send dated more than 5 minutes (the clocks'
+    tolerance, as for `send_at`) before its decision, were no findings; 4 minutes is within it."""
+    brand = client_for("brand")
+    compliance = client_for("compliance", brand.brand)
+    quiet(brand, now=False)
+    customer, now = random_customer(), datetime.now(UTC)
+    again, early, tolerated = (
+        push(customer, kind="service", purpose=None, data_categories=[]) for _ in range(3)
+    )
+    sends = [
+        posted("push.sent", customer, at=now - timedelta(minutes=m), push_id=p["push_id"])
+        for m, p in ((2, again), (1, again), (6, early), (4, tolerated))
+    ]
+    for step in ("decide", "send") if order == "decided first" else ("send", "decide"):
+        if step == "send":
+            assert [a.status_code for a in brand.record(*sends)] == [201] * 4
+        for request in (again, early, tolerated) if step == "decide" else ():
+            answer = brand.post("/v1/push-decisions", json=request)
+            assert answer.get_json()["outcome"] == "allow", answer.get_json()
+    body = compliance.get("/v1/audit/findings").get_json()
+    assert [(f["push_id"], f["finding"], f["event_id"]) for f in body["findings"]] == [
+        (again["push_id"], "sent again under the same decision", sends[1].event_id),
+        (early["push_id"], "sent before it was decided", sends[2].event_id),
+    ]
+    pages = every_page(compliance, "/v1/audit/findings?limit=1", "event_id")
+    assert pages == [[sends[1].event_id], [sends[2].event_id]]
+
+
 @pytest.mark.parametrize("query", ["offset=1", "cursor=nope", "cursor=eyJiZWZvcmUiOiAzfQ"])
 def test_bad_findings_queries_are_422(client_for: ClientFor, query: str) -> None:
     assert_problem(client_for("compliance").get(f"/v1/audit/findings?{query}"), 422)

@@ -4,6 +4,7 @@ rebuild agrees with both."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from domain.application import Ledger
@@ -25,9 +26,9 @@ from tests.random_refs import random_brand
 READ_MODEL_TABLES = sorted({table for model in READ_MODELS for table in model.tables})
 
 
-def raw_rows(db: Database) -> list[bytes]:
-    """Every row of every read-model table, each value as the database returns it."""
-    return [repr(db.query(f"SELECT * FROM {table}")).encode() for table in READ_MODEL_TABLES]
+def raw_rows(db: Database, tables: Iterable[str] = READ_MODEL_TABLES) -> list[bytes]:
+    """Every row of every read-model table (of `tables`), each value as the database returns it."""
+    return [repr(db.query(f"SELECT * FROM {table}")).encode() for table in tables]
 
 
 def clear_in(canaries: Canaries, blobs: list[bytes]) -> list[str]:

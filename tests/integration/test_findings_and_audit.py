@@ -17,6 +17,7 @@ from domain.errors import PushIdConflict
 from domain.gate import PushRequest
 from domain.relationship import PostedEvent
 from domain.storage import Store
+from projections.consents import consents
 from projections.decisions import findings
 from projections.runner import Runner
 from tests.conftest import open_ledger
@@ -94,18 +95,27 @@ def sent(request: PushRequest, at: datetime, channel: str = "push") -> PostedEve
     )
 
 
+def unsubscribed(request: PushRequest, at: datetime) -> PostedEvent:
+    return posted(
+        "push.feedback", request.customer, push_id=request.push_id, reaction="unsubscribed", at=at
+    )
+
+
 def withdrawn(at: datetime, purpose: str = "marketing", **data: Any) -> PostedEvent:
     return posted("consent.withdrawn", "", at=at, purpose=purpose, **data)
 
 
-def found_by(ledger: Ledger, brand: str) -> dict[str, tuple[str, str | None]]:
+def listed(ledger: Ledger, brand: str) -> list[dict[str, Any]]:
+    """The brand's findings once the read models have caught up, in the list's order."""
     runner = Runner(ledger)
     runner.run_once()
-    found = {
-        f["push_id"]: (f["finding"], f["withdrawn_by"]) for f in findings(runner.db, brand).items
-    }
+    found = findings(runner.db, brand).items
     runner.close()
     return found
+
+
+def found_by(ledger: Ledger, brand: str) -> dict[str, tuple[str, str | None]]:
+    return {f["push_id"]: (f["finding"], f["withdrawn_by"]) for f in listed(ledger, brand)}
 
 
 @pytest.mark.parametrize("order", ["withdrawal first", "send first"])
@@ -238,16 +248,156 @@ def test_an_unsubscribe_before_a_send_is_a_finding_for_the_later_push(ledger: Le
     second = push("offer", (), customer)
     assert ledger.decide_push(brand, second, now=NOON)["outcome"] == "allow"
     ledger.record(brand, sent(first, NOON + timedelta(hours=1)))
-    reaction = posted(
-        "push.feedback",
-        customer,
-        push_id=first.push_id,
-        reaction="unsubscribed",
-        at=NOON + timedelta(hours=2),
-    )
+    reaction = unsubscribed(first, NOON + timedelta(hours=2))
     ledger.record(brand, sent(second, NOON + timedelta(hours=3)))
     ledger.record(brand, reaction)
     assert found_by(ledger, brand) == {second.push_id: (WITHDRAWN, reaction.event_id)}
+
+
+AGAIN, EARLY = "sent again under the same decision", "sent before it was decided"
+
+
+def every_finding(ledger: Ledger, brand: str) -> list[tuple[str, str, str]]:
+    """The brand's findings as (push id, finding, the send's event id), in the list's order."""
+    return [(f["push_id"], f["finding"], f["event_id"]) for f in listed(ledger, brand)]
+
+
+@pytest.mark.parametrize("order", ["in time order", "latest first"])
+def test_each_send_after_the_first_under_one_decision_is_a_finding(
+    ledger: Ledger, order: str
+) -> None:
+    """One allow covered any number of sends of its push (each with an event id of its own):
+    every send after the first in event time is a finding, whatever order they were posted in;
+    the first is not. A retry of a send with its own event id is stored once: no finding."""
+    brand, _, request = allowed_then(ledger)
+    sends = [sent(request, NOON + timedelta(hours=h)) for h in (1, 2, 3)]
+    for send in sends if order == "in time order" else reversed(sends):
+        ledger.record(brand, send)
+        ledger.record(brand, send)  # the CRM's retry: idempotent
+    assert every_finding(ledger, brand) == [
+        (request.push_id, AGAIN, sends[2].event_id),
+        (request.push_id, AGAIN, sends[1].event_id),
+    ]
+
+
+def test_a_later_send_is_named_by_the_first_finding_that_applies(ledger: Ledger) -> None:
+    """FINDINGS' order: a later send after a withdrawal, or on another channel, is named so; a
+    denied push sent twice is that finding twice, and one sent twice before it was decided."""
+    brand, customer, request = allowed_then(ledger)
+    early = push("offer", (), customer)
+    assert ledger.decide_push(brand, early, now=NOON)["outcome"] == "allow"
+    denied = push("offer", ("browsing_history",), customer)
+    assert ledger.decide_push(brand, denied, now=NOON)["outcome"] == "deny"
+    withdrawal = withdrawn(NOON + timedelta(hours=2), channels=["push"])
+    ledger.record(brand, replace(withdrawal, customer=customer))
+    first, after, elsewhere = (
+        sent(request, NOON + timedelta(hours=1)),
+        sent(request, NOON + timedelta(hours=3)),
+        sent(request, NOON + timedelta(minutes=90), channel="sms"),
+    )
+    twice = [sent(denied, NOON + timedelta(minutes=m)) for m in (10, 20)]
+    before = [sent(early, NOON - timedelta(minutes=m)) for m in (60, 50)]
+    for send in (after, elsewhere, first, *twice, *before):
+        ledger.record(brand, send)
+    assert sorted(every_finding(ledger, brand)) == sorted(
+        [
+            (request.push_id, WITHDRAWN, after.event_id),
+            (request.push_id, "sent on another channel than decided", elsewhere.event_id),
+            *[(denied.push_id, "sent although denied", s.event_id) for s in twice],
+            *[(early.push_id, EARLY, s.event_id) for s in before],
+        ]
+    )
+
+
+@pytest.mark.parametrize(
+    ("early", "finding"),
+    [(4, None), (5, None), (6, EARLY), (60, EARLY)],
+)
+@pytest.mark.parametrize("order", ["decided first", "sent first"])
+def test_a_push_sent_before_it_was_decided_is_a_finding(
+    ledger: Ledger, early: int, finding: str | None, order: str
+) -> None:
+    """The CRM sent, then asked: the allow exists, but the send is dated before it. Clocks
+    disagree by up to SEND_AT_TOLERANCE (5 minutes, as a decision's `send_at` may): a send
+    dated within it of its decision is none."""
+    brand, customer = random_brand(), random_customer()
+    ledger.set_policy(brand, NO_QUIET_HOURS)
+    ledger.record(brand, grant(customer, at=NOON - timedelta(days=1)))
+    request = push("offer", (), customer)
+    send = sent(request, NOON - timedelta(minutes=early))
+    if order == "sent first":
+        ledger.record(brand, send)
+    assert ledger.decide_push(brand, request, now=NOON)["outcome"] == "allow"
+    if order == "decided first":
+        ledger.record(brand, send)
+    expected = [(request.push_id, finding, send.event_id)] if finding else []
+    assert every_finding(ledger, brand) == expected
+
+
+def test_later_and_early_sends_are_the_same_one_event_per_page_or_rebuilt(
+    empty_store: Store,
+) -> None:
+    """Judged page by page as the sends arrive, out of time order, the findings are what a
+    rebuild from the log makes of them, and stay so after it; the list pages through them, a
+    push's later sends first."""
+    ledger = open_ledger(empty_store)
+    brand, customer, request = allowed_then(ledger)
+    sends = [sent(request, NOON + timedelta(hours=h)) for h in (3, 1, 2, 2)]
+    for send in sends:
+        ledger.record(brand, send)
+    early = push("offer", (), customer)
+    ledger.record(brand, sent(early, NOON - timedelta(hours=1)))
+    assert ledger.decide_push(brand, early, now=NOON)["outcome"] == "allow"
+    one_by_one = Runner(ledger, page_size=1)
+    one_by_one.run_once()
+    expected = [
+        (request.push_id, AGAIN, sends[0].event_id),
+        (request.push_id, AGAIN, sends[3].event_id),  # at 14:00 both: recorded later, listed first
+        (request.push_id, AGAIN, sends[2].event_id),
+        (early.push_id, EARLY, one_by_one.db.scalar(
+            "SELECT sent_event_id FROM decisions WHERE push_id = ?", [early.push_id]
+        )),
+    ]  # fmt: skip
+    assert [
+        (f["push_id"], f["finding"], f["event_id"]) for f in all_findings(one_by_one, brand)
+    ] == (expected)
+    assert one_by_one.rebuild(verify=True) == {}, "a rebuild applies them in one page"
+    one_by_one.rebuild()
+    assert [
+        (f["push_id"], f["finding"], f["event_id"]) for f in all_findings(one_by_one, brand)
+    ] == (expected)
+    one_by_one.close()
+    ledger.close()
+
+
+def all_findings(runner: Runner, brand: str) -> list[dict[str, Any]]:
+    """Every finding of the brand, one a page: no page repeats or skips one."""
+    found, cursor = [], None
+    while True:
+        page = findings(runner.db, brand, limit=1, cursor=cursor)
+        found += page.items
+        if page.next_cursor is None:
+            return found
+        cursor = page.next_cursor
+
+
+def test_an_unsubscribe_from_a_push_sent_twice_withdraws_the_channel_the_gate_does(
+    ledger: Ledger,
+) -> None:
+    """The relationship withdraws the channel of the send recorded last; the read models keep
+    the first send in event time on the push's row, the later ones apart, and must agree."""
+    brand, customer, request = allowed_then(ledger)
+    ledger.record(brand, sent(request, NOON + timedelta(hours=1), channel="sms"))  # the first
+    ledger.record(brand, sent(request, NOON + timedelta(hours=2)))  # on push, recorded last
+    reaction = unsubscribed(request, NOON + timedelta(hours=3))
+    ledger.record(brand, reaction)
+    runner = Runner(ledger)
+    runner.run_once()
+    status = {(c["channel"], c["status"]) for c in consents(runner.db, brand, customer)}
+    runner.close()
+    assert status == {("push", "withdrawn"), ("sms", "granted")}
+    relationship = ledger.relationship(brand, customer)
+    assert relationship.consents["marketing"]["push"]["status"] == "withdrawn"
 
 
 CHANNELS, PURPOSES = ("push", "sms"), ("marketing", "news")

@@ -368,6 +368,37 @@ def test_0015s_findings_index_holds_sends_after_a_withdrawal_and_its_downgrade_r
     assert "sent_channel" in before["decisions_findings"]
 
 
+def test_0019_holds_sends_before_their_decision_and_empties_the_decisions_both_ways(
+    empty_store: Store,
+) -> None:
+    """0019's findings' index holds sends dated before their decision (beyond the clocks'
+    tolerance); its upgrade and its downgrade each empty the decisions read model at position 0
+    (its rows lack the first send's sequence and `decided_from`; later sends overwrote their
+    first), for `trustledger migrate` to refill it."""
+    before, at_head = indexes_before_and_at_head(empty_store, "0018")
+    assert "decided_from" not in before["decisions_findings"]
+    assert "decided_from" in at_head["decisions_findings"]
+    assert "withdrawn_by" in before["decisions_findings"]
+    db = Database(empty_store)
+
+    def filled() -> None:
+        db.execute("INSERT INTO decisions (brand, push_id, relationship_id) VALUES ('b', 'p', 'r')")
+        db.execute(
+            "INSERT INTO projection_positions (name, position) VALUES ('decisions', 7)"
+            " ON CONFLICT (name) DO UPDATE SET position = 7"
+        )
+
+    for down in (True, False):
+        filled()
+        if down:
+            command.downgrade(alembic_config(empty_store), "0018")
+        else:
+            upgrade(empty_store)
+        assert db.scalar("SELECT count(*) FROM decisions") == 0
+        assert db.scalar("SELECT position FROM projection_positions WHERE name = 'decisions'") == 0
+    db.close()
+
+
 def test_0011_marks_each_brand_where_its_timeline_stands(empty_store: Store) -> None:
     """Brands projected before 0011 get their latest position and record time from the
     timeline; its downgrade drops what it added, and it applies again."""
@@ -436,7 +467,8 @@ def test_migrate_past_0016_rebuilds_the_read_models_with_no_plaintext_left(
         runner.db.execute("UPDATE relationships SET customer = ?", [s.customer])
         runner.db.execute("UPDATE alembic_version SET version_num = '0015'")
     runner.db.forget_old_pages()
-    assert found(summary.encode(), raw_rows(runner.db))
+    before_0019 = [t for t in READ_MODEL_TABLES if t != "resends"]  # 0019 made it
+    assert found(summary.encode(), raw_rows(runner.db, before_0019))
     assert found(summary.encode(), raw_storage(empty_store)), "the search finds the old format"
     runner.close()
     ledger.close()  # the version before stops; `migrate` runs; the new version starts
@@ -482,8 +514,9 @@ def test_0016_empties_the_read_models_both_ways(empty_store: Store) -> None:
         runner.close()
         step(empty_store)
         runner = Runner(ledger, models)
-        counts = [runner.db.scalar(f"SELECT count(*) FROM {t}") for t in READ_MODEL_TABLES]
-        assert counts == [0] * len(READ_MODEL_TABLES)
+        tables = [t for t in READ_MODEL_TABLES if t != "resends" or after == head]  # 0019's
+        counts = [runner.db.scalar(f"SELECT count(*) FROM {t}") for t in tables]
+        assert counts == [0] * len(tables)
         with code_knowing(after):
             assert set(runner.positions().values()) == {0}
     runner.close()

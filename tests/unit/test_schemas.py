@@ -108,12 +108,18 @@ def test_a_cursor_is_one_the_timeline_gave_out() -> None:
             loads(Cursor(decode_cursor), forged)
 
 
-def test_a_findings_cursor_is_a_time_and_a_push_id() -> None:
+def test_a_findings_cursor_is_a_time_and_a_push_id_and_a_resends_sequence() -> None:
     token = paging.encode({"after": ["2026-01-01T00:00:00.000000+00:00", "p-1"]})
-    assert findings_cursor(token) == ("2026-01-01T00:00:00.000000+00:00", "p-1")
+    assert findings_cursor(token) == ("2026-01-01T00:00:00.000000+00:00", "p-1", None)
+    resent = paging.encode({"after": ["2026-01-01T00:00:00.000000+00:00", "p-1", 7]})
+    assert findings_cursor(resent) == ("2026-01-01T00:00:00.000000+00:00", "p-1", 7)
     for forged in (
         encode_cursor(42),
         paging.encode({"after": ["2026", "p", "x"]}),
+        paging.encode({"after": ["2026", "p", -1]}),
+        paging.encode({"after": ["2026", "p", True]}),
+        paging.encode({"after": ["2026", "p", 2**63]}),
+        paging.encode({"after": ["2026", "p", 1, 2]}),
         paging.encode({"after": [1, "p"]}),
         paging.encode({"after": ["2026", "p" * 129]}),
         paging.encode({"after": ["2026", "p"], "by": "last_at"}),
