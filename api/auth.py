@@ -270,19 +270,14 @@ class KeyStore:
     @contextmanager
     def _writing(self) -> Iterator[Any]:
         """`_connection` for a write, committed only if the store is still at the revision this
-        code knows (domain/storage.py RevisionGuard): read first on PostgreSQL, last on SQLite
-        (as domain/key_table.py's `_writing` says why)."""
-        first = not self.store.is_sqlite
-        with self._connection() as conn:
-            if first:
-                self._verify_revision(conn)
+        code knows (domain/storage.py RevisionGuard)."""
+        postgres = not self.store.is_sqlite
+        with self.store.guard.guarding(self._connection(), self._revision, postgres) as conn:
             yield conn
-            if not first:
-                self._verify_revision(conn)
 
-    def _verify_revision(self, conn: Any) -> None:
+    def _revision(self, conn: Any) -> object:
         rows = self._fetch(conn, REVISION_QUERY, [])
-        self.store.guard.verify(rows[0][0] if rows else None)
+        return rows[0][0] if rows else None
 
     def _postgres_pool(self) -> Any:
         with self._lock:

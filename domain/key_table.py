@@ -227,28 +227,15 @@ class SQLKeyTable:
     @contextmanager
     def _writing(self, flush: bool = True) -> Iterator[Any]:
         """A write transaction; on SQLite, one that zeroes the bytes of what it deletes or moves.
-        It commits only if the store is still at the revision this code knows (RevisionGuard):
-        read first on PostgreSQL, which keeps `alembic_version` share-locked to the commit, so a
-        migration waits for this transaction (read last, a migration that had locked it and then
-        wanted a table written here would deadlock with it); last on SQLite, under the write lock
-        the writes took.
+        It commits only if the store is still at the revision this code knows (RevisionGuard).
 
         Without `flush` the commit does not wait for the disk: for a key created just before
         its relationship's first event, whose own (flushed) commit then carries the key's
         commit to disk with it, since both databases flush their log in order.
         """
-        first = self.dialect.name == "postgres"
-        with self._transaction(flush) as cursor:
-            if first:
-                self._verify_revision(cursor)
+        postgres = self.dialect.name == "postgres"
+        with self.guard.guarding(self._transaction(flush), _revision, postgres) as cursor:
             yield cursor
-            if not first:
-                self._verify_revision(cursor)
-
-    def _verify_revision(self, cursor: Any) -> None:
-        cursor.execute(REVISION_QUERY)
-        row = cursor.fetchone()
-        self.guard.verify(None if row is None else row["version_num"])
 
     @contextmanager
     def _transaction(self, flush: bool) -> Iterator[Any]:
@@ -306,6 +293,12 @@ class SQLKeyTable:
                 cursor.executemany(d.update, updates)
             cursor.execute(d.rebind, (new_id, now()))
             return len(updates)
+
+
+def _revision(cursor: Any) -> object:
+    cursor.execute(REVISION_QUERY)
+    row = cursor.fetchone()
+    return None if row is None else row["version_num"]
 
 
 def key_table_for(datastore: Any | None, kind: str, guard: RevisionGuard) -> KeyTable:

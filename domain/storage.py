@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from contextlib import closing
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 
 import psycopg
@@ -40,6 +41,8 @@ REVISIONS: tuple[str, ...] = (
 """migrations/versions, oldest first: the last is the one this version of the ledger needs
 (a test checks them against alembic's)."""
 
+
+T = TypeVar("T")
 
 REVISION_QUERY = "SELECT version_num FROM alembic_version"
 """The store's revision, as every guarded write reads it in its own transaction (RevisionGuard)."""
@@ -75,6 +78,25 @@ class RevisionGuard:
         if revision != REVISIONS[-1]:
             self.moved_to = revision or "(none)"
             raise StoreMigratedAway(self.moved_to)
+
+    @contextmanager
+    def guarding(
+        self,
+        transaction: AbstractContextManager[T],
+        revision_of: Callable[[T], object],
+        postgres: bool,
+    ) -> Iterator[T]:
+        """`transaction` (a write), refused unless the store is at this code's revision, as
+        `revision_of` reads it there: first on PostgreSQL, where the read keeps `alembic_version`
+        share-locked to the commit, so a migration waits for the whole transaction (read last, a
+        migration that had locked it and then wanted a table written here deadlocked with it, and
+        PostgreSQL aborted one of the two); last on SQLite, under the write lock the writes took."""
+        with transaction as handle:
+            if postgres:
+                self.verify(revision_of(handle))
+            yield handle
+            if not postgres:
+                self.verify(revision_of(handle))
 
     def refuse_if_moved(self) -> None:
         """Raises StoreMigratedAway if any write of this process found the store migrated."""
