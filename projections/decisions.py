@@ -450,11 +450,11 @@ def findings(
 
 def _first_finding(row: tuple[Any, ...]) -> dict[str, Any]:
     """A push's first send, as a finding: named from its row, judged as it was written."""
-    (push_id, _, outcome, decided_at, retry_after, sent_at, channel, event_id, sequence) = row[:9]
+    (push_id, rid, outcome, decided_at, retry_after, sent_at, channel, event_id, sequence) = row[:9]
     elsewhere, early, withdrawn_at, withdrawn_by, ended = row[9:]
     name = _finding(outcome, bool(early), bool(elsewhere), ended, again=False)
     return {
-        "push_id": push_id, "finding": name, "outcome": outcome, "decided_at": decided_at,
+        "push_id": push_id, "relationship_id": rid, "finding": name, "outcome": outcome, "decided_at": decided_at,
         "retry_after": retry_after, "sent_at": sent_at, "channel": channel, "event_id": event_id,
         "withdrawn_at": withdrawn_at, "withdrawn_by": withdrawn_by,
         "sequence": sequence if sequence is not None else -1, "again": False,
@@ -482,9 +482,9 @@ def _resend_findings(db: Database, rows: list[tuple[Any, ...]]) -> list[dict[str
         reason = ended["ended"] if ended else None
         name = _finding(outcome, bool(early), bool(elsewhere), reason, again=not deferred)
         found.append({
-            "push_id": push_id, "finding": name, "outcome": outcome, "decided_at": decided_at,
-            "retry_after": retry_after, "sent_at": sent_at, "channel": channel,
-            "event_id": event_id,
+            "push_id": push_id, "relationship_id": rid, "finding": name, "outcome": outcome,
+            "decided_at": decided_at, "retry_after": retry_after, "sent_at": sent_at,
+            "channel": channel, "event_id": event_id,
             "withdrawn_at": timestamp(ended["ended_at"]) if ended else None,
             "withdrawn_by": ended["event_id"] if ended else None,
             "sequence": sequence, "again": True,
@@ -493,7 +493,8 @@ def _resend_findings(db: Database, rows: list[tuple[Any, ...]]) -> list[dict[str
 
 
 def _shown(row: dict[str, Any]) -> dict[str, Any]:
-    """A finding as the API shows it: times as datetimes, without its place in the order."""
+    """A finding as the API shows it (the pages also read its `relationship_id`, which the
+    API's schema leaves out): times as datetimes, without its place in the order."""
     shown = {k: v for k, v in row.items() if k not in ("sequence", "again")}
     for column in ("decided_at", "retry_after", "sent_at", "withdrawn_at"):
         shown[column] = parse_timestamp(shown[column])

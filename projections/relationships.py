@@ -380,6 +380,21 @@ def customers(
     return paging.ListPage(found, paging.encode({"by": by, "after": [key, last[0]]}))
 
 
+def references(db: Database, brand: str, rids: Iterable[str]) -> dict[str, tuple[str, bool]]:
+    """The customer reference of each of the brand's relationships among `rids` (one query per
+    500), opened with the customer's key, and whether the customer was erased (the reference
+    then reads "[erased]"); a relationship the read model does not hold is left out."""
+    select = "SELECT relationship_id, brand, customer FROM relationships"
+    rows = [(str(rid), customer) for rid, owner, customer in db.query_in(
+        select, "relationship_id", sorted(set(rids))
+    ) if owner == brand]  # fmt: skip
+    keys = db.keys_for(rid for rid, _ in rows)
+    return {
+        rid: (opened(keys, rid, customer, "customer"), _erased(customer, rid, keys))
+        for rid, customer in rows
+    }
+
+
 def _erased(customer: str, rid: str, keys: Mapping[str, Any] | None) -> bool:
     if is_sealed(customer):
         return keys is not None and keys.get(rid) is None
