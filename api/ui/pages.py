@@ -36,9 +36,10 @@ from api.ui.session import (
 )
 from api.ui.session import sign_out as end_session
 from domain.application import ErasureReceipt
-from domain.errors import RelationshipNotFound, StoreMigratedAway
+from domain.errors import DecisionNotFound, RelationshipNotFound, StoreMigratedAway
 from domain.relationship import relationship_id
 from projections import relationships as relationship_model
+from projections.decisions import EXPIRED, WITHDRAWN
 from projections.paging import BadCursor, ListPage
 from projections.timeline import encode_cursor, has_relationship
 
@@ -104,6 +105,13 @@ def _no_customer(_: Exception) -> tuple[str, int]:
     ), 404
 
 
+@blp.errorhandler(DecisionNotFound)
+def _no_decision(_: Exception) -> tuple[str, int]:
+    return render_template(
+        "ui/problem.html", status=404, message="No such push decision for your brand."
+    ), 404
+
+
 @blp.errorhandler(StoreMigratedAway)
 def _migrated_away(error: StoreMigratedAway) -> tuple[str, int]:
     """The API's 503 (api/errors.py), as a page: this process is older than its database."""
@@ -113,7 +121,8 @@ def _migrated_away(error: StoreMigratedAway) -> tuple[str, int]:
 
 @blp.errorhandler(BadCursor)
 def _bad_cursor(_: Exception) -> tuple[str, int]:
-    """A page link altered by hand, on any page that pages (the timeline, the decisions)."""
+    """A page link altered by hand, on any page that pages (the timeline, the decisions, the
+    findings)."""
     return render_template(
         "ui/problem.html", status=400, message="That page link is not valid."
     ), 400
@@ -374,3 +383,27 @@ def erase(customer: str) -> Any:
         return customer_page("ui/erase.html", customer, problem=problem, receipt=None), 422
     receipt = ledger().erase(brand, customer, requested_by=caller().name, reason=reason)
     return customer_page("ui/erase.html", customer, problem=None, receipt=receipt)
+
+
+@blp.get("/audit/pushes/<customer:push_id>")
+@page(*COMPLIANCE)
+def push_audit(push_id: str) -> str:
+    """One push's decision audit, as the API's `GET /v1/audit/push-decisions/{push_id}`: the
+    findings link each decided push here (an erased customer's too, which has no other page)."""
+    audit_ = ledger().audit_push_decision(caller().brand, push_id)
+    return render_template("ui/push_audit.html", push_id=push_id, audits=[audit_], as_of=None)
+
+
+@blp.get("/findings")
+@page(*COMPLIANCE)
+def findings() -> str:
+    """The brand's compliance findings, newest sent first, paged by the API's cursor."""
+    cursor = request.args.get("cursor") or None
+    found = reads.findings(read_side(), caller().brand, limit=PAGE_SIZE, cursor=cursor, named=True)
+    return render_template(
+        "ui/findings.html",
+        findings=found["findings"],
+        next_cursor=found["next_cursor"],
+        first_page=cursor is None,
+        ended=(WITHDRAWN, EXPIRED),
+    )

@@ -308,3 +308,37 @@ def test_a_reference_that_is_a_dot_segment_opens_in_the_browser(
     page.get_by_role("link", name="Erase").click()
     page.wait_for_url(re.compile(r"/erase$"))
     assert page.locator(".ref").first.inner_text() == ref
+
+
+def test_compliance_opens_the_findings_and_follows_their_links(page: Any, demo: Demo) -> None:
+    """A push decided for email but sent by sms is a finding: listed on the findings page (from
+    the navigation), linked to its audit and to its send in the customer's timeline."""
+    push_id = f"browser-{time.time_ns()}"
+    decided = {"push_id": push_id, "customer": demo.late_customer, "purpose": "service-notices",
+               "channel": "email", "kind": "service", "data_categories": []}  # fmt: skip
+    post(demo.url, demo.crm, "/v1/push-decisions", decided)
+    event_id = f"sent-{push_id}"
+    post(demo.url, demo.crm, "/v1/events", {
+        "event_id": event_id, "type": "push.sent", "customer": demo.late_customer,
+        "occurred_at": datetime.now(UTC).isoformat(), "channel": "sms",
+        "data": {"push_id": push_id},
+    })  # fmt: skip
+    sign_in(page, demo, demo.compliance)
+    page.get_by_role("link", name="Findings").click()
+    page.wait_for_url(re.compile(r"/ui/findings$"))
+    row = page.locator("tr.finding", has_text=push_id)
+    assert row.get_by_text("sent on another channel than decided").is_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]
+    page.screenshot(path=SHOTS / "findings.png", full_page=True)
+    row.get_by_role("link", name=push_id).click()
+    page.wait_for_url(re.compile(r"/ui/audit/pushes/"))
+    assert page.get_by_role("heading", name="Decision audit").is_visible()
+    assert page.get_by_text("yes", exact=True).is_visible()  # the decision reproduces
+    page.go_back()
+    page.locator("tr.finding", has_text=push_id).get_by_role(
+        "link", name=demo.late_customer
+    ).click()
+    page.wait_for_url(re.compile(r"/timeline\?around="))
+    sent = page.locator(f'[id="event-{event_id}"]')
+    sent.wait_for()
+    assert sent.is_visible() and page.url.endswith(f"#event-{event_id}")

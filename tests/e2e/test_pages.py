@@ -5,6 +5,7 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import quote, urljoin
@@ -20,8 +21,10 @@ from api.ui import pages
 from domain.storage import Store
 from projections.timeline import encode_cursor
 from tests.e2e.conftest import ClientFor
+from tests.e2e.test_gate_api import consented
+from tests.e2e.test_gate_api import push as gate_push
 from tests.factories import LATER, posted, story
-from tests.gate_factories import NO_QUIET_HOURS, NOON, push
+from tests.gate_factories import NO_QUIET_HOURS, NOON, grant, push
 from tests.random_refs import random_brand, random_customer
 
 Browser = Callable[[str], FlaskClient]
@@ -656,3 +659,110 @@ def test_the_consent_panel_shows_an_objection_the_gate_honours(
     assert "Objected to all offers and advice on sms" in panel, panel
     assert "the gate denies every offer and advice push on that channel" in panel
     assert objected.event_id in panel
+
+
+def findings_made(client_for: ClientFor) -> tuple[str, str, str, list[str]]:
+    """A brand whose CRM, through the API, sent a push the gate denied and one never asked
+    about: its brand, customer, denied push id and the two sends' event ids, newest first."""
+    crm = client_for("brand")
+    ref = random_customer()
+    consented(crm, ref, ["purchase_history"])
+    denied = gate_push(ref, data_categories=["browsing_history"])
+    assert crm.post("/v1/push-decisions", json=denied).get_json()["outcome"] == "deny"
+    now = datetime.now(UTC)
+    sends = [
+        posted("push.sent", ref, push_id=denied["push_id"], at=now - timedelta(minutes=1)),
+        posted("push.sent", ref, push_id="never-asked", at=now - timedelta(minutes=2)),
+    ]
+    assert [a.status_code for a in crm.record(*sends)] == [201, 201]
+    return crm.brand, ref, denied["push_id"], [s.event_id for s in sends]
+
+
+def finding_rows(page: str) -> list[str]:
+    return re.findall(r'<tr class="finding">(.*?)</tr>', page, re.S)
+
+
+def test_compliance_reads_the_findings_and_follows_their_links(
+    person: Callable[..., FlaskClient], client_for: ClientFor
+) -> None:
+    brand, ref, denied, (sent_denied, sent_unasked) = findings_made(client_for)
+    http = person("compliance", brand)
+    home = http.get("/ui/customers").text
+    assert '<a href="/ui/findings"' in home  # the navigation leads there
+    page = http.get("/ui/findings")
+    assert page.status_code == 200
+    first, second = finding_rows(page.text)
+    assert "sent although denied" in first and "sent without a decision" in second
+    audit_link = f'href="/ui/audit/pushes/{denied}"'
+    assert audit_link in first and "/ui/audit/pushes/" not in second  # no decision, no audit
+    for row, event_id in ((first, sent_denied), (second, sent_unasked)):
+        timeline = f'href="/ui/customers/{ref}/timeline?around={event_id}#event-{event_id}"'
+        assert timeline in row and f">{ref}</a>" in row, row
+        around = http.get(html.unescape(timeline[6:-1]).split("#")[0])
+        assert around.status_code == 200 and f'id="event-{event_id}"' in around.text
+    audit = http.get(f"/ui/audit/pushes/{denied}")
+    assert audit.status_code == 200 and f"<code>{denied}</code>" in audit.text
+    assert "<td><strong>yes</strong></td>" in audit.text  # the decision reproduces
+    assert http.get("/ui/audit/pushes/never-asked").status_code == 404
+
+
+def test_the_findings_name_the_withdrawal_and_an_erased_customer_unlinked(
+    app: Flask, person: Callable[..., FlaskClient]
+) -> None:
+    brand, ref = random_brand(), random_customer()
+    ledger = resources_of(app).ledger
+    ledger.set_policy(brand, NO_QUIET_HOURS)
+    ledger.record(brand, grant(ref, channels=("push",)))
+    request = push("offer", (), ref)
+    assert ledger.decide_push(brand, request, now=NOON)["outcome"] == "allow"
+    withdrawal = posted("consent.withdrawn", ref, purpose="marketing", at=NOON + timedelta(hours=1))
+    sent = posted("push.sent", ref, push_id=request.push_id, at=NOON + timedelta(hours=2))
+    for event in (withdrawal, replace(sent, channel="push")):
+        ledger.record(brand, event)
+    http = person("compliance", brand)
+    (row,) = finding_rows(http.get("/ui/findings").text)
+    assert "sent after its consent was withdrawn" in row
+    assert f"?around={withdrawal.event_id}#event-{withdrawal.event_id}" in row
+    assert http.get(f"/ui/customers/{ref}/timeline?around={withdrawal.event_id}").status_code == 200
+    assert erase(http, ref, ref, "ticket 3").status_code == 200
+    (row,) = finding_rows(http.get("/ui/findings").text)
+    assert "[erased]" in row and ref not in row and "/timeline" not in row
+    assert withdrawal.event_id in row  # named, with nothing to open
+    assert f'href="/ui/audit/pushes/{request.push_id}"' in row
+    assert http.get(f"/ui/audit/pushes/{request.push_id}").status_code == 200
+
+
+def test_the_findings_page_through_every_finding(
+    person: Callable[..., FlaskClient], client_for: ClientFor
+) -> None:
+    crm = client_for("brand")
+    ref, now = random_customer(), datetime.now(UTC)
+    sends = [
+        posted("push.sent", ref, push_id=f"p{n:02}", at=now - timedelta(minutes=60 - n))
+        for n in range(pages.PAGE_SIZE + 2)
+    ]
+    assert {a.status_code for a in crm.record(*sends)} == {201}
+    http = person("compliance", crm.brand)
+    first = http.get("/ui/findings").text
+    assert "Newest findings" not in first
+    older = re.search(r'<a rel="next" href="([^"]+)">Older findings</a>', first)
+    assert older, first
+    second = http.get(html.unescape(older.group(1))).text
+    assert "Newest findings" in second and "Older findings" not in second
+    shown = re.findall(r"<code>(p\d\d)</code>", first + second)
+    assert shown == [s.data["push_id"] for s in reversed(sends)]
+    altered = http.get("/ui/findings", query_string={"cursor": "x"})
+    assert altered.status_code == 400 and "That page link is not valid." in altered.text
+
+
+@pytest.mark.parametrize("path", ["/ui/findings", "/ui/audit/pushes/p1"])
+def test_only_compliance_opens_the_findings(
+    person: Callable[..., FlaskClient], app: Flask, path: str
+) -> None:
+    brand = random_brand()
+    agent = person("agent", brand)
+    refused = agent.get(path)
+    assert refused.status_code == 403 and "may not open this page" in refused.text
+    assert 'href="/ui/findings"' not in agent.get("/ui/customers").text
+    signed_out = app.test_client().get(path)
+    assert signed_out.status_code == 302 and "/ui/sign-in" in signed_out.headers["Location"]
