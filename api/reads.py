@@ -150,21 +150,18 @@ def customers(
 # --- compliance -----------------------------------------------------------------------------------
 
 
-def findings(
-    reads: ReadSide, brand: str, *, limit: int, cursor: str | None, named: bool = False
-) -> dict[str, Any]:
-    """Pushes the brand reported sent without an allow: one page, newest first. `named` (the
-    pages) adds each finding's customer reference and whether it was erased, None and False if
-    the relationships read model does not hold it."""
+def findings(reads: ReadSide, brand: str, *, limit: int, cursor: str | None) -> dict[str, Any]:
+    """Pushes the brand reported sent without an allow: one page, newest first, each with its
+    customer's reference and whether they were erased (None and False where the relationships
+    read model does not hold it)."""
     db = reads.caught_up()
     page = decision_model.findings(db, brand, limit, cursor)
-    if named:
-        rids = {finding["relationship_id"] for finding in page.items}
-        names = relationship_model.references(db, brand, rids)
-        for finding in page.items:
-            finding["customer"], finding["erased"] = names.get(
-                finding["relationship_id"], (None, False)
-            )
+    rids = {finding["relationship_id"] for finding in page.items}
+    names = relationship_model.references(db, brand, rids)
+    for finding in page.items:
+        finding["customer"], finding["erased"] = names.get(
+            finding["relationship_id"], (None, False)
+        )
     return {"findings": page.items, "next_cursor": page.next_cursor}
 
 

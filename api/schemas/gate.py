@@ -175,6 +175,14 @@ class AuditSchema(Schema):
 
 class FindingSchema(Schema):
     push_id = fields.String(required=True)
+    customer = fields.String(
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "The customer the push went to; `[erased]` once erased (null only"
+            " for a relationship the read models do not hold yet)."
+        },
+    )
     finding = fields.String(
         required=True,
         validate=validate.OneOf(FINDINGS),

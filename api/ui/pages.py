@@ -399,7 +399,7 @@ def push_audit(push_id: str) -> str:
 def findings() -> str:
     """The brand's compliance findings, newest sent first, paged by the API's cursor."""
     cursor = request.args.get("cursor") or None
-    found = reads.findings(read_side(), caller().brand, limit=PAGE_SIZE, cursor=cursor, named=True)
+    found = reads.findings(read_side(), caller().brand, limit=PAGE_SIZE, cursor=cursor)
     return render_template(
         "ui/findings.html",
         findings=found["findings"],

@@ -302,11 +302,15 @@ def test_findings_list_pushes_sent_without_an_allow(client_for: ClientFor) -> No
     assert [a.status_code for a in brand.record(*sent)] == [201, 201]
     compliance = client_for("compliance", brand.brand)
     body = compliance.get("/v1/audit/findings").get_json()
-    assert {(f["push_id"], f["finding"]) for f in body["findings"]} == {
-        (denied["push_id"], "sent although denied"),
-        ("undecided", "sent without a decision"),
+    assert {(f["push_id"], f["finding"], f["customer"]) for f in body["findings"]} == {
+        (denied["push_id"], "sent although denied", customer),
+        ("undecided", "sent without a decision", customer),
     }
     assert body["next_cursor"] is None
+    erased = compliance.post(f"/v1/customers/{customer}/erasure", json={"reason": "asked to"})
+    assert erased.status_code == 200, erased.get_json()
+    after = compliance.get("/v1/audit/findings").get_json()["findings"]
+    assert {f["customer"] for f in after} == {"[erased]"}
     pages = every_page(compliance, "/v1/audit/findings?limit=1", "push_id")
     assert len(pages) == 2 and {p for page in pages for p in page} == {
         denied["push_id"],
