@@ -5,7 +5,8 @@ gunicorn with 2 sync workers, 4 concurrent clients (processes), PostgreSQL: the 
 requests/s, events/s and latency percentiles of each server, and the ratios the issue sets
 as goals: single events at least 70% of the baseline with p99 at most 10 ms, and batches at
 least 20,000 events/s. The baseline (bench/baseline/app.py) is also run with the table lock the
-eventsourcing library takes on every save, to tell that lock's share from the rest; and each
+eventsourcing library takes on every save, to tell that lock's share from the rest, and with
+the ledger's own marshmallow schemas validating what it is sent, to tell theirs; and each
 step of the ledger's path is timed alone, in this process, to show where the time goes.
 It prints; it asserts nothing.
 
@@ -110,7 +111,7 @@ def ledger_server(store: Store) -> Any:
     # fmt: on
 
 
-def baseline_server(store: Store, lock: bool) -> Any:
+def baseline_server(store: Store, lock: bool = False, schemas: bool = False) -> Any:
     """The baseline under the ledger's own gunicorn worker (api/server.SyncWorker): with the stock
     `sync` one it served 13-24% fewer single events a second (three alternating runs), which made
     the ledger's ratio look that much better than it is."""
@@ -119,7 +120,11 @@ def baseline_server(store: Store, lock: bool) -> Any:
         [sys.executable, "-m", "gunicorn", "--workers", str(WORKERS),
          "--worker-class", "api.server.SyncWorker", "--bind", "127.0.0.1:{port}",
          "--log-level", "warning", "bench.baseline.app:create()"],
-        {"BENCH_BASELINE_URL": store.conninfo(), "BENCH_BASELINE_LOCK": "y" if lock else "n"},
+        {
+            "BENCH_BASELINE_URL": store.conninfo(),
+            "BENCH_BASELINE_LOCK": "y" if lock else "n",
+            "BENCH_BASELINE_SCHEMAS": "y" if schemas else "n",
+        },
     )
     # fmt: on
 
@@ -162,10 +167,12 @@ def main() -> None:
     keys.close()
     runs: dict[str, Run] = {}
     measure: list[tuple[str, Callable[[], Any], int]] = [
-        ("baseline, single", lambda: baseline_server(store, lock=False), 1),
+        ("baseline, single", lambda: baseline_server(store), 1),
         ("baseline + table lock, single", lambda: baseline_server(store, lock=True), 1),
+        ("baseline + schemas, single", lambda: baseline_server(store, schemas=True), 1),
         ("ledger, single", lambda: ledger_server(store), 1),
-        ("baseline, batch of 100", lambda: baseline_server(store, lock=False), BATCH),
+        ("baseline, batch of 100", lambda: baseline_server(store), BATCH),
+        ("baseline + schemas, batch of 100", lambda: baseline_server(store, schemas=True), BATCH),
         ("ledger, batch of 100", lambda: ledger_server(store), BATCH),
     ]
     print(
@@ -186,7 +193,10 @@ def report(runs: dict[str, Run]) -> None:
     single = runs["ledger, single"]
     base = runs["baseline, single"]
     locked = runs["baseline + table lock, single"]
+    parsed = runs["baseline + schemas, single"]
     batch = runs["ledger, batch of 100"]
+    base_batch = runs["baseline, batch of 100"]
+    parsed_batch = runs["baseline + schemas, batch of 100"]
     print()
     print(
         f"single events: ledger / baseline = {single.rps / base.rps:.0%} (goal >= 70%),"
@@ -197,8 +207,17 @@ def report(runs: dict[str, Run]) -> None:
         f" ledger / (baseline + lock) = {single.rps / locked.rps:.0%}"
     )
     print(
+        f"the ledger's schemas alone: baseline + schemas / baseline = {parsed.rps / base.rps:.0%};"
+        f" ledger / (baseline + schemas) = {single.rps / parsed.rps:.0%}"
+    )
+    print(
         f"batches: {batch.eps:,.0f} events/s (goal >= 20,000),"
-        f" {batch.eps / runs['baseline, batch of 100'].eps:.0%} of the baseline's batch"
+        f" {batch.eps / base_batch.eps:.0%} of the baseline's batch"
+    )
+    print(
+        f"the ledger's schemas alone: baseline + schemas, batches {parsed_batch.eps:,.0f} events/s"
+        f" ({parsed_batch.eps / base_batch.eps:.0%} of the baseline's);"
+        f" ledger / (baseline + schemas) = {batch.eps / parsed_batch.eps:.0%}"
     )
 
 

@@ -4,7 +4,9 @@ or one indexed lookup (the gate).
 Same framework, same server (gunicorn with the ledger's worker class), same payload, none of the ledger: one psycopg connection per
 worker (opened after the fork), one INSERT per request (one per event for /batch, in one
 transaction), optionally inside the LOCK TABLE ... IN EXCLUSIVE MODE that the eventsourcing
-library takes on every save, to show what that lock alone costs.
+library takes on every save, to show what that lock alone costs; optionally validating what it
+was sent with the ledger's own marshmallow schemas first, to show what the schemas alone leave of
+the baseline: the most any ledger validating with them could serve on the same machine.
 """
 
 from __future__ import annotations
@@ -38,13 +40,25 @@ def insert(rows: list[dict[str, Any]], lock: bool) -> None:
         )
 
 
+def validator() -> Any:
+    """The ledger's schemas' load of an event or a batch (BENCH_BASELINE_SCHEMAS=y), else nothing."""
+    if os.environ.get("BENCH_BASELINE_SCHEMAS") != "y":
+        return lambda posted, one: None
+    from api.schemas.events import BatchSchema, EventSchema
+
+    event, batch = EventSchema(), BatchSchema()
+    return lambda posted, one: (event if one else batch).load(posted)
+
+
 def create() -> Flask:
     app = Flask(__name__)
     lock = os.environ.get("BENCH_BASELINE_LOCK") == "y"
+    validate = validator()
 
     @app.post("/v1/events")
     def one() -> tuple[dict[str, Any], int]:
         event = request.get_json()
+        validate(event, one=True)
         insert([event], lock)
         return {"event_id": event["event_id"], "customer": event["customer"]}, 201
 
@@ -62,7 +76,9 @@ def create() -> Flask:
 
     @app.post("/v1/events/batch")
     def batch() -> tuple[dict[str, Any], int]:
-        events = request.get_json()["events"]
+        batch = request.get_json()
+        validate(batch, one=False)
+        events = batch["events"]
         insert(events, lock)
         return {"events": [{"event_id": e["event_id"]} for e in events]}, 201
 
