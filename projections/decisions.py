@@ -104,12 +104,12 @@ def _record_sends(
 ) -> None:
     """Each push's sends, those known and the page's: the first in event time (at the same
     instant, the one recorded first) on the push's row, every other in `resends`. Costs a page
-    with sends two queries to read those known (per brand and 500 pushes), the upsert, and a
-    delete and an insert of the pushes' resends."""
+    with sends two queries to read those known (per brand and 500 pushes), the upsert, and, for
+    pushes sent more than once, a delete and an insert of their resends."""
     if not sends:
         return
     every = _known_sends(db, tables, set(sends))
-    firsts, others = [], []
+    firsts, others, resent = [], [], set()
     for push, new in sends.items():
         by_sequence = {s["sent_sequence"]: s for s in [*every.get(push, []), *new]}
         first, *rest = sorted(
@@ -117,8 +117,10 @@ def _record_sends(
         )
         firsts.append(first)
         others += [{**s, "sequence": s["sent_sequence"]} for s in rest]
+        if rest:  # a push sent once, before and now, has no resends to replace
+            resent.add(push)
     _upsert(db, tables["decisions"], SENT, firsts)
-    for brand, push_ids in _by_brand(set(sends)).items():
+    for brand, push_ids in _by_brand(resent).items():
         for chunk in chunks(push_ids):
             db.execute(
                 f"DELETE FROM {tables['resends']} WHERE brand = ?"
