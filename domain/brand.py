@@ -55,6 +55,7 @@ DEFAULT_POLICY: dict[str, Any] = {
         "children",
     ],
     "trust_half_life_days": 180.0,
+    "declines_per_halving": None,
     "controller": {
         "name": None,
         "contact": None,
@@ -67,7 +68,9 @@ DEFAULT_POLICY: dict[str, Any] = {
 }
 """Version 0 of every brand's policy. Never change what the gate reads in place: decisions recorded
 under version 0 are audited against it. (The first eight sensitive categories are GDPR Art. 9's
-special categories.) A field added later (`controller`) reads as here in versions stored before it.
+special categories.) A field added later (`declines_per_halving`, `controller`) reads as here in
+versions stored before it, so it must read as "off": a decision recorded under such a version still
+reproduces.
 """
 CONTROLLER_LIMITS = {
     "name": 200,
@@ -87,6 +90,7 @@ WEB_ADDRESS = re.compile(r"https?://[^\s/?#]+[^\s]*")
 HH_MM = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
 MAX_FREQUENCY_CAP = 1000
 MAX_HALF_LIFE_DAYS = 3650.0
+MAX_DECLINES_PER_HALVING = 100
 MAX_CATEGORIES = 200
 
 
@@ -115,6 +119,8 @@ class Policy:
         default_factory=lambda: dict(DEFAULT_POLICY["controller"])
     )
     """Who the brand is as data controller, for consent receipts; not read by the gate."""
+    declines_per_halving: int | None = None
+    """Every this many `offer.declined` in 30 days halve the frequency allowance; None: not counted."""
 
     @classmethod
     def from_settings(
@@ -133,6 +139,7 @@ class Policy:
             trust_half_life_days=s["trust_half_life_days"],
             set_at=set_at,
             controller=s["controller"],
+            declines_per_halving=s["declines_per_halving"],
         )
 
     @classmethod
@@ -149,6 +156,7 @@ class Policy:
             "timezone": self.timezone,
             "sensitive_categories": list(self.sensitive_categories),
             "trust_half_life_days": self.trust_half_life_days,
+            "declines_per_halving": self.declines_per_halving,
             "controller": dict(self.controller),
         }
 
@@ -260,6 +268,7 @@ def validate_policy(settings: Mapping[str, Any]) -> None:
     _require_categories(settings["sensitive_categories"], "sensitive_categories")
     half_life = settings["trust_half_life_days"]
     _require_number(half_life, "trust_half_life_days", 1.0, MAX_HALF_LIFE_DAYS)
+    _require_declines_per_halving(settings["declines_per_halving"])
     _require_controller(settings["controller"])
 
 
@@ -280,6 +289,22 @@ def _require_controller(controller: Mapping[str, Any]) -> None:
             raise InvalidPolicy(
                 f"{where} must be null or a valid {name.replace('_', ' ')}", field=where
             )
+
+
+def _require_declines_per_halving(value: object) -> None:
+    """Null (declines are not counted), or how many declines halve the allowance."""
+    if value is None:
+        return
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or not 0 < value <= MAX_DECLINES_PER_HALVING
+    ):
+        raise InvalidPolicy(
+            f"declines_per_halving must be null or a whole number from 1 to"
+            f" {MAX_DECLINES_PER_HALVING}",
+            field="declines_per_halving",
+        )
 
 
 def _require_number(value: object, field: str, low: float, high: float) -> None:

@@ -352,18 +352,26 @@ def relationship_evidence(scores: Scores) -> float:
 
 
 def frequency(context: Context) -> Reason:
-    """Allowed offers and advice in 7 days: floor(cap x (0.5 + overall P)), halved per unwanted."""
+    """Allowed offers and advice in 7 days: floor(cap x (0.5 + overall P)), halved per unwanted
+    reaction and per full `declines_per_halving` declines in 30 days."""
     overall = context.scores.get("overall")
     if not isinstance(overall, int | float):
         return Reason("frequency", False, "no overall trust score", [])
     pushes = _counted_pushes(context.relationship, context.now)
     unwanted = _recent_unwanted(context.relationship, context.now)
-    evidence = [event_id for _, event_id in pushes + unwanted]
-    limit = allowance(context.policy.frequency_cap, overall, len(unwanted))
+    declines = _recent_declines(context.relationship, context.policy, context.now)
+    evidence = [event_id for _, event_id in pushes + unwanted + declines]
+    halvings = _halvings(len(unwanted), len(declines), context.policy)
+    limit = allowance(context.policy.frequency_cap, overall, halvings)
     counted = f"{len(pushes)} allowed in 7 days, {len(unwanted)} unwanted in 30 days"
+    if context.policy.declines_per_halving is not None:  # else as before: audits must reproduce
+        per = context.policy.declines_per_halving
+        counted += f", {len(declines)} declined in 30 days (every {per} halve the allowance)"
     if len(pushes) < limit:
         return Reason("frequency", True, f"{counted}: within the allowance of {limit}", evidence)
-    free = next_free_slot([t for t, _ in pushes], [t for t, _ in unwanted], context)
+    free = next_free_slot(
+        [t for t, _ in pushes], [t for t, _ in unwanted], [t for t, _ in declines], context
+    )
     if free is None:
         detail = f"{counted}: the allowance at this trust is {limit}, so no push can be sent"
         return Reason("frequency", False, detail, evidence)
@@ -371,10 +379,16 @@ def frequency(context: Context) -> Reason:
     return Reason("frequency", False, detail, evidence, retry_after=free)
 
 
-def allowance(cap: int, overall: float, unwanted: int) -> int:
-    """floor(cap x (0.5 + P)), halved for each unwanted reaction (flooring once, at the end)."""
-    limit: int = math.floor(round(cap * (0.5 + overall) / 2**unwanted, PRECISION))
+def allowance(cap: int, overall: float, halvings: int) -> int:
+    """floor(cap x (0.5 + P)), halved `halvings` times (flooring once, at the end)."""
+    limit: int = math.floor(round(cap * (0.5 + overall) / 2**halvings, PRECISION))
     return limit
+
+
+def _halvings(unwanted: int, declines: int, policy: Policy) -> int:
+    """One per unwanted reaction, one per full `declines_per_halving` declines (if counted)."""
+    per = policy.declines_per_halving
+    return unwanted + (declines // per if per is not None else 0)
 
 
 def _counted_pushes(relationship: Relationship, now: datetime) -> list[tuple[datetime, str]]:
@@ -396,21 +410,35 @@ def _recent_unwanted(relationship: Relationship, now: datetime) -> list[tuple[da
     ]
 
 
+def _recent_declines(
+    relationship: Relationship, policy: Policy, now: datetime
+) -> list[tuple[datetime, str]]:
+    """The declines of the last 30 days, oldest first, if the policy counts them (else none)."""
+    if policy.declines_per_halving is None:
+        return []
+    return [
+        (at, event_id) for at, event_id in relationship.declines() if at > now - UNWANTED_WINDOW
+    ]
+
+
 def next_free_slot(
-    pushes: list[datetime], unwanted: list[datetime], context: Context
+    pushes: list[datetime], unwanted: list[datetime], declines: list[datetime], context: Context
 ) -> datetime | None:
     """The first time a push would be within the allowance, if no other push were allowed meanwhile.
 
-    Only a push leaving the 7 days or a reaction leaving the 30 days can free a slot, so those
-    instants are the candidates. None if even an empty window allows nothing at this trust.
+    Only a push leaving the 7 days, or a reaction or a decline leaving the 30 days, can free a
+    slot, so those instants are the candidates. None if even an empty window allows nothing at
+    this trust.
     """
     cap, overall = context.policy.frequency_cap, float(context.scores["overall"])
-    leaving = {t + FREQUENCY_WINDOW for t in pushes} | {t + UNWANTED_WINDOW for t in unwanted}
+    reactions = unwanted + declines
+    leaving = {t + FREQUENCY_WINDOW for t in pushes} | {t + UNWANTED_WINDOW for t in reactions}
     moments = sorted(leaving)
     for moment in (m for m in moments if m > context.now):
         in_window = sum(1 for t in pushes if t > moment - FREQUENCY_WINDOW)
         recent = sum(1 for t in unwanted if t > moment - UNWANTED_WINDOW)
-        if in_window < allowance(cap, overall, recent):
+        declined = sum(1 for t in declines if t > moment - UNWANTED_WINDOW)
+        if in_window < allowance(cap, overall, _halvings(recent, declined, context.policy)):
             return moment
     return None
 

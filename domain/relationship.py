@@ -51,6 +51,9 @@ ALLOWED_PUSH_MEMORY = timedelta(days=8)
 day's margin (for decisions slightly behind the latest event)."""
 RENEGED_OFFER_MEMORY = timedelta(days=31)
 """How long a reneged offer is never pruned: the open-breaches rule's 30 days and a day's margin."""
+DECLINED_OFFER_MEMORY = timedelta(days=31)
+"""How long a declined offer is never pruned: the frequency rule's 30 days of declines (for a
+policy that counts them) and a day's margin."""
 ERASED = "[erased]"
 """What a personal field reads as once the customer is erased (their key destroyed)."""
 
@@ -1049,6 +1052,20 @@ class Relationship(Aggregate, created_event_name="Opened"):
         horizon = (self.last_at or event.occurred_at) - UNWANTED_MEMORY
         self.unwanted = [reaction for reaction in self.unwanted if reaction["at"] >= horizon]
 
+    def declines(self) -> list[tuple[datetime, str]]:
+        """(event time, event id) of each `offer.declined` the relationship still holds, oldest
+        first (ties by event id, however the state was folded), for the frequency rule.
+
+        Read from the declined offers, which every relationship kept before the rule counted
+        declines, so snapshots taken before read theirs; those of the last DECLINED_OFFER_MEMORY
+        are never pruned by count (`_gate_counts`).
+        """
+        return sorted(
+            (offer["at"], offer["declined_by"])
+            for offer in self.items["offer"].values()
+            if offer["status"] == "declined"
+        )
+
     def _forget_old(self, kind: str) -> None:
         """Drops closed items older than MEMORY, and all but the newest MEMORY_ITEMS closed ones.
 
@@ -1138,20 +1155,20 @@ def _later_act(act: Mapping[str, Any], than: Mapping[str, Any]) -> bool:
 
 def _gate_counts(kind: str, item: Mapping[str, Any], last_at: datetime) -> bool:
     """Whether the push gate still counts this closed item: an offer or advice push it allowed
-    in its frequency window, an offer reneged in its 30 days. Such items are never pruned by
-    count (they are bounded by the allowance, and by what the brand reneged on), or many later
-    decisions or offers would make the gate forget them and allow what it must not."""
+    in its frequency window, an offer reneged in its 30 days, an offer declined in its 30 days.
+    Such items are never pruned by count (they are bounded by the allowance, by what the brand
+    reneged on and by the offers declined in a month), or many later decisions or offers would
+    make the gate forget them and allow what it must not."""
     if kind == "push":
         return (
             item.get("outcome") == "allow"
             and item.get("push_kind") in ("offer", "advice")
             and item["decided_at"] > last_at - ALLOWED_PUSH_MEMORY
         )
-    return (
-        kind == "offer"
-        and item["status"] == "reneged"
-        and item["at"] > last_at - RENEGED_OFFER_MEMORY
-    )
+    if kind != "offer":
+        return False
+    memory = {"reneged": RENEGED_OFFER_MEMORY, "declined": DECLINED_OFFER_MEMORY}
+    return item["status"] in memory and item["at"] > last_at - memory[item["status"]]
 
 
 def masked(type_: str, fields_: Mapping[str, Any]) -> dict[str, Any]:

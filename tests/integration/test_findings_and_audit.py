@@ -13,9 +13,10 @@ from typing import Any
 import pytest
 
 from domain.application import Ledger
+from domain.brand import DEFAULT_POLICY, BrandPolicy
 from domain.errors import PushIdConflict
 from domain.gate import PushRequest
-from domain.relationship import PostedEvent
+from domain.relationship import PostedEvent, relationship_id
 from domain.storage import Store
 from projections.consents import consents
 from projections.decisions import findings
@@ -599,3 +600,55 @@ def test_a_send_of_a_forgotten_push_is_recorded(ledger: Ledger) -> None:
     sent = replace(posted("push.sent", request.customer, at=NOON, push_id=request.push_id),
                    channel="push")  # fmt: skip
     assert ledger.record(brand, sent).sequence == 412
+
+
+def offers_declined(customer: str, days: list[int]) -> list[PostedEvent]:
+    """An offer made and declined that many days before NOON, for each of `days`."""
+    events = []
+    for n, ago in enumerate(days):
+        at, offer_id = NOON - timedelta(days=ago), f"o-{ago}-{n}"
+        events.append(posted("offer.made", customer, at=at, offer_id=offer_id, summary="s"))
+        events.append(posted("offer.declined", customer, at=at, offer_id=offer_id))
+    return events
+
+
+def test_a_decision_made_before_the_brand_counted_declines_reproduces_after_it_does(
+    ledger: Ledger,
+) -> None:
+    """A policy version stored before `declines_per_halving` existed reads it as null: its
+    decisions counted no decline, and audited after the brand starts counting them (and by a
+    process that reads the relationship from its snapshot), they still reproduce."""
+    brand, customer = random_brand(), random_customer()
+    before = {k: v for k, v in DEFAULT_POLICY.items() if k != "declines_per_halving"}
+    ledger.save(
+        BrandPolicy(brand=brand, changes=NO_QUIET_HOURS, settings={**before, **NO_QUIET_HOURS})
+    )
+    ledger.record_batch(brand, [grant(customer), *offers_declined(customer, [60] * 22)])
+    recent = offers_declined(customer, [10, 9, 8])  # saved in the 50th event's save: snapshotted
+    ledger.record_batch(brand, recent)
+    declines = [e.event_id for e in recent if e.type == "offer.declined"]
+    rid = relationship_id(brand, customer)
+    assert ledger.snapshots is not None and [
+        s.originator_version for s in ledger.snapshots.get(rid)
+    ] == [52]
+    first, second, third = (push("offer", (), customer) for _ in range(3))
+    assert ledger.decide_push(brand, first, now=NOON)["outcome"] == "allow"
+    assert ledger.decide_push(brand, second, now=NOON + timedelta(minutes=1))["outcome"] == "allow"
+    assert ledger.set_policy(brand, {"declines_per_halving": 3}).version == 2
+    deferred = ledger.decide_push(brand, third, now=NOON + timedelta(minutes=2))
+    assert (deferred["outcome"], deferred["policy_version"]) == ("defer", 2)
+
+    fresh = open_ledger(ledger.store)  # no cached relationship: the audit reads the snapshot
+    try:
+        audits = [fresh.audit_push_decision(brand, p.push_id) for p in (first, second, third)]
+    finally:
+        fresh.close()
+    assert [a["reproduced"] for a in audits] == [True, True, True], audits
+    rules = [{r["rule"]: r for r in a["reevaluated"]["reasons"]}["frequency"] for a in audits]
+    assert rules[0]["detail"] == (
+        "0 allowed in 7 days, 0 unwanted in 30 days: within the allowance of 4"
+    )
+    assert rules[0]["evidence"] == [] and not set(declines) & set(rules[1]["evidence"])
+    assert "3 declined in 30 days" in rules[2]["detail"]
+    assert "the allowance of 2 is used up" in rules[2]["detail"]
+    assert rules[2]["evidence"][-3:] == declines

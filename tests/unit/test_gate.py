@@ -35,6 +35,7 @@ from domain.storage import Store
 from domain.trust import DIMENSIONS, derived_evidence
 from tests.factories import posted
 from tests.gate_factories import NO_QUIET_HOURS, NOON, grant, push, scores
+from tests.random_refs import random_event_id
 
 DEFAULT = Policy.default("brand-a")
 GOOD = scores()
@@ -695,6 +696,112 @@ def test_many_later_closed_offers_do_not_make_the_gate_forget_a_reneged_one() ->
     ]
     found = reason(decide(consented(*history, *offers)), "open_breaches")
     assert (found["passed"], found["evidence"]) == (False, [history[1].event_id])
+
+
+def declined(relationship: Relationship, at: datetime) -> str:
+    """An offer made and declined at `at`; returns the decline's event id."""
+    offer_id = f"o-{random_event_id()}"
+    relationship.record(posted("offer.made", offer_id=offer_id, summary="s", at=at))
+    decline = posted("offer.declined", offer_id=offer_id, at=at)
+    relationship.record(decline)
+    return decline.event_id
+
+
+COUNTING_DECLINES = policy(declines_per_halving=3)
+
+
+def test_every_full_declines_per_halving_in_30_days_halves_the_allowance_and_is_evidence() -> None:
+    relationship = consented()
+    declines = [declined(relationship, NOON - timedelta(days=d)) for d in (27, 10, 5)]
+    pushes = [allowed_push(relationship, NOON - timedelta(days=d)) for d in (2, 1)]
+    found = reason(decide(relationship, trust=scores(0.5), in_force=COUNTING_DECLINES), "frequency")
+    assert (found["passed"], found["evidence"]) == (False, [*pushes, *declines])
+    assert found["detail"] == (
+        "2 allowed in 7 days, 0 unwanted in 30 days, 3 declined in 30 days (every 3 halve the"
+        " allowance): the allowance of 2 is used up until"
+        f" {(NOON + timedelta(days=3)).isoformat()}"
+    )
+    # The oldest decline leaves the 30 days in 3 days (two left: no halving), before any push
+    # leaves the 7 days.
+    assert found["retry_after"] == NOON + timedelta(days=3)
+
+
+def test_fewer_declines_than_declines_per_halving_allow_and_are_named() -> None:
+    relationship = consented()
+    declines = [declined(relationship, NOON - timedelta(days=d)) for d in (20, 3)]
+    pushes = [allowed_push(relationship, NOON - timedelta(days=d)) for d in (3, 2, 1)]
+    found = reason(decide(relationship, trust=scores(0.5), in_force=COUNTING_DECLINES), "frequency")
+    assert (found["passed"], found["evidence"]) == (True, [*pushes, *declines])
+    assert found["detail"] == (
+        "3 allowed in 7 days, 0 unwanted in 30 days, 2 declined in 30 days (every 3 halve the"
+        " allowance): within the allowance of 4"
+    )
+
+
+def test_declines_and_unwanted_reactions_halve_the_allowance_together() -> None:
+    relationship = consented()
+    reaction = unwanted(relationship, NOON - timedelta(days=12))
+    declines = [declined(relationship, NOON - timedelta(days=d)) for d in (9, 8)]
+    push_id = allowed_push(relationship, NOON - timedelta(days=1))
+    in_force = policy(declines_per_halving=2)
+    assert allowance(4, 0.5, 2) == 1
+    found = reason(decide(relationship, trust=scores(0.5), in_force=in_force), "frequency")
+    assert (found["passed"], found["evidence"]) == (False, [push_id, reaction, *declines])
+    assert "1 unwanted in 30 days, 2 declined in 30 days" in found["detail"]
+
+
+def test_declines_older_than_30_days_are_not_counted() -> None:
+    relationship = consented()
+    for days in (31, 30, 30):  # a decline exactly 30 days old has left, as a reaction has
+        declined(relationship, NOON - timedelta(days=days))
+    pushes = [allowed_push(relationship, NOON - timedelta(days=d)) for d in (3, 2, 1)]
+    found = reason(decide(relationship, trust=scores(0.5), in_force=COUNTING_DECLINES), "frequency")
+    assert (found["passed"], found["evidence"]) == (True, pushes)
+    assert "0 declined in 30 days" in found["detail"]
+
+
+@pytest.mark.parametrize(
+    "in_force",
+    [
+        pytest.param(DEFAULT, id="version-0"),
+        pytest.param(
+            Policy.from_settings(
+                "brand-a",
+                3,
+                {k: v for k, v in DEFAULT_POLICY.items() if k != "declines_per_halving"},
+            ),
+            id="a-version-stored-before-the-field",
+        ),
+        pytest.param(policy(declines_per_halving=None), id="set-to-null"),
+    ],
+)
+def test_a_policy_without_declines_per_halving_counts_no_decline(in_force: Policy) -> None:
+    """Decisions recorded before the field existed must still reproduce: the rule reads, and
+    says, exactly what it did then."""
+    relationship = consented()
+    for days in (3, 2, 1):
+        declined(relationship, NOON - timedelta(days=days))
+    pushes = [allowed_push(relationship, NOON - timedelta(days=d)) for d in (3, 2, 1)]
+    assert in_force.declines_per_halving is None
+    found = reason(decide(relationship, trust=scores(0.5), in_force=in_force), "frequency")
+    assert found == {
+        "rule": "frequency",
+        "passed": True,
+        "detail": "3 allowed in 7 days, 0 unwanted in 30 days: within the allowance of 4",
+        "evidence": pushes,
+    }
+
+
+def test_many_later_closed_offers_do_not_make_the_gate_forget_a_decline() -> None:
+    relationship = consented()
+    declines = [declined(relationship, NOON - timedelta(days=20, minutes=-i)) for i in range(3)]
+    later = NOON - timedelta(days=2)
+    for i in range(2 * MEMORY_ITEMS + 1):
+        relationship.record(posted("offer.made", offer_id=f"later-{i}", summary="s", at=later))
+        relationship.record(posted("offer.honored", offer_id=f"later-{i}", at=later))
+    found = reason(decide(relationship, trust=scores(0.5), in_force=COUNTING_DECLINES), "frequency")
+    assert "3 declined in 30 days" in found["detail"]
+    assert found["evidence"] == declines
 
 
 @settings(max_examples=40, deadline=None)

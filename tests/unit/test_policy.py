@@ -48,6 +48,7 @@ def test_the_defaults_are_pinned_since_version_0_decisions_are_audited_against_t
     assert DEFAULT_POLICY["quiet_hours"] == {"start": "21:00", "end": "08:00"}
     assert DEFAULT_POLICY["timezone"] == "UTC"
     assert DEFAULT_POLICY["trust_half_life_days"] == 180.0
+    assert DEFAULT_POLICY["declines_per_halving"] is None  # declines not counted
     assert "health" in DEFAULT_POLICY["sensitive_categories"]
     assert len(DEFAULT_POLICY["sensitive_categories"]) == 12
 
@@ -193,6 +194,11 @@ INVALID: list[Any] = [
         {"sensitive_categories": [""]}, "sensitive_categories", id="categories-empty-name"
     ),
     pytest.param({"trust_half_life_days": 0}, "trust_half_life_days", id="half-life-zero"),
+    pytest.param({"declines_per_halving": 0}, "declines_per_halving", id="declines-zero"),
+    pytest.param({"declines_per_halving": 101}, "declines_per_halving", id="declines-over-100"),
+    pytest.param({"declines_per_halving": 2.5}, "declines_per_halving", id="declines-fraction"),
+    pytest.param({"declines_per_halving": True}, "declines_per_halving", id="declines-bool"),
+    pytest.param({"declines_per_halving": "3"}, "declines_per_halving", id="declines-text"),
     pytest.param([("frequency_cap", 2)], "", id="changes-not-an-object"),
 ]
 
@@ -268,3 +274,25 @@ def test_a_version_stored_before_the_controller_reads_and_changes_as_a_whole_pol
     aggregate.change({"controller": {"email": "dpo@brand.example"}})
     assert aggregate.policy().controller["email"] == "dpo@brand.example"
     assert aggregate.policy().frequency_cap == 4 and aggregate.version == 2
+
+
+def test_declines_per_halving_is_null_in_versions_stored_before_it_and_can_be_set_and_cleared(
+    memory_ledger: Ledger,
+) -> None:
+    """Versions stored before `declines_per_halving` existed lack it: they read it as null (no
+    decline counted), as version 0 does, so their decisions still reproduce."""
+    assert memory_ledger.policy("brand-a").declines_per_halving is None
+    before = {
+        name: value for name, value in DEFAULT_POLICY.items() if name != "declines_per_halving"
+    }
+    aggregate = BrandPolicy(brand="b", changes={"frequency_cap": 4}, settings=before)
+    assert aggregate.policy().declines_per_halving is None
+    assert aggregate.policy().settings()["declines_per_halving"] is None
+    counted = memory_ledger.set_policy("brand-a", {"declines_per_halving": 3})
+    assert (counted.version, counted.declines_per_halving) == (1, 3)
+    assert counted.as_dict()["declines_per_halving"] == 3
+    for bound in (1, 100):
+        assert memory_ledger.set_policy("brand-a", {"declines_per_halving": bound}).version
+    cleared = memory_ledger.set_policy("brand-a", {"declines_per_halving": None})
+    assert (cleared.version, cleared.declines_per_halving) == (4, None)
+    assert memory_ledger.policy("brand-a", version=1).declines_per_halving == 3
