@@ -22,7 +22,13 @@ from api.schemas.fields import (
     next_page_cursor,
 )
 from api.schemas.trust import Paging
-from domain.brand import CONTROLLER_LIMITS, MAX_CATEGORIES, MAX_FREQUENCY_CAP, MAX_HALF_LIFE_DAYS
+from domain.brand import (
+    CONTROLLER_LIMITS,
+    MAX_CATEGORIES,
+    MAX_DECLINES_PER_HALVING,
+    MAX_FREQUENCY_CAP,
+    MAX_HALF_LIFE_DAYS,
+)
 from domain.gate import KINDS
 from projections.decisions import FINDINGS, findings_cursor
 
@@ -123,6 +129,13 @@ class PolicyController(Strict):
     privacy_policy_url = _controller("privacy_policy_url", "https://brand.example/privacy")
 
 
+DECLINES_PER_HALVING = (
+    "Every this many `offer.declined` in the 30 days before a decision halve the frequency"
+    " allowance, as each `unwanted` reaction does; null (version 0's): declines are not counted."
+    " 3 is a value to start from (docs/gate.md)."
+)
+
+
 class PolicyChangesSchema(Strict):
     """The fields to change; objects merge, lists and values replace."""
 
@@ -133,6 +146,11 @@ class PolicyChangesSchema(Strict):
     timezone = Text(NAME, metadata={"description": "An IANA time zone, e.g. Europe/Paris."})
     sensitive_categories = fields.List(Text(128), validate=validate.Length(0, MAX_CATEGORIES))
     trust_half_life_days = StrictNumber(validate=validate.Range(1.0, MAX_HALF_LIFE_DAYS))
+    declines_per_halving = StrictInteger(
+        validate=validate.Range(1, MAX_DECLINES_PER_HALVING),
+        allow_none=True,
+        metadata={"description": DECLINES_PER_HALVING, "example": 3},
+    )
     controller = fields.Nested(PolicyController)
 
 
@@ -146,6 +164,9 @@ class PolicySchema(Schema):
     timezone = fields.String(required=True)
     sensitive_categories = fields.List(fields.String(), required=True)
     trust_half_life_days = fields.Float(required=True)
+    declines_per_halving = fields.Integer(
+        required=True, allow_none=True, metadata={"description": DECLINES_PER_HALVING}
+    )
     controller = PlainDict(required=True)
 
 

@@ -270,6 +270,59 @@ def test_an_invalid_policy_change_is_422_and_makes_no_version(
     assert brand.get("/v1/policy").get_json()["version"] == 0
 
 
+def test_declines_per_halving_reads_null_until_set_and_can_be_cleared(
+    client_for: ClientFor,
+) -> None:
+    brand = client_for("brand")
+    assert brand.get("/v1/policy").get_json()["declines_per_halving"] is None
+    counted = brand.put("/v1/policy", json={"declines_per_halving": 3})
+    assert counted.status_code == 200, counted.get_json()
+    assert (counted.get_json()["version"], counted.get_json()["declines_per_halving"]) == (1, 3)
+    assert brand.get("/v1/policy").get_json()["declines_per_halving"] == 3
+    cleared = brand.put("/v1/policy", json={"declines_per_halving": None}).get_json()
+    assert (cleared["version"], cleared["declines_per_halving"]) == (2, None)
+    assert brand.put("/v1/policy", json={"declines_per_halving": None}).get_json()["version"] == 2
+
+
+@pytest.mark.parametrize("value", [0, 101, -3, 2.5, 3.0, True, "3", [3], {"every": 3}])
+def test_a_bad_declines_per_halving_is_422_naming_it_and_makes_no_version(
+    client_for: ClientFor, value: Any
+) -> None:
+    brand = client_for("brand")
+    body = assert_problem(brand.put("/v1/policy", json={"declines_per_halving": value}), 422)
+    assert list(body["errors"]) == ["declines_per_halving"], body
+    assert brand.get("/v1/policy").get_json()["version"] == 0
+
+
+def test_a_decision_audited_after_the_brand_counts_declines_is_reproduced(
+    client_for: ClientFor,
+) -> None:
+    brand = client_for("brand")
+    compliance = client_for("compliance", brand.brand)
+    customer = random_customer()
+    consented(brand, customer, [])
+    declines = []
+    for ago in (3, 2):
+        at, offer_id = datetime.now(UTC) - timedelta(days=ago), f"o-{ago}"
+        made = posted("offer.made", customer, at=at, offer_id=offer_id, summary="s")
+        declined = posted("offer.declined", customer, at=at, offer_id=offer_id)
+        assert [a.status_code for a in brand.record(made, declined)] == [201, 201]
+        declines.append(declined.event_id)
+    window = {"quiet_hours": {"start": "00:00", "end": "00:00"}}
+    assert brand.put("/v1/policy", json=window).status_code == 200
+    before = push(customer, data_categories=[])
+    assert brand.post("/v1/push-decisions", json=before).get_json()["policy_version"] == 1
+    assert brand.put("/v1/policy", json={"declines_per_halving": 2}).status_code == 200
+    after = push(customer, data_categories=[])
+    assert brand.post("/v1/push-decisions", json=after).get_json()["policy_version"] == 2
+    for request, counted in ((before, []), (after, declines)):
+        audit = compliance.get(f"/v1/audit/push-decisions/{request['push_id']}").get_json()
+        assert audit["reproduced"] is True, audit["differences"]
+        frequency = next(r for r in audit["recorded"]["reasons"] if r["rule"] == "frequency")
+        assert [e for e in frequency["evidence"] if e in declines] == counted
+        assert ("2 declined in 30 days" in frequency["detail"]) is bool(counted)
+
+
 def test_compliance_audits_a_decision_and_it_is_reproduced(client_for: ClientFor) -> None:
     brand = client_for("brand")
     customer = random_customer()
