@@ -178,8 +178,8 @@ def outcome(reasons: Iterable[Reason]) -> str:
 def retry_after(reasons: Iterable[Reason], context: Context) -> datetime:
     """The earliest time every deferring rule passes.
 
-    The frequency rule, once it passes, keeps passing (pushes and reactions only leave their
-    windows); quiet hours come back every day. So: the latest of the deferrals, moved past the
+    The frequency rule, once it passes, keeps passing (pushes, reactions and declines only leave
+    their windows); quiet hours come back every day. So: the latest of the deferrals, moved past the
     quiet hours it falls in, if any.
     """
     latest = max(reason.retry_after for reason in reasons if reason.retry_after is not None)
