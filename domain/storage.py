@@ -60,7 +60,8 @@ class RevisionGuard:
     answer 503 from then on rather than show rows in a format this code cannot read. A
     migration locks `alembic_version` for its whole transaction on PostgreSQL
     (migrations/env.py) and a guarded transaction reads it, so a write either commits before
-    the migration starts or sees its revision; on SQLite the check runs under the write lock."""
+    the migration starts or sees its revision; on SQLite the check runs under the write lock,
+    which a migration holds from its BEGIN IMMEDIATE to its commit (migrations.migration_engine)."""
 
     def __init__(self) -> None:
         self.moved_to: str | None = None

@@ -10,10 +10,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from types import ModuleType
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import Connection, create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, event, make_url, text
 
 from domain.storage import Store
 
@@ -34,13 +35,60 @@ def empties_read_models(before: str | None, after: str | None) -> bool:
     return any(before < revision <= after for revision in EMPTY_READ_MODELS)
 
 
+SQLITE_LOCK_WAIT = 30
+"""Seconds a SQLite migration waits for the write lock (a writer's transaction to end), as the
+ledger's own connections wait for it (SQLITE_LOCK_TIMEOUT)."""
+
+
+def migration_engine(url: str) -> Engine:
+    """An engine to migrate the store at `url` with. On SQLite, every transaction it begins
+    starts with BEGIN IMMEDIATE and holds every statement until its commit, DDL included:
+    SQLAlchemy's recipe for pysqlite ("Serializable isolation / Savepoints / Transactional
+    DDL"). Left to itself, pysqlite (its legacy transaction control, Python's default up to
+    3.15) begins a transaction only before an INSERT, UPDATE or DELETE, so a migration's DDL
+    was committed statement by statement: one that failed halfway left the store half-migrated
+    at the old revision, and a process left running wrote between its statements.
+
+    A migration on SQLite therefore cannot change what SQLite refuses, or ignores, inside a
+    transaction: `PRAGMA journal_mode` (`_use_wal` sets it before), `PRAGMA foreign_keys` (off,
+    as every connection of the ledger leaves it), `VACUUM`."""
+    if make_url(url).get_backend_name() != "sqlite":
+        return create_engine(url)
+    engine = create_engine(url, connect_args={"timeout": SQLITE_LOCK_WAIT})
+    event.listen(engine, "connect", _driver_begins_nothing)
+    event.listen(engine, "begin", _begin_immediate)
+    return engine
+
+
+def _driver_begins_nothing(dbapi_connection: Any, _record: object) -> None:
+    """pysqlite's own BEGIN (and its commit before some statements) off: `_begin_immediate`
+    begins every transaction; pysqlite still commits and rolls back when asked."""
+    dbapi_connection.isolation_level = None
+
+
+def _begin_immediate(connection: Connection) -> None:
+    """Takes SQLite's write lock as the transaction begins, waiting for a writer's transaction
+    to end: the revision `upgrade` reads first is the one it migrates from, and no writer
+    commits until the migration has (then it finds the new revision: RevisionGuard)."""
+    connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def hold_off_writers(connection: Connection) -> None:
-    """On PostgreSQL, locks `alembic_version` until the migration's transaction ends: every
-    guarded write reads it in its own transaction (domain/storage.py RevisionGuard), so a write
-    begun before waits to be committed first, and one begun after waits for the new revision and
-    is refused by a process whose code knows another. Called by env.py on the migration's
-    connection, when it is in a transaction (its own and `upgrade`'s are) and the store has the
-    table (a new one has no process writing to it)."""
+    """Keeps writers out until the migration's transaction ends. On PostgreSQL it locks
+    `alembic_version`: every guarded write reads it in its own transaction (domain/storage.py
+    RevisionGuard), so a write begun before waits to be committed first, and one begun after
+    waits for the new revision and is refused by a process whose code knows another. On SQLite
+    the transaction's BEGIN IMMEDIATE (`migration_engine`) holds the write lock already; a
+    connection with no SQLite transaction open (one of another engine, whose DDL pysqlite would
+    commit statement by statement) is refused. Called by env.py on the migration's connection,
+    when it is in a transaction (its own and `upgrade`'s are) and, on PostgreSQL, the store has
+    the table (a new one has no process writing to it)."""
+    if connection.dialect.name == "sqlite":
+        if not connection.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
+            raise RuntimeError(
+                "a SQLite migration runs in a transaction begun by migrations.migration_engine"
+            )
+        return
     if connection.dialect.name != "postgresql" or not connection.in_transaction():
         return
     if connection.execute(text("SELECT to_regclass('alembic_version')")).scalar() is not None:
@@ -87,7 +135,7 @@ def upgrade(
         return before
     if store.is_sqlite:
         _use_wal(store)
-    engine = create_engine(store.sqlalchemy_url())
+    engine = migration_engine(store.sqlalchemy_url())
     try:
         with _one_at_a_time(store), engine.begin() as conn:
             if not store.is_sqlite:  # held to the commit; the next one then finds it done
@@ -104,8 +152,10 @@ def upgrade(
 def _one_at_a_time(store: Store) -> Iterator[None]:
     """Migrations of one SQLite file one after the other, across processes (hosts that each run
     `trustledger migrate` as they start raced to create the same tables, and all but one failed).
-    SQLite runs DDL outside the transaction, so the lock is a file's beside the database.
-    PostgreSQL's is the advisory lock taken in the migration's transaction."""
+    Each one's BEGIN IMMEDIATE would keep them apart too, but gives up after SQLITE_LOCK_WAIT
+    seconds, and a migration may take longer: the lock of a file beside the database waits for
+    as long as the one before takes. PostgreSQL's is the advisory lock taken in the migration's
+    transaction."""
     if not store.is_sqlite:
         yield
         return

@@ -1,11 +1,14 @@
-"""Alembic's environment: runs on the connection a caller hands over, or opens one from the URL."""
+"""Alembic's environment: runs on the connection a caller hands over, or opens one from the URL.
+
+Either way every revision of the run, its version update included, is in the one transaction of
+that connection (alembic's own per-migration transactions are then none): all of them are
+stored, or none. On SQLite that transaction is `migration_engine`'s, begun with BEGIN IMMEDIATE."""
 
 from __future__ import annotations
 
 from alembic import context
-from sqlalchemy import create_engine
 
-from migrations import hold_off_writers
+from migrations import hold_off_writers, migration_engine
 
 config = context.config
 
@@ -18,7 +21,7 @@ def run() -> None:
         with context.begin_transaction():
             context.run_migrations()
         return
-    engine = create_engine(config.get_main_option("sqlalchemy.url") or "")
+    engine = migration_engine(config.get_main_option("sqlalchemy.url") or "")
     with engine.begin() as conn:
         hold_off_writers(conn)
         context.configure(connection=conn, transaction_per_migration=True)
