@@ -256,3 +256,23 @@ def test_a_sqlite_write_that_gives_up_waiting_for_a_migration_stores_nothing(
     assert isinstance(refused, Exception) and "database is locked" in str(refused)
     assert unavailable(refused) and current(writer.ledger.store) == NEXT
     assert writer.rows() == writer.before
+
+
+@pytest.mark.parametrize("revision", REVISIONS[:-1])
+def test_every_revision_runs_in_the_one_transaction_on_sqlite(
+    tmp_path: Path, revision: str
+) -> None:
+    """No revision commits, or does what SQLite refuses inside a transaction (`VACUUM`, `PRAGMA
+    journal_mode`): a new store migrated to `revision` goes on to the head, and a store at the
+    head with events in its log goes down to it and back."""
+    new = Store.from_url(f"sqlite:///{tmp_path / 'new.sqlite3'}")
+    upgrade(new, revision)
+    assert current(new) == revision
+    upgrade(new)
+    assert current(new) == REVISIONS[-1]
+    used = new_sqlite_database(tmp_path / "used")
+    filled(used)
+    command.downgrade(alembic_config(used), revision)
+    assert current(used) == revision
+    upgrade(used)
+    assert current(used) == REVISIONS[-1]
