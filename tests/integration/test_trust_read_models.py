@@ -86,7 +86,8 @@ def test_a_brand_as_of_a_record_time_replays_what_was_known(ledger: Ledger) -> N
     then = brand_scores(runner.db, brand, at=between, as_of=between)
     fresh = Runner(ledger)
     assert then.dimensions["honesty"].opinion.negative == 0
-    assert then.dimensions["honesty"].opinion.positive == pytest.approx(3.0, abs=1e-4)
+    decayed = 2 ** (-(between - NOW) / trust.HALF_LIFE)  # since the admissions, dated NOW
+    assert then.dimensions["honesty"].opinion.positive == pytest.approx(3 * decayed, abs=1e-9)
     now = brand_scores(runner.db, brand, at=between)
     assert now.dimensions["honesty"].opinion.negative > 0
     assert brand_scores(runner.db, brand, at=between, as_of=datetime.now(UTC)).dimensions[
