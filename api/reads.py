@@ -31,7 +31,7 @@ from projections import trust as trust_model
 from projections.db import Database
 from projections.paging import ListPage
 from projections.runner import Runner
-from projections.trust_line import BrandLines
+from projections.trust_line import TrustLines
 
 
 class ReadSide:
@@ -48,8 +48,8 @@ class ReadSide:
         if replica is not None:
             models = [m.name for m in self.runner.models]
             self.replica = Replica(replica, self.db, models, replica_wait)
-        self.brand_lines = BrandLines()
-        """The brands' lines behind the trust charts, folded on as their timelines grow."""
+        self.trust_lines = TrustLines()
+        """The brands' and relationships' lines of the trust charts, folded on as they grow."""
         self._catching_up = threading.Lock()
 
     def caught_up(self) -> Database:

@@ -1,12 +1,14 @@
-"""A brand's P over its life, the line the trust chart draws behind a relationship's: the brand's
-timeline rows folded in event-time order, its P taken at moments of a grid that later moments only
-thin out, so that what was folded once is kept.
+"""The trust chart's lines: a relationship's opinions over its life, and its brand's P behind
+them. Each is its timeline rows folded in event-time order (a brand's: every relationship's), its
+opinions taken at moments of a grid that later moments only thin out, so that what was folded once
+is kept.
 
-A process keeps each brand's fold (`BrandLines`): its evidence, the open promises and reports of
-its relationships, and P at each moment passed. A later drawing reads only the rows recorded since
-and folds them on. Only a row dated at or before the last moment kept (a late event, such as a
-backfill) folds the brand again from its first row, as every drawing did before: 274-380 ms for
-269,000 rows on PostgreSQL, once per write to the brand.
+A process keeps each line's fold (`Lines`): its evidence, the open promises and reports of its
+relationships, and the opinions at each moment passed. A later drawing reads only the rows
+recorded since and folds them on. Only a row dated at or before the last moment kept (a late
+event, such as a backfill) folds the line again from its first row, as every drawing did before:
+274-380 ms for a brand of 269,000 rows on PostgreSQL, about 0.7 s for a relationship of 100,000,
+once per such write.
 """
 
 from __future__ import annotations
@@ -16,7 +18,6 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
-from uuid import UUID
 
 from domain import trust
 from projections.db import Database, parse_timestamp, timestamp
@@ -27,18 +28,37 @@ MOMENTS = 40
 """At most this many moments to a line, its end included."""
 GRID = timedelta(hours=1)
 """The finest step between moments; a longer life doubles it until MOMENTS suffice."""
-KEPT_BRANDS = 32
 ROWS_PAGE = 50_000
 """Rows read in one round trip: about 0.2-0.3 s of PostgreSQL's time (274-380 ms for 269,000)."""
-"""Brands whose fold a process keeps (the most recently drawn), and compliance's replays too."""
 
+Opinions = dict[str, trust.Opinion]
+"""Each dimension's opinion at one moment, on base rate 0.5 (b and u do not depend on it)."""
 Line = list[tuple[datetime, dict[str, float]]]
+OpinionLine = list[tuple[datetime, Opinions]]
 Row = tuple[Any, int, str, str, str, str, int]
 """relationship_id, sequence, type, event_id, occurred_at, data, position."""
-_ROWS = (
-    "SELECT relationship_id, sequence, type, event_id, occurred_at, data, position FROM timeline"
-    " WHERE brand = ? AND position > ? AND recorded_at <= ? ORDER BY position"
-)
+
+
+@dataclass(frozen=True)
+class Kind:
+    """Whose lines a `Lines` keeps: a brand's, whose rows are read on by log position along the
+    brand's index, or a relationship's, by sequence along the timeline's primary key."""
+
+    column: str
+    cursor: str
+    kept: int
+    """The lines a process keeps (the most recently drawn), and as many replays."""
+    lead: timedelta
+    """How long before its earliest event a line starts: a relationship's first point is its
+    prior, before any evidence."""
+
+    def of(self, row: Row) -> int:
+        """The row's cursor."""
+        return row[6] if self.cursor == "position" else row[1]
+
+
+BRANDS = Kind("brand", "position", 32, timedelta(0))
+RELATIONSHIPS = Kind("relationship_id", "sequence", 256, timedelta(seconds=1))
 
 
 def grid(start: datetime, end: datetime) -> list[datetime]:
@@ -51,53 +71,66 @@ def grid(start: datetime, end: datetime) -> list[datetime]:
     return found if found[-1] == end else [*found, end]
 
 
+class Stale(Exception):
+    """The fold has passed a moment it never kept (an end before one drawn): fold it again."""
+
+
 @dataclass
 class Fold:
-    """A brand's rows up to `until` folded in time (`in_time`), and P at each moment of the grid
-    up to it; the rows read since, all dated after it, wait in `pending`."""
+    """A line's rows reached by `until` folded in time (`in_time`), and the opinions at each moment
+    of the grid kept up to it; the rows read since, all dated after the last moment kept, wait in
+    `pending` until they are reached."""
 
     start: datetime
-    position: int = 0
+    half_life: timedelta | None
+    read: int = 0
+    """The cursor (log position or sequence) of the last row read."""
     until: datetime | None = None
-    evidence: dict[str, Any] = field(default_factory=trust.empty_evidence)
+    evidence: dict[str, Any] = field(init=False)
     open: dict[Any, dict[str, Any]] = field(default_factory=dict)
     """The relationships holding open promises or reports: all of a row that trust reads."""
-    kept: dict[datetime, dict[str, float]] = field(default_factory=dict)
+    kept: dict[datetime, Opinions] = field(default_factory=dict)
     pending: list[tuple[str, Row]] = field(default_factory=list)
     """Rows not folded yet, each with the time it is folded at, in the order they are."""
 
-    def takes(self, rows: list[Row]) -> bool:
-        """Adds rows read since, in log order; False (and nothing added) if one is dated at or
-        before a moment already kept, or before the first row."""
-        first, kept = _text(self.start), _text(self.until) if self.until else ""
+    def __post_init__(self) -> None:
+        self.evidence = trust.empty_evidence(self.half_life)
+
+    def takes(self, rows: list[Row], kind: Kind) -> bool:
+        """Adds rows read since, in log order, and folds those already reached; False (and
+        nothing added) if one is dated at or before a moment already kept, or before the start."""
+        first = _text(self.start)
+        kept = _text(next(reversed(self.kept))) if self.kept else ""
         if any(row[4] < first or row[4] <= kept for row in rows):
             return False
         if rows:
             self.pending = in_time([*(row for _, row in self.pending), *rows])
-            self.position = max(self.position, *(row[6] for row in rows))
+            self.read = max(self.read, *(kind.of(row) for row in rows))
+            if self.until is not None:
+                self.advance(self.until)
         return True
 
-    def line(self, end: datetime) -> Line:
-        """P at each moment of the grid before `end`, each kept once computed: a row dated at or
-        before one of them, read later, makes `takes` refuse it."""
-        found: Line = []
+    def line(self, end: datetime) -> OpinionLine:
+        """The opinions at each moment of the grid before `end`, each kept once computed: a row
+        dated at or before one of them, read later, makes `takes` refuse it."""
+        found: OpinionLine = []
         for at in grid(self.start, max(end, self.start)):
             if at >= end:
                 break
-            if self.until is None or at > self.until:
-                self.fold_until(at)
+            if at not in self.kept:
+                self.kept[at] = self.opinions(at)
             found.append((at, self.kept[at]))
         return found
 
-    def fold_until(self, at: datetime) -> dict[str, float]:
-        """Folds the pending rows reached by `at` and keeps P at `at`."""
+    def opinions(self, at: datetime) -> Opinions:
+        """The opinions at `at`, once the pending rows reached by then are folded."""
         self.advance(at)
-        scores = self.scores(at)
-        self.kept[at], self.until = projected_p(scores), at
-        return self.kept[at]
+        return {name: score.opinion for name, score in self.scores(at).dimensions.items()}
 
     def advance(self, at: datetime) -> None:
         """Folds the pending rows reached by `at`: one addition of evidence (decay composes)."""
+        if self.until is not None and at < self.until:
+            raise Stale(f"folded until {self.until}, asked at {at}")
         until, pieces, taken = _text(at), [], 0
         for reached, (rid, sequence, type_, event_id, occurred_at, data, _) in self.pending:
             if reached > until:
@@ -112,6 +145,7 @@ class Fold:
             taken += 1
         del self.pending[:taken]
         self.evidence = trust.with_pieces(self.evidence, pieces)
+        self.until = at
 
     def scores(self, at: datetime, base_rates: dict[str, float] | None = None) -> trust.Scores:
         """The scores at `at` of what was folded, with what is still open then counted."""
@@ -121,11 +155,6 @@ class Fold:
             for piece in trust.derived_evidence(items(state), at)
         ]
         return trust.scores(self.evidence, at, base_rates, derived)
-
-
-def projected_p(scores: trust.Scores) -> dict[str, float]:
-    """Each dimension's projected probability P."""
-    return {name: score.opinion.P for name, score in scores.dimensions.items()}
 
 
 def in_time(rows: list[Row]) -> list[tuple[str, Row]]:
@@ -146,102 +175,147 @@ def _text(at: datetime) -> str:
     return cast(str, timestamp(at))
 
 
-def _rows(db: Database, brand: str, after: int, as_of: datetime | None) -> list[Row]:
-    """The brand's rows after log position `after`, recorded by `as_of`, in log order: read
-    ROWS_PAGE at a time, so that no one round trip outlasts the statement timeout, however long
-    the brand's history (a first drawing reads all of it)."""
-    found: list[Row] = []
-    until = timestamp(as_of) if as_of else "9999"
-    while True:
-        page: list[Row] = db.query(f"{_ROWS} LIMIT ?", [brand, after, until, ROWS_PAGE])
-        found.extend(page)
-        if len(page) < ROWS_PAGE:
-            return found
-        after = page[-1][6]
-
-
-def relationship_fold(
-    db: Database, rid: UUID, as_of: datetime | None, half_life: timedelta | None = trust.HALF_LIFE
-) -> Fold | None:
-    """A relationship's rows recorded by `as_of` (or all), to fold as its brand's are (each in
-    log order, once its event time is reached), its evidence decayed with `half_life` (its brand
-    policy's). Its start is the earliest event time among them."""
-    rows: list[Row] = db.query(
-        "SELECT relationship_id, sequence, type, event_id, occurred_at, data, position"
-        " FROM timeline WHERE relationship_id = ? AND recorded_at <= ?",
-        [str(rid), timestamp(as_of) if as_of else "9999"],
-    )
-    fold = _folded(rows)
-    if fold is not None:
-        fold.start = cast(datetime, parse_timestamp(min(row[4] for row in rows)))
-        fold.evidence = trust.empty_evidence(half_life)
-    return fold
-
-
-def latest_position(db: Database, brand: str, as_of: datetime | None) -> int:
-    """The log position of the brand's latest event recorded by `as_of` (0: none): a replay's
-    line changes only with it. One step back along the brand's index (counting the rows instead
-    scanned them all: 25-44 ms at 269,000, up to 150 on statistics taken before the brand had
-    many)."""
-    latest = db.scalar(
-        "SELECT position FROM timeline WHERE brand = ? AND recorded_at <= ?"
-        " ORDER BY position DESC LIMIT 1",
-        [brand, timestamp(as_of) if as_of else "9999"],
-    )
-    return int(latest or 0)
-
-
-def _folded(rows: list[Row]) -> Fold | None:
-    if not rows:
-        return None
-    timed = in_time(rows)
-    start = cast(datetime, parse_timestamp(timed[0][0]))
-    return Fold(start=start, position=max(row[6] for row in rows), pending=timed)
+def _recorded_by(as_of: datetime | None) -> str:
+    return cast(str, timestamp(as_of)) if as_of else "9999"
 
 
 @dataclass
-class BrandLines:
-    """One process's folds of its brands' lines, the most recently drawn KEPT_BRANDS of them, and
-    as many of compliance's replays, each keyed by the latest position it read."""
+class Lines:
+    """One process's folds of one kind's lines, the most recently drawn `kind.kept` of them, and
+    as many of compliance's replays, each keyed by the latest row it read."""
 
+    kind: Kind
     folds: OrderedDict[str, Fold] = field(default_factory=OrderedDict)
-    replays: OrderedDict[tuple[str, str, int], Line] = field(default_factory=OrderedDict)
+    replays: OrderedDict[tuple[str, str, str, int, timedelta | None], OpinionLine] = field(
+        default_factory=OrderedDict
+    )
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def line(self, db: Database, brand: str, end: datetime, as_of: datetime | None = None) -> Line:
-        """The brand's P per dimension at the moments of its life to `end`, folded from the rows
-        recorded by `as_of` (compliance's replay, whole) or by now. Now, the last moment's P is
-        the brand's from its read model, as every trust answer's base rate is: later rows dated
-        by `end` may still come, so none is kept for it."""
+    def line(
+        self,
+        db: Database,
+        key: str,
+        end: datetime,
+        as_of: datetime | None = None,
+        half_life: timedelta | None = trust.HALF_LIFE,
+        *,
+        ends: bool = True,
+    ) -> OpinionLine:
+        """The opinions at the moments of the line's life before `end`, and at `end` (unless
+        not `ends`: a brand's, now, comes from its read model), their evidence decayed with
+        `half_life`: folded from the rows recorded by `as_of` (compliance's replay, whole, kept
+        by the latest row it read) or by now (on from what this process folded before)."""
         with self.lock:
             if as_of is not None:
-                key = (brand, _text(as_of), latest_position(db, brand, as_of))
-                if key not in self.replays:
-                    replayed = _folded(_rows(db, brand, 0, as_of))
-                    self.replays[key] = (
-                        [*replayed.line(end), (end, replayed.fold_until(end))] if replayed else []
-                    )
-                line: Line = _latest(self.replays, key)
-                return line
-            fold = self.folds.pop(brand, None)
-            if fold is None or not fold.takes(_rows(db, brand, fold.position, None)):
-                fold = _folded(_rows(db, brand, 0, None))
+                replay = (key, _text(as_of), _text(end), self.latest(db, key, as_of), half_life)
+                if replay not in self.replays:
+                    fold = self._folded(db, key, as_of, half_life)
+                    self.replays[replay] = _drawn(fold, end, ends=True) if fold else []
+                found: OpinionLine = self._latest(self.replays, replay)
+                return found
+            fold = self.folds.pop(key, None)
+            if (
+                fold is None
+                or fold.half_life != half_life
+                or not fold.takes(self._rows(db, key, fold.read, None), self.kind)
+            ):
+                fold = self._folded(db, key, None, half_life)
             if fold is None:
                 return []
             try:
-                line = fold.line(end)
-            except KeyError:  # an end before the last one drawn: its finer grid was never kept
-                fold = cast(Fold, _folded(_rows(db, brand, 0, None)))
-                line = fold.line(end)
-            self.folds[brand] = fold
-            _latest(self.folds, brand)
-        return [*line, (end, base_rates(brand_scores(db, brand, at=end)))]
+                found = _drawn(fold, end, ends)
+            except Stale:
+                fold = cast(Fold, self._folded(db, key, None, half_life))
+                found = _drawn(fold, end, ends)
+            self.folds[key] = fold
+            self._latest(self.folds, key)
+        return found
+
+    def forget(self, key: str) -> None:
+        """Drops what this process kept of the line (an erased customer's)."""
+        with self.lock:
+            self.folds.pop(key, None)
+            for replay in [replay for replay in self.replays if replay[0] == key]:
+                del self.replays[replay]
+
+    def latest(self, db: Database, key: str, as_of: datetime | None) -> int:
+        """The cursor of the line's latest row recorded by `as_of` (0: none): a replay changes
+        only with it. One step back along an index (counting the rows instead scanned them all:
+        25-44 ms for a brand of 269,000, up to 150 on statistics taken before it had many)."""
+        column, cursor = self.kind.column, self.kind.cursor
+        latest = db.scalar(
+            f"SELECT {cursor} FROM timeline WHERE {column} = ? AND recorded_at <= ?"
+            f" ORDER BY {cursor} DESC LIMIT 1",
+            [key, _recorded_by(as_of)],
+        )
+        return int(latest or 0)
+
+    def _rows(self, db: Database, key: str, after: int, as_of: datetime | None) -> list[Row]:
+        """The line's rows after `after`, recorded by `as_of`, in log order: read ROWS_PAGE at a
+        time, so that no one round trip outlasts the statement timeout, however long the line's
+        history (a first drawing reads all of it)."""
+        column, cursor = self.kind.column, self.kind.cursor
+        statement = (
+            "SELECT relationship_id, sequence, type, event_id, occurred_at, data, position"
+            f" FROM timeline WHERE {column} = ? AND {cursor} > ? AND recorded_at <= ?"
+            f" ORDER BY {cursor} LIMIT ?"
+        )
+        found: list[Row] = []
+        while True:
+            page: list[Row] = db.query(statement, [key, after, _recorded_by(as_of), ROWS_PAGE])
+            found.extend(page)
+            if len(page) < ROWS_PAGE:
+                return found
+            after = self.kind.of(page[-1])
+
+    def _folded(
+        self, db: Database, key: str, as_of: datetime | None, half_life: timedelta | None
+    ) -> Fold | None:
+        """The line's rows recorded by `as_of` (or all), to fold from its start."""
+        rows = self._rows(db, key, 0, as_of)
+        if not rows:
+            return None
+        start = cast(datetime, parse_timestamp(min(row[4] for row in rows))) - self.kind.lead
+        fold = Fold(start, half_life, read=max(self.kind.of(row) for row in rows))
+        fold.pending = in_time(rows)
+        return fold
+
+    def _latest(self, kept: OrderedDict[Any, Any], key: Any) -> Any:
+        """The value under `key`, marked the most recently used; the least recently used beyond
+        the kind's `kept` are dropped."""
+        kept.move_to_end(key)
+        while len(kept) > self.kind.kept:
+            kept.popitem(last=False)
+        return kept[key]
 
 
-def _latest(kept: OrderedDict[Any, Any], key: Any) -> Any:
-    """The value under `key`, marked the most recently used; the least recently used beyond
-    KEPT_BRANDS are dropped."""
-    kept.move_to_end(key)
-    while len(kept) > KEPT_BRANDS:
-        kept.popitem(last=False)
-    return kept[key]
+def _drawn(fold: Fold, end: datetime, ends: bool) -> OpinionLine:
+    """The fold's kept moments before `end`, and its opinions at `end` (not kept: later rows
+    dated by then may still come) if `ends`."""
+    found = fold.line(end)
+    return [*found, (end, fold.opinions(end))] if ends else found
+
+
+@dataclass
+class TrustLines:
+    """One process's lines behind the trust charts: its brands' and its relationships'."""
+
+    brands: Lines = field(default_factory=lambda: Lines(BRANDS))
+    relationships: Lines = field(default_factory=lambda: Lines(RELATIONSHIPS))
+
+
+def brand_line(
+    lines: Lines, db: Database, brand: str, end: datetime, as_of: datetime | None = None
+) -> Line:
+    """The brand's P per dimension at the moments of its life to `end`, folded from the rows
+    recorded by `as_of` (compliance's replay, whole) or by now. Now, the last moment's P is the
+    brand's from its read model, as every trust answer's base rate is."""
+    if as_of is not None:
+        return _projected(lines.line(db, brand, end, as_of))
+    found = _projected(lines.line(db, brand, end, ends=False))
+    return [*found, (end, base_rates(brand_scores(db, brand, at=end)))]
+
+
+def _projected(found: OpinionLine) -> Line:
+    """Each moment's P, on the brand's base rate 0.5."""
+    return [(at, {name: opinion.P for name, opinion in opinions.items()}) for at, opinions in found]

@@ -4,8 +4,8 @@ brand's P at moments of its life, drawn server-side as SVG coordinates.
 The relationship's points fold its timeline rows progressively (in the order recorded, each folded
 once its event time is reached) and evaluate its trust at each moment, on the brand's P then as
 base rate, under the half-life of the brand's policy (as every trust answer). The brand's line
-folds the brand's rows the same way (projections/trust_line.py), and only what was recorded since
-it last drew the brand.
+folds the brand's rows the same way. Both are kept by the process (projections/trust_line.py),
+which folds on only what was recorded since it last drew them.
 """
 
 from __future__ import annotations
@@ -17,10 +17,9 @@ from domain import trust
 from domain.application import Ledger
 from domain.relationship import relationship_id
 from projections.db import Database
-from projections.trust_line import BrandLines, relationship_fold
+from projections.trust_line import TrustLines, brand_line
 
 DIMENSIONS = trust.DIMENSIONS
-MOMENTS = 32
 
 
 @dataclass(frozen=True)
@@ -61,35 +60,33 @@ def _rates_at(line: list[tuple[datetime, dict[str, float]]], at: datetime) -> di
 def series(
     ledger: Ledger,
     db: Database,
-    lines: BrandLines,
+    lines: TrustLines,
     brand: str,
     customer: str,
     as_of: datetime | None,
 ) -> Series:
-    """The relationship's trust at MOMENTS moments from its first event to `as_of` (or now)."""
+    """The relationship's trust at the moments of its life (a grid, projections/trust_line.py),
+    from just before its first event to `as_of` (or now)."""
     end = as_of or datetime.now(UTC)
-    line = lines.line(db, brand, end, as_of)
+    line = brand_line(lines.brands, db, brand, end, as_of)
+    rid = str(relationship_id(brand, customer))
     erased = ledger.relationship(brand, customer).erased
     if erased is not None and (as_of is None or erased["at"] <= as_of):
+        lines.relationships.forget(rid)
         return Series([], line, erased=True)
     half_life = timedelta(days=ledger.policy(brand, as_of=as_of).trust_half_life_days)
-    fold = relationship_fold(db, relationship_id(brand, customer), as_of, half_life)
-    if fold is None:
-        return Series([], line)
-    start = fold.start - timedelta(seconds=1)
-    points = []
-    for at in moments(start, max(end, start), MOMENTS):
-        fold.advance(at)
-        scores = fold.scores(at, _rates_at(line, at))
-        points.append(
-            Point(
-                at,
-                {n: s.opinion.P for n, s in scores.dimensions.items()},
-                {n: s.opinion.b for n, s in scores.dimensions.items()},
-                {n: s.opinion.b + s.opinion.u for n, s in scores.dimensions.items()},
-            )
-        )
-    return Series(points, line)
+    found = lines.relationships.line(db, rid, end, as_of, half_life)
+    return Series([_point(at, opinions, _rates_at(line, at)) for at, opinions in found], line)
+
+
+def _point(at: datetime, opinions: dict[str, trust.Opinion], rates: dict[str, float]) -> Point:
+    """The relationship's opinions at `at`, projected on the brand's P then (P = b + a u)."""
+    return Point(
+        at,
+        {n: o.b + rates[n] * o.u for n, o in opinions.items()},
+        {n: o.b for n, o in opinions.items()},
+        {n: o.b + o.u for n, o in opinions.items()},
+    )
 
 
 # --- drawing ---------------------------------------------------------------------------------

@@ -295,7 +295,7 @@ def _has_route(rule: str) -> bool:
 def trust_over_time(customer: str) -> str:
     brand, moment = caller().brand, as_of()
     db = reads.known(read_side(), brand, customer, moment)
-    found = chart.series(ledger(), db, read_side().brand_lines, brand, customer, moment)
+    found = chart.series(ledger(), db, read_side().trust_lines, brand, customer, moment)
     return customer_page(
         "ui/trust.html", customer, moment=moment, series=found, drawing=chart.draw(found)
     )

@@ -14,12 +14,12 @@ import pytest
 from api.reads import known
 from domain.recorders import _SELECT_CLAIMS_POSTGRES
 from domain.relationship import relationship_id
-from projections import trust_line
 from projections.db import Database
 from projections.decisions import decisions_of, findings
 from projections.relationships import brand_open_items, customers
 from projections.timeline import encode_cursor, has_relationship, timeline_page
 from projections.trust import EVENT_TYPES_POSTGRES
+from projections.trust_line import BRANDS, RELATIONSHIPS, Lines
 from tests.conftest import new_postgres_database
 
 pytestmark = pytest.mark.postgres
@@ -124,7 +124,7 @@ def test_one_customers_rows_are_found_by_the_relationships_index() -> None:
             conn.execute(DECISIONS_OF, ["big", f"p-{c}-", rid, 200])
     db = Database(store)
     rid = str(relationship_id("big", "c-7"))
-    reads = SimpleNamespace(caught_up=lambda: db)
+    reads, lines = SimpleNamespace(caught_up=lambda: db), Lines(RELATIONSHIPS)
     plans = [
         *planned(db, lambda: timeline_page(db, "big", "c-7", limit=20)),
         *planned(db, lambda: timeline_page(db, "big", "c-7", cursor=encode_cursor(50))),
@@ -132,9 +132,11 @@ def test_one_customers_rows_are_found_by_the_relationships_index() -> None:
         *planned(db, lambda: decisions_of(db, rid)),
         *planned(db, lambda: known(reads, "big", "c-7", None)),  # type: ignore[arg-type]
         *planned(db, lambda: has_relationship(db, "big", "c-7")),
+        *planned(db, lambda: lines._rows(db, rid, 150, None)),  # the chart's, folded on
+        *planned(db, lambda: lines.latest(db, rid, None)),  # the key of its replays
     ]
     db.close()
-    assert len(plans) == 6
+    assert len(plans) == 8
     for plan in plans:
         assert any("relationship_id" in c for c in index_conditions(plan)), plan
 
@@ -148,8 +150,8 @@ def test_the_brand_lines_version_is_one_step_along_the_brands_index() -> None:
         for c in range(100):
             conn.execute(TIMELINE_OF, [f"r-{c}", "big", f"e-{c}-", 200])
     db = Database(store)
-    [plan] = planned(db, lambda: trust_line.latest_position(db, "big", None))
-    assert trust_line.latest_position(db, "big", None) == 200
+    [plan] = planned(db, lambda: Lines(BRANDS).latest(db, "big", None))
+    assert Lines(BRANDS).latest(db, "big", None) == 200
     db.close()
     assert any("brand" in c for c in index_conditions(plan)), plan
     assert not node_types(plan) & {"Seq Scan", "Sort", "Aggregate", "Bitmap Heap Scan"}, plan

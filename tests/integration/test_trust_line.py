@@ -1,6 +1,6 @@
-"""The trust chart's lines. The brand's: folded on as the brand's timeline grows, equal to a fold
-from its first row, and to P computed directly from the rows dated by each moment. The
-relationship's: folded from its timeline rows, equal to its events folded as the ledger does."""
+"""The trust chart's lines, folded on as their timelines grow, equal to a fold from their first
+row. The brand's: equal to P computed directly from the rows dated by each moment. The
+relationship's: equal to its events folded as the ledger does."""
 
 from __future__ import annotations
 
@@ -25,7 +25,16 @@ from projections.db import Database, timestamp
 from projections.relationships import fold, items
 from projections.runner import Runner
 from projections.trust import TimelineFact, base_rates, brand_scores, empty_row
-from projections.trust_line import MOMENTS, BrandLines, Line, grid
+from projections.trust_line import (
+    BRANDS,
+    MOMENTS,
+    RELATIONSHIPS,
+    Line,
+    Lines,
+    TrustLines,
+    brand_line,
+    grid,
+)
 from tests.conftest import new_postgres_database, new_sqlite_database, open_ledger
 from tests.factories import interleaved, posted, story
 
@@ -98,15 +107,15 @@ def lines_agree(ledger: Ledger, rng: random.Random, in_order: bool) -> None:
     brand = f"b-{rng.getrandbits(32):x}"
     promise = posted("promise.made", "keeper", promise_id="p", summary="s", due_at=START)
     events = dated([promise, *interleaved(rng, 3)], rng, in_order)
-    runner, lines = Runner(ledger), BrandLines()
+    runner, lines = Runner(ledger), Lines(BRANDS)
     while events:
         size = rng.randint(1, 20)
         ledger.record_batch(brand, events[:size])
         events = events[size:]
         runner.run_once()
         end = datetime.now(UTC)
-        line = lines.line(runner.db, brand, end)
-        assert_close(line, BrandLines().line(runner.db, brand, end))
+        line = brand_line(lines, runner.db, brand, end)
+        assert_close(line, brand_line(Lines(BRANDS), runner.db, brand, end))
         for at, rates in line[:-1]:
             assert rates == pytest.approx(directly(runner.db, brand, at), abs=1e-9)
         assert line[-1] == (end, base_rates(brand_scores(runner.db, brand, at=end)))
@@ -138,21 +147,26 @@ def test_a_drawing_folds_only_what_was_recorded_since_unless_it_is_dated_before_
     ledger.record(
         brand, posted("promise.made", "c", promise_id="p", summary="s", due_at=due, at=made)
     )
-    runner, lines = Runner(ledger), BrandLines()
+    runner, lines = Runner(ledger), Lines(BRANDS)
     runner.run_once()
-    lines.line(runner.db, brand, now)
+    brand_line(lines, runner.db, brand, now)
     first = lines.folds[brand]
     kept = posted("promise.kept", "c", promise_id="p", at=now)
     ledger.record(brand, kept)
     runner.run_once()
     later = now + timedelta(minutes=1)
-    assert lines.line(runner.db, brand, later)[-2][1]["consistency"] < 0.5  # overdue until now
+    assert (
+        brand_line(lines, runner.db, brand, later)[-2][1]["consistency"] < 0.5
+    )  # overdue till now
     assert lines.folds[brand] is first and [row[3] for _, row in first.pending] == [kept.event_id]
     late = posted("question.answered", "d", case_id="q", topic="t", resolved=True, rating=5,
                   at=now - timedelta(days=29))  # fmt: skip
     ledger.record(brand, late)
     runner.run_once()
-    assert_close(lines.line(runner.db, brand, later), BrandLines().line(runner.db, brand, later))
+    assert_close(
+        brand_line(lines, runner.db, brand, later),
+        brand_line(Lines(BRANDS), runner.db, brand, later),
+    )
     assert lines.folds[brand] is not first  # a row dated before a kept moment: folded again
     runner.close()
 
@@ -171,7 +185,7 @@ def test_a_brands_rows_are_read_a_page_at_a_time_and_the_line_is_the_same(
     ledger.record_batch(brand, events)
     runner = Runner(ledger)
     runner.run_once()
-    whole = BrandLines().line(runner.db, brand, now)
+    whole = brand_line(Lines(BRANDS), runner.db, brand, now)
     monkeypatch.setattr(trust_line, "ROWS_PAGE", 2)
     returned: list[int] = []
     query = runner.db.query
@@ -183,7 +197,7 @@ def test_a_brands_rows_are_read_a_page_at_a_time_and_the_line_is_the_same(
         return rows
 
     monkeypatch.setattr(runner.db, "query", counted)
-    assert BrandLines().line(runner.db, brand, now) == whole
+    assert brand_line(Lines(BRANDS), runner.db, brand, now) == whole
     assert sum(returned) >= 7 and max(returned) <= 2, returned
     runner.close()
 
@@ -195,12 +209,12 @@ def test_a_replay_as_of_a_record_time_draws_what_was_recorded_by_then(ledger: Le
     ledger.record(brand, made)
     between = datetime.now(UTC)
     ledger.record(brand, posted("promise.kept", "c", promise_id="p", at=now - timedelta(days=25)))
-    runner, lines = Runner(ledger), BrandLines()
+    runner, lines = Runner(ledger), Lines(BRANDS)
     runner.run_once()
-    replayed = lines.line(runner.db, brand, between, as_of=between)
+    replayed = brand_line(lines, runner.db, brand, between, as_of=between)
     assert replayed[-1][0] == between and replayed[-1][1]["consistency"] < 0.5  # still overdue
     assert replayed[-1][1] == pytest.approx(directly_as_of(runner.db, brand, between))
-    assert lines.line(runner.db, brand, between)[-1][1]["consistency"] > 0.5  # kept early
+    assert brand_line(lines, runner.db, brand, between)[-1][1]["consistency"] > 0.5  # kept early
     runner.close()
 
 
@@ -218,8 +232,9 @@ def from_events(
     half_life: timedelta,
 ) -> list[chart.Point]:
     """The relationship's points from its events recorded by `as_of`, each folded into the
-    relationship, in log order, once its event time is reached, at `half_life`: how the chart
-    drew them before it read the timeline (at the default half-life)."""
+    relationship, in log order, once its event time is reached, at `half_life`, at the moments of
+    the grid from a second before its first event to `end`: how the chart drew them before it
+    read the timeline (at the default half-life, and at 32 moments evenly spaced)."""
     events: list[Any] = [
         event
         for event in cast(Any, ledger.events.get(relationship_id(brand, customer)))
@@ -229,7 +244,7 @@ def from_events(
     relationship: Relationship = events[0].mutate(None)
     relationship.evidence = trust.empty_evidence(half_life)
     pending, points = events[1:], []
-    for at in chart.moments(start, max(end, start), chart.MOMENTS):
+    for at in [*(at for at in grid(start, max(end, start)) if at < end), end]:
         while pending and pending[0].occurred_at <= at:
             relationship = pending.pop(0).mutate(relationship)
         scores = relationship.trust(at, chart._rates_at(line, at), half_life)
@@ -257,7 +272,7 @@ def points_agree(ledger: Ledger, rng: random.Random, in_order: bool) -> None:
         ledger.record_batch(brand, events[:size])
         events = events[size:]
         recorded.append(datetime.now(UTC))
-    runner, lines = Runner(ledger), BrandLines()
+    runner, lines = Runner(ledger), TrustLines()
     runner.run_once()
     for as_of in [None, *recorded]:
         found = chart.series(ledger, runner.db, lines, brand, customer, as_of)
@@ -287,3 +302,135 @@ def test_a_relationships_points_on_postgres_equal_those_from_its_events(in_order
     ledger = open_ledger(new_postgres_database())
     points_agree(ledger, random.Random(12), in_order)
     ledger.close()
+
+
+def assert_opinions_close(found: list[Any], expected: list[Any]) -> None:
+    assert [at for at, _ in found] == [at for at, _ in expected]
+    for (_, opinions), (_, wanted) in zip(found, expected, strict=True):
+        for name, opinion in opinions.items():
+            numbers, wanted_numbers = opinion.numbers(), wanted[name].numbers()
+            assert numbers == pytest.approx(wanted_numbers, abs=1e-9)
+
+
+def relationship_lines_agree(ledger: Ledger, rng: random.Random) -> None:
+    """A customer's story recorded in batches, each event dated after the last drawing or, at
+    random, before it (a late row), the line drawn after each: the line this process folds on
+    equals one folded from the first row, now and as of an earlier batch's record time."""
+    brand, customer = f"b-{rng.getrandbits(32):x}", "c"
+    rid, half_life = str(relationship_id(brand, customer)), rng.choice([trust.HALF_LIFE, None])
+    runner, lines = Runner(ledger), Lines(RELATIONSHIPS)
+    events, recorded = story(customer), []
+    first = clock = datetime.now(UTC) - timedelta(days=120)
+    while events:
+        size = rng.randint(1, 6)
+        batch, events = events[:size], events[size:]
+        for n, event in enumerate(batch):
+            clock += timedelta(hours=rng.uniform(0, 72))
+            late = first + (clock - first) * rng.random()
+            batch[n] = dataclasses.replace(event, occurred_at=late if rng.random() < 0.2 else clock)
+        ledger.record_batch(brand, batch)
+        runner.run_once()
+        recorded.append(datetime.now(UTC))
+        clock += timedelta(hours=rng.uniform(0, 48))
+        found = lines.line(runner.db, rid, clock, None, half_life)
+        assert_opinions_close(
+            found, Lines(RELATIONSHIPS).line(runner.db, rid, clock, None, half_life)
+        )
+        as_of = rng.choice(recorded)
+        replayed = lines.line(runner.db, rid, as_of, as_of, half_life)
+        from_first = Lines(RELATIONSHIPS).line(runner.db, rid, as_of, as_of, half_life)
+        assert_opinions_close(replayed, from_first)
+    runner.close()
+
+
+@settings(max_examples=10, deadline=None)
+@given(seed=st.integers(0, 2**32))
+def test_a_relationships_line_folded_on_equals_one_folded_from_the_first_row(seed: int) -> None:
+    with tempfile.TemporaryDirectory() as directory:
+        ledger = open_ledger(new_sqlite_database(Path(directory)))
+        relationship_lines_agree(ledger, random.Random(seed))
+        ledger.close()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("seed", [13, 14])
+def test_a_relationships_line_folded_on_postgres_equals_one_folded_from_the_first_row(
+    seed: int,
+) -> None:
+    ledger = open_ledger(new_postgres_database())
+    relationship_lines_agree(ledger, random.Random(seed))
+    ledger.close()
+
+
+def test_a_relationships_drawing_folds_on_what_was_recorded_since_unless_it_is_dated_earlier(
+    ledger: Ledger,
+) -> None:
+    """A row dated after the last moment kept, even before the end last drawn, is folded on; one
+    dated at or before a kept moment folds the relationship again from its first row."""
+    brand, now = f"b-{random.getrandbits(32):x}", datetime.now(UTC)
+    rid = str(relationship_id(brand, "c"))
+    made = posted("promise.made", "c", promise_id="p", summary="s", due_at=now - timedelta(days=20),
+                  at=now - timedelta(days=30))  # fmt: skip
+    ledger.record(brand, made)
+    runner, lines = Runner(ledger), Lines(RELATIONSHIPS)
+    runner.run_once()
+    assert lines.line(runner.db, rid, now)[-1][1]["consistency"].d > 0  # overdue
+    first = lines.folds[rid]
+    kept_moments = list(first.kept)
+    assert kept_moments[-1] < now - timedelta(hours=1)
+    ledger.record(brand, posted("promise.kept", "c", promise_id="p", at=now - timedelta(hours=1)))
+    runner.run_once()
+    later = now + timedelta(minutes=1)
+    found = lines.line(runner.db, rid, later)
+    assert lines.folds[rid] is first and list(first.kept) == kept_moments
+    assert_opinions_close(found, Lines(RELATIONSHIPS).line(runner.db, rid, later))
+    assert found[-1][1]["consistency"].d < found[-2][1]["consistency"].d  # no longer open
+    late = posted("question.answered", "c", case_id="q", topic="t", resolved=True, rating=5,
+                  at=now - timedelta(days=29))  # fmt: skip
+    ledger.record(brand, late)
+    runner.run_once()
+    found = lines.line(runner.db, rid, later)
+    assert lines.folds[rid] is not first  # dated before a kept moment: folded again
+    assert_opinions_close(found, Lines(RELATIONSHIPS).line(runner.db, rid, later))
+    runner.close()
+
+
+def test_a_process_keeps_the_lines_of_its_most_recently_drawn_relationships_only(
+    ledger: Ledger,
+) -> None:
+    brand, now = f"b-{random.getrandbits(32):x}", datetime.now(UTC)
+    customers = [f"c{n}" for n in range(RELATIONSHIPS.kept + 2)]
+    events = [
+        posted("question.answered", c, case_id="q", topic="t", resolved=True, at=now)
+        for c in customers
+    ]
+    ledger.record_batch(brand, events)
+    runner, lines, recorded = Runner(ledger), Lines(RELATIONSHIPS), datetime.now(UTC)
+    runner.run_once()
+    rids = [str(relationship_id(brand, c)) for c in customers]
+    for rid in rids:
+        assert lines.line(runner.db, rid, now)
+        assert lines.line(runner.db, rid, recorded, as_of=recorded)
+    assert list(lines.folds) == rids[2:] and len(lines.replays) == RELATIONSHIPS.kept
+    assert {replay[0] for replay in lines.replays} == set(rids[2:])
+    runner.close()
+
+
+def test_an_erased_customers_chart_is_not_drawn_and_a_replay_before_it_is_unchanged(
+    ledger: Ledger,
+) -> None:
+    brand, customer = f"b-{random.getrandbits(32):x}", "c"
+    ledger.record_batch(brand, dated(story(customer), random.Random(3), in_order=True))
+    runner, lines = Runner(ledger), TrustLines()
+    runner.run_once()
+    before = datetime.now(UTC)
+    assert chart.series(ledger, runner.db, lines, brand, customer, None).points
+    replayed = chart.series(ledger, runner.db, lines, brand, customer, before)
+    ledger.erase(brand, customer, requested_by="dpo", reason="art. 17")
+    runner.run_once()
+    erased = chart.series(ledger, runner.db, lines, brand, customer, None)
+    assert erased.erased and erased.points == []
+    assert str(relationship_id(brand, customer)) not in lines.relationships.folds
+    again = chart.series(ledger, runner.db, TrustLines(), brand, customer, before)
+    assert not again.erased and again.points == replayed.points
+    runner.close()
