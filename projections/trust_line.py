@@ -27,7 +27,7 @@ from projections.trust import TimelineFact, base_rates, brand_scores
 MOMENTS = 40
 """At most this many moments to a line, its end included."""
 GRID = timedelta(hours=1)
-"""The finest step between moments; a longer life doubles it until MOMENTS suffice."""
+"""A brand's finest step between moments; a longer life doubles it until MOMENTS suffice."""
 ROWS_PAGE = 50_000
 """Rows read in one round trip: about 0.2-0.3 s of PostgreSQL's time (274-380 ms for 269,000)."""
 
@@ -51,20 +51,23 @@ class Kind:
     lead: timedelta
     """How long before its earliest event a line starts: a relationship's first point is its
     prior, before any evidence."""
+    finest: timedelta
+    """Its grid's finest step: a brand's hour; a relationship's minute, so that one a few hours
+    old still draws its steps (its line, so short, costs little to fold again for a late row)."""
 
     def of(self, row: Row) -> int:
         """The row's cursor."""
         return row[6] if self.cursor == "position" else row[1]
 
 
-BRANDS = Kind("brand", "position", 32, timedelta(0))
-RELATIONSHIPS = Kind("relationship_id", "sequence", 256, timedelta(seconds=1))
+BRANDS = Kind("brand", "position", 32, timedelta(0), GRID)
+RELATIONSHIPS = Kind("relationship_id", "sequence", 256, timedelta(seconds=1), timedelta(minutes=1))
 
 
-def grid(start: datetime, end: datetime) -> list[datetime]:
-    """`start` + k x step up to `end`, step the least GRID x 2^j giving at most MOMENTS - 1 of
-    them, then `end` if it is not one. A later end keeps each moment or every other one."""
-    step = GRID
+def grid(start: datetime, end: datetime, finest: timedelta = GRID) -> list[datetime]:
+    """`start` + k x step up to `end`, step the least `finest` x 2^j giving at most MOMENTS - 1
+    of them, then `end` if it is not one. A later end keeps each moment or every other one."""
+    step = finest
     while (end - start) / step > MOMENTS - 2:
         step *= 2
     found = [start + step * k for k in range(int((end - start) / step) + 1)]
@@ -83,6 +86,8 @@ class Fold:
 
     start: datetime
     half_life: timedelta | None
+    finest: timedelta = GRID
+    """The grid's finest step (`Kind.finest`)."""
     read: int = 0
     """The cursor (log position or sequence) of the last row read."""
     until: datetime | None = None
@@ -114,7 +119,7 @@ class Fold:
         """The opinions at each moment of the grid before `end`, each kept once computed: a row
         dated at or before one of them, read later, makes `takes` refuse it."""
         found: OpinionLine = []
-        for at in grid(self.start, max(end, self.start)):
+        for at in grid(self.start, max(end, self.start), self.finest):
             if at >= end:
                 break
             if at not in self.kept:
@@ -276,7 +281,7 @@ class Lines:
         if not rows:
             return None
         start = cast(datetime, parse_timestamp(min(row[4] for row in rows))) - self.kind.lead
-        fold = Fold(start, half_life, read=max(self.kind.of(row) for row in rows))
+        fold = Fold(start, half_life, self.kind.finest, read=max(self.kind.of(row) for row in rows))
         fold.pending = in_time(rows)
         return fold
 

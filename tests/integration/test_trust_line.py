@@ -244,7 +244,8 @@ def from_events(
     relationship: Relationship = events[0].mutate(None)
     relationship.evidence = trust.empty_evidence(half_life)
     pending, points = events[1:], []
-    for at in [*(at for at in grid(start, max(end, start)) if at < end), end]:
+    moments = grid(start, max(end, start), RELATIONSHIPS.finest)
+    for at in [*(at for at in moments if at < end), end]:
         while pending and pending[0].occurred_at <= at:
             relationship = pending.pop(0).mutate(relationship)
         scores = relationship.trust(at, chart._rates_at(line, at), half_life)
@@ -392,6 +393,22 @@ def test_a_relationships_drawing_folds_on_what_was_recorded_since_unless_it_is_d
     found = lines.line(runner.db, rid, later)
     assert lines.folds[rid] is not first  # dated before a kept moment: folded again
     assert_opinions_close(found, Lines(RELATIONSHIPS).line(runner.db, rid, later))
+    runner.close()
+
+
+def test_a_relationship_a_few_hours_old_draws_its_steps(ledger: Ledger) -> None:
+    """Its grid starts at a minute, not at a brand's hour: three answers over two hours are
+    three steps of its line, each drawn between moments of its own."""
+    brand, now = f"b-{random.getrandbits(32):x}", datetime.now(UTC)
+    for n, ago in enumerate((120, 80, 40)):
+        ledger.record(brand, posted("question.answered", "c", case_id=f"q{n}", topic="t",
+                                    resolved=True, rating=5, at=now - timedelta(minutes=ago)))  # fmt: skip
+    runner = Runner(ledger)
+    runner.run_once()
+    found = Lines(RELATIONSHIPS).line(runner.db, str(relationship_id(brand, "c")), now)
+    assert len(found) >= MOMENTS // 2
+    expertise = [round(opinions["expertise"].b, 3) for _, opinions in found]  # decay aside
+    assert len(set(expertise)) == 4  # the prior, then one more after each answer
     runner.close()
 
 
