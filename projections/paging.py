@@ -44,8 +44,13 @@ def decode(cursor: str, *keys: str) -> dict[str, Any]:
 
 
 def text(value: Any, longest: int) -> str:
-    """A text sort key of a cursor: a string of at most `longest` characters, and no NUL (no
-    key the API hands out holds one, and PostgreSQL's text cannot: its query failed, a 500)."""
+    """A text sort key of a cursor: a string of at most `longest` characters, with no NUL and
+    no lone surrogate (no key the API hands out holds one, and neither store's text can: the
+    query failed, a 500; JSON's `\\ud800` escape decodes to one)."""
     if not isinstance(value, str) or len(value) > longest or "\x00" in value:
         raise BadCursor("cursor is not valid")
+    try:
+        value.encode()
+    except UnicodeEncodeError:
+        raise BadCursor("cursor is not valid") from None
     return value

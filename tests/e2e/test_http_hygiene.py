@@ -169,12 +169,17 @@ def forged(position: dict[str, Any]) -> str:
         ("agent", "/v1/customers", {"by": "last_at", "after": ["2026", "r\x00"]}),
         ("compliance", "/v1/audit/findings", {"after": ["\x00", "p"]}),
         ("compliance", "/v1/audit/findings", {"after": ["2026", "p\x00"]}),
+        ("agent", "/v1/customers", {"by": "last_at", "after": ["\ud800", "r"]}),
+        ("agent", "/v1/customers", {"by": "last_at", "after": ["2026", "r\udfff"]}),
+        ("compliance", "/v1/audit/findings", {"after": ["\ud800", "p"]}),
+        ("compliance", "/v1/audit/findings", {"after": ["2026", "p\udfff"]}),
     ],
 )
-def test_a_forged_cursor_holding_nul_is_422_not_a_failure(
+def test_a_forged_cursor_holding_what_no_store_can_is_422_not_a_failure(
     client_for: ClientFor, role: str, path: str, position: dict[str, Any]
 ) -> None:
-    """PostgreSQL's text cannot hold NUL: the query failed (500) on a cursor made by hand."""
+    """PostgreSQL's text cannot hold NUL, nor either store's a lone surrogate (which JSON's
+    `\\ud800` escape decodes to): the query failed (500) on a cursor made by hand."""
     answer = client_for(role).get(path, query_string={"cursor": forged(position)})
     assert answer.status_code == 422, answer.text
     assert "cursor" in answer.get_json()["errors"]
