@@ -14,7 +14,7 @@ from typing import Any
 
 from domain.errors import MasterKeyError
 from domain.shredding import MasterKey
-from domain.storage import DEFAULT_URL, BadDatabaseUrl, Store
+from domain.storage import DEFAULT_URL, BadDatabaseUrl, Store, shown
 from domain.timeouts import STATEMENT_TIMEOUT
 
 PREFIX = "TRUSTLEDGER_"
@@ -140,7 +140,7 @@ class Settings:
         except BadDatabaseUrl as error:
             raise BadSetting(f"{name}: {error}") from None
         if replica.kind != "postgres":
-            raise BadSetting(f"{name} must be a postgresql:// URL, not {self.replica_url!r}")
+            raise BadSetting(f"{name} must be a postgresql:// URL, not {shown(self.replica_url)}")
         if self.store.kind != "postgres":
             raise BadSetting(
                 f"{name} is a standby of a PostgreSQL primary, and the database is"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, closing, contextmanager
@@ -109,6 +110,17 @@ class BadDatabaseUrl(ValueError):
     """The database URL is neither sqlite:///PATH nor postgresql://USER@HOST:PORT/DB."""
 
 
+_URL_PASSWORD = re.compile(r"(?<=://)([^:/@]*):[^@]*@")
+_QUERY_PASSWORD = re.compile(r"(?<=[?&]password=)[^&]*", re.IGNORECASE)
+
+
+def shown(url: str) -> str:
+    """The URL as an error may say it: its password, in the user part or as `?password=`,
+    replaced by `***` (the line goes to the terminal and the logs; a refused URL is often a
+    pasted one whose password is real)."""
+    return repr(_QUERY_PASSWORD.sub("***", _URL_PASSWORD.sub(r"\1:***@", url, count=1)))
+
+
 @dataclass(frozen=True)
 class Store:
     """A parsed database URL: the embedded SQLite file or a PostgreSQL database."""
@@ -134,25 +146,25 @@ class Store:
         if url == "memory://":
             return cls(url=url, kind="memory")
         if url != url.strip():  # a space pasted after sqlite:///tl.db made a file `tl.db `
-            raise BadDatabaseUrl(f"{url!r}: leading or trailing whitespace")
+            raise BadDatabaseUrl(f"{shown(url)}: leading or trailing whitespace")
         try:
             parts = urlsplit(url)
         except ValueError as error:  # an unclosed IPv6 bracket: `postgresql://u@[::1/db`
-            raise BadDatabaseUrl(f"{url!r}: {error}") from None
+            raise BadDatabaseUrl(f"{shown(url)}: {error}") from None
         if parts.scheme == "sqlite":
             # sqlite:///relative/path or sqlite:////absolute/path, as SQLAlchemy spells them.
             path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else ""
             if not path:
-                raise BadDatabaseUrl(f"{url!r}: expected sqlite:///PATH")
+                raise BadDatabaseUrl(f"{shown(url)}: expected sqlite:///PATH")
             return cls(url=url, kind="sqlite", path=path)
         if parts.scheme in ("postgresql", "postgres", "postgresql+psycopg"):
             dbname = parts.path.lstrip("/")
             if not parts.hostname or not dbname:
-                raise BadDatabaseUrl(f"{url!r}: expected postgresql://USER:PASS@HOST:PORT/DB")
+                raise BadDatabaseUrl(f"{shown(url)}: expected postgresql://USER:PASS@HOST:PORT/DB")
             try:
                 port = parts.port or 5432
             except ValueError as error:
-                raise BadDatabaseUrl(f"{url!r}: {error}") from None
+                raise BadDatabaseUrl(f"{shown(url)}: {error}") from None
             return cls(
                 url=url,
                 kind="postgres",
@@ -163,7 +175,7 @@ class Store:
                 dbname=dbname,
                 params=tuple(parse_qsl(parts.query, keep_blank_values=True)),
             )
-        raise BadDatabaseUrl(f"{url!r}: the scheme must be sqlite or postgresql")
+        raise BadDatabaseUrl(f"{shown(url)}: the scheme must be sqlite or postgresql")
 
     @property
     def is_sqlite(self) -> bool:
@@ -214,7 +226,7 @@ class Store:
             directory.mkdir(parents=True, exist_ok=True)
         except OSError as error:
             raise BadDatabaseUrl(
-                f"{self.url!r}: cannot make the directory {directory}: {error.strerror}"
+                f"{shown(self.url)}: cannot make the directory {directory}: {error.strerror}"
             ) from None
         try:
             os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
@@ -222,7 +234,7 @@ class Store:
             pass
         except OSError as error:
             raise BadDatabaseUrl(
-                f"{self.url!r}: cannot make {self.path}: {error.strerror}"
+                f"{shown(self.url)}: cannot make {self.path}: {error.strerror}"
             ) from None
 
     def sqlalchemy_url(self) -> str:

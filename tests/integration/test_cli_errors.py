@@ -142,6 +142,29 @@ def test_a_database_url_that_cannot_be_parsed_is_one_line(
     assert list(tmp_path.iterdir()) == []
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "mysql://ledger:S3CRET-pw@db.example/ledger",
+        "postgresql://ledger:S3CRET-pw@db.example:99999/ledger",
+        "postgresql://ledger:S3CRET-pw@[::1/ledger",
+        "postgresql://ledger:S3CRET-pw@/ledger",
+        "postgresql:///ledger?user=ledger&password=S3CRET-pw",
+    ],
+)
+@pytest.mark.parametrize("variable", ["TRUSTLEDGER_DATABASE_URL", "TRUSTLEDGER_REPLICA_URL"])
+def test_a_url_refused_at_start_does_not_say_its_password(
+    tmp_path: Path, url: str, variable: str
+) -> None:
+    """The refusal quoted the URL whole, password included, to the terminal and the logs."""
+    primary = {"TRUSTLEDGER_DATABASE_URL": "postgresql://u@127.0.0.1:1/db"}
+    done = cli(
+        "lag", TRUSTLEDGER_MASTER_KEY=TEST_MASTER_KEY.encoded(), **{**primary, variable: url}
+    )
+    assert_one_error(done, 1, "ledger:***@" if "@" in url.split("?")[0] else "password=***")
+    assert "S3CRET" not in done.stderr
+
+
 def test_an_sqlite_directory_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
     """The directory's parent is a file: refused even to root, as a read-only one is to others.
     (Other commands make nothing: test_an_sqlite_file_not_there_asks_for_migrate_and_makes_nothing.)"""
