@@ -422,8 +422,13 @@ class Ledger(Application[UUID]):
             )
             errors = {pending[i]: error for i, error in errors.items()}
             if errors:
-                found = self._look_up_ids(brand, {i: batch[i] for i in errors})
-                if not found and not skips_reads:
+                # Every pending id, not the rejected ones' alone: an id reused for other content
+                # elsewhere in the batch is rejected with them, rather than after they are fixed.
+                try:
+                    found = self._look_up_ids(brand, {i: batch[i] for i in pending})
+                except BatchRejected as conflicts:
+                    raise BatchRejected({**errors, **conflicts.errors}) from None
+                if not found.keys() & errors.keys() and not skips_reads:
                     raise BatchRejected(errors)
                 replays.update(found)
                 continue

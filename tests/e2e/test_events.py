@@ -156,6 +156,24 @@ def test_a_batch_reusing_an_id_for_other_content_is_a_conflict_naming_it(
     assert timeline_ids(brand, customer) == [event["event_id"]]
 
 
+def test_a_batch_names_a_reused_id_beside_an_event_the_ledger_rejects(
+    client_for: ClientFor,
+) -> None:
+    """Every rejected event by its index: the conflict went unnamed while another event broke a
+    rule (or its customer was erased), so a CRM that fixed that one was then refused for it."""
+    brand = client_for("brand")
+    customer = random_customer()
+    event = made(customer)
+    brand.record(event)
+    changed = {**event, "data": {**event["data"], "summary": "other"}}
+    never = as_json(posted("offer.honored", customer, offer_id="never-made"))
+    for events, rejected in (([changed, never], {"0", "1"}), ([never, changed], {"0", "1"})):
+        body = assert_problem(brand.post("/v1/events/batch", json={"events": events}), 422)
+        assert set(body["errors"]["events"]) == rejected
+        assert "other content" in json.dumps(body["errors"]["events"][str(events.index(changed))])
+    assert timeline_ids(brand, customer) == [event["event_id"]]
+
+
 # --- batches -----------------------------------------------------------------------------------
 
 
