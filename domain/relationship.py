@@ -484,9 +484,10 @@ class PushFeedback(Interaction):
             return
         push = relationship.items["push"][self.push_id]
         channel = push.get("sent_channel") or push.get("channel")  # the one it came by
-        purposes = [push["purpose"]] if push.get("purpose") else list(relationship.consents)
-        for purpose in purposes:
-            relationship.withdraw(purpose, [channel] if channel else None, self)
+        # A push of no purpose (sent without a decision): every purpose, as its receipt says,
+        # kept so that a grant posted after it, dated before it, is withdrawn by it too.
+        purpose = push.get("purpose") or EVERY_PURPOSE
+        relationship.withdraw(purpose, [channel] if channel else None, self)
 
 
 # --- the aggregate --------------------------------------------------------------------------

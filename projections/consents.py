@@ -101,17 +101,13 @@ def _changes(
         withdrawn = _withdrawals(
             base, latest, {purpose} if purpose else None, [channel] if channel else None
         )
-        known = {p for (p, c), row in latest.items() if not _is_mark(row)}
-        if channel:  # kept on the channel's consent of each purpose; marked where it has none
-            marks = [
-                mark
-                for p in ([purpose] if purpose else sorted(known))
-                if (known_row := latest.get((p, channel))) is None or _is_mark(known_row)
-                for mark in _blankets(base, p, [channel])
-            ]
-            return withdrawn + marks
-        every = [purpose] if purpose else sorted(known)
-        return withdrawn + [row for p in every for row in _blankets(base, p, None)]
+        if not purpose:  # a push of no purpose: every one, marked as a withdrawal of `*` is
+            return withdrawn + _blankets(base, EVERY_PURPOSE, [channel] if channel else None)
+        if channel:  # kept on the channel's consent; marked where it has none
+            known_row = latest.get((purpose, channel))
+            marks = _blankets(base, purpose, [channel])
+            return withdrawn + (marks if known_row is None or _is_mark(known_row) else [])
+        return withdrawn + _blankets(base, purpose, None)
     return []
 
 

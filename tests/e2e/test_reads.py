@@ -397,12 +397,23 @@ def test_an_unsubscribe_withdraws_a_grant_posted_after_it_but_dated_before_it(
     recorded(brand, {**sent, "channel": "sms"}, dated(unsubscribed, now - timedelta(hours=1)))
     late = dated(granted(customer, "marketing", ["sms"]), now - timedelta(days=2))
     recorded(brand, late)
+    assert_sms_withdrawn_until_granted_after(
+        brand, {**asked, "push_id": random_event_id()}, unsubscribed, now
+    )
+
+
+def assert_sms_withdrawn_until_granted_after(
+    brand: Client, asked: dict[str, Any], unsubscribed: dict[str, Any], now: datetime
+) -> None:
+    """Marketing on sms reads withdrawn by the unsubscribe, to the consents and the gate alike,
+    until a grant dated after it."""
+    customer = asked["customer"]
     listed = {c["channel"]: c for c in consents(brand, customer)}
     assert (listed["sms"]["status"], listed["sms"]["event_id"]) == (
         "withdrawn",
         unsubscribed["event_id"],
     )
-    decision = brand.post("/v1/push-decisions", json={**asked, "push_id": random_event_id()})
+    decision = brand.post("/v1/push-decisions", json=asked)
     gate = {r["rule"]: r for r in decision.get_json()["reasons"]}
     assert (gate["consent"]["passed"], gate["consent"]["evidence"]) == (
         False,
@@ -411,6 +422,32 @@ def test_an_unsubscribe_withdraws_a_grant_posted_after_it_but_dated_before_it(
     later = dated(granted(customer, "marketing", ["sms"]), now - timedelta(minutes=1))
     recorded(brand, later)  # a grant dated after the unsubscribe is consent again
     assert {c["channel"]: c["status"] for c in consents(brand, customer)}["sms"] == "granted"
+
+
+def test_an_unsubscribe_from_a_push_of_no_purpose_withdraws_a_grant_posted_after_it(
+    client_for: ClientFor,
+) -> None:
+    """A push sent without a decision (so of no purpose) and unsubscribed from withdraws every
+    purpose on its channel, as its receipt (purpose `*`) says: posted before the grant it
+    withdrew in event time, it withdrew nothing, and the late grant read `granted` to the
+    consents and the gate alike, which posted in time order read `withdrawn`."""
+    brand = client_for("brand")
+    customer = random_customer()
+    quiet = {"quiet_hours": {"start": "00:00", "end": "00:00"}}
+    assert brand.put("/v1/policy", json=quiet).status_code == 200
+    now = datetime.now(UTC)
+    sent = as_json(posted("push.sent", customer, push_id=random_event_id()))
+    unsubscribed = as_json(
+        posted("push.feedback", customer, push_id=sent["data"]["push_id"], reaction="unsubscribed")
+    )
+    recorded(
+        brand,
+        dated({**sent, "channel": "sms"}, now - timedelta(hours=2)),
+        dated(unsubscribed, now - timedelta(hours=1)),
+    )
+    recorded(brand, dated(granted(customer, "marketing", ["sms"]), now - timedelta(days=2)))
+    asked = push(customer, channel="sms", data_categories=[])
+    assert_sms_withdrawn_until_granted_after(brand, asked, unsubscribed, now)
 
 
 def test_an_unsubscribe_withdraws_on_the_channel_the_push_came_by(client_for: ClientFor) -> None:
