@@ -2,16 +2,24 @@
 
 from __future__ import annotations
 
-from marshmallow import Schema, fields
+from marshmallow import Schema, ValidationError, fields
 
 from api.schemas.events import PROSE, Strict
 from api.schemas.fields import PlainDict, PlainList, Text
+
+
+def _says_why(reason: str) -> None:
+    """An erasure cannot be undone: its reason is the record of why, so not spaces alone (the
+    pages refuse those too)."""
+    if not reason.strip():
+        raise ValidationError("Must say why: not spaces alone.")
 
 
 class ErasureRequestSchema(Strict):
     reason = Text(
         PROSE,
         required=True,
+        validate=_says_why,
         metadata={"description": "Why; kept readable after the erasure, so no personal data."},
     )
 

@@ -330,7 +330,17 @@ def test_the_api_reads_sealed_values_whole_and_erased_after_the_erasure(
     assert shown() == [erased, f"Promised: {erased}, {due}", erased, [erased], [erased]]
 
 
-@pytest.mark.parametrize("body", [{}, {"reason": ""}, {"reason": "x", "more": 1}, {"reason": 5}])
+@pytest.mark.parametrize(
+    "body",
+    [
+        {},
+        {"reason": ""},
+        {"reason": "   "},
+        {"reason": "\n\t "},
+        {"reason": "x", "more": 1},
+        {"reason": 5},
+    ],
+)
 def test_an_erasure_needs_a_reason(client_for: ClientFor, body: dict[str, object]) -> None:
     brand = client_for("brand")
     customer = random_customer()
