@@ -39,6 +39,11 @@ class KeyProblem(ValueError):
     """A key command cannot be done: a bad slug or role, or an unknown key id."""
 
 
+def _require_slug(brand: str) -> None:
+    if not BRAND_SLUG.match(brand):
+        raise KeyProblem(f"brand {brand!r} is not a slug: a-z, 0-9 and '-', at most 63")
+
+
 @dataclass(frozen=True)
 class Caller:
     """Who is calling: the brand (the tenant of every ledger call) and the role of the key."""
@@ -106,8 +111,7 @@ class KeyStore:
 
     def create(self, brand: str, role: str) -> IssuedKey:
         """Issues a key for `brand` (registering the brand if it is new) with `role`."""
-        if not BRAND_SLUG.match(brand):
-            raise KeyProblem(f"brand {brand!r} is not a slug: a-z, 0-9 and '-', at most 63")
+        _require_slug(brand)
         if role not in ROLES:
             raise KeyProblem(f"role {role!r} is not one of {', '.join(ROLES)}")
         key_id = secrets.token_hex(6)
@@ -130,9 +134,12 @@ class KeyStore:
         return IssuedKey(key, KeyInfo(key_id, brand, role, now, None), new_brand=not known)
 
     def every(self, brand: str | None = None) -> list[KeyInfo]:
-        """Every key (of one brand, or of all), revoked ones included; never a secret."""
+        """Every key (of one brand, or of all), revoked ones included; never a secret. A brand
+        that is no slug is refused, as `create` refuses it: `--brand ''` listed every brand's."""
         query = "SELECT key_id, brand, role, created_at, revoked_at FROM api_keys"
-        query += " WHERE brand = ?" if brand else ""
+        if brand is not None:
+            _require_slug(brand)
+            query += " WHERE brand = ?"
         with self._connection() as conn:
             rows = self._fetch(
                 conn, query + " ORDER BY brand, created_at, key_id", [brand] if brand else []

@@ -108,6 +108,14 @@ def test_bad_slugs_and_roles_are_refused(keys: KeyStore, brand: str, role: str) 
         keys.create(brand, role)
 
 
+@pytest.mark.parametrize("brand", ["", "Acme", " acme"])
+def test_listing_the_keys_of_a_brand_that_is_no_slug_is_refused(keys: KeyStore, brand: str) -> None:
+    """`keys list --brand ''` listed every brand's keys, as if no brand had been named."""
+    keys.create(random_brand(), "agent")
+    with pytest.raises(KeyProblem, match="not a slug"):
+        keys.every(brand)
+
+
 def test_revoking_keeps_the_first_time_and_an_unknown_id_is_refused(keys: KeyStore) -> None:
     issued = keys.create(random_brand(), "brand")
     first = keys.revoke(issued.key)
