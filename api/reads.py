@@ -192,19 +192,35 @@ def _receipts(
         for item in _all_events(db, brand, customer)
         if item["type"] in CONSENT_TYPES or _unsubscribed(item)
     ]
-    granted: dict[
-        str, dict[str, Any]
-    ] = {}  # the latest grant per purpose, for a withdrawal's terms
+    # Per purpose and channel, the latest grant and its place in the list: a withdrawal's terms.
+    granted: dict[str, dict[str, tuple[int, Mapping[str, Any]]]] = {}
     current = reads.ledger.policy(brand)
     receipts = []
-    for event in events:
+    for n, event in enumerate(events):
         data = event["data"]
+        on = granted.setdefault(data["purpose"], {})
         if event["type"] == "consent.granted":
-            granted[data["purpose"]] = data
-        grant = data if event["type"] == "consent.granted" else granted.get(data["purpose"], {})
+            on.update(dict.fromkeys(data["channels"], (n, data)))
+            grant: Mapping[str, Any] = data
+        else:
+            grant = _withdrawn_terms(on, data.get("channels"))
         controller = _controller_at(reads, current, event["recorded_at"])
         receipts.append(_receipt(brand, principal, event, grant, sensitive, controller))
     return receipts
+
+
+def _withdrawn_terms(
+    on: Mapping[str, tuple[int, Mapping[str, Any]]], channels: list[str] | None
+) -> dict[str, Any]:
+    """The terms a withdrawal ended: the grant on the channels it names (every one: each the
+    purpose was granted on), the latest of them, with those channels. The purpose's latest grant
+    on any channel was taken before: a withdrawal on email carried the categories, notice and
+    jurisdiction of a grant on sms alone."""
+    named = [channel for channel in (channels or on) if channel in on]
+    if not named:
+        return {}
+    _, latest = max((on[channel] for channel in named), key=lambda placed: placed[0])
+    return {**latest, "channels": named}
 
 
 def _controller_at(reads: ReadSide, current: Policy, at: datetime) -> dict[str, str | None]:

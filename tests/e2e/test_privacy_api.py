@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 
@@ -185,6 +186,47 @@ def test_an_unsubscribe_is_a_withdrawal_with_its_receipt(client_for: ClientFor) 
     assert service["service"] == "marketing"
     assert service["purposes"][0]["termination"] == "withdrawn"
     assert receipt["jurisdiction"] == "EU"
+
+
+def test_a_withdrawals_receipt_carries_the_terms_of_the_grant_on_its_channel(
+    client_for: ClientFor,
+) -> None:
+    """A purpose granted on email and, later and on other terms, on sms; then withdrawn on
+    email. Its receipt named the sms grant's categories, notice and jurisdiction, which the
+    customer never gave on email: proof of a consent that was not the one withdrawn."""
+    brand = client_for("brand")
+    customer = random_customer()
+    terms: dict[str, Any] = {"purpose": "marketing", "method": "web_form"}
+    events = [
+        posted(
+            "consent.granted", customer, channels=["email"], data_categories=["purchase_history"],
+            notice_version="email-1", jurisdiction="FR", **terms,
+        ),
+        posted(
+            "consent.granted", customer, channels=["sms"], data_categories=["location"],
+            notice_version="sms-9", jurisdiction="DE", **terms,
+        ),
+        posted("consent.withdrawn", customer, purpose="marketing", channels=["email"]),
+        posted("consent.withdrawn", customer, purpose="marketing"),
+    ]  # fmt: skip
+    assert [a.status_code for a in brand.record(*events)] == [201] * 4
+    receipts = brand.get(f"/v1/customers/{customer}/consents/receipts").get_json()["receipts"]
+    shown = [
+        (
+            r["status"],
+            r["channels"],
+            r["services"][0]["purposes"][0]["piiCategory"],
+            r["jurisdiction"],
+            r["policyUrl"].rsplit(":", 1)[-1],
+        )
+        for r in receipts
+    ]
+    assert shown == [
+        ("granted", ["email"], ["purchase_history"], "FR", "email-1"),
+        ("granted", ["sms"], ["location"], "DE", "sms-9"),
+        ("withdrawn", ["email"], ["purchase_history"], "FR", "email-1"),
+        ("withdrawn", ["email", "sms"], ["location"], "DE", "sms-9"),
+    ]
 
 
 def test_a_grant_without_expiry_terminates_on_withdrawal(client_for: ClientFor) -> None:
