@@ -58,7 +58,7 @@ lint: install
 bench: install
 	url=$$(tools/throwaway-postgres start $(CURDIR)/var/bench-postgres | tail -n 1); \
 	trap 'tools/throwaway-postgres stop $(CURDIR)/var/bench-postgres' EXIT; \
-	for script in append read_models trust chart gate encryption http_ingest http_gate; do \
+	for script in append read_models trust chart gate encryption sealed_reads http_ingest http_gate; do \
 	  TRUSTLEDGER_BENCH_POSTGRES_URL=$$url $(PY) bench/$$script.py; done
 
 clean:
