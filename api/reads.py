@@ -186,7 +186,6 @@ def consent_receipts(reads: ReadSide, brand: str, customer: str) -> dict[str, An
 def _receipts(
     reads: ReadSide, db: Database, brand: str, customer: str, principal: str
 ) -> list[dict[str, Any]]:
-    sensitive = set(reads.ledger.policy(brand).sensitive_categories)
     events = [
         _withdrawal(db, brand, item) if item["type"] == "push.feedback" else item
         for item in _all_events(db, brand, customer)
@@ -204,8 +203,8 @@ def _receipts(
             grant: Mapping[str, Any] = data
         else:
             grant = _withdrawn_terms(on, data.get("channels"))
-        controller = _controller_at(reads, current, event["recorded_at"])
-        receipts.append(_receipt(brand, principal, event, grant, sensitive, controller))
+        policy = _policy_at(reads, current, event["recorded_at"])
+        receipts.append(_receipt(brand, principal, event, grant, policy))
     return receipts
 
 
@@ -223,12 +222,13 @@ def _withdrawn_terms(
     return {**latest, "channels": named}
 
 
-def _controller_at(reads: ReadSide, current: Policy, at: datetime) -> dict[str, str | None]:
-    """The controller of the policy version in force at record time `at`: the current one if it
-    was set by then (versions only follow one another), else the version read back."""
+def _policy_at(reads: ReadSide, current: Policy, at: datetime) -> Policy:
+    """The policy version in force at record time `at`: the current one if it was set by then
+    (versions only follow one another), else the version read back. A receipt takes its
+    controller and its sensitive categories from it, so a later policy changes no receipt."""
     if current.set_at is None or current.set_at <= at:
-        return current.controller
-    return reads.ledger.policy(current.brand, as_of=at).controller
+        return current
+    return reads.ledger.policy(current.brand, as_of=at)
 
 
 CONTROLLER_FIELDS = {
@@ -266,13 +266,13 @@ def _receipt(
     principal: str,
     event: Mapping[str, Any],
     grant: Mapping[str, Any],
-    sensitive: set[str],
-    controller: Mapping[str, str | None],
+    policy: Policy,
 ) -> dict[str, Any]:
-    """One receipt; `sensitive` are the categories the brand's policy treats as special, and
-    `controller` the brand's own description as data controller."""
+    """One receipt, under the brand's `policy` in force when the consent act was recorded: the
+    categories it treats as special, and the brand's own description as data controller."""
     data, withdrawn = event["data"], event["type"] == "consent.withdrawn"
-    special = sorted(sensitive & set(grant.get("data_categories") or []))
+    controller = policy.controller
+    special = sorted(set(policy.sensitive_categories) & set(grant.get("data_categories") or []))
     expires_at = grant.get("expires_at") if not withdrawn else None
     purpose = {
         "purpose": data["purpose"],

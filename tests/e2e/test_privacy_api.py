@@ -257,6 +257,38 @@ def test_a_receipt_names_the_sensitive_categories_of_the_brands_policy(
     assert receipt["sensitive"] is True and receipt["spiCat"] == ["health"]
 
 
+def test_a_receipt_reads_the_same_after_the_policy_changes_what_is_sensitive(
+    client_for: ClientFor,
+) -> None:
+    """`sensitive` and `spiCat` came from the brand's policy as it is now, while
+    `piiControllers` came from the version in force when the consent was recorded: a later
+    `PUT /v1/policy` rewrote receipts already issued. Proof must not change after the fact."""
+    brand = client_for("brand")
+    customer = random_customer()
+    events = [
+        posted(
+            "consent.granted", customer, purpose="care", channels=["sms"],
+            data_categories=["health", "location"], notice_version="v2", method="call",
+        ),
+        posted("consent.withdrawn", customer, purpose="care", channels=["sms"]),
+    ]  # fmt: skip
+    assert [a.status_code for a in brand.record(*events)] == [201, 201]
+    path = f"/v1/customers/{customer}/consents/receipts"
+    before = brand.get(path).get_json()["receipts"]
+    assert [(r["sensitive"], r["spiCat"]) for r in before] == [(True, ["health"])] * 2
+    answer = brand.put("/v1/policy", json={"sensitive_categories": ["location"]})
+    assert answer.status_code == 200, answer.get_json()
+    assert brand.get(path).get_json()["receipts"] == before
+    later = posted(
+        "consent.granted", customer, purpose="care", channels=["sms"],
+        data_categories=["health", "location"], notice_version="v3", method="call",
+    )  # fmt: skip
+    assert brand.record(later)[0].status_code == 201
+    *same, new = brand.get(path).get_json()["receipts"]
+    assert same == before
+    assert (new["sensitive"], new["spiCat"]) == (True, ["location"])
+
+
 def test_export_holds_everything_about_the_customer(client_for: ClientFor) -> None:
     brand = client_for("brand")
     customer = random_customer()
