@@ -298,9 +298,17 @@ def _receipt(
         "sensitive": bool(special),
         "spiCat": special,
         "status": "withdrawn" if withdrawn else "granted",
-        "channels": list(data.get("channels") or grant.get("channels") or []),
+        "channels": _channels(data, grant),
         "event_id": event["event_id"],
     }
+
+
+def _channels(data: Mapping[str, Any], grant: Mapping[str, Any]) -> list[str] | None:
+    """The channels of a receipt: those its act named, else (a withdrawal that named none, so
+    withdrew every channel) each one its grants were on; None for every channel when there are
+    none to name, a withdrawal of `*` (every purpose), as the consents' `objections` say it."""
+    named = data.get("channels") or grant.get("channels")
+    return list(named) if named else None
 
 
 def _all_events(db: Database, brand: str, customer: str) -> list[dict[str, Any]]:

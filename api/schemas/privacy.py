@@ -81,7 +81,15 @@ class ReceiptSchema(Schema):
     sensitive = fields.Boolean(required=True)
     spiCat = fields.List(fields.String(), required=True)
     status = fields.String(required=True)
-    channels = fields.List(fields.String(), required=True)
+    channels = fields.List(
+        fields.String(),
+        required=True,
+        allow_none=True,
+        metadata={
+            "description": "Null: every channel (a withdrawal of `*` that named none), as the"
+            " consents' objections say it."
+        },
+    )
     event_id = fields.String(required=True)
 
 

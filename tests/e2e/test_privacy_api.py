@@ -289,6 +289,34 @@ def test_a_receipt_reads_the_same_after_the_policy_changes_what_is_sensitive(
     assert (new["sensitive"], new["spiCat"]) == (True, ["location"])
 
 
+def test_a_withdrawal_of_every_purpose_on_every_channel_names_every_channel(
+    client_for: ClientFor,
+) -> None:
+    """A withdrawal of `*` naming no channel (an objection to all offers and advice, on every
+    channel) had a receipt with `channels: []`, as if it withdrew nothing. It names them as the
+    consents' `objections` do: `channels` null for every channel; one naming channels, those."""
+    brand = client_for("brand")
+    customer = random_customer()
+    events = [
+        posted(
+            "consent.granted", customer, purpose="marketing", channels=["email"],
+            data_categories=["purchase_history"], notice_version="v1", method="web_form",
+        ),
+        posted("consent.withdrawn", customer, purpose="*", channels=["sms"]),
+        posted("consent.withdrawn", customer, purpose="*"),
+    ]  # fmt: skip
+    assert [a.status_code for a in brand.record(*events)] == [201] * 3
+    receipts = brand.get(f"/v1/customers/{customer}/consents/receipts").get_json()["receipts"]
+    shown = [(r["status"], r["services"][0]["service"], r["channels"]) for r in receipts]
+    assert shown == [
+        ("granted", "marketing", ["email"]),
+        ("withdrawn", "*", ["sms"]),
+        ("withdrawn", "*", None),
+    ]
+    consents = brand.get(f"/v1/customers/{customer}/consents").get_json()
+    assert [o["channels"] for o in consents["objections"]] == [shown[-1][-1], shown[-2][-1]]
+
+
 def test_export_holds_everything_about_the_customer(client_for: ClientFor) -> None:
     brand = client_for("brand")
     customer = random_customer()
