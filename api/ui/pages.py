@@ -23,7 +23,7 @@ from werkzeug.exceptions import HTTPException
 from api import reads
 from api.context import ledger, read_side, resources
 from api.errors import route
-from api.schemas.privacy import ErasureRequestSchema, ExportSchema
+from api.schemas.privacy import ErasureRequestSchema, ExportSchema, ReceiptsSchema
 from api.ui import chart
 from api.ui.session import (
     PAGE_ROLES,
@@ -86,6 +86,7 @@ def _shared() -> dict[str, Any]:
         "dashes": DIMENSION_DASHES,
         "dimensions": chart.DIMENSIONS,
         "family": family,
+        "issued": issued,
         "when": when,
     }
 
@@ -96,6 +97,11 @@ def family(event_type: str) -> tuple[str, str]:
 
 def when(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else ""
+
+
+def issued(epoch_seconds: int) -> datetime:
+    """A receipt's `consentTimestamp` (epoch seconds) as a moment the pages can show."""
+    return datetime.fromtimestamp(epoch_seconds, UTC)
 
 
 @blp.errorhandler(RelationshipNotFound)
@@ -264,7 +270,6 @@ def timeline(customer: str) -> str:
         around=around,
         first_page=cursor is None,
         newer=_newer_cursor(found) if cursor else None,
-        receipts=_has_route(RECEIPTS_ENDPOINT),
     )
 
 
@@ -322,6 +327,34 @@ def _decisions_page(customer: str, moment: datetime | None) -> ListPage:
     )
 
 
+@blp.get("/customers/<customer:customer>/receipts")
+@page(*PAGE_ROLES)
+def receipts(customer: str) -> Any:
+    """The customer's consent receipts, as the API's `GET .../consents/receipts` answers them
+    (the same read, the same document to download): the consent panel's proof for people, whose
+    browser holds a session, not the API's bearer key."""
+    document: dict[str, Any] = ReceiptsSchema().dump(
+        reads.consent_receipts(read_side(), caller().brand, customer)
+    )
+    if request.args.get("download"):
+        return _attachment(document, "consent-receipts.json")
+    return customer_page(
+        "ui/receipts.html",
+        customer,
+        receipts=document["receipts"],
+        api=_has_route(RECEIPTS_ENDPOINT),
+    )
+
+
+def _attachment(document: dict[str, Any], filename: str) -> Response:
+    """A page's document as a JSON file to download, as its page shows it."""
+    return Response(
+        json.dumps(document, indent=2, ensure_ascii=False, default=str),
+        mimetype="application/json",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
+
+
 # --- compliance ---------------------------------------------------------------------------------
 
 
@@ -342,13 +375,9 @@ def audit(customer: str) -> str:
 def export(customer: str) -> Any:
     brand = caller().brand
     document = _export(brand, customer)
-    text = json.dumps(document, indent=2, ensure_ascii=False, default=str)
     if request.args.get("download"):
-        return Response(
-            text,
-            mimetype="application/json",
-            headers={"Content-Disposition": 'attachment; filename="customer-export.json"'},
-        )
+        return _attachment(document, "customer-export.json")
+    text = json.dumps(document, indent=2, ensure_ascii=False, default=str)
     api = _has_route(EXPORT_ENDPOINT)
     return customer_page("ui/export.html", customer, moment=None, text=text, api=api)
 

@@ -232,12 +232,48 @@ def test_the_longest_names_the_api_takes_stay_within_the_page(page: Any, demo: D
             "kind": "offer", "data_categories": categories}  # fmt: skip
     post(demo.url, demo.crm, "/v1/push-decisions", push)
     sign_in(page, demo, demo.compliance)
-    for name in ("timeline", "decisions", "audit", "export"):
+    for name in ("timeline", "decisions", "receipts", "audit", "export"):
         page.goto(f"{demo.url}/ui/customers/{customer}/{name}")
         wide = page.evaluate("document.documentElement.scrollWidth")
         assert wide <= page.viewport_size["width"], (name, wide)
     page.goto(f"{demo.url}/ui/customers/{customer}/timeline")
     page.screenshot(path=SHOTS / "long-names.png")
+
+
+def test_an_agent_follows_the_consent_panel_to_the_receipts_and_downloads_them(
+    page: Any, demo: Demo
+) -> None:
+    """The consent panel linked to the receipts API, which answered the browser 401 (it sends
+    a session, not the API's bearer key). It opens the receipts page, whose download is the
+    API's answer."""
+    customer = f"receipts-{time.time_ns()}"
+    grant = {"purpose": "marketing", "channels": ["email", "sms"], "notice_version": "2026-01",
+             "data_categories": ["energy_usage"], "method": "web_form"}  # fmt: skip
+    for type_, data in (("consent.granted", grant), ("consent.withdrawn", {"purpose": "*"})):
+        post(demo.url, demo.crm, "/v1/events", {
+            "event_id": f"{type_}-{customer}", "type": type_, "customer": customer,
+            "occurred_at": datetime.now(UTC).isoformat(), "data": data,
+        })  # fmt: skip
+    sign_in(page, demo, demo.agent)
+    page.goto(f"{demo.url}/ui/customers/{customer}/timeline")
+    page.locator(".panel").get_by_role("link", name="Consent receipts").click()
+    page.wait_for_url(re.compile(r"/receipts$"))
+    assert page.get_by_role("heading", name="Consent receipts").is_visible()
+    assert page.locator("article.receipt").count() == 2
+    assert page.get_by_role(
+        "heading", name=re.compile("withdrawn · \\* \\(every purpose\\) on every channel")
+    ).is_visible()
+    assert page.evaluate("document.documentElement.scrollWidth") <= page.viewport_size["width"]
+    page.screenshot(path=SHOTS / "receipts.png", full_page=True)
+    with page.expect_download() as started:
+        page.get_by_role("link", name="Download the JSON").click()
+    downloaded = json.loads(Path(started.value.path()).read_text())
+    request = urllib.request.Request(
+        f"{demo.url}/v1/customers/{customer}/consents/receipts",
+        headers={"Authorization": f"Bearer {demo.agent}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as answer:
+        assert downloaded == json.load(answer)
 
 
 def test_an_agent_cannot_reach_compliance_pages(page: Any, demo: Demo) -> None:

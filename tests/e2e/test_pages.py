@@ -362,7 +362,9 @@ def test_an_agent_gets_403_on_compliance_pages(
     assert person("compliance", brand).get(f"/ui/customers/{ref}/{page}").status_code == 200
 
 
-@pytest.mark.parametrize("page", ["timeline", "trust", "decisions", "audit", "export", "erase"])
+@pytest.mark.parametrize(
+    "page", ["timeline", "trust", "decisions", "receipts", "audit", "export", "erase"]
+)
 def test_another_brands_customer_is_not_found(
     person: Callable[..., FlaskClient], customer: tuple[str, str], page: str
 ) -> None:
@@ -691,6 +693,54 @@ def test_the_consent_panel_shows_an_objection_the_gate_honours(
     assert "Objected to all offers and advice on sms" in panel, panel
     assert "the gate denies every offer and advice push on that channel" in panel
     assert objected.event_id in panel
+
+
+@pytest.mark.parametrize("role", ["agent", "compliance"])
+def test_the_timeline_links_to_the_receipts_page_which_downloads_the_apis_receipts(
+    person: Callable[..., FlaskClient],
+    client_for: ClientFor,
+    customer: tuple[str, str],
+    role: str,
+) -> None:
+    """The consent panel linked to the receipts API, which a browser's session cannot open (a
+    401 for the bearer key it does not send): support and compliance had no receipt to read. The
+    pages show the API's receipts, and download the same document."""
+    brand, ref = customer
+    http = person(role, brand)
+    timeline = http.get(f"/ui/customers/{ref}/timeline").text
+    panel = timeline[timeline.index('id="consents-heading"') :]
+    link = re.search(r'<a href="([^"]+)">Consent receipts</a>', panel)
+    assert link and link.group(1) == f"/ui/customers/{quote(ref)}/receipts"
+    assert "/v1/" not in panel
+    page = http.get(link.group(1))
+    assert page.status_code == 200
+    api = client_for(role, brand).get(f"/v1/customers/{ref}/consents/receipts").get_json()
+    shown = re.findall(r'<h3>(\w+) · (\w+) on ([^<]+?) <span class="hint">', page.text)
+    assert shown == [("granted", "marketing", "email, push"), ("withdrawn", "marketing", "push")]
+    for receipt in api["receipts"]:
+        assert receipt["consentReceiptID"] in page.text and receipt["event_id"] in page.text
+    download = http.get(f"/ui/customers/{ref}/receipts", query_string={"download": "1"})
+    assert download.mimetype == "application/json"
+    assert download.headers["Content-Disposition"].startswith("attachment;")
+    assert download.get_json() == api
+    assert download.headers["Cache-Control"] == "no-store"
+
+
+def test_the_receipts_page_names_every_channel_and_escapes_the_controller(
+    person: Callable[..., FlaskClient], client_for: ClientFor
+) -> None:
+    brand, ref = random_brand(), random_customer()
+    crm = client_for("brand", brand)
+    answer = crm.put("/v1/policy", json={"controller": {"name": "<script>alert(1)</script>"}})
+    assert answer.status_code == 200, answer.get_json()
+    grant = posted("consent.granted", ref, purpose="marketing", channels=["email"],
+                   data_categories=["health"], notice_version="1", method="web_form")  # fmt: skip
+    objected = posted("consent.withdrawn", ref, purpose="*")
+    assert [a.status_code for a in crm.record(grant, objected)] == [201, 201]
+    page = person("agent", brand).get(f"/ui/customers/{ref}/receipts").text
+    assert "<h3>withdrawn · * (every purpose) on every channel" in page
+    assert "<dt>Sensitive</dt><dd>health</dd>" in page
+    assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)" in page
 
 
 def findings_made(client_for: ClientFor) -> tuple[str, str, str, list[str]]:
