@@ -86,6 +86,7 @@ def _shared() -> dict[str, Any]:
         "dashes": DIMENSION_DASHES,
         "dimensions": chart.DIMENSIONS,
         "family": family,
+        "ends": ends,
         "issued": issued,
         "when": when,
     }
@@ -97,6 +98,14 @@ def family(event_type: str) -> tuple[str, str]:
 
 def when(moment: datetime | None) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if moment else ""
+
+
+def ends(termination: str) -> str:
+    """A receipt's `termination` as the pages show a moment, or its words ("on withdrawal")."""
+    try:
+        return when(datetime.fromisoformat(termination))
+    except ValueError:
+        return termination
 
 
 def issued(epoch_seconds: int) -> datetime:

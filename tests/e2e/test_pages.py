@@ -734,11 +734,14 @@ def test_the_receipts_page_names_every_channel_and_escapes_the_controller(
     answer = crm.put("/v1/policy", json={"controller": {"name": "<script>alert(1)</script>"}})
     assert answer.status_code == 200, answer.get_json()
     grant = posted("consent.granted", ref, purpose="marketing", channels=["email"],
-                   data_categories=["health"], notice_version="1", method="web_form")  # fmt: skip
+                   data_categories=["health"], notice_version="1", method="web_form",
+                   expires_at="2031-02-03T04:05:06+01:00")  # fmt: skip
     objected = posted("consent.withdrawn", ref, purpose="*")
     assert [a.status_code for a in crm.record(grant, objected)] == [201, 201]
     page = person("agent", brand).get(f"/ui/customers/{ref}/receipts").text
     assert "<h3>withdrawn · * (every purpose) on every channel" in page
+    ends = re.findall(r"<dt>Ends</dt><dd>([^<]*)</dd>", page)
+    assert ends == ["2031-02-03 03:05 UTC", "withdrawn"]  # as the consent panel shows a moment
     assert "<dt>Sensitive</dt><dd>health</dd>" in page
     assert "<script>alert(1)" not in page and "&lt;script&gt;alert(1)" in page
 
