@@ -114,6 +114,7 @@ NORTHWIND = Conduct(
         "timezone": "Europe/London",
         "quiet_hours": {"start": "20:00", "end": "08:30"},
         "frequency_cap": 3,
+        "declines_per_halving": 3,  # a brand that listens: three offers declined halve its pushes
     },
     words=Words(
         promises=(
