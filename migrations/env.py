@@ -7,6 +7,7 @@ stored, or none. On SQLite that transaction is `migration_engine`'s, begun with 
 from __future__ import annotations
 
 from alembic import context
+from sqlalchemy import Connection
 
 from migrations import hold_off_writers, migration_engine
 
@@ -16,18 +17,19 @@ config = context.config
 def run() -> None:
     connection = config.attributes.get("connection")
     if connection is not None:
-        hold_off_writers(connection)
-        context.configure(connection=connection, transaction_per_migration=True)
-        with context.begin_transaction():
-            context.run_migrations()
+        migrate(connection)
         return
     engine = migration_engine(config.get_main_option("sqlalchemy.url") or "")
     with engine.begin() as conn:
-        hold_off_writers(conn)
-        context.configure(connection=conn, transaction_per_migration=True)
-        with context.begin_transaction():
-            context.run_migrations()
+        migrate(conn)
     engine.dispose()
+
+
+def migrate(connection: Connection) -> None:
+    hold_off_writers(connection)
+    context.configure(connection=connection)
+    with context.begin_transaction():
+        context.run_migrations()
 
 
 if context.is_offline_mode():
