@@ -1,5 +1,5 @@
 """The baseline the HTTP benches compare with: bare Flask endpoints doing one raw insert (ingest)
-or one indexed lookup (the gate).
+or one indexed lookup (the gate), which may also record its answer.
 
 Same framework, same server (gunicorn with the ledger's worker class), same payload, none of the ledger: one psycopg connection per
 worker (opened after the fork), one INSERT per request (one per event for /batch, in one
@@ -64,15 +64,20 @@ def create() -> Flask:
 
     @app.post("/v1/push-decisions")
     def decide() -> tuple[dict[str, Any], int]:
-        """The gate bench's baseline: parse the body, one primary-key lookup, answer."""
+        """The gate bench's baseline: parse the body, one primary-key lookup, answer; with
+        BENCH_BASELINE_LOCK=y, also record the answer in the same transaction, inside the lock the
+        library takes on every save: the least a gate that records its decisions can do."""
         asked = request.get_json()
-        row = (
-            connection()
-            .execute(f"SELECT id, event_id FROM {TABLE} WHERE id = %s", [asked["row"]])
-            .fetchone()
-        )
-        connection().commit()
-        return {"push_id": asked["push_id"], "outcome": "allow" if row else "deny"}, 200
+        conn = connection()
+        with conn.transaction(), conn.cursor() as cursor:
+            lookup = f"SELECT id, event_id FROM {TABLE} WHERE id = %s"
+            row = cursor.execute(lookup, [asked["row"]]).fetchone()
+            answer = {"push_id": asked["push_id"], "outcome": "allow" if row else "deny"}
+            if lock:
+                cursor.execute(f"LOCK TABLE {TABLE} IN EXCLUSIVE MODE")
+                record = f"INSERT INTO {TABLE} (event_id, body) VALUES (%s, %s)"
+                cursor.execute(record, (asked["push_id"], json.dumps(answer)))
+        return answer, 200
 
     @app.post("/v1/events/batch")
     def batch() -> tuple[dict[str, Any], int]:
