@@ -8,6 +8,8 @@ import dataclasses
 import itertools
 import random
 import tempfile
+import threading
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
@@ -450,4 +452,63 @@ def test_an_erased_customers_chart_is_not_drawn_and_a_replay_before_it_is_unchan
     assert str(relationship_id(brand, customer)) not in lines.relationships.folds
     again = chart.series(ledger, runner.db, TrustLines(), brand, customer, before)
     assert not again.erased and again.points == replayed.points
+    runner.close()
+
+
+class HeldFold(Lines):
+    """Lines whose first fold of `held` waits, once it has begun, until `release` is set: a
+    first drawing of a long line, made as long as the test needs."""
+
+    def __init__(self, held: str) -> None:
+        super().__init__(RELATIONSHIPS)
+        self.held, self.begun, self.release = held, threading.Event(), threading.Event()
+        self.folded: list[str] = []
+
+    def _folded(
+        self, db: Database, key: str, as_of: datetime | None, half_life: timedelta | None
+    ) -> trust_line.Fold | None:
+        self.folded.append(key)
+        if key == self.held:
+            self.begun.set()
+            assert self.release.wait(60)
+        return super()._folded(db, key, as_of, half_life)
+
+
+def drawing(draw: Callable[[], Any]) -> tuple[threading.Thread, threading.Event, list[Any]]:
+    """`draw` run in a thread of its own: the thread, set once it has drawn, and what it drew."""
+    done, found = threading.Event(), []
+
+    def run() -> None:
+        found.append(draw())
+        done.set()
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread, done, found
+
+
+def test_a_first_fold_in_progress_holds_up_no_other_lines_drawing(ledger: Ledger) -> None:
+    """While a first drawing of one relationship's line is folding, another relationship's line
+    is drawn, and a second drawing of the first waits for it and folds it no second time."""
+    brand, now = f"b-{random.getrandbits(32):x}", datetime.now(UTC)
+    for customer in ("slow", "quick"):
+        ledger.record(brand, posted("question.answered", customer, case_id="q", topic="t",
+                                    resolved=True, at=now - timedelta(days=3)))  # fmt: skip
+    slow, quick = (str(relationship_id(brand, c)) for c in ("slow", "quick"))
+    runner, lines = Runner(ledger), HeldFold(slow)
+    runner.run_once()
+    first, _, first_found = drawing(lambda: lines.line(runner.db, slow, now))
+    assert lines.begun.wait(60)  # the slow line's fold has begun (not a timing: a bound)
+    again, _, again_found = drawing(lambda: lines.line(runner.db, slow, now))
+    other, other_done, other_found = drawing(lambda: lines.line(runner.db, quick, now))
+    drawn_meanwhile = other_done.wait(30)  # a bound for a broken run, not a timing
+    lines.release.set()
+    for thread in (first, again, other):
+        thread.join(60)
+    assert drawn_meanwhile, "the other line waited for the first fold of another"
+    assert lines.folded == [slow, quick]  # the slow line folded once, for both its drawings
+    assert_opinions_close(other_found[0], Lines(RELATIONSHIPS).line(runner.db, quick, now))
+    expected = Lines(RELATIONSHIPS).line(runner.db, slow, now)
+    assert_opinions_close(first_found[0], expected)
+    assert_opinions_close(again_found[0], expected)
     runner.close()
