@@ -86,7 +86,12 @@ class Resources:
             with self._lock:
                 if self._reads is None:
                     settings = self.settings
-                    self._reads = ReadSide(ledger, settings.replica, settings.replica_wait_seconds)
+                    self._reads = ReadSide(
+                        ledger,
+                        settings.replica,
+                        settings.replica_wait_seconds,
+                        settings.statement_timeout_seconds,
+                    )
         return self._reads
 
     def refuse_if_migrated_away(self) -> None:

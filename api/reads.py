@@ -23,6 +23,7 @@ from domain.brand import Policy
 from domain.errors import RelationshipNotFound
 from domain.relationship import EVERY_PURPOSE, relationship_id
 from domain.storage import Store
+from domain.timeouts import STATEMENT_TIMEOUT
 from projections import consents as consent_model
 from projections import decisions as decision_model
 from projections import relationships as relationship_model
@@ -39,7 +40,11 @@ class ReadSide:
     one to read them on a hot standby (`replica`), if there is one."""
 
     def __init__(
-        self, ledger: Ledger, replica: Store | None = None, replica_wait: float = 0.5
+        self,
+        ledger: Ledger,
+        replica: Store | None = None,
+        replica_wait: float = 0.5,
+        timeout: float = STATEMENT_TIMEOUT,
     ) -> None:
         self.ledger = ledger
         self.runner = Runner(ledger)
@@ -47,7 +52,7 @@ class ReadSide:
         self.replica: Replica | None = None
         if replica is not None:
             models = [m.name for m in self.runner.models]
-            self.replica = Replica(replica, self.db, models, replica_wait)
+            self.replica = Replica(replica, self.db, models, replica_wait, timeout)
         self.trust_lines = TrustLines()
         """The brands' and relationships' lines of the trust charts, folded on as they grow."""
         self._catching_up = threading.Lock()

@@ -26,14 +26,16 @@ from typing import Any
 import psycopg
 
 from domain.storage import Store
+from domain.timeouts import STATEMENT_TIMEOUT, TimedConnection, answering_within
 from projections.db import Database
 
 log = logging.getLogger("trustledger.replica")
 
-RETRY_SECONDS = 5.0
-"""How long the reads keep off a standby that could not be asked (down, frozen, unmigrated)
-before trying it again: a stopped server refuses at once, but an unreachable one would cost
-each read the connection's timeout."""
+CHECK_SECONDS = 5.0
+"""How often a standby that could not be asked (down, frozen, unmigrated) is checked again, by a
+thread of its own: the reads keep off it until a check finds it answering, so none waits on it."""
+CHECK_NAME = "trustledger replica check"
+"""The checks' application_name, by which the standby's pg_stat_activity tells them apart."""
 POLL_SECONDS = 0.002, 0.02
 """The first and the longest pause between two askings of a standby that is behind."""
 
@@ -58,22 +60,32 @@ class Standby(Database):
 
 class Replica:
     """A hot standby's read models, for the reads they hold everything of; `primary`'s answer
-    what it fails to."""
+    what it fails to. Once it failed, the reads keep off it, and a thread of its own (`_checking`)
+    asks it every CHECK_SECONDS until it answers: no read waits on a standby known to be down."""
 
-    def __init__(self, store: Store, primary: Database, models: Sequence[str], wait: float) -> None:
+    def __init__(
+        self,
+        store: Store,
+        primary: Database,
+        models: Sequence[str],
+        wait: float,
+        timeout: float = STATEMENT_TIMEOUT,
+    ) -> None:
         self.store = store
         self.primary = primary
         self.models = tuple(models)
         self.wait = wait
+        self.timeout = timeout
+        """How long a check waits for each of the standby's answers, as a read's statements do."""
         self._db: Standby | None = None
         self._lock = threading.Lock()
-        self._retry_at = 0.0
         self._failing = False
+        self._closed = threading.Event()
 
     def holding(self, head: int) -> Standby | None:
         """The standby's read models once each holds log position `head` (within `wait`
-        seconds), or None: behind for longer, or not answering."""
-        if not self._may_ask():
+        seconds), or None: behind for longer, or known to be down (never asked then)."""
+        if self._failing:
             return None
         deadline = time.monotonic() + self.wait
         pause = POLL_SECONDS[0]
@@ -87,20 +99,7 @@ class Replica:
         except psycopg.Error as error:
             self.failed(error)
             return None
-        self._answering()
         return db
-
-    def _may_ask(self) -> bool:
-        """Not while the reads keep off a failed standby; after that, one read asks it again
-        while the others keep off for another while (an unreachable one would hold each read
-        that asked it for the connection's timeout)."""
-        with self._lock:
-            now = time.monotonic()
-            if now < self._retry_at:
-                return False
-            if self._failing:
-                self._retry_at = now + RETRY_SECONDS
-            return True
 
     def _connected(self) -> Standby:
         """The connection to the standby; made outside the lock, as it may wait CONNECT_TIMEOUT."""
@@ -116,7 +115,7 @@ class Replica:
         made.close()  # another thread's came first
         return found
 
-    def _position(self, db: Standby) -> int:
+    def _position(self, db: Database) -> int:
         """The lowest position among the read models on the standby (-1 for one it lacks):
         asked of the standby alone, never of the primary in its place."""
         rows = Database.query(db, "SELECT name, position FROM projection_positions")
@@ -124,37 +123,50 @@ class Replica:
         return min(positions.get(name, -1) for name in self.models)
 
     def failed(self, error: psycopg.Error) -> None:
-        """Reads keep off the standby for RETRY_SECONDS; said once, not at every read."""
+        """Reads keep off the standby until a check finds it answering; said once, not at every
+        read, and the checks start."""
         with self._lock:
-            self._retry_at = time.monotonic() + RETRY_SECONDS
-            if self._failing:
+            if self._failing or self._closed.is_set():
                 return
             self._failing = True
+            threading.Thread(target=self._checking, name=CHECK_NAME, daemon=True).start()
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
         log.warning(
-            "the replica %s:%s cannot be read (%s): reading from the primary, and trying it"
-            " again every %g s",
+            "the replica %s:%s cannot be read (%s): reading from the primary, and checking it"
+            " every %g s",
             self.store.host,
             self.store.port,
             reason,
-            RETRY_SECONDS,
+            CHECK_SECONDS,
         )
 
     @property
     def failing(self) -> bool:
-        """Since it last failed, until it next holds a read's head."""
+        """Since it last failed, until a check finds it answering."""
         return self._failing
 
-    def _answering(self) -> None:
-        if not self._failing:
-            return
-        with self._lock:
-            was, self._failing = self._failing, False
-        if was:
+    def _checking(self) -> None:
+        """Asks the standby every CHECK_SECONDS, on a connection of the check's own (each of
+        its answers waited for `timeout` at most, as a read's), until it answers or is closed."""
+        answering_within(self.timeout)
+        while not self._closed.wait(CHECK_SECONDS):
+            try:
+                with TimedConnection.connect(
+                    self.store.conninfo(), autocommit=True, application_name=CHECK_NAME
+                ) as conn:
+                    conn.execute("SELECT name, position FROM projection_positions").fetchall()
+            except psycopg.Error:
+                continue
+            with self._lock:
+                if self._closed.is_set():
+                    return
+                self._failing = False
             log.warning("the replica %s:%s answers again", self.store.host, self.store.port)
+            return
 
     def close(self) -> None:
         with self._lock:
+            self._closed.set()
             if self._db is not None:
                 self._db.close()
                 self._db = None

@@ -9,8 +9,10 @@ import contextlib
 import logging
 import shutil
 import socket
+import struct
 import subprocess
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
@@ -23,6 +25,7 @@ import pytest
 from flask import Flask
 from flask.testing import FlaskClient
 
+from api import replica as replica_module
 from api.app import close_app, create_app, resources_of
 from api.auth import KeyStore
 from domain.relationship import relationship_id
@@ -320,6 +323,137 @@ def test_a_standby_that_fails_during_a_read_leaves_that_read_to_the_primary(
         posted = event(customer)
         ledger.post(posted)
         assert timeline(ledger, customer)[0] == posted["event_id"]
+
+
+CHECK_NAME = "trustledger replica check"
+"""The application_name of the replica's checks (in the standby's pg_stat_activity)."""
+
+
+class Standin:
+    """A standby's address that takes every connection and, until `forward_to` is set, answers
+    none (a hung host, a firewall that drops, a frozen server), after that hands each to
+    `forward_to` (a real standby). It notes who each connection came from: the application_name
+    of its startup message (no SSL or GSS asked first: the URL disables them)."""
+
+    def __init__(self) -> None:
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port: int = self.listener.getsockname()[1]
+        self.forward_to: tuple[str, int] | None = None
+        self.names: list[str] = []
+        self.sockets: list[socket.socket] = []
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accepting, daemon=True).start()
+
+    def url(self) -> str:
+        params = "sslmode=disable&gssencmode=disable&connect_timeout=2"
+        return f"postgresql://trustledger@127.0.0.1:{self.port}/trustledger?{params}"
+
+    def connections(self, *, checks: bool) -> int:
+        """The connections the replica's checks made (or those they did not: the reads')."""
+        with self.lock:
+            return sum((name == CHECK_NAME) == checks for name in self.names)
+
+    def _accepting(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = self.listener.accept()
+                with self.lock:
+                    self.sockets.append(client)
+                threading.Thread(target=self._serving, args=(client,), daemon=True).start()
+
+    def _serving(self, client: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            head = client.recv(4, socket.MSG_WAITALL)
+            startup = head + client.recv(struct.unpack("!i", head)[0] - 4, socket.MSG_WAITALL)
+            fields = startup[8:].split(b"\0")
+            params = dict(zip(fields[0::2], fields[1::2], strict=False))
+            with self.lock:
+                self.names.append(params.get(b"application_name", b"").decode())
+                target = self.forward_to
+            if target is None:
+                return  # held open, never answered
+            upstream = socket.create_connection(target)
+            with self.lock:
+                self.sockets.append(upstream)
+            upstream.sendall(startup)
+            threading.Thread(target=_piped, args=(upstream, client), daemon=True).start()
+            _piped(client, upstream)
+
+    def close(self) -> None:
+        self.listener.close()
+        with self.lock:
+            for held in self.sockets:
+                held.close()
+
+
+def _piped(source: socket.socket, sink: socket.socket) -> None:
+    with contextlib.suppress(OSError):
+        while data := source.recv(65536):
+            sink.sendall(data)
+
+
+@pytest.fixture
+def standin(monkeypatch: pytest.MonkeyPatch) -> Iterator[Standin]:
+    """A Standin, with the replica's checks every 0.2 s rather than 5 (the reads never wait on
+    them, so how often they come changes no read)."""
+    monkeypatch.setattr(replica_module, "CHECK_SECONDS", 0.2, raising=False)
+    found = Standin()
+    yield found
+    found.close()
+
+
+def reads_until(ledger: Api, customer: str, done: Callable[[], bool]) -> int:
+    """Writes an event of the customer and reads it back, again and again, until `done` (or 20 s
+    have passed, to end a broken run): how many times."""
+    deadline, n = time.monotonic() + 20, 0
+    while not done() and time.monotonic() < deadline:
+        posted = event(customer)
+        ledger.post(posted)
+        assert timeline(ledger, customer)[0] == posted["event_id"]
+        n += 1
+    return n
+
+
+def test_a_standby_that_takes_connections_and_never_answers_holds_up_one_read_only(
+    pair: Pair, standin: Standin, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The first read finds the standby dead (after the connection's timeout); every later read
+    goes straight to the primary while a thread of the replica's own checks the standby, so no
+    read opens a connection to it again, however long it stays dead."""
+    customer = random_customer()
+    caplog.set_level(logging.WARNING, logger="trustledger.replica")
+    with api(pair, standin.url(), wait=0.5, statement_timeout_seconds=1) as ledger:
+        ledger.post(event(customer))
+        assert len(timeline(ledger, customer)) == 1  # the read that finds it dead
+        assert standin.connections(checks=False) == 1
+        reads = reads_until(ledger, customer, lambda: standin.connections(checks=True) >= 3)
+        assert reads > 0
+        assert standin.connections(checks=False) == 1, "a later read waited on the dead standby"
+    said = [r.getMessage() for r in caplog.records if r.name == "trustledger.replica"]
+    assert len(said) == 1 and "reading from the primary" in said[0], said
+
+
+def test_a_standby_found_answering_again_is_read_again(
+    pair: Pair, standin: Standin, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The standby answers no connection, then (the address handed to a real standby) answers
+    again: a check finds it, says so, and the reads ask it again."""
+    customer = random_customer()
+    caplog.set_level(logging.WARNING, logger="trustledger.replica")
+    with api(pair, standin.url(), wait=5, statement_timeout_seconds=1) as ledger:
+        ledger.post(event(customer))
+        assert len(timeline(ledger, customer)) == 1  # finds it dead
+        replica = resources_of(ledger.app).reads.replica
+        assert replica is not None and replica.failing
+        standin.forward_to = ("127.0.0.1", pair.replica.port)
+        assert reads_until(ledger, customer, lambda: not replica.failing) > 0
+        posted = event(customer)
+        ledger.post(posted)
+        assert timeline(ledger, customer)[0] == posted["event_id"]
+        assert standin.connections(checks=False) == 2  # the read asked the standby again
+        assert not replica.failing  # and it answered
+    said = [r.getMessage() for r in caplog.records if r.name == "trustledger.replica"]
+    assert len(said) == 2 and "answers again" in said[1], said
 
 
 def lag(pair: Pair, replica_url: str) -> subprocess.CompletedProcess[str]:
