@@ -15,6 +15,7 @@ from urllib.parse import parse_qsl, quote, unquote, urlsplit, urlunsplit
 import psycopg
 from eventsourcing.persistence import InterfaceError, OperationalError, PersistenceError
 from psycopg import pq
+from psycopg.conninfo import conninfo_to_dict, make_conninfo, timeout_from_conninfo
 
 from domain.errors import StoreMigratedAway, StoreNotMigrated, StoreUnavailable
 
@@ -165,7 +166,7 @@ class Store:
                 port = parts.port or 5432
             except ValueError as error:
                 raise BadDatabaseUrl(f"{shown(url)}: {error}") from None
-            return cls(
+            store = cls(
                 url=url,
                 kind="postgres",
                 host=parts.hostname,
@@ -175,6 +176,10 @@ class Store:
                 dbname=dbname,
                 params=tuple(parse_qsl(parts.query, keep_blank_values=True)),
             )
+            refusal = libpq_refusal(store.conninfo())
+            if refusal:
+                raise BadDatabaseUrl(f"{shown(url)}: {refusal}")
+            return store
         raise BadDatabaseUrl(f"{shown(url)}: the scheme must be sqlite or postgresql")
 
     @property
@@ -265,6 +270,39 @@ class Store:
         given = dict(self.params)
         options = " ".join(filter(None, [SESSION_OPTIONS, given.pop("options", "")]))
         return {"options": options, "connect_timeout": str(CONNECT_TIMEOUT), **given}
+
+
+NO_ADDRESS = "no-address"
+"""A `hostaddr` that libpq cannot parse as a numeric address, and never looks up as a name."""
+
+
+def libpq_refusal(conninfo: str) -> str | None:
+    """What libpq (or psycopg) would refuse in a connection's parameters, in one line, or None:
+    an unknown name, or a value such as `sslmode=bogus`, found when the URL is read rather than
+    at the first connection (for a replica's URL, the first read, which then went to the primary
+    for good). PQconninfoParse checks the names alone; libpq checks the values when it starts a
+    connection, so one is started here with a `hostaddr` it cannot parse: it fails right after
+    the check, with no name looked up and no packet sent. Its message quotes the offending
+    value, never the password."""
+    try:
+        params = conninfo_to_dict(conninfo)
+        timeout_from_conninfo(params)  # psycopg's own reading of connect_timeout
+    except psycopg.Error as error:
+        return _first_line(str(error))
+    attempt = pq.PGconn.connect_start(
+        make_conninfo("", **{**params, "hostaddr": NO_ADDRESS}).encode()
+    )
+    try:
+        message = attempt.get_error_message()
+    finally:
+        attempt.finish()
+    if f'"{NO_ADDRESS}"' in message:  # the values passed: it stopped at the address
+        return None
+    return _first_line(message)
+
+
+def _first_line(message: str) -> str:
+    return (message.strip().splitlines() or ["refused"])[0]
 
 
 def missing_table(message: str) -> bool:

@@ -10,6 +10,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from api.settings import Settings
 from domain.storage import REVISIONS, Store
 from migrations import upgrade
 from tests.conftest import TEST_MASTER_KEY, postgres_url
@@ -163,6 +164,46 @@ def test_a_url_refused_at_start_does_not_say_its_password(
     )
     assert_one_error(done, 1, "ledger:***@" if "@" in url.split("?")[0] else "password=***")
     assert "S3CRET" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [
+        ("sslmode=bogus", 'invalid sslmode value: "bogus"'),
+        ("sslmode=require&target_session_attrs=any-old", 'target_session_attrs value: "any-old"'),
+        ("connect_timeout=soon", "connect_timeout: 'soon'"),
+        ("sslmode=require&bogus=1", 'invalid URI query parameter: "bogus"'),
+    ],
+)
+@pytest.mark.parametrize("variable", ["TRUSTLEDGER_DATABASE_URL", "TRUSTLEDGER_REPLICA_URL"])
+def test_a_connection_parameter_libpq_refuses_is_one_line_at_start(
+    query: str, expected: str, variable: str
+) -> None:
+    """Refused when the URL is read, not at the first connection: a replica's was found at the
+    first read (which then went to the primary, and the log said the replica failed), the
+    database's as `database: connection is bad`, after a connection was tried."""
+    url = f"postgresql://ledger:S3CRET-pw@db.example:5432/ledger?{query}"
+    primary = {"TRUSTLEDGER_DATABASE_URL": "postgresql://u@127.0.0.1:1/db"}
+    done = cli(
+        "lag", TRUSTLEDGER_MASTER_KEY=TEST_MASTER_KEY.encoded(), **{**primary, variable: url}
+    )
+    assert_one_error(done, 1, "'postgresql://ledger:***@db.example:5432/ledger?", expected)
+    assert "S3CRET" not in done.stderr and "database:" not in done.stderr
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        *(f"sslmode={mode}" for mode in ["disable", "allow", "prefer", "require", "verify-full"]),
+        "sslmode=verify-ca&sslrootcert=/nowhere/ca.pem&application_name=tl",
+        "target_session_attrs=read-write&connect_timeout=20&options=-c%20x%3Dy",
+        "hostaddr=192.0.2.1&keepalives_idle=30",
+    ],
+)
+def test_connection_parameters_libpq_takes_are_taken(query: str) -> None:
+    """The check connects to nothing, and refuses only what libpq would."""
+    url = f"postgresql://u:pw@db.example:5432/ledger?{query}"
+    assert Settings.load({"database_url": url, "replica_url": url}).replica is not None
 
 
 def test_an_sqlite_directory_that_cannot_be_made_is_one_line(tmp_path: Path) -> None:
