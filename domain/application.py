@@ -1037,7 +1037,9 @@ class Ledger(Application[UUID]):
     def relationship(
         self, brand: str, customer: str, as_of: datetime | None = None
     ) -> Relationship:
-        """The relationship's state now, or as the ledger knew it at record time `as_of`."""
+        """The relationship's state now, or as the ledger knew it at record time `as_of`: not
+        found before its first interaction, as the timeline has it (its opening is recorded
+        microseconds before, in the same save)."""
         rid = relationship_id(brand, customer)
         if as_of is None:
             return self._get(rid, customer)
@@ -1046,7 +1048,8 @@ class Ledger(Application[UUID]):
             for event in cast(Any, self.events.get(rid)):
                 if event.timestamp > as_of:
                     break
-                version = event.originator_version
+                if version is not None or isinstance(event, Interaction):
+                    version = event.originator_version
             if version is None:
                 raise RelationshipNotFound(f"no relationship with customer {customer!r} at {as_of}")
             relationship: Relationship = self.repository.get(rid, version=version)

@@ -6,7 +6,10 @@ import time
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from flask import Flask
 
+from api.app import resources_of
+from domain.relationship import Interaction, Relationship, relationship_id
 from tests.e2e.conftest import Client, ClientFor, as_json
 from tests.e2e.test_events import assert_problem
 from tests.factories import posted, story
@@ -89,6 +92,29 @@ def test_an_unknown_customer_or_one_not_yet_known_at_as_of_is_404(client_for: Cl
         brand.get(f"/v1/customers/{customer}/trust", query_string={"as_of": before}), 404
     )
     assert_problem(brand.get(f"/v1/customers/{customer}/trust?as_of=yesterday"), 422)
+
+
+def test_as_of_between_the_opening_and_the_first_event_is_404_as_on_the_timeline(
+    app: Flask, client_for: ClientFor
+) -> None:
+    """A relationship opens with an event of its own, recorded microseconds before its first
+    interaction: an `as_of` between the two answered the trust 200 (scores of no evidence)
+    where the timeline and the consents answered 404. Nothing of the customer was known then."""
+    brand = client_for("brand")
+    customer = random_customer()
+    answered(brand, customer, 1, resolved=True)
+    opened, first = list(
+        resources_of(app).ledger.events.get(relationship_id(brand.brand, customer))
+    )
+    assert isinstance(opened, Relationship.Opened) and isinstance(first, Interaction)
+    assert opened.timestamp < first.timestamp
+    between = {"as_of": opened.timestamp.isoformat()}
+    for read in ("trust", "timeline", "consents"):
+        assert_problem(brand.get(f"/v1/customers/{customer}/{read}", query_string=between), 404)
+    at_first = {"as_of": first.timestamp.isoformat()}
+    for read in ("trust", "timeline", "consents"):
+        answer = brand.get(f"/v1/customers/{customer}/{read}", query_string=at_first)
+        assert answer.status_code == 200, (read, answer.get_json())
 
 
 def test_a_new_brand_scores_one_half(client_for: ClientFor) -> None:
