@@ -7,6 +7,7 @@ import json
 import logging
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
 from flask import (
     Blueprint,
@@ -304,6 +305,15 @@ def _has_route(rule: str) -> bool:
     return any(r.rule == rule for r in current_app.url_map.iter_rules())
 
 
+def api_path(customer: str, read: str) -> str:
+    """The API's path to one of the customer's reads, as a client must send it (README's
+    bounds): percent-encoded, `/` as `%2F`, and a reference that is `.` or `..` whole as `%2E`
+    or `%2E%2E`. Written raw, `..` read `/v1/customers/../export`, which curl sends as
+    `/v1/export`, and a `?` in a reference began a query."""
+    segment = "%2E" * len(customer) if customer in (".", "..") else quote(customer, safe="")
+    return f"/v1/customers/{segment}/{read}"
+
+
 @blp.get("/customers/<customer:customer>/trust")
 @page(*PAGE_ROLES)
 def trust_over_time(customer: str) -> str:
@@ -352,6 +362,7 @@ def receipts(customer: str) -> Any:
         customer,
         receipts=document["receipts"],
         api=_has_route(RECEIPTS_ENDPOINT),
+        api_path=api_path(customer, "consents/receipts"),
     )
 
 
@@ -388,7 +399,14 @@ def export(customer: str) -> Any:
         return _attachment(document, "customer-export.json")
     text = json.dumps(document, indent=2, ensure_ascii=False, default=str)
     api = _has_route(EXPORT_ENDPOINT)
-    return customer_page("ui/export.html", customer, moment=None, text=text, api=api)
+    return customer_page(
+        "ui/export.html",
+        customer,
+        moment=None,
+        text=text,
+        api=api,
+        api_path=api_path(customer, "export"),
+    )
 
 
 def _export(brand: str, customer: str) -> dict[str, Any]:

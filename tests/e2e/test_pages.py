@@ -9,7 +9,7 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urljoin
+from urllib.parse import quote, urljoin, urlsplit
 
 import pytest
 from flask import Flask
@@ -488,6 +488,32 @@ def test_a_reference_that_is_a_dot_segment_opens_its_own_pages_and_is_erased(
     data = {"csrf_token": token(form), "confirm": ref, "reason": "Art. 17 request 7"}
     assert http.post(erase_page, data=data).status_code == 200
     assert "[erased]" in http.get(link).text
+
+
+@pytest.mark.parametrize("ref", [".", "..", "a/../b?c#d"])
+def test_the_api_path_the_receipts_and_export_pages_name_reaches_the_customer(
+    person: Callable[..., FlaskClient], client_for: ClientFor, ref: str
+) -> None:
+    """Both pages name the API's path to the same document. It was written with the reference
+    raw: for `..` it read `GET /v1/customers/../consents/receipts`, which curl (and a browser)
+    send as /v1/consents/receipts, and `a/../b?c#d` cut the path at `?`. It is written now as
+    README's bounds say a client must send it: percent-encoded, `.` and `..` whole as `%2E`."""
+    brand = random_brand()
+    given = grant(ref)
+    assert [a.status_code for a in client_for("brand", brand).record(given)] == [201]
+    compliance = client_for("compliance", brand)
+    http = person("compliance", brand)
+    timeline = http.get("/ui/customers", query_string={"customer": ref}).headers["Location"]
+    for page in ("receipts", "export"):
+        text = http.get(timeline.replace("/timeline", f"/{page}")).text
+        named = re.search(r"<code>GET (/v1/[^<]*)</code>", text)
+        assert named, text
+        sent = urlsplit(urljoin("http://localhost/", html.unescape(named.group(1))))
+        answer = compliance.get(sent.path, query_string=sent.query)  # as curl sends it
+        assert answer.status_code == 200, (page, named.group(1), sent)
+        body = answer.get_json()
+        found = body["receipts"] if page == "receipts" else body["consent_receipts"]
+        assert [receipt["event_id"] for receipt in found] == [given.event_id]
 
 
 def next_of(form: str) -> str:
