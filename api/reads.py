@@ -216,15 +216,15 @@ def _receipts(
 def _withdrawn_terms(
     on: Mapping[str, tuple[int, Mapping[str, Any]]], channels: list[str] | None
 ) -> dict[str, Any]:
-    """The terms a withdrawal ended: the grant on the channels it names (every one: each the
-    purpose was granted on), the latest of them, with those channels. The purpose's latest grant
-    on any channel was taken before: a withdrawal on email carried the categories, notice and
-    jurisdiction of a grant on sms alone."""
+    """The terms a withdrawal ended: the latest grant on the channels it names (none: on any
+    channel the purpose was granted on). The purpose's latest grant on any channel was taken
+    before: a withdrawal on email carried the categories, notice and jurisdiction of a grant
+    on sms alone."""
     named = [channel for channel in (channels or on) if channel in on]
     if not named:
         return {}
     _, latest = max((on[channel] for channel in named), key=lambda placed: placed[0])
-    return {**latest, "channels": named}
+    return dict(latest)
 
 
 def _policy_at(reads: ReadSide, current: Policy, at: datetime) -> Policy:
@@ -303,16 +303,18 @@ def _receipt(
         "sensitive": bool(special),
         "spiCat": special,
         "status": "withdrawn" if withdrawn else "granted",
-        "channels": _channels(data, grant),
+        "channels": _channels(data),
         "event_id": event["event_id"],
     }
 
 
-def _channels(data: Mapping[str, Any], grant: Mapping[str, Any]) -> list[str] | None:
-    """The channels of a receipt: those its act named, else (a withdrawal that named none, so
-    withdrew every channel) each one its grants were on; None for every channel when there are
-    none to name, a withdrawal of `*` (every purpose), as the consents' `objections` say it."""
-    named = data.get("channels") or grant.get("channels")
+def _channels(data: Mapping[str, Any]) -> list[str] | None:
+    """The channels of a receipt: those its act named; None for every channel, a withdrawal that
+    named none (of one purpose or of `*`), as the consents' `objections` say it. Such a
+    withdrawal is enforced on every channel, not only those granted when it was recorded: the
+    consents read model and the gate hold a grant posted after it but dated before it, on any
+    channel, withdrawn by it, so its receipt says so."""
+    named = data.get("channels")
     return list(named) if named else None
 
 

@@ -12,7 +12,7 @@ from domain.storage import Store
 from projections.db import Database
 from tests.e2e.conftest import Client, ClientFor, as_json
 from tests.e2e.test_events import assert_problem
-from tests.factories import posted
+from tests.factories import NOW, posted
 from tests.random_refs import random_customer
 
 RECEIPT_FIELDS = {
@@ -225,7 +225,7 @@ def test_a_withdrawals_receipt_carries_the_terms_of_the_grant_on_its_channel(
         ("granted", ["email"], ["purchase_history"], "FR", "email-1"),
         ("granted", ["sms"], ["location"], "DE", "sms-9"),
         ("withdrawn", ["email"], ["purchase_history"], "FR", "email-1"),
-        ("withdrawn", ["email", "sms"], ["location"], "DE", "sms-9"),
+        ("withdrawn", None, ["location"], "DE", "sms-9"),  # every channel
     ]
 
 
@@ -315,6 +315,42 @@ def test_a_withdrawal_of_every_purpose_on_every_channel_names_every_channel(
     ]
     consents = brand.get(f"/v1/customers/{customer}/consents").get_json()
     assert [o["channels"] for o in consents["objections"]] == [shown[-1][-1], shown[-2][-1]]
+
+
+def test_a_withdrawal_of_one_purpose_naming_no_channel_names_every_channel(
+    client_for: ClientFor,
+) -> None:
+    """A withdrawal of one purpose naming no channel withdraws it on every channel: the consents
+    (and the gate, which folds the same way) hold a grant on sms posted after it but dated before
+    it withdrawn by it. Its receipt listed the channels granted when it was recorded (email):
+    a receipt states what the ledger enforces, so it says `channels` null, every channel."""
+    brand = client_for("brand")
+    customer = random_customer()
+    terms: dict[str, Any] = {"purpose": "marketing", "data_categories": ["purchase_history"]}
+    terms |= {"notice_version": "v1", "method": "web_form"}
+    email = posted(
+        "consent.granted", customer, at=NOW - timedelta(hours=2), channels=["email"], **terms
+    )
+    withdrawn = posted(
+        "consent.withdrawn", customer, at=NOW - timedelta(hours=1), purpose="marketing"
+    )
+    sms = posted(
+        "consent.granted", customer, at=NOW - timedelta(hours=3), channels=["sms"], **terms
+    )
+    assert [a.status_code for a in brand.record(email, withdrawn, sms)] == [201] * 3
+    consents = brand.get(f"/v1/customers/{customer}/consents").get_json()["consents"]
+    assert {(c["channel"], c["status"], c["event_id"]) for c in consents} == {
+        ("email", "withdrawn", withdrawn.event_id),
+        ("sms", "withdrawn", withdrawn.event_id),
+    }
+    receipts = brand.get(f"/v1/customers/{customer}/consents/receipts").get_json()["receipts"]
+    shown = [(r["event_id"], r["status"], r["channels"]) for r in receipts]
+    assert shown == [
+        (email.event_id, "granted", ["email"]),
+        (withdrawn.event_id, "withdrawn", None),
+        (sms.event_id, "granted", ["sms"]),
+    ]
+    assert receipts[1]["services"][0]["purposes"][0]["piiCategory"] == ["purchase_history"]
 
 
 def test_export_holds_everything_about_the_customer(client_for: ClientFor) -> None:
