@@ -19,7 +19,7 @@ from typing import Any
 
 from api.replica import Replica
 from domain.application import Ledger
-from domain.brand import Policy
+from domain.brand import Policy, policy_version_at
 from domain.errors import RelationshipNotFound
 from domain.relationship import EVERY_PURPOSE, relationship_id
 from domain.storage import Store
@@ -198,7 +198,7 @@ def _receipts(
     ]
     # Per purpose and channel, the latest grant and its place in the list: a withdrawal's terms.
     granted: dict[str, dict[str, tuple[int, Mapping[str, Any]]]] = {}
-    current = reads.ledger.policy(brand)
+    policy_at = PoliciesInForce(reads.ledger, brand)
     receipts = []
     for n, event in enumerate(events):
         data = event["data"]
@@ -208,8 +208,7 @@ def _receipts(
             grant: Mapping[str, Any] = data
         else:
             grant = _withdrawn_terms(on, data.get("channels"))
-        policy = _policy_at(reads, current, event["recorded_at"])
-        receipts.append(_receipt(brand, principal, event, grant, policy))
+        receipts.append(_receipt(brand, principal, event, grant, policy_at(event["recorded_at"])))
     return receipts
 
 
@@ -227,13 +226,29 @@ def _withdrawn_terms(
     return dict(latest)
 
 
-def _policy_at(reads: ReadSide, current: Policy, at: datetime) -> Policy:
-    """The policy version in force at record time `at`: the current one if it was set by then
-    (versions only follow one another), else the version read back. A receipt takes its
-    controller and its sensitive categories from it, so a later policy changes no receipt."""
-    if current.set_at is None or current.set_at <= at:
-        return current
-    return reads.ledger.policy(current.brand, as_of=at)
+class PoliciesInForce:
+    """The brand's policy version in force at a record time, for one answer's receipts: the
+    current one if it was set by then (versions only follow one another), else the version
+    read back, each once. A receipt takes its controller and its sensitive categories from it,
+    so a later policy changes no receipt. Each act before the current version read the
+    policy's events, then its version: two reads an act."""
+
+    def __init__(self, ledger: Ledger, brand: str) -> None:
+        self.ledger = ledger
+        self.brand = brand
+        self.current = ledger.policy(brand)
+        self._history: list[tuple[datetime, int]] | None = None
+        self._versions: dict[int, Policy] = {self.current.version: self.current}
+
+    def __call__(self, at: datetime) -> Policy:
+        if self.current.set_at is None or self.current.set_at <= at:
+            return self.current
+        if self._history is None:
+            self._history = self.ledger.policy_history(self.brand)
+        version = policy_version_at(self._history, at)
+        if version not in self._versions:
+            self._versions[version] = self.ledger.policy(self.brand, version=version)
+        return self._versions[version]
 
 
 CONTROLLER_FIELDS = {

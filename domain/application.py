@@ -27,7 +27,14 @@ from psycopg.rows import tuple_row
 from psycopg_pool import PoolTimeout
 
 from domain import trust
-from domain.brand import DEFAULT_POLICY, BrandPolicy, Policy, merged_policy, policy_id
+from domain.brand import (
+    DEFAULT_POLICY,
+    BrandPolicy,
+    Policy,
+    merged_policy,
+    policy_id,
+    policy_version_at,
+)
 from domain.errors import (
     BatchRejected,
     ConcurrencyConflict,
@@ -989,13 +996,13 @@ class Ledger(Application[UUID]):
         )
 
     def _policy_version_at(self, brand: str, as_of: datetime) -> int:
-        version = 0
-        event: Any
-        for event in self.events.get(policy_id(brand)):
-            if event.timestamp > as_of:
-                break
-            version = event.originator_version
-        return version
+        return policy_version_at(self.policy_history(brand), as_of)
+
+    def policy_history(self, brand: str) -> list[tuple[datetime, int]]:
+        """When each version of the brand's policy was recorded, and its number, oldest first
+        (version 0, the default, is never recorded): one read of its events."""
+        events: Iterable[Any] = self.events.get(policy_id(brand))
+        return [(event.timestamp, event.originator_version) for event in events]
 
     # --- erasure and keys ---------------------------------------------------------------------
 

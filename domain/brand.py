@@ -11,7 +11,7 @@ from __future__ import annotations
 import copy
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from functools import cache, lru_cache
@@ -98,6 +98,12 @@ MAX_CATEGORIES = 200
 def policy_id(brand: str) -> UUID:
     """The stable id of a brand's policy (kept for the brands seen lately: every decision asks)."""
     return uuid5(NAMESPACE, json.dumps(["policy", brand]))
+
+
+def policy_version_at(history: Iterable[tuple[datetime, int]], at: datetime) -> int:
+    """The version in force at record time `at`, given when each was recorded (oldest first):
+    the last recorded by then, else 0, the default."""
+    return max((version for set_at, version in history if set_at <= at), default=0)
 
 
 @dataclass(frozen=True)

@@ -7,7 +7,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from flask import Flask
 
+from api.app import resources_of
+from domain.brand import policy_id
 from domain.storage import Store
 from projections.db import Database
 from tests.e2e.conftest import Client, ClientFor, as_json
@@ -287,6 +290,39 @@ def test_a_receipt_reads_the_same_after_the_policy_changes_what_is_sensitive(
     *same, new = brand.get(path).get_json()["receipts"]
     assert same == before
     assert (new["sensitive"], new["spiCat"]) == (True, ["location"])
+
+
+def test_receipts_read_each_policy_version_once_an_answer(
+    app: Flask, client_for: ClientFor, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each consent act recorded before the policy's current version read the version then in
+    force back from the log: for each act, the policy's events (to find the version) and the
+    version itself, so a customer's receipts cost two policy reads an act. Counted here as the
+    reads of the policy's events from the store: once when each version was set, once each
+    version the acts were recorded under, and the current one."""
+    brand = client_for("brand")
+    customer = random_customer()
+    terms: dict[str, Any] = {"purpose": "care", "channels": ["sms"], "method": "call"}
+    terms |= {"data_categories": ["health", "location"], "notice_version": "v2"}
+    for sensitive in (["health"], ["location"]):
+        assert brand.put("/v1/policy", json={"sensitive_categories": sensitive}).status_code == 200
+        acts = [posted("consent.granted", customer, **terms) for _ in range(4)]
+        assert [a.status_code for a in brand.record(*acts)] == [201] * 4
+    assert brand.put("/v1/policy", json={"sensitive_categories": []}).status_code == 200
+    ledger = resources_of(app).ledger
+    policy = policy_id(brand.brand)
+    reads: list[object] = []
+    get = ledger.events.get
+
+    def counted(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.get("originator_id", args[0] if args else None) == policy:
+            reads.append(kwargs)
+        return get(*args, **kwargs)
+
+    monkeypatch.setattr(ledger.events, "get", counted)
+    receipts = brand.get(f"/v1/customers/{customer}/consents/receipts").get_json()["receipts"]
+    assert [r["spiCat"] for r in receipts] == [["health"]] * 4 + [["location"]] * 4
+    assert len(reads) <= 4, reads  # when each was set; versions 1 and 2; the current one
 
 
 def test_a_withdrawal_of_every_purpose_on_every_channel_names_every_channel(
