@@ -19,6 +19,7 @@ from typing import ParamSpec, TypeVar
 
 import psycopg
 import pytest
+from hypothesis import settings
 
 from domain import storage
 from domain.application import Ledger
@@ -30,6 +31,12 @@ from migrations import upgrade
 POSTGRES_URL_VARIABLE = "TRUSTLEDGER_TEST_POSTGRES_URL"
 TEST_MASTER_KEY = MasterKey(hashlib.sha256(b"trustledger tests").digest())
 os.environ["TRUSTLEDGER_MASTER_KEY"] = TEST_MASTER_KEY.encoded()
+
+# A property test's failure prints the `@reproduce_failure(...)` that replays it as drawn:
+# hypothesis draws new examples at each run, and the example database that would replay a
+# failure stays on the machine it happened on (a CI runner's is gone with it).
+settings.register_profile("trustledger", print_blob=True)
+settings.load_profile("trustledger")
 
 P = ParamSpec("P")
 T = TypeVar("T")
