@@ -18,6 +18,7 @@ import hashlib
 import hmac
 import json
 import os
+import sys
 import threading
 import time
 from collections import OrderedDict
@@ -51,8 +52,14 @@ READ_MODEL_KEY_INFO = b"trustledger customer key: read-model values (AES-SIV)"
 """HKDF's `info` for the subkey that seals the read models' personal values."""
 _VALUE_JSON = json.JSONEncoder(separators=(",", ":"), sort_keys=True)
 KEY_CACHE_SECONDS = 30.0
-"""How long a process keeps an unwrapped customer key: the longest a key outlives its erasure in
-another process's memory. Erasure in the same process evicts it at once."""
+"""How long a process keeps an unwrapped customer key, its secret and any cipher context built
+from it alike: the longest a key outlives its erasure in another process's memory. Erasure in the
+same process evicts both at once."""
+KEY_CACHE_SIZE = 10_000
+"""How many unwrapped customer keys a process keeps (their secrets: a few hundred bytes each)."""
+CONTEXT_CACHE_SIZE = 512
+"""How many customer keys a process keeps built, with their cipher contexts (AES-GCM, and AES-SIV
+once a read model used it: 3 to 7 KB each, where the secret is a few hundred bytes)."""
 
 
 class TamperedPersonalData(RuntimeError):
@@ -112,23 +119,52 @@ class MasterKey:
         return f"MasterKey(id={self.key_id})"
 
 
+class KeyMaterial:
+    """A customer key unwrapped, without its cipher contexts: the secret, and the subkeys derived
+    from it once, so that a CustomerKey is built again (1-3 us) without unwrapping or deriving.
+    About 300 bytes, where a built key's AES-GCM and AES-SIV contexts take 3 to 7 KB."""
+
+    __slots__ = ("_values_key", "brand", "mac_key", "seal_key", "secret")
+
+    def __init__(self, brand: str, secret: bytes) -> None:
+        self.brand = sys.intern(brand)  # one string for a brand's thousands of keys
+        self.secret = secret
+        # Separate subkeys, so sealing and fingerprinting never use one key for two purposes.
+        self.seal_key = _subkey(secret, b"seal")
+        self.mac_key = _subkey(secret, b"fingerprint")
+        self._values_key: bytes | None = None
+
+    def values_key(self) -> bytes:
+        """The read models' subkey, derived when first used (3 us): the ingest path never does."""
+        if self._values_key is None:
+            hkdf = HKDF(algorithm=hashes.SHA256(), length=64, salt=None, info=READ_MODEL_KEY_INFO)
+            self._values_key = hkdf.derive(self.secret)  # 512 bits: AES-256-SIV
+        return self._values_key
+
+
 class CustomerKey:
     """One relationship's key, unwrapped: seals its personal fields and keys its fingerprints."""
 
-    __slots__ = (
-        "_aad_head", "_aead", "_mac_key", "_secret", "_values", "brand", "relationship_id",
-    )  # fmt: skip
+    __slots__ = ("_aad_head", "_aead", "_values", "brand", "material", "relationship_id")
 
     def __init__(self, brand: str, relationship_id: UUID, secret: bytes) -> None:
-        self.brand = brand
+        self._build(relationship_id, KeyMaterial(brand, secret))
+
+    @classmethod
+    def built(cls, relationship_id: UUID, material: KeyMaterial) -> CustomerKey:
+        """The key built again from what it was unwrapped to."""
+        key = cls.__new__(cls)
+        key._build(relationship_id, material)
+        return key
+
+    def _build(self, relationship_id: UUID, material: KeyMaterial) -> None:
+        self.brand = material.brand
         self.relationship_id = relationship_id
-        # Separate subkeys, so sealing and fingerprinting never use one key for two purposes.
-        self._aead = AESGCM(_subkey(secret, b"seal"))
-        self._mac_key = _subkey(secret, b"fingerprint")
-        self._secret = secret
+        self.material = material
+        self._aead = AESGCM(material.seal_key)
         self._values: AESSIV | None = None
-        """The read models' subkey, derived when first used (6 us): the ingest path never does."""
-        self._aad_head = f'["read-model", {_json_string(brand)}, "{relationship_id}", '
+        """The read models' cipher, made when first used: the ingest path never does."""
+        self._aad_head = f'["read-model", {_json_string(self.brand)}, "{relationship_id}", '
 
     def seal(self, plaintext: bytes, aad: bytes) -> bytes:
         nonce = os.urandom(NONCE_BYTES)
@@ -171,8 +207,7 @@ class CustomerKey:
 
     def _value_aead(self) -> AESSIV:
         if self._values is None:
-            hkdf = HKDF(algorithm=hashes.SHA256(), length=64, salt=None, info=READ_MODEL_KEY_INFO)
-            self._values = AESSIV(hkdf.derive(self._secret))  # 512 bits: AES-256-SIV
+            self._values = AESSIV(self.material.values_key())
         return self._values
 
     def _value_aad(self, column: str, row: str | int) -> bytes:
@@ -183,25 +218,45 @@ class CustomerKey:
 
     def fingerprint(self, content: bytes) -> str:
         """An HMAC of the content: tells a repeat from other content; no dictionary reverses it."""
-        return hmac.new(self._mac_key, content, hashlib.sha256).hexdigest()
+        return hmac.new(self.material.mac_key, content, hashlib.sha256).hexdigest()
+
+
+_Held = tuple[float, KeyMaterial | None]
+"""A secrets cache entry: when it expires (the process's monotonic clock), and the secret."""
 
 
 class CustomerKeys:
-    """The customer keys of one store: created, unwrapped on demand, cached briefly, destroyed."""
+    """The customer keys of one store: created, unwrapped on demand, cached briefly, destroyed.
+
+    The cache has two levels, both kept at most `cache_seconds` from the unwrapping: the secrets
+    of up to `cache_size` keys (KeyMaterial, a few hundred bytes each), and of those the
+    `context_cache_size` most recently used keys built (CustomerKey, with cipher contexts of 3 to
+    7 KB), the others built again from their secret when next used. Every context was built from
+    a held secret and expires with it, and erasure drops both, so neither level outlives the
+    other's bound.
+    """
 
     def __init__(
         self,
         table: KeyTable,
         master_key: MasterKey,
         cache_seconds: float = KEY_CACHE_SECONDS,
-        cache_size: int = 10_000,
+        cache_size: int = KEY_CACHE_SIZE,
+        context_cache_size: int = CONTEXT_CACHE_SIZE,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.table = table
         self.master_key = master_key
         self.cache_seconds = cache_seconds
         self.cache_size = cache_size
-        self._cache: OrderedDict[UUID, tuple[float, CustomerKey | None]] = OrderedDict()
+        self.context_cache_size = context_cache_size
+        self._clock = clock
+        self._secrets: OrderedDict[UUID, _Held] = OrderedDict()
+        """By relationship: when the entry expires, and the key's secret (None: erased)."""
+        self._contexts: OrderedDict[UUID, tuple[float, CustomerKey]] = OrderedDict()
+        """Keys built from `_secrets` entries, least recently used first, with their expiry."""
         self._lock = threading.Lock()
+        """Guards both levels; held only to look up, insert or evict, never to build a key."""
         self._sealing = threading.local()
         """The new keys of the save this thread is making (`sealing`)."""
 
@@ -219,8 +274,8 @@ class CustomerKeys:
         """The relationship's key, created and stored (committed) now if it has none yet."""
         wrapped = self.master_key.wrap(brand, rid, os.urandom(KEY_BYTES))
         stored_brand, stored = self.table.insert_or_get(rid, brand, wrapped, self.master_key.key_id)
-        key = self._unwrap(rid, stored_brand, stored)
-        self._remember(rid, key)
+        key = CustomerKey.built(rid, self._unwrap(rid, stored_brand, stored))
+        self._keep(key)
         return key
 
     def create_many(self, brand: str, rids: list[UUID]) -> dict[UUID, CustomerKey]:
@@ -229,9 +284,11 @@ class CustomerKeys:
             (rid, brand, self.master_key.wrap(brand, rid, os.urandom(KEY_BYTES))) for rid in rids
         ]
         stored = self.table.insert_or_get_many(rows, self.master_key.key_id) if rows else {}
-        keys = {rid: self._unwrap(rid, *found) for rid, found in stored.items()}
-        for rid, key in keys.items():
-            self._remember(rid, key)
+        keys = {
+            rid: CustomerKey.built(rid, self._unwrap(rid, *found)) for rid, found in stored.items()
+        }
+        for key in keys.values():
+            self._keep(key)
         return keys
 
     def prepare_many(
@@ -268,15 +325,16 @@ class CustomerKeys:
             yield
         finally:
             self._sealing.keys = None
-        for rid, key in new.items():
-            self._remember(rid, key)
+        for key in new.values():
+            self._keep(key)
 
     def preload(
         self, rids: Iterable[UUID], fetch: Callable[[list[UUID]], Iterable[tuple[UUID, str, bytes]]]
     ) -> None:
         """Caches the keys of many relationships: those not cached yet are read with one call of
         `fetch` (rows of relationship id, brand, wrapped key), and a missing row is an erased key.
-        A rebuild reads thousands of relationships: one query per key would cost it a third."""
+        A rebuild reads thousands of relationships: one query per key would cost it a third.
+        Only their secrets: each is built when first used."""
         with self._lock:
             missing = list(self.not_held(rids))
         if not missing:
@@ -288,19 +346,34 @@ class CustomerKeys:
 
     def not_held(self, rids: Iterable[UUID]) -> set[UUID]:
         """Those of `rids` whose key this process does not hold (never read, or held too long)."""
-        now = time.monotonic()
-        return {rid for rid in rids if (cached := self._cache.get(rid)) is None or cached[0] <= now}
+        now = self._clock()
+        return {rid for rid in rids if (held := self._secrets.get(rid)) is None or held[0] <= now}
+
+    def held(self) -> tuple[int, int]:
+        """How many keys this process holds: secrets, and of them, keys built (expired ones
+        included until they are pushed out or read again)."""
+        with self._lock:
+            return len(self._secrets), len(self._contexts)
 
     def get(self, rid: UUID) -> CustomerKey | None:
         """The relationship's key, or None once it is erased."""
-        # One dict lookup, no lock: opening every event of a replay asks. The cache forgets the
-        # least recently read from the table first (not the least recently used).
-        cached = self._cache.get(rid)
-        if cached is not None and cached[0] > time.monotonic():
-            return cached[1]
-        row = self.table.select(rid)
-        key = None if row is None else self._unwrap(rid, *row)
-        self._remember(rid, key)
+        # Opening every event of a replay asks: the built key, else one built from its secret
+        # (the lock held only to look them up), else one read from the table. The secrets are
+        # forgotten least recently read from the table first, the built keys least recently used.
+        now = self._clock()
+        with self._lock:
+            context = self._contexts.get(rid)
+            if context is not None and context[0] > now:
+                self._contexts.move_to_end(rid)
+                return context[1]
+            held = self._secrets.get(rid)
+        if held is None or held[0] <= now:
+            row = self.table.select(rid)
+            held = self._remember(rid, None if row is None else self._unwrap(rid, *row))
+        if held[1] is None:
+            return None
+        key = CustomerKey.built(rid, held[1])
+        self._keep_built(key, held)
         return key
 
     def require(self, rid: UUID) -> CustomerKey:
@@ -312,9 +385,11 @@ class CustomerKeys:
         return key
 
     def destroy(self, rid: UUID) -> bool:
-        """Deletes the relationship's key, here and in the table; True if the table had one."""
+        """Deletes the relationship's key, here (both levels) and in the table; True if the table
+        had one."""
         with self._lock:
-            self._cache.pop(rid, None)
+            self._secrets.pop(rid, None)
+            self._contexts.pop(rid, None)
         destroyed = self.table.delete(rid)
         self._remember(rid, None)
         return destroyed
@@ -333,17 +408,37 @@ class CustomerKeys:
         self.master_key = new
         return count
 
-    def _unwrap(self, rid: UUID, brand: str, wrapped: bytes) -> CustomerKey:
-        return CustomerKey(brand, rid, self.master_key.unwrap(brand, rid, wrapped))
+    def _unwrap(self, rid: UUID, brand: str, wrapped: bytes) -> KeyMaterial:
+        return KeyMaterial(brand, self.master_key.unwrap(brand, rid, wrapped))
 
-    def _remember(self, rid: UUID, key: CustomerKey | None) -> None:
+    def _remember(self, rid: UUID, material: KeyMaterial | None) -> _Held:
+        """Holds a key's secret (None: erased) from now; any key built before is dropped."""
+        held = (self._clock() + self.cache_seconds, material)
         if self.cache_seconds <= 0:
-            return
+            return held
         with self._lock:
-            self._cache[rid] = (time.monotonic() + self.cache_seconds, key)
-            self._cache.move_to_end(rid)
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
+            self._contexts.pop(rid, None)
+            self._secrets[rid] = held
+            self._secrets.move_to_end(rid)
+            while len(self._secrets) > self.cache_size:
+                forgotten, _ = self._secrets.popitem(last=False)
+                self._contexts.pop(forgotten, None)  # a built key never outlives its secret
+        return held
+
+    def _keep(self, key: CustomerKey) -> None:
+        """Holds a key just created or unwrapped, secret and built key."""
+        self._keep_built(key, self._remember(key.relationship_id, key.material))
+
+    def _keep_built(self, key: CustomerKey, held: _Held) -> None:
+        """Holds a key built from `held` until it expires, if `held` is still the secret held:
+        not if the key was destroyed, expired or read again while it was being built."""
+        with self._lock:
+            if self._secrets.get(key.relationship_id) is not held:
+                return
+            self._contexts[key.relationship_id] = (held[0], key)
+            self._contexts.move_to_end(key.relationship_id)
+            while len(self._contexts) > self.context_cache_size:
+                self._contexts.popitem(last=False)
 
 
 class PersonalDataMapper(Mapper[UUID]):
