@@ -161,18 +161,20 @@ class CustomerKey:
         self.brand = material.brand
         self.relationship_id = relationship_id
         self.material = material
-        self._aead = AESGCM(material.seal_key)
+        # Each cipher is made when first used (its first use costs as much again): the ingest
+        # path never uses the read models' AES-SIV, and a read model never uses AES-GCM.
+        self._aead: AESGCM | None = None
         self._values: AESSIV | None = None
-        """The read models' cipher, made when first used: the ingest path never does."""
-        self._aad_head = f'["read-model", {_json_string(self.brand)}, "{relationship_id}", '
+        self._aad_head: str | None = None
 
     def seal(self, plaintext: bytes, aad: bytes) -> bytes:
         nonce = os.urandom(NONCE_BYTES)
-        return nonce + self._aead.encrypt(nonce, plaintext, aad)
+        return nonce + (self._aead or self._sealer()).encrypt(nonce, plaintext, aad)
 
     def open(self, sealed: bytes, aad: bytes) -> bytes:
         try:
-            return self._aead.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], aad)
+            aead = self._aead or self._sealer()
+            return aead.decrypt(sealed[:NONCE_BYTES], sealed[NONCE_BYTES:], aad)
         except InvalidTag:
             raise TamperedPersonalData(
                 f"personal fields of an event of relationship {self.relationship_id} fail"
@@ -205,6 +207,10 @@ class CustomerKey:
             return plaintext[1:].decode()
         return json.loads(plaintext[1:].decode())
 
+    def _sealer(self) -> AESGCM:
+        self._aead = AESGCM(self.material.seal_key)
+        return self._aead
+
     def _value_aead(self) -> AESSIV:
         if self._values is None:
             self._values = AESSIV(self.material.values_key())
@@ -214,6 +220,9 @@ class CustomerKey:
         """json.dumps(["read-model", brand, str(rid), column, row]), byte for byte: made for
         every value sealed or opened, so the brand, id and column are encoded once."""
         where = row if isinstance(row, int) else _json_string(row)
+        if self._aad_head is None:
+            brand, rid = _json_string(self.brand), self.relationship_id
+            self._aad_head = f'["read-model", {brand}, "{rid}", '
         return f"{self._aad_head}{_json_string(column)}, {where}]".encode()
 
     def fingerprint(self, content: bytes) -> str:
@@ -223,6 +232,18 @@ class CustomerKey:
 
 _Held = tuple[float, KeyMaterial | None]
 """A secrets cache entry: when it expires (the process's monotonic clock), and the secret."""
+
+
+class _Built:
+    """A built key cached, with its secret's expiry, and whether it was used since it was last
+    passed over for eviction (set without the lock: a read of it only spares the key once)."""
+
+    __slots__ = ("expires", "key", "used")
+
+    def __init__(self, expires: float, key: CustomerKey) -> None:
+        self.expires = expires
+        self.key = key
+        self.used = False
 
 
 class CustomerKeys:
@@ -253,10 +274,10 @@ class CustomerKeys:
         self._clock = clock
         self._secrets: OrderedDict[UUID, _Held] = OrderedDict()
         """By relationship: when the entry expires, and the key's secret (None: erased)."""
-        self._contexts: OrderedDict[UUID, tuple[float, CustomerKey]] = OrderedDict()
-        """Keys built from `_secrets` entries, least recently used first, with their expiry."""
+        self._contexts: OrderedDict[UUID, _Built] = OrderedDict()
+        """Keys built from `_secrets` entries, oldest first; a used one gets a second chance."""
         self._lock = threading.Lock()
-        """Guards both levels; held only to look up, insert or evict, never to build a key."""
+        """Guards changes to both levels (and reads of `_secrets`), never held to build a key."""
         self._sealing = threading.local()
         """The new keys of the save this thread is making (`sealing`)."""
 
@@ -357,15 +378,17 @@ class CustomerKeys:
 
     def get(self, rid: UUID) -> CustomerKey | None:
         """The relationship's key, or None once it is erased."""
-        # Opening every event of a replay asks: the built key, else one built from its secret
-        # (the lock held only to look them up), else one read from the table. The secrets are
-        # forgotten least recently read from the table first, the built keys least recently used.
+        # Opening every event of a replay asks: the built key (one dict lookup, no lock), else
+        # one built from its secret, else one read from the table. The secrets are forgotten
+        # least recently read from the table first; the built keys least recently used first,
+        # near enough (`_keep_built`), where moving each one used under the lock cost a replay
+        # a few percent.
         now = self._clock()
+        built = self._contexts.get(rid)
+        if built is not None and built.expires > now:
+            built.used = True
+            return built.key
         with self._lock:
-            context = self._contexts.get(rid)
-            if context is not None and context[0] > now:
-                self._contexts.move_to_end(rid)
-                return context[1]
             held = self._secrets.get(rid)
         if held is None or held[0] <= now:
             row = self.table.select(rid)
@@ -435,10 +458,13 @@ class CustomerKeys:
         with self._lock:
             if self._secrets.get(key.relationship_id) is not held:
                 return
-            self._contexts[key.relationship_id] = (held[0], key)
+            self._contexts[key.relationship_id] = _Built(held[0], key)
             self._contexts.move_to_end(key.relationship_id)
             while len(self._contexts) > self.context_cache_size:
-                self._contexts.popitem(last=False)
+                rid, oldest = self._contexts.popitem(last=False)
+                if oldest.used:  # a second chance (the CLOCK algorithm): kept, as the newest
+                    oldest.used = False
+                    self._contexts[rid] = oldest
 
 
 class PersonalDataMapper(Mapper[UUID]):
