@@ -16,6 +16,7 @@ from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
     IntegrityError,
+    JSONTranscoder,
     Mapper,
     OperationalError,
     StoredEvent,
@@ -81,6 +82,7 @@ from domain.shredding import (
     MasterKey,
     PersonalDataMapper,
 )
+from domain.snapshots import ItemsInColumns
 from domain.storage import CONNECT_TIMEOUT, Store, still_open
 from domain.timeouts import TimedConnection, Unanswered
 from domain.transcoder import OrjsonTranscoder
@@ -394,6 +396,12 @@ class Ledger(Application[UUID]):
         transcoder = OrjsonTranscoder()
         self.register_transcodings(transcoder)
         return transcoder
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        """The library's (UUID, Decimal, datetime), and a relationship snapshot's items in
+        columns (domain/snapshots.py)."""
+        super().register_transcodings(transcoder)
+        transcoder.register(ItemsInColumns())
 
     def construct_mapper(self) -> Mapper[UUID]:
         """The mapper that seals personal fields with each customer's key (and the keys' store)."""

@@ -22,6 +22,7 @@ from eventsourcing.utils import register_topic
 
 from domain import trust as trust_model
 from domain.errors import CustomerErased, DuplicateReference, RejectedEvent, UnknownReference
+from domain.snapshots import RelationshipSnapshot
 
 NAMESPACE = UUID("6f1d5a3e-8a4b-5c2e-9d47-3b1f0e2a7c55")
 FUTURE_TOLERANCE = timedelta(minutes=5)
@@ -523,6 +524,9 @@ class Relationship(Aggregate, created_event_name="Opened"):
     """Each preference's settings in event time, oldest first (`at`, `sequence`, `value`,
     `event_id`), so the gate reads those in force at its decision time (`preferences_at`).
     None in snapshots taken before: their `preferences` count as set since EARLIEST."""
+
+    Snapshot = RelationshipSnapshot
+    """Its items in columns (domain/snapshots.py); those written before read as they were."""
 
     class Event(Aggregate.Event):
         TOPIC = "trustledger:relationship.event"

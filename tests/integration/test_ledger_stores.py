@@ -8,12 +8,15 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import replace
+from datetime import timedelta, timezone
 from pathlib import Path
 from typing import Any
 from uuid import UUID
 
 import psycopg
 import pytest
+from eventsourcing.domain import Snapshot
 from psycopg.sql import SQL, Literal
 
 from domain.application import _LATEST_SNAPSHOTS, _LOAD_POSTGRES, Ledger
@@ -25,11 +28,12 @@ from domain.errors import (
     RelationshipNotFound,
 )
 from domain.relationship import PostedEvent, Relationship, relationship_id
+from domain.snapshots import ItemsInColumns, RelationshipSnapshot
 from domain.storage import Store
 from domain.versions import KnownVersions
 from tests.conftest import new_postgres_database, new_sqlite_database, noted, open_ledger
 from tests.factories import LATER, posted, story
-from tests.gate_factories import push
+from tests.gate_factories import NO_QUIET_HOURS, NOON, grant, push
 from tests.random_refs import random_brand, random_customer
 
 ROOT = Path(__file__).parents[2]
@@ -248,6 +252,104 @@ def test_a_ledger_that_never_saw_a_relationship_loads_it_from_its_snapshot(
     assert loaded.counts == stored.counts
     assert loaded.version == stored.version
     writer.close()
+    reader.close()
+
+
+def folded(ledger: Ledger, rid: UUID) -> Relationship:
+    """The relationship folded from every one of its events, no snapshot read."""
+    relationship: Any = None
+    for event in ledger.events.get(rid):
+        relationship = event.mutate(relationship)  # type: ignore[attr-defined]
+    assert isinstance(relationship, Relationship)
+    return relationship
+
+
+def in_order(relationship: Relationship) -> list[Any]:
+    """Its items with their keys, in their order, each time with its offset (== sees none)."""
+    return [
+        (kind, item_id, [(key, value, getattr(value, "tzinfo", None)) for key, value in i.items()])
+        for kind, by_id in relationship.items.items()
+        for item_id, i in by_id.items()
+    ]
+
+
+def items_of_each_kind(customer: str) -> list[PostedEvent]:
+    """Ten events leaving items of each kind, open and closed, one dated in another time zone."""
+    east = (NOON - timedelta(days=1)).astimezone(timezone(timedelta(hours=2)))
+    # fmt: off
+    return [
+        posted("promise.made", customer, at=east, promise_id="p1", summary="call", due_at=LATER),
+        posted("promise.made", customer, promise_id="p2", summary="refund", due_at=LATER),
+        posted("promise.kept", customer, promise_id="p2"),
+        posted("offer.made", customer, offer_id="o1", summary="10% off"),
+        posted("offer.made", customer, offer_id="o2", summary="upgrade", expires_at=LATER),
+        posted("error.admitted", customer, error_id="x1", summary="double charge",
+               severity="major", discovered_by="brand"),
+        posted("error.reported", customer, error_id="x2", summary="late", reported_by="customer"),
+        posted("question.answered", customer, case_id="k1", topic="billing", resolved=True),
+        posted("case.reopened", customer, case_id="k1"),
+        posted("advice.given", customer, advice_id="a1", topic="tariff", summary="switch"),
+    ]
+    # fmt: on
+
+
+def test_a_relationship_read_from_its_snapshot_in_columns_equals_one_folded_from_its_events(
+    store: Store,
+) -> None:
+    """Items of every kind, of several shapes each (open, closed, decided, deferred, sent), written
+    in columns by the snapshot, read back by a ledger that never saw the relationship: the state
+    is the one its events fold to, and a decision audited from it reproduces."""
+    brand, customer = random_brand(), random_customer()
+    writer = open_ledger(store)
+    writer.set_policy(brand, {"frequency_cap": 2, **NO_QUIET_HOURS})
+    writer.record_batch(brand, [*items_of_each_kind(customer), grant(customer)])  # to version 12
+    writer.record_batch(brand, [answered(customer, f"c{i}") for i in range(39)])
+    requests = [push(customer=customer, categories=()) for _ in range(4)]
+    for minute, request in enumerate(requests):
+        writer.decide_push(brand, request, now=NOON + timedelta(minutes=minute))
+    sent = posted("push.sent", customer, at=NOON, push_id=requests[0].push_id)
+    writer.record(brand, replace(sent, channel="push"))
+    rid = relationship_id(brand, customer)
+    assert writer.snapshots is not None
+    [snapshot] = writer.snapshots.get(rid)
+    assert isinstance(snapshot, RelationshipSnapshot)
+    [row] = writer.snapshots.recorder.select_events(rid)
+    assert ItemsInColumns.name.encode() in row.state
+    writer.close()
+
+    reader = open_ledger(store)
+    loaded = reader.relationship(brand, customer)
+    assert loaded.version == snapshot.originator_version + 5  # 4 decisions and a send after it
+    outcomes = [i.get("outcome") for i in loaded.items["push"].values()]
+    assert {"allow", "defer"} <= set(outcomes), outcomes
+    assert vars(loaded) == vars(folded(reader, rid))
+    assert in_order(loaded) == in_order(folded(reader, rid))
+    assert reader.audit_push_decision(brand, requests[-1].push_id)["reproduced"]
+    reader.close()
+
+
+def test_a_snapshot_written_before_items_were_in_columns_still_reads(store: Store) -> None:
+    """A snapshot of the library's form (items as dicts, each time a `_type_` object) is read as
+    it was; the next snapshot is written in columns."""
+    brand, customer = random_brand(), random_customer()
+    writer = open_ledger(store)
+    writer.record_batch(brand, [*items_of_each_kind(customer), grant(customer)])
+    assert writer.snapshots is not None
+    writer.snapshots.put([Snapshot.take(writer.relationship(brand, customer))])
+    writer.record_batch(brand, [answered(customer, f"c{i}") for i in range(3)])
+    writer.close()
+
+    rid = relationship_id(brand, customer)
+    reader = open_ledger(store)
+    assert reader.snapshots is not None
+    [before] = reader.snapshots.get(rid)
+    assert type(before) is Snapshot
+    loaded = reader.relationship(brand, customer)
+    assert loaded.version == before.originator_version + 3
+    assert vars(loaded) == vars(folded(reader, rid))
+    assert in_order(loaded) == in_order(folded(reader, rid))
+    reader.record_batch(brand, [answered(customer, f"d{i}") for i in range(35)])  # to 50
+    assert [type(s) for s in reader.snapshots.get(rid)] == [Snapshot, RelationshipSnapshot]
     reader.close()
 
 

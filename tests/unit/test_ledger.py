@@ -15,6 +15,7 @@ from eventsourcing.persistence import Recording
 from domain.application import Ledger
 from domain.errors import BatchRejected, EventIdConflict, RelationshipNotFound, UnknownReference
 from domain.relationship import Relationship, relationship_id
+from domain.snapshots import RelationshipSnapshot
 from domain.storage import Store
 from tests.factories import LATER, posted, story
 from tests.random_refs import random_brand, random_customer
@@ -133,6 +134,7 @@ def test_a_relationship_from_a_snapshot_and_its_tail_equals_one_from_all_its_eve
     assert memory_ledger.snapshots is not None
     snapshots = list(memory_ledger.snapshots.get(rid))
     assert snapshots, "a relationship this long has snapshots"
+    assert all(isinstance(s, RelationshipSnapshot) for s in snapshots), "its items in columns"
     from_snapshot: Relationship = memory_ledger.repository.get(rid)
     replayed: Relationship | None = None
     for event in memory_ledger.events.get(rid):

@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from domain.application import Ledger
 from domain.relationship import Relationship
+from domain.snapshots import ItemsInColumns
 from domain.storage import Store
 from domain.transcoder import OrjsonTranscoder
 from tests.factories import story
@@ -28,7 +29,8 @@ from tests.gate_factories import NOON, grant, push, scores
 
 
 def registered(transcoder: JSONTranscoder) -> JSONTranscoder:
-    for transcoding in (UUIDAsHex(), DatetimeAsISO(), DecimalAsStr()):
+    """The transcodings the ledger registers (`Ledger.register_transcodings`)."""
+    for transcoding in (UUIDAsHex(), DatetimeAsISO(), DecimalAsStr(), ItemsInColumns()):
         transcoder.register(transcoding)
     return transcoder
 
@@ -100,6 +102,7 @@ def test_every_event_and_snapshot_of_a_relationship_is_written_as_the_library_wr
     snapshot = _state(Relationship.Snapshot.take(relationship))
     for state in [*states, snapshot]:
         assert ledger.mapper.transcoder.encode(state) == LIBRARY.encode(state)
+        assert FAST.decode(LIBRARY.encode(state)) == LIBRARY.decode(LIBRARY.encode(state))
 
 
 def _state(event: Any) -> dict[str, Any]:

@@ -14,11 +14,13 @@ from uuid import UUID
 import pytest
 from eventsourcing.application import Application
 from eventsourcing.domain import CanMutateAggregate
+from eventsourcing.persistence import JSONTranscoder
 from hypothesis import given
 from hypothesis import strategies as st
 
 from domain.errors import RejectedEvent
 from domain.relationship import Interaction, PostedEvent, Relationship, refold
+from domain.snapshots import ItemsInColumns
 from domain.trust import (
     DIMENSIONS,
     HALF_LIFE,
@@ -612,13 +614,21 @@ def test_the_kept_evidence_stays_small_whatever_the_length_of_the_history() -> N
     assert len(json.dumps(kept, default=str)) < 2000
 
 
+class SnapshottingApplication(Application[UUID]):
+    """The library's application, with the transcoding of a relationship snapshot's items."""
+
+    def register_transcodings(self, transcoder: JSONTranscoder) -> None:
+        super().register_transcodings(transcoder)
+        transcoder.register(ItemsInColumns())
+
+
 def test_the_kept_evidence_survives_a_snapshot_through_the_json_transcoder() -> None:
     relationship = Relationship("brand-t", "cust-t")
     post(relationship, "promise.made", T0, **promise(DUE))
     post(relationship, "error.admitted", T0 + DAY, **admission("major"))
     post(relationship, "offer.made", T0 + DAY, **OFFER)
     post(relationship, "offer.reneged", T0 + 2 * DAY, offer_id="o1", reason="promo ended")
-    app = Application[UUID](
+    app = SnapshottingApplication(
         env={"PERSISTENCE_MODULE": "eventsourcing.popo", "IS_SNAPSHOTTING_ENABLED": "y"}
     )
     app.save(relationship)
