@@ -25,6 +25,11 @@ _DIRECT: dict[type[Transcoding], Callable[[str], Any]] = {
     UUIDAsHex: UUID,
 }
 """What the library's own transcodings' decode calls, called without them."""
+_CONTAINERS = frozenset({dict, list})
+"""What a list is walked for: a long one holding neither (a decision's evidence ids: hundreds,
+when the frequency rule counts as many pushes) is looked through in C, not item by item."""
+_SHORT = 8
+"""A list this long or shorter is walked item by item: looking through it first costs more."""
 
 
 class OrjsonTranscoder(JSONTranscoder):
@@ -94,7 +99,9 @@ class OrjsonTranscoder(JSONTranscoder):
                 elif type(item) is list:
                     value[key] = self._revived(item)
             return self._decode_obj(value) if len(value) == 2 else value
-        if type(value) is list:
+        if type(value) is list and (
+            len(value) <= _SHORT or not _CONTAINERS.isdisjoint(map(type, value))
+        ):
             for index, item in enumerate(value):
                 if type(item) is dict or type(item) is list:
                     value[index] = self._revived(item)
