@@ -15,6 +15,7 @@ from uuid import UUID, uuid5
 from eventsourcing.application import AggregateNotFoundError, Application
 from eventsourcing.domain import Aggregate
 from eventsourcing.persistence import (
+    EventStore,
     IntegrityError,
     JSONTranscoder,
     Mapper,
@@ -23,7 +24,7 @@ from eventsourcing.persistence import (
     Transcoder,
 )
 from eventsourcing.persistence import Recording as LibraryRecording
-from eventsourcing.postgres import PostgresDatastore
+from eventsourcing.postgres import PostgresAggregateRecorder, PostgresDatastore
 from psycopg.rows import tuple_row
 from psycopg_pool import PoolTimeout
 
@@ -61,6 +62,7 @@ from domain.recorders import (
     RECORDERS,
     EventIdClaim,
     MemoryLedgerRecorder,
+    PostgresSnapshotRecorder,
     PushIdClaim,
     json_rows,
 )
@@ -390,6 +392,16 @@ class Ledger(Application[UUID]):
     def _snapshot_of(self, aggregate: Aggregate) -> Any:
         snapshot_class: Any = getattr(type(aggregate), "Snapshot", self.snapshot_class)
         return snapshot_class.take(aggregate)
+
+    def construct_snapshot_store(self) -> EventStore[UUID]:
+        """The library's, writing snapshots on PostgreSQL with PostgresSnapshotRecorder."""
+        snapshots = super().construct_snapshot_store()
+        recorder = snapshots.recorder
+        if type(recorder) is PostgresAggregateRecorder:
+            snapshots.recorder = PostgresSnapshotRecorder(
+                datastore=recorder.datastore, events_table_name=recorder.events_table_name
+            )
+        return snapshots
 
     def construct_transcoder(self) -> Transcoder:
         """The library's JSON transcoder, writing and reading with orjson (domain/transcoder.py)."""

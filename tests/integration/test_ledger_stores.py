@@ -27,6 +27,7 @@ from domain.errors import (
     RejectedEvent,
     RelationshipNotFound,
 )
+from domain.recorders import PostgresSnapshotRecorder
 from domain.relationship import PostedEvent, Relationship, relationship_id
 from domain.snapshots import ItemsInColumns, RelationshipSnapshot
 from domain.storage import Store
@@ -350,6 +351,28 @@ def test_a_snapshot_written_before_items_were_in_columns_still_reads(store: Stor
     assert in_order(loaded) == in_order(folded(reader, rid))
     reader.record_batch(brand, [answered(customer, f"d{i}") for i in range(35)])  # to 50
     assert [type(s) for s in reader.snapshots.get(rid)] == [Snapshot, RelationshipSnapshot]
+    reader.close()
+
+
+@pytest.mark.postgres
+def test_a_batchs_snapshots_are_written_with_their_states_as_binary_parameters(
+    migrated_postgres: Store,
+) -> None:
+    """The library sent them as one array of composite values, which psycopg writes out as text
+    (each state in hex, escaped by a regular expression): most of the Python of the save that
+    took a long relationship's snapshot. Each is read back as written."""
+    brand, customers = random_brand(), [random_customer() for _ in range(3)]
+    writer = open_ledger(migrated_postgres)
+    assert writer.snapshots is not None
+    assert type(writer.snapshots.recorder) is PostgresSnapshotRecorder
+    writer.record_batch(brand, [answered(c, f"c{i}") for c in customers for i in range(49)])
+    reader = open_ledger(migrated_postgres)
+    for customer in customers:
+        rid = relationship_id(brand, customer)
+        [snapshot] = reader.snapshots.get(rid)  # type: ignore[union-attr]
+        assert snapshot.originator_version == 50
+        assert vars(snapshot.mutate(None)) == vars(folded(reader, rid))  # type: ignore[union-attr]
+    writer.close()
     reader.close()
 
 
