@@ -22,9 +22,10 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
+import orjson
 from eventsourcing.domain import Snapshot
 from eventsourcing.persistence import Transcoding
 from eventsourcing.utils import register_topic
@@ -118,13 +119,22 @@ def _shape(keys: tuple[str, ...], rows: list[tuple[Any, ...]]) -> list[Any] | No
             text.append(n)
     # A column equal to an earlier one is written as its index: times when they are the very
     # same objects (an item's times are mostly its event's one occurred_at; and two equal times
-    # may be in two time zones), before each is written out (0.7 us a time); text when equal.
+    # may be in two time zones), before each is written out; text when equal.
     _copies(columns, times, lambda a, b: all(map(operator.is_, a, b)))
     for n in times:
         if type(columns[n]) is list:
-            columns[n] = [None if v is None else v.isoformat() for v in columns[n]]
+            columns[n] = _iso(columns[n])
     _copies(columns, text, operator.eq)  # never 1 with True: only text compares
     return [list(keys), len(rows), times, columns]
+
+
+def _iso(column: list[datetime | None]) -> list[str | None]:
+    """Each time as isoformat writes it; in UTC, as orjson writes it, which is the same text ten
+    times faster."""
+    if all(v is None or v.tzinfo is UTC for v in column):
+        written: list[str | None] = orjson.loads(orjson.dumps(column))
+        return written
+    return [None if v is None else v.isoformat() for v in column]
 
 
 def _copies(columns: list[Any], among: list[int], same: Callable[[Any, Any], bool]) -> None:
