@@ -33,7 +33,7 @@ from tests.random_refs import random_brand
 
 PG_DUMP = "/usr/lib/postgresql/15/bin/pg_dump"
 BULK = 30
-"""Extra events, so the relationship passes 50 events and a snapshot is stored too."""
+"""Extra events, so the relationship passes the snapshot interval and a snapshot is stored too."""
 
 
 def canary(who: str, where: str) -> str:

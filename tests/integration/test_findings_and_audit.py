@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from domain.application import Ledger
+from domain.application import SNAPSHOT_INTERVAL, Ledger
 from domain.brand import DEFAULT_POLICY, BrandPolicy
 from domain.errors import PushIdConflict
 from domain.gate import PushRequest
@@ -623,14 +623,15 @@ def test_a_decision_made_before_the_brand_counted_declines_reproduces_after_it_d
     ledger.save(
         BrandPolicy(brand=brand, changes=NO_QUIET_HOURS, settings={**before, **NO_QUIET_HOURS})
     )
-    ledger.record_batch(brand, [grant(customer), *offers_declined(customer, [60] * 22)])
-    recent = offers_declined(customer, [10, 9, 8])  # saved in the 50th event's save: snapshotted
+    old = offers_declined(customer, [60] * ((SNAPSHOT_INTERVAL - 6) // 2))  # to 4 before it
+    ledger.record_batch(brand, [grant(customer), *old])
+    recent = offers_declined(customer, [10, 9, 8])  # saved in the save that reaches the interval
     ledger.record_batch(brand, recent)
     declines = [e.event_id for e in recent if e.type == "offer.declined"]
     rid = relationship_id(brand, customer)
     assert ledger.snapshots is not None and [
         s.originator_version for s in ledger.snapshots.get(rid)
-    ] == [52]
+    ] == [SNAPSHOT_INTERVAL + 2]
     first, second, third = (push("offer", (), customer) for _ in range(3))
     assert ledger.decide_push(brand, first, now=NOON)["outcome"] == "allow"
     assert ledger.decide_push(brand, second, now=NOON + timedelta(minutes=1))["outcome"] == "allow"

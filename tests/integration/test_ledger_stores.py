@@ -19,7 +19,7 @@ import pytest
 from eventsourcing.domain import Snapshot
 from psycopg.sql import SQL, Literal
 
-from domain.application import _LATEST_SNAPSHOTS, _LOAD_POSTGRES, Ledger
+from domain.application import _LATEST_SNAPSHOTS, _LOAD_POSTGRES, SNAPSHOT_INTERVAL, Ledger
 from domain.errors import (
     BatchRejected,
     ConcurrencyConflict,
@@ -365,12 +365,13 @@ def test_a_batchs_snapshots_are_written_with_their_states_as_binary_parameters(
     writer = open_ledger(migrated_postgres)
     assert writer.snapshots is not None
     assert type(writer.snapshots.recorder) is PostgresSnapshotRecorder
-    writer.record_batch(brand, [answered(c, f"c{i}") for c in customers for i in range(49)])
+    answers = [answered(c, f"c{i}") for c in customers for i in range(SNAPSHOT_INTERVAL - 1)]
+    writer.record_batch(brand, answers)
     reader = open_ledger(migrated_postgres)
     for customer in customers:
         rid = relationship_id(brand, customer)
         [snapshot] = reader.snapshots.get(rid)  # type: ignore[union-attr]
-        assert snapshot.originator_version == 50
+        assert snapshot.originator_version == SNAPSHOT_INTERVAL
         assert vars(snapshot.mutate(None)) == vars(folded(reader, rid))  # type: ignore[union-attr]
     writer.close()
     reader.close()

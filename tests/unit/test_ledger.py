@@ -12,7 +12,7 @@ import pytest
 from eventsourcing.domain import DomainEventProtocol
 from eventsourcing.persistence import Recording
 
-from domain.application import Ledger
+from domain.application import SNAPSHOT_INTERVAL, Ledger
 from domain.errors import BatchRejected, EventIdConflict, RelationshipNotFound, UnknownReference
 from domain.relationship import Relationship, relationship_id
 from domain.snapshots import RelationshipSnapshot
@@ -151,7 +151,7 @@ def test_a_batch_that_brings_relationships_to_the_interval_snapshots_them_in_one
     answered = [
         posted("question.answered", customer, case_id=f"c{i}", topic="t", resolved=True)
         for customer in customers
-        for i in range(48)  # after Opened: version 49
+        for i in range(SNAPSHOT_INTERVAL - 2)  # after Opened: the version before the interval
     ]
     memory_ledger.record_batch(brand, answered)
     assert memory_ledger.snapshots is not None
@@ -175,7 +175,7 @@ def test_a_batch_that_brings_relationships_to_the_interval_snapshots_them_in_one
     assert [len(w) for w in writes] == [3]
     for customer in customers:
         (snapshot,) = memory_ledger.snapshots.get(relationship_id(brand, customer))
-        assert snapshot.originator_version == 50
+        assert snapshot.originator_version == SNAPSHOT_INTERVAL
 
 
 def test_customers_lists_a_brands_relationships_only(memory_ledger: Ledger) -> None:
