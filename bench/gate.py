@@ -1,7 +1,8 @@
 """The push gate: in-process evaluation time, and decide-and-record for a relationship with 10 vs
 100,000 past events, in a process that holds the relationship (the goal's case: a worker that has
 served the customer) and in one that has not read it yet (which reads its latest snapshot and the
-events since). (Decision latency over HTTP is in bench/http_gate.py.)"""
+events since: first while the long one holds few recent pushes, then once it
+holds the 260-320 it allowed in 7 days). (Decision latency over HTTP is in bench/http_gate.py.)"""
 
 from __future__ import annotations
 
@@ -75,6 +76,9 @@ def main() -> None:
         row("evaluate the seven rules (pure), p50", p50, "ms", None, "goal <= 0.2 ms")
         row("evaluate the seven rules (pure), p99", p99, "ms")
         customers = {past: prepared(ledger, past) for past in (10, 100_000)}
+        # First in a process that has not read them, while the long one's last 7 days hold no
+        # more allowed pushes than these runs make (0-59): its length is what is measured.
+        cold_rows(cold_costs(ledger.store, customers[100_000]), "")
         costs = interleaved(
             {
                 f"{p}": (lambda c=c, led=ledger: led.decide_push("bench", request(c)))
@@ -90,15 +94,20 @@ def main() -> None:
             costs["10"] * 1000,
             "goal <= 1.2x",
         )
-        cold = cold_costs(ledger.store, customers[100_000])
-        row("  the same, in a process that has not seen them, 10", cold["10"] * 1000, "ms")
-        row(
-            "  the same, in a process that has not seen them, 100,000",
-            cold["100000"] * 1000,
-            "ms",
-            cold["10"] * 1000,
-        )
+        # Again once the long one holds the 260-320 pushes it allowed in 7 days, each of which
+        # the frequency rule reads and a decision names: what recent pushes cost, at any length.
+        cold_rows(cold_costs(ledger.store, customers[100_000]), " and 260-320 pushes")
         ledger.close()
+
+
+def cold_rows(cold: dict[str, float], held: str) -> None:
+    row("  a process that has not read it, 10 past events", cold["10"] * 1000, "ms")
+    row(
+        f"  a process that has not read it, 100,000 past events{held}",
+        cold["100000"] * 1000,
+        "ms",
+        cold["10"] * 1000,
+    )
 
 
 def cold_costs(store: Store, long_customer: str) -> dict[str, float]:
