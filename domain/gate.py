@@ -66,7 +66,9 @@ class PushRequest:
             raise InvalidPushRequest(message, field="data_categories")
         for name in ("push_id", "customer", "channel"):
             _require_name(request.get(name), name)
-        if kind in SELLING or request.get("purpose") is not None:
+        if kind in SELLING and request.get("purpose") is None:
+            raise InvalidPushRequest(f"purpose is required for {kind} pushes", field="purpose")
+        if request.get("purpose") is not None:
             _require_name(request.get("purpose"), "purpose")
         return cls(
             push_id=request["push_id"],

@@ -223,6 +223,21 @@ def test_an_invalid_push_request_is_422_and_decides_nothing(
     assert_problem(brand.get(f"/v1/customers/{customer}/timeline"), 404)
 
 
+@pytest.mark.parametrize("kind", ["offer", "advice"])
+@pytest.mark.parametrize("purpose", [{}, {"purpose": None}], ids=["absent", "null"])
+def test_an_offer_or_advice_without_a_purpose_is_422_saying_it_is_required(
+    client_for: ClientFor, kind: str, purpose: dict[str, Any]
+) -> None:
+    """Not "must be a string of 1 to 128 characters": the API's bound is 64, and none was sent."""
+    brand = client_for("brand")
+    customer = random_customer()
+    request = {k: v for k, v in push(customer, kind=kind).items() if k != "purpose"}
+    answer = brand.post("/v1/push-decisions", json={**request, **purpose})
+    assert_problem(answer, 422)
+    assert answer.get_json()["errors"] == {"purpose": [f"purpose is required for {kind} pushes"]}
+    assert_problem(brand.get(f"/v1/customers/{customer}/timeline"), 404)
+
+
 def test_the_policy_reads_its_defaults_and_changes_by_version(client_for: ClientFor) -> None:
     brand = client_for("brand")
     default = brand.get("/v1/policy").get_json()
