@@ -59,6 +59,22 @@ def names(min_items: int = 0, **kwargs: Any) -> fields.List[Any]:
     return fields.List(Text(NAME), validate=validate.Length(min_items, LIST), **kwargs)
 
 
+def each_once(items: list[str]) -> None:
+    """A list of what a consent covers names each item once: a receipt (and the consents)
+    listing a channel or a category twice reads as if the customer agreed to it twice."""
+    twice = sorted({item for n, item in enumerate(items) if item in items[:n]})
+    if twice:
+        raise ValidationError(f"Names {', '.join(map(repr, twice))} more than once.")
+
+
+def distinct_names(min_items: int = 0, **kwargs: Any) -> fields.List[Any]:
+    """`names`, each at most once (JSON Schema's uniqueItems)."""
+    field = names(min_items, **kwargs)
+    field.validators.append(each_once)
+    field.metadata = {**field.metadata, "uniqueItems": True}
+    return field
+
+
 # --- one data schema per postable type --------------------------------------------------------
 
 
@@ -140,8 +156,8 @@ class AdviceRatedData(Strict):
 
 class ConsentGrantedData(Strict):
     purpose = Text(NAME, required=True, metadata={"description": "One purpose; not '*'."})
-    channels = names(1, required=True)
-    data_categories = names(required=True)
+    channels = distinct_names(1, required=True)
+    data_categories = distinct_names(required=True)
     notice_version = Text(NAME, required=True)
     method = Text(NAME, required=True)
     expires_at = optional(Timestamp(earliest=EARLIEST))
@@ -150,7 +166,7 @@ class ConsentGrantedData(Strict):
 
 class ConsentWithdrawnData(Strict):
     purpose = Text(NAME, required=True, metadata={"description": "A purpose, or '*' for all."})
-    channels = optional(names())
+    channels = optional(distinct_names())
 
 
 class QuietHours(Strict):

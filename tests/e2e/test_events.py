@@ -418,6 +418,12 @@ def test_a_query_parameter_is_422_and_stores_nothing(client_for: ClientFor) -> N
     assert_problem(brand.get(f"/v1/customers/{customer}/timeline"), 404)
 
 
+def grant_data(**changes: Any) -> dict[str, Any]:
+    """A consent grant's data, with `changes`."""
+    data = {"purpose": "m", "channels": ["e"], "data_categories": [], "notice_version": "1"}
+    return {**data, "method": "web", **changes}
+
+
 @pytest.mark.parametrize(
     ("type_", "data", "field"),
     [
@@ -444,28 +450,15 @@ def test_a_query_parameter_is_422_and_stores_nothing(client_for: ClientFor) -> N
             "severity",
         ),
         ("push.feedback", {"push_id": "x", "reaction": "angry"}, "reaction"),
+        ("consent.granted", grant_data(channels=[]), "channels"),
+        ("consent.granted", grant_data(channels=["e"] * 51), "channels"),
+        ("consent.granted", grant_data(channels=["email", "push", "email"]), "channels"),
         (
             "consent.granted",
-            {
-                "purpose": "m",
-                "channels": [],
-                "data_categories": [],
-                "notice_version": "1",
-                "method": "web",
-            },
-            "channels",
+            grant_data(data_categories=["location", "location"]),
+            "data_categories",
         ),
-        (
-            "consent.granted",
-            {
-                "purpose": "m",
-                "channels": ["e"] * 51,
-                "data_categories": [],
-                "notice_version": "1",
-                "method": "web",
-            },
-            "channels",
-        ),
+        ("consent.withdrawn", {"purpose": "m", "channels": ["sms", "sms"]}, "channels"),
         ("preferences.updated", {"timezone": "Mars/Olympus"}, "timezone"),
         ("preferences.updated", {"timezone": "localtime"}, "timezone"),
         (
