@@ -25,7 +25,8 @@ $(VENV)/.installed: pyproject.toml Makefile
 
 install: $(VENV)/.installed
 
-# The demo loads once: on a ledger that holds it already, `trustledger demo` says so and does nothing.
+# The demo loads once: on a ledger that holds it already, `trustledger demo` says so and does nothing
+# (and on one holding part of it, from a run stopped halfway, says so and stops: remove var/trustledger.sqlite3).
 run: install
 	$(VENV)/bin/trustledger migrate
 	$(VENV)/bin/trustledger demo --url http://127.0.0.1:$(PORT)/ui/

@@ -18,6 +18,7 @@ import psycopg
 from api import demo as demo_data
 from api.auth import ROLES, KeyProblem, KeyStore
 from api.context import Resources
+from api.demo_brands import BRANDS as DEMO_BRANDS
 from api.settings import BadSetting, Settings, read_key_file, write_key_file
 from domain.application import Ledger
 from domain.errors import LedgerError, MasterKeyError
@@ -428,6 +429,11 @@ def demo(context: Context, seed: int, customers_per_brand: int, end: Any, url: s
     """Load the demo data (three brands, two years) through the ledger, once."""
     now = _past_moment(end) if end else demo_data.today()
     if demo_data.holds_demo(context.ledger):
+        if not _demo_keys_made(context):
+            raise click.ClickException(
+                "the ledger holds part of the demo data, from a `trustledger demo` stopped before"
+                f" it finished: load the demo into a new database ({_afresh(context)})"
+            )
         click.echo("the ledger already holds the demo data: nothing loaded")
         click.echo(f"open {url}")
         return
@@ -477,6 +483,17 @@ def _project_once(ledger: Ledger) -> None:
                 bar.update(min(runner.positions().values()) - bar.pos)
     finally:
         runner.close()
+
+
+def _afresh(context: Context) -> str:
+    store = context.settings.store
+    where = f"remove {store.path}" if store.is_sqlite else "an empty one"
+    return f"{where}, then `trustledger migrate` and `trustledger demo`"
+
+
+def _demo_keys_made(context: Context) -> bool:
+    """Whether a demo run got to its end: its keys are the last thing it makes."""
+    return any(context.keys.every(conduct.slug) for conduct in DEMO_BRANDS)
 
 
 def print_keys(context: Context, brands: Sequence[str]) -> None:

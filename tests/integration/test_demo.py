@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -259,6 +260,33 @@ def test_the_demo_command_loads_once_and_says_where_to_look(tmp_path: Path) -> N
     assert runner.positions()["timeline"] == runner.head()  # projected once, by the command
     runner.close()
     ledger.close()
+
+
+def test_a_demo_stopped_before_it_finished_is_refused_in_one_line(tmp_path: Path) -> None:
+    """A Ctrl-C during `make run`'s minute of loading left part of the demo, which the next run
+    called the demo ("already holds the demo data: nothing loaded") and served as it was."""
+    database = f"sqlite:///{tmp_path / 'trustledger.sqlite3'}"
+    assert trustledger(database, "migrate").returncode == 0
+    ledger = open_ledger(Store.from_url(database))
+    whole = plan(now=NOW, customers_per_brand=4)
+    load(ledger, dataclasses.replace(whole, steps=whole.steps[: len(whole.steps) // 3]))
+    held = recorded(ledger)
+    assert held
+    again = trustledger(database, "demo", "--customers-per-brand", "4", "--now", "2026-06-01")
+    assert again.returncode == 1
+    assert again.stderr.count("\n") == 1
+    assert "part of the demo" in again.stderr and "new database" in again.stderr
+    assert recorded(ledger) == held
+    ledger.close()
+
+
+def recorded(ledger: Ledger) -> dict[tuple[str, str], int]:
+    """How many events each demo customer the ledger holds has."""
+    return {
+        (brand.slug, customer): len(list(ledger.interactions(brand.slug, customer)))
+        for brand in (NORTHWIND, BRIGHTLINE, PULSE)
+        for customer in ledger.customers(brand.slug)
+    }
 
 
 def test_the_demo_command_refuses_a_future_now_in_one_line(tmp_path: Path) -> None:
