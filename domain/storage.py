@@ -157,6 +157,11 @@ class Store:
             path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else ""
             if not path:
                 raise BadDatabaseUrl(f"{shown(url)}: expected sqlite:///PATH")
+            if path == ":memory:":  # SQLite's name, not a file: each connection its own store
+                raise BadDatabaseUrl(
+                    f"{shown(url)}: an in-memory database keeps nothing between connections:"
+                    " expected sqlite:///PATH of a file"
+                )
             return cls(url=url, kind="sqlite", path=path)
         if parts.scheme in ("postgresql", "postgres", "postgresql+psycopg"):
             dbname = parts.path.lstrip("/")

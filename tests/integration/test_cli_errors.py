@@ -131,6 +131,9 @@ def assert_one_error(done: object, code: int, *expected: str) -> None:
         ("postgresql://u@[::1/db", "Invalid IPv6 URL"),
         ("sqlite:///{tmp}/tl.db ", "leading or trailing whitespace"),
         (" sqlite:///{tmp}/tl.db", "leading or trailing whitespace"),
+        # migrate "migrated" a database gone with its connection, said "at revision None", and
+        # left an empty file named `:memory:` in the working directory
+        ("sqlite:///:memory:", "an in-memory database keeps nothing"),
     ],
 )
 def test_a_database_url_that_cannot_be_parsed_is_one_line(
