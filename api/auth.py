@@ -31,7 +31,8 @@ PREFIX = "tlk_"
 ROLES = ("brand", "agent", "compliance")
 SESSIONS_PER_KEY = 20
 """Page sessions a key keeps (a person's browsers and devices); a sign-in beyond ends the oldest."""
-BRAND_SLUG = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+BRAND_SLUG = re.compile(r"[a-z0-9][a-z0-9-]{0,62}")
+"""A brand's name: matched whole (`fullmatch`: `$` would let a trailing line feed through)."""
 KEY_SHAPE = re.compile(r"^tlk_(?P<key_id>[0-9a-f]{12})_[A-Za-z0-9_-]{43}$")
 
 
@@ -40,7 +41,7 @@ class KeyProblem(ValueError):
 
 
 def _require_slug(brand: str) -> None:
-    if not BRAND_SLUG.match(brand):
+    if not BRAND_SLUG.fullmatch(brand):
         raise KeyProblem(f"brand {brand!r} is not a slug: a-z, 0-9 and '-', at most 63")
 
 

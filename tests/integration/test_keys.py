@@ -101,14 +101,21 @@ def test_a_brand_is_created_once_with_its_first_key(keys: KeyStore, store: Store
 
 @pytest.mark.parametrize(
     ("brand", "role"),
-    [("Acme", "brand"), ("-acme", "brand"), ("a" * 64, "brand"), ("acme", "admin"), ("", "brand")],
+    [
+        ("Acme", "brand"),
+        ("-acme", "brand"),
+        ("a" * 64, "brand"),
+        ("acme", "admin"),
+        ("", "brand"),
+        ("acme\n", "brand"),  # `$` matched before the line feed: a brand that lists as two lines
+    ],
 )
 def test_bad_slugs_and_roles_are_refused(keys: KeyStore, brand: str, role: str) -> None:
     with pytest.raises(KeyProblem):
         keys.create(brand, role)
 
 
-@pytest.mark.parametrize("brand", ["", "Acme", " acme"])
+@pytest.mark.parametrize("brand", ["", "Acme", " acme", "acme\n"])
 def test_listing_the_keys_of_a_brand_that_is_no_slug_is_refused(keys: KeyStore, brand: str) -> None:
     """`keys list --brand ''` listed every brand's keys, as if no brand had been named."""
     keys.create(random_brand(), "agent")
