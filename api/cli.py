@@ -16,7 +16,7 @@ import click
 import psycopg
 
 from api import demo as demo_data
-from api.auth import ROLES, KeyProblem, KeyStore
+from api.auth import BRAND_SLUG, ROLES, KeyProblem, KeyStore
 from api.context import Resources
 from api.demo_brands import BRANDS as DEMO_BRANDS
 from api.settings import BadSetting, Settings, read_key_file, write_key_file
@@ -203,8 +203,16 @@ def revoke_key(context: Context, key_id: str) -> None:
         click.echo(f"revoked {which}")
 
 
+def _slug(_: click.Context, __: click.Parameter, brand: str | None) -> str | None:
+    """A brand named to read it: a slug, as `keys create` makes them. Any other named no brand,
+    and read as a customer or decisions not there (`--brand ''` as every brand's)."""
+    if brand is not None and not BRAND_SLUG.fullmatch(brand):
+        raise click.BadParameter(f"{brand!r} is not a brand's slug: a-z, 0-9 and '-', at most 63")
+    return brand
+
+
 @cli.command()
-@click.option("--brand", required=True, help="The brand's slug.")
+@click.option("--brand", required=True, callback=_slug, help="The brand's slug.")
 @click.option("--customer", required=True, help="The customer's reference.")
 @pass_context
 def events(context: Context, brand: str, customer: str) -> None:
@@ -296,7 +304,7 @@ def _rebuild(context: Context, names: tuple[str, ...], verify: bool) -> None:
 
 
 @cli.command("audit-decisions")
-@click.option("--brand", help="Only this brand's decisions.")
+@click.option("--brand", callback=_slug, help="Only this brand's decisions.")
 @click.option(
     "--since",
     type=click.DateTime(["%Y-%m-%d", "%Y-%m-%dT%H:%M:%S"]),

@@ -13,7 +13,7 @@ import pytest
 from api.settings import Settings
 from domain.storage import REVISIONS, Store
 from migrations import upgrade
-from tests.conftest import TEST_MASTER_KEY, postgres_url
+from tests.conftest import TEST_MASTER_KEY, new_sqlite_database, postgres_url
 from tests.integration.test_master_key import cli
 
 COMMANDS = [
@@ -292,3 +292,21 @@ def test_demo_refuses_a_now_whose_two_years_start_before_1970(tmp_path: Path) ->
 )
 def test_a_usage_error_is_one_line(args: list[str], expected: str) -> None:
     assert_one_error(cli(*args), 2, expected, "(see --help)")
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["events", "--brand", "Acme", "--customer", "c"],
+        ["events", "--brand", "", "--customer", "c"],
+        ["audit-decisions", "--brand", ""],
+        ["audit-decisions", "--brand", "acme "],
+        ["audit-decisions", "--brand", "acme\n"],
+    ],
+)
+def test_a_brand_that_is_no_slug_is_one_line(tmp_path: Path, args: list[str]) -> None:
+    """`events --brand ACME` said "no relationship with customer 'c'" of a customer its brand
+    has, and `audit-decisions --brand ''` audited none: `keys` makes no such brand."""
+    url = new_sqlite_database(tmp_path).url
+    done = cli("--database-url", url, *args, TRUSTLEDGER_MASTER_KEY=TEST_MASTER_KEY.encoded())
+    assert_one_error(done, 2, "Invalid value for '--brand'", "not a brand's slug")
