@@ -44,7 +44,7 @@ class Relationships:
         ids = {event.originator_id for event in page.events}
         rows = _load(db, tables["relationships"], {str(rid) for rid in ids})
         brands, marks = _load_brands(db, tables["brand_trust"], {page.brand(rid) for rid in ids})
-        moments: dict[str, Moment] = {}
+        rated: dict[str, dict[str, Any]] = {}
         checkpoints: list[dict[str, Any]] = []
         for position, event in zip(page.positions, page.events, strict=True):
             rid = str(event.originator_id)
@@ -64,10 +64,14 @@ class Relationships:
                 pieces = fold(row, event)
                 if pieces:
                     brands[brand] = trust.with_pieces(brands[brand], pieces)
-                    moments[rid] = _moment(row, brands[brand])
+                # Every event moves the row's last interaction, so its P, whatever it carries:
+                # derived evidence arises with time, and the brand's P is its base rate.
+                rated[rid] = brands[brand]
                 mark.note(position, cast(str, timestamp(event.timestamp)))
-        for rid, moment in moments.items():  # only each row's last moment in the page is kept
-            _score(rows[rid], moment)
+        # Each row as its last event in the page left it (no later one of the page changes it),
+        # on the brand's evidence as that event left it.
+        for rid, brand_evidence in rated.items():
+            _score(rows[rid], _moment(rows[rid], brand_evidence))
         for erased in page.erased:
             if str(erased.originator_id) in rows:
                 rows[str(erased.originator_id)]["customer"] = ERASED

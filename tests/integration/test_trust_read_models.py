@@ -6,6 +6,7 @@ import random
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import given, settings
@@ -145,6 +146,47 @@ def test_customers_below_a_score_are_one_indexed_query_lowest_first(ledger: Ledg
     with pytest.raises(ValueError, match="dimension"):
         customers(runner.db, brand, below={"charm": 0.4})
     assert base_rates(brand_scores(runner.db, brand)).keys() == set(trust.DIMENSIONS)
+    runner.close()
+
+
+def test_a_customers_row_scores_its_last_interaction_whatever_that_event_carries(
+    ledger: Ledger,
+) -> None:
+    """A row was scored only after an event that carried evidence: a customer whose only
+    failing was a promise left overdue, or who had no evidence at all under a brand of low
+    repute, kept the neutral 0.5 in the lists, far from their trust answer and the gate's."""
+    brand = random_brand()
+    reneger, forgotten, newcomer = (random_customer(n) for n in ("reneger", "forgotten", "new"))
+    week_ago = NOW - timedelta(days=7)
+    granted: dict[str, Any] = {"purpose": "m", "channels": ["email"], "data_categories": []}
+    granted |= {"notice_version": "1", "method": "web"}
+    ledger.record_batch(
+        brand,
+        [
+            *[
+                posted("offer.made", reneger, at=week_ago, offer_id=f"o{i}", summary="s")
+                for i in range(3)
+            ],
+            *[
+                posted("offer.reneged", reneger, at=week_ago, offer_id=f"o{i}", reason="r")
+                for i in range(3)
+            ],
+            posted(
+                "promise.made", forgotten, at=week_ago, promise_id="p", summary="s", due_at=week_ago
+            ),
+            posted("consent.granted", forgotten, **granted),
+            posted("consent.granted", newcomer, **granted),
+        ],
+    )
+    runner = Runner(ledger)
+    runner.run_once()
+    rows = {row["customer"]: row for row in customers(runner.db, brand, limit=10).items}
+    brand_p = trust.projected(relationship_model.brand_evidence(runner.db, brand), NOW)[
+        "consistency"
+    ]
+    assert brand_p < 0.5
+    assert rows[newcomer]["consistency"] == pytest.approx(brand_p, abs=1e-9)
+    assert rows[forgotten]["consistency"] < brand_p
     runner.close()
 
 
