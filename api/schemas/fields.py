@@ -22,8 +22,10 @@ NO_NUL = "^[^\\x00]*$"
 """JSON Schema's (ECMA 262) way to say what Text refuses."""
 EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 RFC3339 = re.compile(
-    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:[0-9]{2}(?P<fraction>\.[0-9]+)?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt][0-9]{2}:[0-9]{2}:(?P<second>[0-9]{2})(?P<fraction>\.[0-9]+)?(?:[Zz]|[+-][0-9]{2}:[0-9]{2})"
 )
+LEAP_SECOND = "A leap second (:60) cannot be recorded: send :59, or the next minute's :00."
+BEYOND_THE_CALENDAR = "In UTC it falls before year 1 or after 9999: no time there can be recorded."
 
 
 class Text(fields.String):
@@ -113,9 +115,14 @@ class Timestamp(fields.DateTime):
             text = text.replace(shape["fraction"], shape["fraction"][:7], 1)
         try:
             moment = datetime.fromisoformat(text)
-            moment.astimezone(UTC)  # an offset that pushes it past year 1 or 9999 fails here
-        except (ValueError, OverflowError):
+        except ValueError:
+            if shape["second"] == "60":  # RFC 3339's leap second: no datetime holds it
+                raise ValidationError(LEAP_SECOND) from None
             raise self.make_error("invalid") from None
+        try:
+            moment.astimezone(UTC)  # an offset that pushes it past year 1 or 9999 fails here
+        except OverflowError:
+            raise ValidationError(BEYOND_THE_CALENDAR) from None
         if self.earliest is not None and moment < self.earliest:
             raise ValidationError(f"Must not be before {self.earliest.isoformat()}.")
         return moment

@@ -80,6 +80,24 @@ def test_anything_else_is_not_a_timestamp(text: Any) -> None:
 
 
 @pytest.mark.parametrize(
+    ("text", "said"),
+    [
+        ("2016-12-31T23:59:60Z", "leap second"),
+        ("2016-12-31T18:59:60-05:00", "leap second"),
+        ("9999-12-31T23:59:59-01:00", "after 9999"),
+        ("0001-01-01T00:30:00+01:00", "before year 1"),
+    ],
+)
+def test_a_valid_rfc_3339_time_python_cannot_hold_is_refused_for_what_it_is(
+    text: str, said: str
+) -> None:
+    """They were answered "Not an RFC 3339 timestamp", which they are."""
+    with pytest.raises(ValidationError, match=said) as refused:
+        loads(Timestamp(), text)
+    assert "Not an RFC 3339" not in str(refused.value)
+
+
+@pytest.mark.parametrize(
     ("field", "value"),
     [
         (StrictBoolean(), 1),
