@@ -21,6 +21,11 @@ def _date(value: Any) -> str:
     return value.strftime("%Y-%m-%d") if hasattr(value, "strftime") else str(value)[:10]
 
 
+def _kind_and_purpose(request: Data) -> str:
+    """A service push has no purpose (None), which a person should not read."""
+    return ", ".join(str(part) for part in (request.get("kind"), request.get("purpose")) if part)
+
+
 SUMMARIES: dict[str, Callable[[Data], str]] = {
     "promise.made": lambda d: f"Promised{_quoted(d)}, due {_date(d['due_at'])}",
     "promise.kept": lambda d: f"Kept promise {d['promise_id']}",
@@ -68,11 +73,7 @@ SUMMARIES: dict[str, Callable[[Data], str]] = {
     ),
     "push.decided": lambda d: (
         f"Push {d['push_id']} {d['decision'].get('outcome', 'decided')}"
-        + (
-            f" ({d['request'].get('kind')}, {d['request'].get('purpose')})"
-            if d.get("request")
-            else ""
-        )
+        + (f" ({_kind_and_purpose(d['request'])})" if d.get("request") else "")
     ),
     "push.sent": lambda d: f"Sent push {d['push_id']}",
     "push.feedback": lambda d: f"Customer {d['reaction']} push {d['push_id']}",

@@ -33,3 +33,18 @@ def test_missing_data_never_raises() -> None:
     for type_ in CATALOGUE:
         assert summarise(type_, {})
     assert summarise("something.new", {}) == "something.new"
+
+
+@pytest.mark.parametrize(
+    ("request_", "line"),
+    [
+        ({"kind": "service", "purpose": None}, "Push p1 allow (service)"),
+        ({"kind": "offer", "purpose": "marketing"}, "Push p1 allow (offer, marketing)"),
+    ],
+)
+def test_a_decision_names_its_kind_and_its_purpose_if_it_has_one(
+    request_: dict[str, object], line: str
+) -> None:
+    """A service push has no purpose: the timeline read "Push p1 allow (service, None)"."""
+    data = {"push_id": "p1", "decision": {"outcome": "allow"}, "request": request_}
+    assert summarise("push.decided", data) == line
