@@ -290,6 +290,7 @@ def _require_controller(controller: Mapping[str, Any]) -> None:
             not isinstance(value, str)
             or not 0 < len(value) <= longest
             or not value.isprintable()
+            or not value.strip()  # blank: a receipt would name no one (null names the slug)
             or (shape is not None and not shape.fullmatch(value))
         ):
             raise InvalidPolicy(

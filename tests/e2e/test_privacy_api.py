@@ -140,6 +140,9 @@ def test_a_receipt_names_the_controller_as_it_stood_when_the_consent_was_recorde
         {"privacy_policy_url": "ftp://northwind.example/"},
         {"phone": "x" * 65},
         {"name": ""},
+        {"name": "   "},  # a receipt's piiController read blank, where the slug stands in for none
+        {"contact": " "},
+        {"address": "\u3000"},
         {"fax": "+44"},
     ],
 )
