@@ -10,9 +10,9 @@ from api.schemas.fields import PlainDict, PlainList, Text
 
 def _says_why(reason: str) -> None:
     """An erasure cannot be undone: its reason is the record of why, so not spaces alone (the
-    pages refuse those too)."""
-    if not reason.strip():
-        raise ValidationError("Must say why: not spaces alone.")
+    pages refuse those too), nor characters that show nothing (zero-width spaces and joiners)."""
+    if not any(char.isprintable() and not char.isspace() for char in reason):
+        raise ValidationError("Must say why: not spaces or invisible characters alone.")
 
 
 class ErasureRequestSchema(Strict):

@@ -514,6 +514,8 @@ def test_the_api_reads_sealed_values_whole_and_erased_after_the_erasure(
         {"reason": ""},
         {"reason": "   "},
         {"reason": "\n\t "},
+        {"reason": "\u200b\u2060\u200b"},  # zero-width: says nothing, was kept as the why
+        {"reason": "\u3000\u00a0"},
         {"reason": "x", "more": 1},
         {"reason": 5},
     ],
