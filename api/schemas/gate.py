@@ -44,7 +44,16 @@ class PushRequestSchema(Strict):
     customer = Reference(ID, required=True)
     kind = Choice(KINDS, required=True)
     channel = Text(NAME, required=True)
-    purpose = optional(Text(NAME, metadata={"description": "Required for offer and advice."}))
+    purpose = optional(
+        Text(
+            NAME,
+            # '*' is a withdrawal's "every purpose", which no grant covers: a push so asked was
+            # decided, denied and recorded. Refused here, not in the domain, whose audits must
+            # still read the decisions recorded so before.
+            validate=validate.NoneOf(["*"], error="A push has one purpose, not '*'."),
+            metadata={"description": "Required for offer and advice.", "not": {"enum": ["*"]}},
+        )
+    )
     data_categories = names(load_default=list, metadata={"description": "The data it uses."})
     send_at = Timestamp(
         metadata={

@@ -205,6 +205,8 @@ def test_the_same_push_id_for_another_request_is_409(client_for: ClientFor) -> N
     [
         {"kind": "gossip"},
         {"purpose": None},
+        {"purpose": "*"},  # no consent is granted for '*': it was decided, denied and recorded
+        {"kind": "service", "purpose": "*"},
         {"send_at": "2001-01-01T00:00:00Z"},
         {"send_at": (datetime.now(UTC) + timedelta(minutes=10)).isoformat()},
         {"extra": 1},
