@@ -94,6 +94,8 @@ class ApiBlueprint(Blueprint):  # type: ignore[misc]
             @wraps(view)
             def guarded(*args: Any, **kwargs: Any) -> Any:
                 g.caller = authorise(resources().keys, request.headers.get("Authorization"), roles)
+                if request.query_string:
+                    refuse_repeats()
                 if refuses_query and request.query_string and request.args:  # (cheap first)
                     unknown = {name: ["Unknown field."] for name in request.args}
                     abort(422, messages={"query": unknown})
@@ -122,6 +124,14 @@ class ApiBlueprint(Blueprint):  # type: ignore[misc]
             return parsed  # type: ignore[no-any-return]
 
         return decorator
+
+
+def refuse_repeats() -> None:
+    """A parameter given twice is 422: webargs read the first and dropped the others, so a
+    client that appended `&cursor=` to the URL it paged from got its first page for ever."""
+    repeated = [name for name, values in request.args.lists() if len(values) > 1]
+    if repeated:
+        abort(422, messages={"query": {name: ["Given more than once."] for name in repeated}})
 
 
 def reads_query(view: Callable[..., Any]) -> bool:

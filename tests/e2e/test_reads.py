@@ -204,6 +204,26 @@ def test_every_get_refuses_an_unknown_query_parameter(client_for: ClientFor, rul
     assert list(body["errors"]) == ["bogus"]
 
 
+@pytest.mark.parametrize(
+    ("rule", "query", "field"),
+    [
+        ("/v1/customers/<path:customer>/timeline", "limit=1&limit=2", "limit"),
+        ("/v1/customers/<path:customer>/timeline", "types=push.decided&types=nope", "types"),
+        ("/v1/customers", "consistency_lt=0.9&consistency_lt=0.1", "consistency_lt"),
+        ("/v1/trust", "as_of=2000-01-01T00:00:00Z&as_of=2001-01-01T00:00:00Z", "as_of"),
+        ("/v1/policy", "x=1&x=2", "x"),
+    ],
+)
+def test_a_query_parameter_given_twice_is_422_naming_it(
+    client_for: ClientFor, rule: str, query: str, field: str
+) -> None:
+    """The first was read and the others dropped: a client that appends `&cursor=` to the URL
+    it paged from gets its first page again, for ever."""
+    client, path = caller_and_path(client_for, rule)
+    body = assert_problem(client.get(f"{path}?{query}"), 422)
+    assert list(body["errors"]) == [field]
+
+
 @pytest.mark.parametrize("rule", sorted(NOW_ONLY))
 def test_asking_a_now_only_read_as_of_a_past_time_is_422(client_for: ClientFor, rule: str) -> None:
     """A compliance officer asking for a historical export must not get today's one."""
