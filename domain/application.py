@@ -25,6 +25,7 @@ from eventsourcing.persistence import (
 )
 from eventsourcing.persistence import Recording as LibraryRecording
 from eventsourcing.postgres import PostgresAggregateRecorder, PostgresDatastore
+from eventsourcing.sqlite import SQLiteAggregateRecorder
 from psycopg.rows import tuple_row
 from psycopg_pool import PoolTimeout
 
@@ -64,6 +65,7 @@ from domain.recorders import (
     MemoryLedgerRecorder,
     PostgresSnapshotRecorder,
     PushIdClaim,
+    SQLiteSnapshotRecorder,
     json_rows,
 )
 from domain.relationship import (
@@ -402,11 +404,17 @@ class Ledger(Application[UUID]):
         return snapshot_class.take(aggregate)
 
     def construct_snapshot_store(self) -> EventStore[UUID]:
-        """The library's, writing snapshots on PostgreSQL with PostgresSnapshotRecorder."""
+        """The library's, writing snapshots with PostgresSnapshotRecorder or
+        SQLiteSnapshotRecorder, which keep a relationship's latest and its anchors
+        (SNAPSHOT_ANCHOR)."""
         snapshots = super().construct_snapshot_store()
-        recorder = snapshots.recorder
-        if type(recorder) is PostgresAggregateRecorder:
-            snapshots.recorder = PostgresSnapshotRecorder(
+        recorder: Any = snapshots.recorder
+        ours: dict[type, type] = {
+            PostgresAggregateRecorder: PostgresSnapshotRecorder,
+            SQLiteAggregateRecorder: SQLiteSnapshotRecorder,
+        }
+        if type(recorder) in ours:
+            snapshots.recorder = ours[type(recorder)](
                 datastore=recorder.datastore, events_table_name=recorder.events_table_name
             )
         return snapshots
