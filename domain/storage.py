@@ -38,7 +38,7 @@ down before it is answered 503 (application.py fails it then, rather than retryi
 
 REVISIONS: tuple[str, ...] = (
     "0001", "0002", "0003", "0004", "0005", "0006", "0007", "0008", "0009", "0010", "0011", "0012",
-    "0013", "0014", "0015", "0016", "0017", "0018", "0019",
+    "0013", "0014", "0015", "0016", "0017", "0018", "0019", "0020",
 )  # fmt: skip
 """migrations/versions, oldest first: the last is the one this version of the ledger needs
 (a test checks them against alembic's)."""

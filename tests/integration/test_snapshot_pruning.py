@@ -1,18 +1,24 @@
 """A relationship's snapshots are bounded: its latest and one anchor per span of versions
-(domain/recorders.py SNAPSHOT_ANCHOR), on both stores."""
+(domain/recorders.py SNAPSHOT_ANCHOR), on both stores, and migration 0020 prunes those kept
+before it."""
 
 from __future__ import annotations
 
+import sqlite3
 from collections.abc import Iterable
 from datetime import timedelta
 from itertools import cycle
 from typing import Any
-from uuid import UUID
+from uuid import UUID, uuid4
+
+import psycopg
+from alembic import command
 
 from domain.application import SNAPSHOT_INTERVAL, Ledger
 from domain.recorders import SNAPSHOT_ANCHOR
 from domain.relationship import Relationship, relationship_id
 from domain.storage import Store
+from migrations import alembic_config, upgrade
 from tests.conftest import open_ledger
 from tests.gate_factories import NO_QUIET_HOURS, NOON, grant, push
 from tests.integration.test_ledger_stores import answered, folded
@@ -107,3 +113,46 @@ def test_the_ledger_prunes_at_the_anchor_it_ships_with(store: Store) -> None:
     assert stored_versions(writer, relationship_id(brand, customer)) == [20, 80]
     assert SNAPSHOT_ANCHOR % SNAPSHOT_INTERVAL == 0  # single-event saves snapshot every anchor
     writer.close()
+
+
+SNAPSHOTS_0019 = {"postgres": "ledger_snapshots", "sqlite": "stored_snapshots"}
+
+
+def snapshot_rows(
+    store: Store, rows: list[tuple[UUID, int]] | None = None
+) -> set[tuple[UUID, int]]:
+    """Inserts `rows` (id, version) as snapshots of no content, if given; the stored ones."""
+    table = SNAPSHOTS_0019[store.kind]
+    if store.kind == "sqlite":
+        with sqlite3.connect(store.path) as conn:
+            conn.executemany(
+                f"INSERT INTO {table} VALUES (?, ?, 't', x'00')",
+                [(rid.hex, version) for rid, version in rows or []],
+            )
+            found = conn.execute(f"SELECT originator_id, originator_version FROM {table}")
+            return {(UUID(rid), version) for rid, version in found}
+    with psycopg.connect(store.conninfo()) as pg:
+        with pg.cursor() as cursor:
+            cursor.executemany(f"INSERT INTO {table} VALUES (%s, %s, 't', '\\x00')", rows or [])
+        stored = pg.execute(f"SELECT originator_id, originator_version FROM {table}")
+        return {(rid, version) for rid, version in stored.fetchall()}
+
+
+def test_0020_deletes_exactly_the_snapshots_neither_latest_nor_anchors(empty_store: Store) -> None:
+    """What the ledger kept before: a snapshot every 20 versions, and batches' off the multiples."""
+    command.downgrade(alembic_config(empty_store), "0019")
+    a, b, c = uuid4(), uuid4(), uuid4()
+    every_20 = [(a, v) for v in range(20, 2521, 20)]
+    batches = [(b, v) for v in (21, 999, 1001, 1003, 1999, 2000, 2017, 3004, 3050)]
+    one = [(c, 40)]
+    rows = every_20 + batches + one
+    assert snapshot_rows(empty_store, rows) == set(rows)
+    upgrade(empty_store)
+    expected = {
+        (group[0][0], v)
+        for group in (every_20, batches, one)
+        for v in kept([v for _, v in group], 1000)
+    }
+    assert snapshot_rows(empty_store) == expected
+    assert {v for rid, v in expected if rid == a} == {20, 1000, 2000, 2520}
+    assert {v for rid, v in expected if rid == b} == {21, 1001, 2000, 3004, 3050}
