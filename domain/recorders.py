@@ -325,15 +325,15 @@ class MemoryLedgerRecorder(POPOApplicationRecorder):
             return {claim.event_id: claim for claim in found if claim is not None}
 
 
-SNAPSHOT_ANCHOR = 1000
+SNAPSHOT_ANCHOR = 200
 """Of a relationship's snapshots, the store keeps its latest and one anchor every this many
 versions: the first in each span [k x ANCHOR, (k + 1) x ANCHOR), at k x ANCHOR when its saves
 are of single events. Each snapshot written deletes the others before it, in its transaction.
 An audit, or an `as_of` read, of an old version folds the events after the anchor at or
 before it: fewer than ANCHOR (ANCHOR plus a batch's, at most, when a batch of one customer's
-events crossed the span's start), 40-77 ms at 1,000 on the development machine. Kept every 20
-events (SNAPSHOT_INTERVAL), a 100,000-event relationship's snapshots took 5,101 rows (65 MB on
-PostgreSQL, 162 MB on SQLite); kept this way, 102 (1.6 and 4.1 MB). docs/recording.md."""
+events crossed the span's start): 7.4-8.2 ms for 199 on the development machine. Kept every
+20 events (SNAPSHOT_INTERVAL), a 100,000-event relationship's snapshots took 5,101 rows (65 MB
+on PostgreSQL, 162 MB on SQLite); kept this way, 501 (about 6 and 16 MB). docs/recording.md."""
 
 
 def _prune(table: str, old: str, anchor: int) -> str:

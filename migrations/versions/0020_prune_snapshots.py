@@ -1,10 +1,10 @@
-"""A relationship's snapshots pruned to its latest and one anchor every 1,000 versions.
+"""A relationship's snapshots pruned to its latest and one anchor every 200 versions.
 
 From this revision the ledger's snapshot recorders (domain/recorders.py SNAPSHOT_ANCHOR) delete,
 with each snapshot they write, the relationship's earlier snapshots but the first of each span
-of 1,000 versions. This revision deletes once what the ledger kept before it: every snapshot
+of 200 versions. This revision deletes once what the ledger kept before it: every snapshot
 that is neither its relationship's latest nor the first of its span. The anchor is written out
-here (1,000), not imported: a later change of the constant must not change what this did.
+here (200), not imported: a later change of the constant must not change what this did.
 
 One statement. A migration runs in one transaction (migrations/env.py) that holds writers off to
 its commit on either store, so batches inside it would hold them off as long; readers go on.
@@ -30,7 +30,7 @@ down_revision = "0019"
 branch_labels = None
 depends_on = None
 
-ANCHOR = 1000
+ANCHOR = 200
 
 PRUNE = (
     "DELETE FROM {table} WHERE (originator_id, originator_version) IN ("

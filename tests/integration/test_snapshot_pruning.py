@@ -25,7 +25,9 @@ from tests.integration.test_ledger_stores import answered, folded
 from tests.random_refs import random_brand, random_customer
 
 ANCHOR = 100
-"""The tests' span (SNAPSHOT_ANCHOR is 1,000): a few spans in a few hundred events."""
+"""The tests' span (SNAPSHOT_ANCHOR is 200): a few spans in a few hundred events."""
+MIGRATION_ANCHOR = 200
+"""Migration 0020's span, as written there (not SNAPSHOT_ANCHOR, which may change later)."""
 BATCHES = (7, 13, 1, 20, 3, 41)
 """Saves of these sizes in turn: snapshots fall on and off the multiples of 20 and of ANCHOR."""
 
@@ -151,8 +153,8 @@ def test_0020_deletes_exactly_the_snapshots_neither_latest_nor_anchors(empty_sto
     expected = {
         (group[0][0], v)
         for group in (every_20, batches, one)
-        for v in kept([v for _, v in group], 1000)
+        for v in kept([v for _, v in group], MIGRATION_ANCHOR)
     }
     assert snapshot_rows(empty_store) == expected
-    assert {v for rid, v in expected if rid == a} == {20, 1000, 2000, 2520}
-    assert {v for rid, v in expected if rid == b} == {21, 1001, 2000, 3004, 3050}
+    assert {v for rid, v in expected if rid == a} == {*range(200, 2401, 200), 20, 2520}
+    assert {v for rid, v in expected if rid == b} == {21, 999, 1001, 1999, 2000, 3004, 3050}
