@@ -96,14 +96,14 @@ def main() -> None:
         )
         # Again once the long one holds the 260-320 pushes it allowed in 7 days, each of which
         # the frequency rule reads and a decision names: what recent pushes cost, at any length.
-        cold_rows(cold_costs(ledger.store, customers[100_000]), " and 260-320 pushes")
+        cold_rows(cold_costs(ledger.store, customers[100_000]), ", 260-320 pushes")
         ledger.close()
 
 
 def cold_rows(cold: dict[str, float], held: str) -> None:
-    row("  a process that has not read it, 10 past events", cold["10"] * 1000, "ms")
+    row("  not read yet in the process, 10 past events", cold["10"] * 1000, "ms")
     row(
-        f"  a process that has not read it, 100,000 past events{held}",
+        f"  not read yet in the process, 100,000 past events{held}",
         cold["100000"] * 1000,
         "ms",
         cold["10"] * 1000,
