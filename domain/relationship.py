@@ -76,6 +76,21 @@ class Envelope:
     channel: str | None = None
 
 
+def _require_expiry_after(env: Envelope, expires_at: datetime | None) -> None:
+    """An offer's or a consent's expiry comes after the event that makes it: one at or before
+    it would read expired from the start, which no CRM means to say."""
+    if expires_at is None:
+        return
+    if expires_at.tzinfo is None:  # compared with occurred_at, which has an offset
+        raise RejectedEvent("expires_at needs a UTC offset", field="expires_at")
+    if expires_at <= env.occurred_at:
+        raise RejectedEvent(
+            f"expires_at ({expires_at.isoformat()}) must be after occurred_at"
+            f" ({env.occurred_at.isoformat()}): it would have expired before it began",
+            field="expires_at",
+        )
+
+
 @dataclass(frozen=True)
 class PostedEvent:
     """One event as a brand posts it, its data already parsed into Python values."""
@@ -629,6 +644,7 @@ class Relationship(Aggregate, created_event_name="Opened"):
         claims: list[str] | None = None,
     ) -> None:
         self._require_new("offer", offer_id)
+        _require_expiry_after(env, expires_at)
         self._trigger(
             OfferMade, env, offer_id=offer_id, summary=summary, expires_at=expires_at, claims=claims
         )
@@ -723,6 +739,7 @@ class Relationship(Aggregate, created_event_name="Opened"):
             raise RejectedEvent("consent is granted for one purpose, not '*'", field="purpose")
         if not channels:
             raise RejectedEvent("consent needs at least one channel", field="channels")
+        _require_expiry_after(env, expires_at)
         self._trigger(
             ConsentGranted,
             env,

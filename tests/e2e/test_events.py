@@ -377,6 +377,28 @@ def in_minutes(minutes: int) -> str:
             {"data"},
         ),
         ({"data": "promise"}, {"data"}),
+        # Expired before it began: an expiry at or before the event's own time.
+        (
+            {
+                "type": "offer.made",
+                "data": {"offer_id": "o", "summary": "s", "expires_at": "2026-01-01T00:00:00Z"},
+            },
+            {"data"},
+        ),
+        (
+            {
+                "type": "consent.granted",
+                "data": {
+                    "purpose": "m",
+                    "channels": ["email"],
+                    "data_categories": [],
+                    "notice_version": "1",
+                    "method": "web",
+                    "expires_at": "2026-01-01T00:00:00Z",
+                },
+            },
+            {"data"},
+        ),
     ],
 )
 def test_an_invalid_event_is_422_naming_the_field(

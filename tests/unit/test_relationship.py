@@ -104,6 +104,13 @@ REJECTIONS = [
     pytest.param([], posted("push.sent", at=NOW + timedelta(hours=1), push_id="x"), RejectedEvent, id="future"),
     pytest.param([], posted("push.sent", at=datetime(1, 1, 1, tzinfo=UTC), push_id="x"), RejectedEvent, id="before-1970"),
     pytest.param([], posted("question.answered", case_id="c\x00", topic="t", resolved=True), RejectedEvent, id="nul"),
+    # An expiry at or before the event's own time: expired as it was made.
+    pytest.param([], posted("offer.made", offer_id="o", summary="s", expires_at=NOW - timedelta(days=1)), RejectedEvent, id="offer-expired-when-made"),
+    pytest.param([], posted("offer.made", offer_id="o", summary="s", expires_at=NOW), RejectedEvent, id="offer-expiring-as-made"),
+    pytest.param([], posted("consent.granted", purpose="m", channels=["email"], data_categories=[], notice_version="1", method="web",
+                            expires_at=NOW - timedelta(seconds=1)), RejectedEvent, id="consent-expired-when-granted"),
+    pytest.param([], posted("consent.granted", purpose="m", channels=["email"], data_categories=[], notice_version="1", method="web",
+                            expires_at=datetime(2030, 1, 1)), RejectedEvent, id="consent-expiry-without-offset"),
 ]
 # fmt: on
 
